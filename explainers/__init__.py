@@ -1,0 +1,18 @@
+"""LRP explainers on zennit: LRPBase and its variants, with automatic canonizers and layer attribution."""
+from ._attributors import InputGradient, LayerGradient, ModelInputError
+from ._base import LRPBase, NonFiniteAttributionError
+from ._canonizers import default_canonizers
+from ._variants import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+
+__all__ = [
+    "LRPBase",
+    "LRPUniformEpsilon",
+    "LRPEpsilonGammaBox",
+    "LRPEpsilonPlus",
+    "LRPEpsilonAlpha2Beta1",
+    "InputGradient",
+    "LayerGradient",
+    "ModelInputError",
+    "NonFiniteAttributionError",
+    "default_canonizers",
+]

@@ -1,0 +1,269 @@
+"""LRPBase: everything an LRP explainer does once, so that a variant only declares its composite."""
+import difflib
+import functools
+import inspect
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from zennit.core import Composite
+
+from ._attributors import InputGradient, LayerGradient, run_model
+
+Inputs = Union[torch.Tensor, Tuple[torch.Tensor, ...]]
+ForwardArgumentExtractor = Callable[[Inputs], Inputs]
+TargetLayer = Union[str, nn.Module]
+TargetLayerOrListOfTargetLayers = Union[TargetLayer, Sequence[TargetLayer]]
+Tunables = Dict[str, Tuple[type, dict]]
+
+
+class NonFiniteAttributionError(ValueError):
+    """The attributions hold NaN or Inf: the configuration is numerically unstable for this model."""
+
+
+class LRPBase:
+    """Layer-wise relevance propagation :cite:p:`bach2015pixel` with a zennit composite.
+
+    Relevance starts at the one-hot target, so with a conserving configuration each sample's input
+    relevance sums to about 1. Explainers are values: :meth:`copy` and :meth:`set_kwargs` return new
+    explainers and leave this one unchanged.
+
+    Reference: Bach S., Binder A., Montavon G., Klauschen F., Müller K.-R., and Samek W. On pixel-wise
+    explanations for non-linear classifier decisions by layer-wise relevance propagation. PLoS ONE, 2015.
+    """
+
+    EXPLANATION_TYPE = "attribution"
+    SUPPORTED_MODULES: List[type] = []
+    TUNABLES: Tunables = {}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        zennit_composite: Composite,
+        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
+        n_classes: Optional[int] = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model.eval()
+        self._zennit_composite = zennit_composite
+        self.forward_arg_extractor = forward_arg_extractor
+        self.additional_forward_arg_extractor = additional_forward_arg_extractor
+        self.layer = layer
+        self._resolve_layers()  # an unknown layer name fails here, not at the first attribution
+        self.n_classes = n_classes
+        self._n_classes_guessed = False
+        self._n_classes_checked = False
+        if type(self).__init__ is LRPBase.__init__:
+            self._finish_init()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Give every subclass the checks that need all its parameters: supported modules, n_classes."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        subclass_init = cls.__init__
+
+        @functools.wraps(subclass_init)
+        def init(self, *args, **kwargs):
+            subclass_init(self, *args, **kwargs)
+            if type(self).__init__ is init:  # only once, after the outermost __init__
+                self._finish_init()
+
+        cls.__init__ = init
+
+    def _finish_init(self) -> None:
+        self._check_supported_modules()
+        if self.n_classes is None:
+            # a guess from the model's structure, confirmed by one forward pass at the first attribution
+            self.n_classes = _last_linear_out_features(self.model)
+            self._n_classes_guessed = self.n_classes is not None
+
+    # -- the declaration a variant overrides -------------------------------------------------------------
+    def build_composite(self, model: nn.Module) -> Composite:
+        """The zennit composite for ``model`` built from the current parameters."""
+        return self._zennit_composite
+
+    @property
+    def zennit_composite(self) -> Composite:
+        """A composite built from the current parameters (never cached, so parameter changes take effect)."""
+        return self.build_composite(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters (or buffers); CPU for a model with neither."""
+        for tensor in (*self.model.parameters(), *self.model.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    def get_tunables(self) -> Tunables:
+        """The search space: parameter name -> (type, keyword arguments of Optuna's ``suggest_*``)."""
+        return {name: (kind, dict(kwargs)) for name, (kind, kwargs) in self.TUNABLES.items()}
+
+    # -- values ----------------------------------------------------------------------------------------
+    def parameters(self) -> Dict[str, Any]:
+        """The constructor arguments that rebuild this explainer."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {name: getattr(self, name) for name in names}
+
+    def copy(self) -> "LRPBase":
+        """A new explainer with the same parameters."""
+        return self.set_kwargs()
+
+    def set_kwargs(self, **kwargs: Any) -> "LRPBase":
+        """A new explainer with ``kwargs`` replacing the current parameters; this one is unchanged."""
+        parameters = self.parameters()
+        if self._n_classes_guessed:
+            parameters["n_classes"] = None
+        unknown = sorted(set(kwargs) - set(parameters))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.set_kwargs() got unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                f"valid parameters are: {', '.join(parameters)}"
+            )
+        return type(self)(**{**parameters, **kwargs})
+
+    def __repr__(self) -> str:
+        shown = []
+        for name, value in self.parameters().items():
+            if isinstance(value, nn.Module) and name == "model":
+                value = type(value).__name__
+            elif isinstance(value, torch.Tensor) and value.numel() > 1:
+                value = f"tensor{list(value.flatten().tolist())}"
+            shown.append(f"{name}={value!r}" if not isinstance(value, str) or name != "model" else f"{name}={value}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -- attribution -----------------------------------------------------------------------------------
+    def explainer(self, model: nn.Module, additional_args: Sequence = ()) -> Union[InputGradient, LayerGradient]:
+        """The zennit attributor: a Gradient, or a layer-gradient attributor when ``layer`` is set."""
+        composite = self.build_composite(model)
+        if self.layer is None:
+            return InputGradient(model, composite, additional_args)
+        return LayerGradient(model, self._resolve_layers(model), composite, additional_args)
+
+    def attribute(self, inputs: Inputs, targets: Union[torch.Tensor, int, Sequence[int]]) -> Inputs:
+        """Relevance of ``inputs`` (or of the ``layer`` outputs) for the ``targets`` classes.
+
+        Returns a tensor shaped like the inputs, or a tuple for tuple inputs or a list of layers.
+        Raises ValueError for targets of the wrong length or out of range and for inputs the model
+        rejects (before any attribution work), and NonFiniteAttributionError when the result holds NaN/Inf.
+        """
+        forward_args, additional_args = self._split_inputs(inputs)
+        batch_size = forward_args[0].shape[0]
+        if not self._n_classes_checked:
+            self._infer_n_classes(forward_args, additional_args)
+        targets = self._check_targets(targets, batch_size)
+        one_hot = torch.nn.functional.one_hot(targets, self.n_classes)
+        attributor = self.explainer(self.model, additional_args)
+        with torch.enable_grad():
+            _, relevance = attributor(forward_args, attr_output=lambda output: one_hot.to(output.dtype))
+        relevance = tuple(r.detach() for r in relevance)
+        _check_finite(relevance, self)
+        many = isinstance(inputs, (tuple, list)) if self.layer is None else isinstance(self.layer, (list, tuple))
+        return relevance if many else relevance[0]
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _split_inputs(self, inputs: Inputs) -> Tuple[Tuple[torch.Tensor, ...], Tuple]:
+        """The tensors that receive relevance and the extra forward arguments, on the model's device."""
+        forward_args = self.forward_arg_extractor(inputs) if self.forward_arg_extractor else inputs
+        forward_args = _to_device(_as_tuple(forward_args), self.device)
+        if not forward_args or not all(torch.is_tensor(x) for x in forward_args):
+            raise TypeError("inputs must be a tensor or a tuple of tensors (the model's positional arguments)")
+        if self.layer is None:
+            for x in forward_args:
+                if not x.is_floating_point():
+                    raise TypeError(
+                        f"inputs of dtype {x.dtype} cannot receive relevance; pass layer=<the embedding module> "
+                        "to attribute at the embedding output of a token model"
+                    )
+        extra = ()
+        if self.additional_forward_arg_extractor is not None:
+            extra = _to_device(_as_tuple(self.additional_forward_arg_extractor(inputs)), self.device)
+        return forward_args, extra
+
+    def _infer_n_classes(self, forward_args: Tuple, additional_args: Tuple) -> None:
+        """One forward pass of the first sample: checks the inputs and learns the number of classes."""
+        first = tuple(x[:1] for x in forward_args)
+        extra = tuple(x[:1] if torch.is_tensor(x) and x.ndim and x.shape[0] == forward_args[0].shape[0] else x
+                      for x in additional_args)
+        with torch.no_grad():
+            n_outputs = run_model(self.model, first, extra).shape[1]
+        if self.n_classes is not None and self.n_classes != n_outputs and not self._n_classes_guessed:
+            raise ValueError(f"n_classes={self.n_classes} but the model returns {n_outputs} classes")
+        self.n_classes = n_outputs
+        self._n_classes_guessed = False
+        self._n_classes_checked = True
+
+    def _check_targets(self, targets, batch_size: int) -> torch.Tensor:
+        targets = torch.as_tensor(targets, device=self.device)
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
+        targets = targets.long()
+        if targets.ndim == 0:
+            targets = targets.expand(batch_size)
+        if targets.ndim != 1 or targets.shape[0] != batch_size:
+            raise ValueError(
+                f"targets must hold one class index per sample: expected shape ({batch_size},), "
+                f"got {tuple(targets.shape)}"
+            )
+        bad = (targets < 0) | (targets >= self.n_classes)
+        if bad.any():
+            raise ValueError(
+                f"targets {targets[bad].tolist()} are out of range for a model with {self.n_classes} classes "
+                f"(valid: 0..{self.n_classes - 1})"
+            )
+        return targets
+
+    def _check_supported_modules(self) -> None:
+        if not self.SUPPORTED_MODULES:
+            return
+        if not any(isinstance(module, tuple(self.SUPPORTED_MODULES)) for module in self.model.modules()):
+            needed = ", ".join(kind.__name__ for kind in self.SUPPORTED_MODULES)
+            raise ValueError(
+                f"{type(self).__name__} needs a model with at least one of these modules: {needed}; "
+                f"{type(self.model).__name__} has none. Choose another explainer (LRPUniformEpsilon supports most)."
+            )
+
+    def _resolve_layers(self, model: Optional[nn.Module] = None) -> List[nn.Module]:
+        model = self.model if model is None else model
+        if self.layer is None:
+            return []
+        layers = self.layer if isinstance(self.layer, (list, tuple)) else [self.layer]
+        named = dict(model.named_modules())
+        resolved = []
+        for layer in layers:
+            if isinstance(layer, str):
+                if layer not in named:
+                    close = difflib.get_close_matches(layer, list(named), n=3)
+                    hint = f"; did you mean {', '.join(close)}?" if close else ""
+                    raise ValueError(f"the model has no module named {layer!r}{hint}")
+                layer = named[layer]
+            elif not isinstance(layer, nn.Module) or all(layer is not m for m in named.values()):
+                raise ValueError(f"layer {layer!r} is not a module of the model; pass its name or the module itself")
+            resolved.append(layer)
+        return resolved
+
+
+def _last_linear_out_features(model: nn.Module) -> Optional[int]:
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+def _check_finite(relevance: Tuple[torch.Tensor, ...], explainer: LRPBase) -> None:
+    bad = sum(int((~torch.isfinite(r)).sum()) for r in relevance)
+    if bad:
+        total = sum(r.numel() for r in relevance)
+        raise NonFiniteAttributionError(
+            f"{explainer!r} produced {bad} NaN/Inf values out of {total}; "
+            "the configuration is numerically unstable for this model (try a larger epsilon or stabilizer)"
+        )
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _to_device(tensors: Tuple, device: torch.device) -> Tuple:
+    return tuple(x.to(device) if torch.is_tensor(x) else x for x in tensors)

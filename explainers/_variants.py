@@ -1,0 +1,181 @@
+"""The four LRP variants: each declares its composite and its search space; LRPBase does the rest."""
+from typing import Callable, List, Optional, Union
+
+import torch
+from torch import nn
+from zennit.canonizers import Canonizer
+from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, LayerMapComposite, layer_map_base
+from zennit.core import Composite
+from zennit.rules import Epsilon
+from zennit.types import Convolution, Linear
+
+from ._base import ForwardArgumentExtractor, LRPBase, TargetLayerOrListOfTargetLayers
+from ._canonizers import default_canonizers
+from ._types import LSTM, RNN, Attention
+
+Stabilizer = Union[float, Callable[[torch.Tensor], torch.Tensor]]
+LOG_UNIT_INTERVAL = {"low": 1e-6, "high": 1.0, "log": True}
+
+
+class _ZennitVariant(LRPBase):
+    """An LRP variant made of zennit rules: its composite is rebuilt from the current parameters."""
+
+    def __init__(self, model: nn.Module, zennit_canonizers: Optional[List[Canonizer]],
+                 forward_arg_extractor, additional_forward_arg_extractor, layer, n_classes) -> None:
+        self.zennit_canonizers = zennit_canonizers
+        super().__init__(model, None, forward_arg_extractor, additional_forward_arg_extractor, layer, n_classes)
+
+    def canonizers(self, model: nn.Module) -> List[Canonizer]:
+        """The automatic canonizers for ``model`` followed by the user's ``zennit_canonizers``."""
+        return default_canonizers(model) + list(self.zennit_canonizers or [])
+
+    def build_composite(self, model: nn.Module) -> Composite:
+        raise NotImplementedError
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if callable(value):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{name} must be a non-negative number or a callable, got {value!r}")
+
+
+class LRPUniformEpsilon(_ZennitVariant):
+    """LRP-epsilon on every linear and convolutional layer :cite:p:`bach2015pixel`.
+
+    R_i = sum_j x_i w_ij / (z_j + epsilon * sign(z_j)) R_j. ``epsilon=0`` gives LRP-0 (gradient × input on
+    ReLU networks); a large epsilon absorbs weak and contradictory relevance and gives sparser maps.
+    Attention, LayerNorm and recurrent layers get the rules of :mod:`explainers._sequence`.
+    """
+
+    SUPPORTED_MODULES = [Linear, Convolution, LSTM, RNN, Attention]
+    TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        epsilon: Stabilizer = 0.25,
+        stabilizer: Stabilizer = 1e-6,
+        zennit_canonizers: Optional[List[Canonizer]] = None,
+        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
+        n_classes: Optional[int] = None,
+    ) -> None:
+        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
+        self.epsilon = epsilon
+        self.stabilizer = stabilizer
+        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
+                         layer, n_classes)
+
+    def build_composite(self, model: nn.Module) -> Composite:
+        from ._sequence import sequence_layer_map
+        layer_map = sequence_layer_map(self.epsilon, self.stabilizer) + layer_map_base(self.stabilizer) + [
+            (Convolution, Epsilon(epsilon=self.epsilon)),
+            (nn.Linear, Epsilon(epsilon=self.epsilon)),
+        ]
+        return LayerMapComposite(layer_map=layer_map, canonizers=self.canonizers(model))
+
+
+class LRPEpsilonGammaBox(_ZennitVariant):
+    """zennit's EpsilonGammaBox :cite:p:`montavon2019layer`: ZBox on the first convolution, gamma on the
+    other convolutions, epsilon on dense layers.
+
+    Gamma adds ``gamma`` times the positive weights: ``gamma=0`` is LRP-0, a large gamma approaches
+    z-plus (only positive contributions). ``low``/``high`` bound the input (floats or per-channel tensors
+    shaped (1, C, 1, 1)). On models with one dense layer epsilon only rescales the map (DESIGN.md).
+    """
+
+    SUPPORTED_MODULES = [Convolution]
+    TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL), "gamma": (float, LOG_UNIT_INTERVAL)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        low: Union[float, torch.Tensor] = -3.0,
+        high: Union[float, torch.Tensor] = 3.0,
+        epsilon: Stabilizer = 1e-6,
+        gamma: float = 0.25,
+        stabilizer: Stabilizer = 1e-6,
+        zennit_canonizers: Optional[List[Canonizer]] = None,
+        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
+        n_classes: Optional[int] = None,
+    ) -> None:
+        _check_positive(epsilon=epsilon, gamma=gamma, stabilizer=stabilizer)
+        if not bool(torch.all(torch.as_tensor(low) < torch.as_tensor(high))):
+            raise ValueError(f"low must be below high everywhere, got low={low!r}, high={high!r}")
+        self.low = low
+        self.high = high
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.stabilizer = stabilizer
+        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
+                         layer, n_classes)
+
+    def build_composite(self, model: nn.Module) -> Composite:
+        return EpsilonGammaBox(low=self.low, high=self.high, epsilon=self.epsilon, gamma=self.gamma,
+                               stabilizer=self.stabilizer, canonizers=self.canonizers(model))
+
+
+class LRPEpsilonPlus(_ZennitVariant):
+    """zennit's EpsilonPlus :cite:p:`kohlbrenner2020towards`: z-plus on convolutions, epsilon on dense layers.
+
+    z-plus keeps only positive contributions; ``epsilon=0`` makes the dense layers LRP-0.
+    """
+
+    SUPPORTED_MODULES = [Convolution]
+    TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        epsilon: Stabilizer = 1e-6,
+        stabilizer: Stabilizer = 1e-6,
+        zennit_canonizers: Optional[List[Canonizer]] = None,
+        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
+        n_classes: Optional[int] = None,
+    ) -> None:
+        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
+        self.epsilon = epsilon
+        self.stabilizer = stabilizer
+        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
+                         layer, n_classes)
+
+    def build_composite(self, model: nn.Module) -> Composite:
+        return EpsilonPlus(epsilon=self.epsilon, stabilizer=self.stabilizer, canonizers=self.canonizers(model))
+
+
+class LRPEpsilonAlpha2Beta1(_ZennitVariant):
+    """zennit's EpsilonAlpha2Beta1 :cite:p:`bach2015pixel`: alpha=2, beta=1 on convolutions, epsilon on dense layers.
+
+    Positive contributions count twice, negative ones once against; ``epsilon=0`` makes dense layers LRP-0.
+    """
+
+    SUPPORTED_MODULES = [Convolution]
+    TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        epsilon: Stabilizer = 1e-6,
+        stabilizer: Stabilizer = 1e-6,
+        zennit_canonizers: Optional[List[Canonizer]] = None,
+        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
+        n_classes: Optional[int] = None,
+    ) -> None:
+        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
+        self.epsilon = epsilon
+        self.stabilizer = stabilizer
+        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
+                         layer, n_classes)
+
+    def build_composite(self, model: nn.Module) -> Composite:
+        return EpsilonAlpha2Beta1(epsilon=self.epsilon, stabilizer=self.stabilizer,
+                                  canonizers=self.canonizers(model))
