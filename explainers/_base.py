@@ -150,7 +150,7 @@ class LRPBase:
         Raises ValueError for targets of the wrong length or out of range and for inputs the model
         rejects (before any attribution work), and NonFiniteAttributionError when the result holds NaN/Inf.
         """
-        forward_args, additional_args = self._split_inputs(inputs)
+        forward_args, additional_args, several_inputs = self._split_inputs(inputs)
         batch_size = forward_args[0].shape[0]
         if not self._n_classes_checked:
             self._infer_n_classes(forward_args, additional_args)
@@ -161,14 +161,15 @@ class LRPBase:
             _, relevance = attributor(forward_args, attr_output=lambda output: one_hot.to(output.dtype))
         relevance = tuple(r.detach() for r in relevance)
         _check_finite(relevance, self)
-        many = isinstance(inputs, (tuple, list)) if self.layer is None else isinstance(self.layer, (list, tuple))
-        return relevance if many else relevance[0]
+        several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))
+        return relevance if several else relevance[0]
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _split_inputs(self, inputs: Inputs) -> Tuple[Tuple[torch.Tensor, ...], Tuple]:
-        """The tensors that receive relevance and the extra forward arguments, on the model's device."""
-        forward_args = self.forward_arg_extractor(inputs) if self.forward_arg_extractor else inputs
-        forward_args = _to_device(_as_tuple(forward_args), self.device)
+    def _split_inputs(self, inputs: Inputs) -> Tuple[Tuple[torch.Tensor, ...], Tuple, bool]:
+        """The tensors that receive relevance, the extra forward arguments (on the model's device), and
+        whether the former are several (so the relevance is returned as a tuple)."""
+        picked = self.forward_arg_extractor(inputs) if self.forward_arg_extractor else inputs
+        forward_args = _to_device(_as_tuple(picked), self.device)
         if not forward_args or not all(torch.is_tensor(x) for x in forward_args):
             raise TypeError("inputs must be a tensor or a tuple of tensors (the model's positional arguments)")
         if self.layer is None:
@@ -181,7 +182,7 @@ class LRPBase:
         extra = ()
         if self.additional_forward_arg_extractor is not None:
             extra = _to_device(_as_tuple(self.additional_forward_arg_extractor(inputs)), self.device)
-        return forward_args, extra
+        return forward_args, extra, isinstance(picked, (tuple, list))
 
     def _infer_n_classes(self, forward_args: Tuple, additional_args: Tuple) -> None:
         """One forward pass of the first sample: checks the inputs and learns the number of classes."""

@@ -1,0 +1,87 @@
+"""Faithfulness correlation (Bhatt et al. 2020)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._base import position_relevance
+from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn, feature_ids, \
+    feature_relevance
+
+
+class FaithfulnessCorrelation(PerturbationMetric):
+    """Pearson correlation between a random subset's relevance and the output drop it causes.
+
+    For runs r = 1..``n_runs``, a random subset S_r of ``subset_size`` features (positions or
+    ``patch_size`` patches, relevance summed over channels) takes the baseline; with p the target's
+    softmax probability,
+
+        FC(x) = corr_r( sum_{i in S_r} R_i ,  p(x) - p(x with S_r removed) ).
+
+    Higher is better. Subsets are drawn from a ``torch.Generator`` seeded with ``seed`` on every
+    call (the global RNGs are never touched), so the same inputs and seed give the same score and
+    every attribution of the same inputs is scored on the same subsets. Where the subset relevances
+    or the drops are constant the correlation is undefined and the score is 0. Makes
+    ceil((n_runs + 1) B / batch_size) forward passes (n_runs B with ``reference``).
+
+    Args:
+        subset_size: features per subset: an int, or a float in (0, 1) as a fraction of the features.
+
+    Reference: U. Bhatt, A. Weller, J. M. F. Moura, "Evaluating and aggregating feature-based
+    model explanations", IJCAI 2020.
+    """
+
+    direction = "maximize"
+
+    def __init__(self, model: nn.Module, *, n_runs: int = 100, subset_size: int | float = 224,
+                 seed: int = 0, patch_size: int | tuple[int, ...] = 1, baseline: Baseline = "zero",
+                 prob_fn: ProbFn | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 blur_sigma: float = 5.0) -> None:
+        if not isinstance(n_runs, int) or n_runs < 2:
+            raise ValueError(f"n_runs must be an int >= 2 to correlate; got {n_runs!r}.")
+        if not (isinstance(subset_size, int) and subset_size >= 1
+                or isinstance(subset_size, float) and 0 < subset_size < 1):
+            raise ValueError(f"subset_size must be a positive int or a fraction in (0, 1); got {subset_size!r}.")
+        super().__init__(model, n_runs=n_runs, subset_size=subset_size, seed=seed, patch_size=patch_size,
+                         baseline=baseline, prob_fn=prob_fn, batch_size=batch_size, blur_sigma=blur_sigma)
+        self.n_runs, self.subset_size, self.seed, self.patch_size = n_runs, subset_size, seed, patch_size
+
+    def subsets(self, batch_size: int, n_features: int) -> Tensor:
+        """The random subsets as a boolean (n_runs, B, n_features) mask, drawn from ``seed``."""
+        size = self.subset_size if isinstance(self.subset_size, int) else max(1, int(self.subset_size * n_features))
+        if size >= n_features:
+            raise ValueError(f"subset_size={self.subset_size} leaves no feature unperturbed: there are "
+                             f"{n_features} features; use fewer (or a fraction such as 0.1).")
+        generator = torch.Generator().manual_seed(self.seed)
+        chosen = torch.rand(self.n_runs, batch_size, n_features, generator=generator).topk(size, dim=-1).indices
+        return torch.zeros(self.n_runs, batch_size, n_features, dtype=torch.bool).scatter_(-1, chosen, True)
+
+    def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
+                 reference: Tensor | None = None) -> Tensor:
+        """Faithfulness correlation per sample, (B,); ``reference``: p(x) from :meth:`reference`."""
+        inputs, targets, attributions, layout = self._prepare(inputs, targets, attributions)
+        reference = self._check_reference(reference, inputs)
+        ids = feature_ids(layout, self.patch_size).to(inputs.device)
+        relevance = feature_relevance(position_relevance(attributions, layout), ids)
+        batch, n_features = relevance.shape
+        subsets = self.subsets(batch, n_features).to(inputs.device)   # (runs, B, F)
+        masks = subsets[:, :, ids].reshape(-1, layout.n_positions)    # run-major rows
+        rows = torch.arange(batch, device=inputs.device).repeat(self.n_runs)
+        if reference is None:
+            rows = torch.cat([rows, torch.arange(batch, device=inputs.device)])
+            masks = torch.cat([masks, masks.new_zeros(batch, layout.n_positions)])
+        scores = self._scores(inputs, targets, layout, rows, masks)
+        if reference is None:
+            scores, reference = scores[:-batch], scores[-batch:]
+        drops = reference[None] - scores.view(self.n_runs, batch)       # (runs, B)
+        subset_relevance = (subsets * relevance[None]).sum(-1).float()  # (runs, B)
+        return pearson(subset_relevance.T, drops.T)
+
+
+def pearson(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise Pearson correlation of (B, n) tensors; 0 where either row is constant."""
+    a = a.double() - a.double().mean(1, keepdim=True)
+    b = b.double() - b.double().mean(1, keepdim=True)
+    denominator = a.norm(dim=1) * b.norm(dim=1)
+    corr = (a * b).sum(1) / denominator.clamp_min(1e-300)
+    return torch.where(denominator > 0, corr, torch.zeros_like(corr)).float()

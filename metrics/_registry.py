@@ -1,0 +1,36 @@
+"""The metrics by name, as the tuner and its command line refer to them."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ._abpc import AbPC
+from ._base import Metric
+from ._complexity import Complexity
+from ._faithfulness_correlation import FaithfulnessCorrelation
+from ._irof import IROF
+from ._lerf import LeRF
+from ._morf import MoRF
+from ._sparseness import Sparseness
+
+METRICS: dict[str, type[Metric]] = {
+    "morf": MoRF,
+    "lerf": LeRF,
+    "abpc": AbPC,
+    "faithfulness_correlation": FaithfulnessCorrelation,
+    "irof": IROF,
+    "sparseness": Sparseness,
+    "complexity": Complexity,
+}
+
+
+def get_metric(name: str, model: nn.Module | None = None, **settings: Any) -> Metric:
+    """The metric called ``name`` (a key of ``METRICS``), built with ``settings``.
+
+    Model-free metrics ignore ``model``; model-based ones raise ``ValueError`` without one.
+    """
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; valid names: {', '.join(sorted(METRICS))}.")
+    cls = METRICS[name]
+    return cls(model, **settings) if cls.requires_model else cls(**settings)

@@ -1,0 +1,77 @@
+"""The `Preset` value: a model, its weights, its data and its input bounds, under a name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+ModelLoader = Callable[[str | None, torch.device], nn.Module]
+DataLoader = Callable[[Path | None, int | None], tuple[Tensor, Tensor | None]]
+
+STUDY_DEFAULTS = {"n_samples": 16, "n_trials": 20, "batch_size": 16}
+
+
+def bounds_from_normalization(mean: Sequence[float], std: Sequence[float]) -> tuple[Tensor, Tensor]:
+    """Return (low, high) of shape (1, C, 1, 1): where pixels 0 and 1 land after `(x - mean) / std`."""
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+    if mean_t.shape != std_t.shape:
+        raise ValueError(f"mean has {mean_t.numel()} channels but std has {std_t.numel()}")
+    if (std_t <= 0).any():
+        raise ValueError("std must be positive in every channel")
+    return (0.0 - mean_t) / std_t, (1.0 - mean_t) / std_t
+
+
+def _no_canonizers() -> list:
+    return []
+
+
+@dataclass(frozen=True, eq=False)
+class Preset:
+    """A named model with its weights, preprocessing, default data, input bounds and study defaults.
+
+    ``model(weights, device)`` builds the model: ``weights`` is ``"DEFAULT"``, ``"none"`` (random
+    weights), a path to a local state dict, or None for the preset's default. ``data(data_dir,
+    n_samples)`` returns preprocessed inputs and labels (None when the data has none); ``data_dir``
+    None means the preset's own data. ``low``/``high`` (shape (1, C, 1, 1)) bound a valid input
+    after preprocessing, per channel (see :func:`bounds_from_normalization`). ``canonizer_factory``
+    returns fresh extra zennit canonizers; ResNet/VGG canonizers are chosen by the explainers.
+    """
+
+    name: str
+    description: str
+    model: ModelLoader
+    data: DataLoader
+    low: Tensor
+    high: Tensor
+    defaults: dict = field(default_factory=dict)
+    canonizer_factory: Callable[[], list] = _no_canonizers
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError("a preset needs a non-empty string name")
+        object.__setattr__(self, "defaults", {**STUDY_DEFAULTS, **self.defaults})
+
+    def load_model(self, weights: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
+        """Build the model with the given weights, on `device`, in eval mode."""
+        device = torch.device(device)
+        return self.model(weights, device).to(device).eval()
+
+    def load_data(
+        self, data_dir: str | Path | None = None, n_samples: int | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Return (inputs, labels or None): the preset's data or an image folder, preprocessed."""
+        if n_samples is not None and n_samples < 1:
+            raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+        return self.data(None if data_dir is None else Path(data_dir), n_samples)
+
+    def canonizers(self) -> list:
+        """Return fresh extra zennit canonizers for this model (usually none)."""
+        return list(self.canonizer_factory())
+
+    def __repr__(self) -> str:
+        return f"Preset(name={self.name!r}, description={self.description!r})"

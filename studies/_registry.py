@@ -1,0 +1,77 @@
+"""The preset registry: built-ins, presets registered at run time, and entry points (group lrp_tuner.presets)."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, entry_points
+
+from ._base import Preset
+from ._digits import DIGITS
+from ._errors import PresetError, UnknownPresetError, first_line
+from ._torchvision import RESNET18, RESNET50, VGG16
+
+ENTRY_POINT_GROUP = "lrp_tuner.presets"
+DEFAULT_PRESET: str = DIGITS.name
+
+_PRESETS: dict[str, Preset] = {p.name: p for p in (DIGITS, RESNET50, RESNET18, VGG16)}
+
+
+def _check(preset: object) -> Preset:
+    for attribute in ("name", "load_model", "load_data", "low", "high", "defaults"):
+        if not hasattr(preset, attribute):
+            raise TypeError(f"{preset!r} is not a Preset: it has no {attribute!r}")
+    return preset  # type: ignore[return-value]
+
+
+def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
+    """Make `preset` available by its name (for get_preset and the CLI's --model); returns it.
+
+    Example::
+
+        from studies import Preset, bounds_from_normalization, register_preset
+        low, high = bounds_from_normalization(mean=[0.5], std=[0.5])
+        register_preset(Preset(name="mine", description="my CNN", model=build, data=load, low=low, high=high))
+
+    where ``build(weights, device)`` returns the model and ``load(data_dir, n_samples)`` returns
+    ``(inputs, labels or None)``. Packages can instead declare an entry point in the group
+    ``lrp_tuner.presets`` that names a Preset or a zero-argument callable returning one.
+    """
+    _check(preset)
+    if preset.name in _PRESETS and _PRESETS[preset.name] is not preset and not overwrite:
+        raise ValueError(f"a preset named {preset.name!r} is already registered; pass overwrite=True to replace it")
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in _PRESETS}
+
+
+def _load_entry_point(entry_point: EntryPoint) -> Preset:
+    try:
+        loaded = entry_point.load()
+        preset = _check(loaded if hasattr(loaded, "load_model") else loaded())
+    except Exception as exc:
+        raise PresetError(
+            f"preset {entry_point.name!r} from entry point {entry_point.value!r} failed to load "
+            f"({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
+    _PRESETS[entry_point.name] = preset
+    return preset
+
+
+def available_presets() -> list[str]:
+    """Return the names of all presets: built-in, registered and installed through entry points."""
+    return sorted({*_PRESETS, *_entry_points()})
+
+
+def get_preset(name: str) -> Preset:
+    """Return the preset called `name`, or raise UnknownPresetError listing the known names."""
+    if name in _PRESETS:
+        return _PRESETS[name]
+    found = _entry_points().get(name)
+    if found is not None:
+        return _load_entry_point(found)
+    raise UnknownPresetError(
+        f"unknown preset {name!r}; known presets: {', '.join(available_presets())} "
+        "(add your own with studies.register_preset)"
+    )

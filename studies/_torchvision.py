@@ -1,0 +1,81 @@
+"""ImageNet presets on torchvision models: resnet50, resnet18, vgg16."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models import WeightsEnum
+
+from ._base import Preset, bounds_from_normalization
+from ._errors import WeightsUnavailableError, first_line
+from ._images import load_image_folder, sample_photos
+from ._weights import apply_state_dict, read_state_dict
+
+
+def _weights_enum(arch: str) -> type[WeightsEnum]:
+    return torchvision.models.get_model_weights(arch)
+
+
+def _download(arch: str, weights: WeightsEnum) -> dict[str, Tensor]:
+    """Fetch torchvision weights into the torch hub cache (or read them from it)."""
+    try:
+        return torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True, weights_only=True)
+    except (OSError, RuntimeError) as exc:  # URLError and socket errors are OSErrors
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        raise WeightsUnavailableError(
+            f"cannot get the {arch} weights {weights} ({first_line(exc)}); when offline, put the file at "
+            f"{cached}, or pass --weights PATH (a local state dict) or --weights none (random weights)"
+        ) from exc
+
+
+def load_torchvision_model(arch: str, weights: str | None, device: torch.device) -> nn.Module:
+    """Build torchvision model `arch` with weights DEFAULT (or an enum name like IMAGENET1K_V1), none, or PATH."""
+    spec = "DEFAULT" if weights is None else str(weights)
+    members = _weights_enum(arch).__members__
+    if spec.lower() == "none":
+        return torchvision.models.get_model(arch, weights=None)
+    if spec.upper() == "DEFAULT" or spec in members:
+        chosen = _weights_enum(arch).DEFAULT if spec.upper() == "DEFAULT" else members[spec]
+        state_dict = _download(arch, chosen)
+        return apply_state_dict(torchvision.models.get_model(arch, weights=None), state_dict, chosen.url)
+    state_dict = read_state_dict(spec)
+    return apply_state_dict(torchvision.models.get_model(arch, weights=None), state_dict, spec)
+
+
+def load_torchvision_data(arch: str, data_dir: Path | None, n_samples: int | None) -> tuple[Tensor, Tensor | None]:
+    """Preprocess an image folder, or the bundled sample photographs (no labels), with the weights' transforms."""
+    transform = _weights_enum(arch).DEFAULT.transforms()
+    if data_dir is not None:
+        return load_image_folder(data_dir, transform, n_samples)
+    photos = sample_photos()[:n_samples]
+    return torch.stack([transform(photo) for photo in photos]), None
+
+
+def torchvision_preset(arch: str, description: str, defaults: dict) -> Preset:
+    """Make the preset of torchvision model `arch`, with bounds from its weights' normalisation."""
+    transform = _weights_enum(arch).DEFAULT.transforms()
+    low, high = bounds_from_normalization(transform.mean, transform.std)
+    return Preset(
+        name=arch,
+        description=description,
+        model=partial(load_torchvision_model, arch),
+        data=partial(load_torchvision_data, arch),
+        low=low,
+        high=high,
+        defaults=defaults,
+    )
+
+
+RESNET50 = torchvision_preset(
+    "resnet50", "torchvision ResNet-50 on ImageNet photographs", {"n_samples": 4, "n_trials": 20, "batch_size": 4}
+)
+RESNET18 = torchvision_preset(
+    "resnet18", "torchvision ResNet-18 on ImageNet photographs", {"n_samples": 8, "n_trials": 30, "batch_size": 8}
+)
+VGG16 = torchvision_preset(
+    "vgg16", "torchvision VGG-16 on ImageNet photographs", {"n_samples": 4, "n_trials": 10, "batch_size": 4}
+)

@@ -1,0 +1,73 @@
+"""Reading state dicts from local files and matching them to a model, with clear errors."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._errors import WeightsError, first_line
+
+
+def cache_dir() -> Path:
+    """Return the lrp-tuner cache folder: $LRP_TUNER_CACHE, $XDG_CACHE_HOME/lrp-tuner or ~/.cache/lrp-tuner."""
+    if os.environ.get("LRP_TUNER_CACHE"):
+        return Path(os.environ["LRP_TUNER_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "lrp-tuner"
+    return Path.home() / ".cache" / "lrp-tuner"
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a state dict (or a checkpoint with a 'state_dict' key) with `weights_only=True`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file not found: {path}; pass --weights DEFAULT, --weights none, or a path to a state dict"
+        )
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for a bad file
+        raise WeightsError(f"cannot read weights file {path} ({first_line(exc)}); is it a torch state dict?") from exc
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise WeightsError(f"weights file {path} does not hold a state dict (a dict of tensors)")
+    if loaded and all(key.startswith("module.") for key in loaded):  # saved from DataParallel
+        loaded = {key[len("module."):]: value for key, value in loaded.items()}
+    return loaded
+
+
+def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
+    """Load `state_dict` into `model`, or raise WeightsError counting missing/unexpected/mismatched keys."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = sorted(
+        key for key in set(expected) & set(state_dict) if expected[key].shape != state_dict[key].shape
+    )
+    if missing or unexpected or mismatched:
+        example = (missing + unexpected + mismatched)[0]
+        raise WeightsError(
+            f"weights file {source} does not match {type(model).__name__}: {len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(mismatched)} mismatched-shape keys (e.g. {example!r}); "
+            "pass the weights saved from this architecture, or --weights none"
+        )
+    model.load_state_dict(state_dict)
+    return model
+
+
+def save_atomically(obj: object, path: Path) -> None:
+    """Write `obj` with torch.save to a temp file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,317 @@
+"""Properties of the LRP explainers: the API, value semantics, LRP identities, and input checks."""
+import copy
+import inspect
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from zennit.composites import LayerMapComposite, layer_map_base
+from zennit.core import Composite
+from zennit.rules import Epsilon
+from zennit.types import Convolution
+
+from explainers import (
+    LRPBase,
+    LRPEpsilonAlpha2Beta1,
+    LRPEpsilonGammaBox,
+    LRPEpsilonPlus,
+    LRPUniformEpsilon,
+    ModelInputError,
+    NonFiniteAttributionError,
+)
+
+VARIANTS = [LRPUniformEpsilon, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPEpsilonAlpha2Beta1]
+UNIT = {"low": 1e-6, "high": 1, "log": True}
+COMMON = {"zennit_canonizers": None, "forward_arg_extractor": None, "additional_forward_arg_extractor": None,
+          "layer": None, "n_classes": None}
+
+
+def _randomise_batch_norm(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    return model
+
+
+def _zero_biases(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if getattr(module, "bias", None) is not None:
+            module.bias.data.zero_()
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.zero_()
+    return model
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    return _randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    torch.manual_seed(1)
+    model = torchvision.models.VGG(torchvision.models.vgg.make_layers([16, "M", 32, "M", 64], batch_norm=True))
+    model.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+    model.classifier = nn.Sequential(nn.Linear(64 * 4, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10))
+    return _randomise_batch_norm(model).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    torch.manual_seed(2)
+    return torch.randn(3, 3, 32, 32), torch.tensor([1, 4, 7])
+
+
+def _state(model):
+    return {key: value.clone() for key, value in model.state_dict().items()}
+
+
+def _hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+
+
+# -- the API table ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls, own, supported, tunables", [
+    (LRPUniformEpsilon, {"epsilon": 0.25, "stabilizer": 1e-6},
+     {"Linear", "Convolution", "LSTM", "RNN", "Attention"}, {"epsilon"}),
+    (LRPEpsilonGammaBox, {"low": -3.0, "high": 3.0, "epsilon": 1e-6, "gamma": 0.25, "stabilizer": 1e-6},
+     {"Convolution"}, {"epsilon", "gamma"}),
+    (LRPEpsilonPlus, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
+    (LRPEpsilonAlpha2Beta1, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
+])
+def test_api_table(cls, own, supported, tunables, resnet):
+    parameters = inspect.signature(cls.__init__).parameters
+    assert list(parameters)[:2] == ["self", "model"]
+    expected = {**own, **COMMON}
+    assert {name: p.default for name, p in list(parameters.items())[2:]} == expected
+    assert list(parameters)[2:] == list(expected)
+    assert {kind.__name__ for kind in cls.SUPPORTED_MODULES} == supported
+    assert cls.EXPLANATION_TYPE == "attribution"
+
+    explainer = cls(resnet)
+    assert explainer.get_tunables() == {name: (float, UNIT) for name in tunables}
+    assert explainer.model is resnet and not resnet.training
+    assert explainer.device == torch.device("cpu")
+    assert explainer.n_classes == 10
+    assert isinstance(explainer.zennit_composite, Composite)
+    for name, value in expected.items():
+        assert getattr(explainer, name) == value if name != "n_classes" else True
+    assert repr(explainer).startswith(f"{cls.__name__}(model=ResNet, ")
+    assert all(f"{name}=" in repr(explainer) for name in own)
+
+
+def test_base_api(resnet, images):
+    parameters = inspect.signature(LRPBase.__init__).parameters
+    assert list(parameters)[1:] == ["model", "zennit_composite", "forward_arg_extractor",
+                                    "additional_forward_arg_extractor", "layer", "n_classes"]
+    assert LRPBase.SUPPORTED_MODULES == [] and LRPBase.TUNABLES == {}
+    composite = LayerMapComposite([(Convolution, Epsilon()), (nn.Linear, Epsilon())])
+    explainer = LRPBase(resnet, composite)
+    assert explainer.zennit_composite is composite and explainer.get_tunables() == {}
+    assert explainer.attribute(*images).shape == images[0].shape
+    assert explainer.copy().zennit_composite is composite
+
+
+def test_n_classes_is_inferred_from_a_forward_pass(images):
+    class HeadFirst(nn.Module):  # the last Linear registered is not the output layer
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 5)
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(8, 8))
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    explainer = LRPUniformEpsilon(HeadFirst())
+    x, _ = images
+    explainer.attribute(x, torch.tensor([4, 4, 4]))
+    assert explainer.n_classes == 5
+    with pytest.raises(ValueError, match="n_classes=3"):
+        LRPUniformEpsilon(HeadFirst(), n_classes=3).attribute(x, torch.tensor([0, 0, 0]))
+
+
+# -- explainers are values -------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", VARIANTS)
+def test_set_kwargs_rebuilds_the_rules(cls, resnet, images):
+    original = cls(resnet)
+    before = original.attribute(*images)
+    for name in original.get_tunables():
+        changed = original.set_kwargs(**{name: 0.9})
+        assert changed is not original and getattr(changed, name) == 0.9
+        fresh = cls(resnet, **{name: 0.9}).attribute(*images)
+        assert torch.equal(changed.attribute(*images), fresh)
+        if not (cls is not LRPUniformEpsilon and name == "epsilon"):  # epsilon there only touches the head
+            assert not torch.allclose(fresh, before)
+        # the original keeps its parameters and its attributions
+        assert getattr(original, name) == getattr(cls(resnet), name)
+        assert torch.equal(original.attribute(*images), before)
+    copied = original.copy()
+    assert copied is not original and repr(copied) == repr(original)
+    assert torch.equal(copied.attribute(*images), before)
+
+
+def test_epsilon_changes_a_uniform_epsilon_map_more_than_a_scale(resnet, images):
+    small = LRPUniformEpsilon(resnet, epsilon=1e-6).attribute(*images).flatten(1)
+    large = LRPUniformEpsilon(resnet, epsilon=1.0).attribute(*images).flatten(1)
+    assert (nn.functional.cosine_similarity(small, large) < 0.99).all()
+
+
+def test_set_kwargs_names_the_valid_parameters(resnet):
+    with pytest.raises(TypeError, match="'gama'.*gamma"):
+        LRPEpsilonGammaBox(resnet).set_kwargs(gama=0.1)
+
+
+# -- LRP identities --------------------------------------------------------------------------------------
+def test_lrp0_equals_gradient_times_input(resnet, images):
+    x, y = images
+    relevance = LRPUniformEpsilon(resnet, epsilon=1e-9, stabilizer=1e-12).attribute(x, y)
+    x = x.clone().requires_grad_(True)
+    logits = resnet(x).gather(1, y[:, None]).squeeze(1)
+    gradient, = torch.autograd.grad(logits.sum(), x)
+    # relevance starts at 1 instead of at the logit: LRP-0 is gradient x input / logit
+    expected = (gradient * x / logits[:, None, None, None]).detach()
+    similarity = nn.functional.cosine_similarity(relevance.flatten(1), expected.flatten(1))
+    assert (similarity > 0.999).all(), similarity
+
+
+@pytest.mark.parametrize("name", ["resnet", "vgg"])
+def test_relevance_is_conserved_without_biases(name, request, images):
+    model = _zero_biases(copy.deepcopy(request.getfixturevalue(name)))
+    x, y = images
+    totals = LRPUniformEpsilon(model, epsilon=1e-9).attribute(x, y).sum((1, 2, 3))
+    assert torch.allclose(totals, torch.ones(3), atol=1e-3), totals
+
+
+def test_conservation_check_catches_a_missing_canonizer(resnet, images):
+    model = _zero_biases(copy.deepcopy(resnet))
+    no_canonizer = LayerMapComposite(layer_map_base() + [(Convolution, Epsilon(1e-9)), (nn.Linear, Epsilon(1e-9))])
+    totals = LRPBase(model, no_canonizer).attribute(*images).sum((1, 2, 3))
+    assert (totals - 1).abs().min() > 0.5, totals  # relevance doubles at the residual adds
+
+
+@pytest.mark.parametrize("cls", VARIANTS)
+def test_batch_independence(cls, resnet, images):
+    x, y = images
+    batch = cls(resnet).attribute(x, y)
+    alone = cls(resnet).attribute(x[1:2], y[1:2])
+    assert torch.allclose(alone[0], batch[1], rtol=1e-4, atol=1e-6 * batch[1].abs().max())
+
+
+# -- the model is left as it was -------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", VARIANTS)
+def test_model_untouched(cls, resnet, images):
+    x, y = images
+    state, outputs, hooks = _state(resnet), resnet(x).detach(), _hooks(resnet)
+    cls(resnet).attribute(x, y)
+    assert all(torch.equal(state[k], v) for k, v in resnet.state_dict().items())
+    assert state.keys() == resnet.state_dict().keys()
+    assert torch.equal(resnet(x), outputs) and _hooks(resnet) == hooks
+
+
+def test_model_untouched_when_attribute_raises(resnet, images):
+    x, y = images
+    state, outputs = _state(resnet), resnet(x).detach()
+    explainer = LRPEpsilonGammaBox(resnet)
+    explainer.attribute(x, y)  # n_classes known: the next call goes straight into the composite
+
+    def fail(module, args):
+        raise RuntimeError("boom")
+
+    handle = resnet.layer3.register_forward_pre_hook(fail)
+    try:
+        with pytest.raises(ModelInputError, match="boom"):
+            explainer.attribute(x, y)
+    finally:
+        handle.remove()
+    assert all(torch.equal(state[k], v) for k, v in resnet.state_dict().items())
+    assert state.keys() == resnet.state_dict().keys()
+    assert torch.equal(resnet(x), outputs) and _hooks(resnet) == 0
+    assert "forward" not in resnet.layer1[0].__dict__  # the ResNet canonizer's forward is gone
+
+
+# -- layers and several inputs ---------------------------------------------------------------------------
+def test_layer_attribution_shapes(resnet, images):
+    x, y = images
+    by_name = LRPEpsilonPlus(resnet, layer="layer2").attribute(x, y)
+    by_module = LRPEpsilonPlus(resnet, layer=resnet.layer2).attribute(x, y)
+    assert by_name.shape == resnet.layer2(resnet.layer1(resnet.maxpool(resnet.relu(resnet.bn1(
+        resnet.conv1(x)))))).shape
+    assert torch.equal(by_name, by_module)
+    several = LRPEpsilonPlus(resnet, layer=["layer1", resnet.layer3]).attribute(x, y)
+    assert isinstance(several, tuple) and [r.shape[1] for r in several] == [64, 256]
+
+
+def test_unknown_layer_name(resnet):
+    with pytest.raises(ValueError, match="no module named 'layer9'"):
+        LRPEpsilonPlus(resnet, layer="layer9")
+
+
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 + 2, 3)
+
+    def forward(self, image, features, scale):
+        pooled = self.conv(image).relu().mean((2, 3))
+        return self.fc(torch.cat([pooled, features], 1)) * scale
+
+
+def test_forward_argument_extractors():
+    torch.manual_seed(3)
+    batch = (torch.randn(2, 3, 8, 8), torch.randn(2, 2), torch.tensor(2.0))
+    explainer = LRPUniformEpsilon(TwoInputs(), epsilon=1e-9,
+                                  forward_arg_extractor=lambda b: (b[0], b[1]),
+                                  additional_forward_arg_extractor=lambda b: (b[2],))
+    relevance = explainer.attribute(batch, torch.tensor([0, 2]))
+    assert isinstance(relevance, tuple) and [r.shape for r in relevance] == [batch[0].shape, batch[1].shape]
+    only_image = LRPUniformEpsilon(TwoInputs(), forward_arg_extractor=lambda b: b[0],
+                                   additional_forward_arg_extractor=lambda b: (b[1], b[2]))
+    assert only_image.attribute(batch, torch.tensor([0, 2])).shape == batch[0].shape
+
+
+# -- bad input -------------------------------------------------------------------------------------------
+def test_bad_targets(resnet, images):
+    x, _ = images
+    explainer = LRPEpsilonPlus(resnet)
+    with pytest.raises(ValueError, match=r"expected shape \(3,\)"):
+        explainer.attribute(x, torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="out of range.*10 classes"):
+        explainer.attribute(x, torch.tensor([1, 2, 10]))
+    with pytest.raises(ValueError, match="out of range"):
+        explainer.attribute(x, torch.tensor([-1, 2, 3]))
+    with pytest.raises(ValueError, match="integer class indices"):
+        explainer.attribute(x, torch.tensor([1.0, 2.0, 3.0]))
+    assert explainer.attribute(x, 3).shape == x.shape  # one target for the whole batch
+
+
+def test_inputs_the_model_rejects(resnet):
+    with pytest.raises(ModelInputError, match=r"rejected inputs of shape \(1, 5\)"):
+        LRPEpsilonPlus(resnet).attribute(torch.randn(3, 5), torch.tensor([1, 2, 3]))
+
+
+def test_variant_without_its_modules():
+    with pytest.raises(ValueError, match="needs a model with at least one of these modules: Convolution"):
+        LRPEpsilonGammaBox(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    LRPUniformEpsilon(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))  # supported there
+
+
+def test_bad_parameters(resnet):
+    with pytest.raises(ValueError, match="epsilon must be a non-negative"):
+        LRPEpsilonPlus(resnet, epsilon=-1.0)
+    with pytest.raises(ValueError, match="low must be below high"):
+        LRPEpsilonGammaBox(resnet, low=1.0, high=0.0)
+
+
+def test_non_finite_attributions_are_reported(resnet, images):
+    x, y = images
+    x = x.clone()
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteAttributionError, match="NaN/Inf"):
+        LRPEpsilonPlus(resnet).attribute(x, y)
