@@ -159,5 +159,5 @@ DIGITS = Preset(
     data=load_digits_data,
     low=_LOW,
     high=_HIGH,
-    defaults={"n_samples": 32, "n_trials": 30, "batch_size": 32},
+    defaults={"n_samples": 64, "n_trials": 60, "batch_size": 64},
 )

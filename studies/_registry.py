@@ -49,7 +49,7 @@ def _entry_points() -> dict[str, EntryPoint]:
 def _load_entry_point(entry_point: EntryPoint) -> Preset:
     try:
         loaded = entry_point.load()
-        preset = _check(loaded if hasattr(loaded, "load_model") else loaded())
+        preset = _check(loaded() if callable(loaded) else loaded)
     except Exception as exc:
         raise PresetError(
             f"preset {entry_point.name!r} from entry point {entry_point.value!r} failed to load "

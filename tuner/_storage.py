@@ -1,0 +1,82 @@
+"""Study storages (SQLite, PostgreSQL, journal file), their artifact folders, and masked URLs."""
+import re
+from pathlib import Path
+from typing import Optional
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages.journal import JournalFileBackend
+
+DEFAULT_STORAGE = "sqlite:///tuner.db"
+JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+
+
+class StorageError(ValueError):
+    """The storage URL is malformed or the database cannot be reached."""
+
+
+def mask_url(url: Optional[str]) -> Optional[str]:
+    """``url`` with any password replaced by ``***`` (safe to print, log or store)."""
+    if url is None:
+        return None
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+
+
+def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,
+                 grace_period: Optional[int] = None, max_retry: int = 3):
+    """An Optuna storage for ``url``; None keeps the study in memory.
+
+    RDB storages (SQLite, PostgreSQL, MySQL) get heartbeats, and a trial whose worker died is failed and
+    re-queued by Optuna's RetryFailedTrialCallback. A path ending in .log/.journal (or ``journal:PATH``)
+    is a journal file that several processes on one machine can share without a server.
+    """
+    if url is None:
+        return None
+    journal = _journal_path(url)
+    if journal is not None:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(journal)))
+    if "://" not in url:
+        raise StorageError(f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
+                           "postgresql://user:password@host/db or a journal file path ending in .log")
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    heartbeat = {}
+    if heartbeat_interval:
+        heartbeat = {"heartbeat_interval": heartbeat_interval,
+                     "grace_period": grace_period or 2 * heartbeat_interval,
+                     "heartbeat_stale_trial_callback": RetryFailedTrialCallback(max_retry=max_retry)}
+    try:
+        return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
+    except Exception as error:  # sqlalchemy raises many types for bad URLs and unreachable servers
+        reason = mask_url(str(error).splitlines()[0]) if str(error) else type(error).__name__
+        raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+
+
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("postgresql"):
+        return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    return {}
+
+
+def _journal_path(url: str) -> Optional[Path]:
+    if url.startswith("journal:"):
+        return Path(url[len("journal:"):]).expanduser()
+    if "://" not in url and url.endswith(JOURNAL_SUFFIXES):
+        return Path(url).expanduser()
+    return None
+
+
+def artifact_dir_for(url: Optional[str]) -> Path:
+    """Where a study's heatmaps go: beside the SQLite or journal file, else ./lrp-tuner-artifacts."""
+    if url is not None:
+        local = _journal_path(url) or (Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None)
+        if local is not None:
+            local = local.expanduser().resolve()
+            return local.with_name(f"{local.stem}-artifacts")
+    return Path("lrp-tuner-artifacts").resolve()
+
+
+def artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactStore:
+    directory.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(directory))

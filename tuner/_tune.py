@@ -1,0 +1,230 @@
+"""tune(): an Optuna study over the explainers' search spaces, scored by a faithfulness metric."""
+import json
+import logging
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Type, Union
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch import nn
+
+from explainers import LRPBase
+from metrics import Metric, get_metric
+
+from ._data import Data, fixed_samples
+from ._objective import Objective, TrialFailed
+from ._provenance import library_versions, model_fingerprint
+from ._result import TuneResult
+from ._space import ALL_VARIANTS, SearchSpace
+from ._storage import artifact_dir_for, artifact_store, mask_url, open_storage
+
+logger = logging.getLogger("tuner")
+SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes")
+PRUNERS = ("wilcoxon", "median", "none")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class StudyMismatchError(ValueError):
+    """An existing study of that name has another direction, metric or search space."""
+
+
+def tune(
+    explainer_cls: Union[Type[LRPBase], Sequence[Type[LRPBase]], None],
+    model: nn.Module,
+    data: Data,
+    *,
+    metric: Union[str, Metric] = "abpc",
+    n_trials: int = 30,
+    n_samples: Optional[int] = 16,
+    sampler: str = "tpe",
+    pruner: str = "wilcoxon",
+    storage: Optional[str] = None,
+    study_name: Optional[str] = None,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+    batch_size: int = 16,
+    timeout: Optional[float] = None,
+    show_progress_bar: bool = True,
+    explainer_kwargs: Optional[Dict[str, Any]] = None,
+    metric_kwargs: Optional[Dict[str, Any]] = None,
+    n_heatmaps: int = 4,
+    heartbeat_interval: Optional[int] = 60,
+) -> TuneResult:
+    """Find the explainer configuration whose attributions score best under ``metric``.
+
+    ``explainer_cls`` is one class, a list (searched together through a categorical ``explainer``
+    parameter) or None for the four LRP variants. Every trial scores the same ``n_samples`` samples;
+    trial 0 of each variant is its default configuration. ``n_trials`` is the total of finished trials in
+    the study, so running again with the same ``storage`` and ``study_name`` resumes it. ``explainer_kwargs``
+    (e.g. ``low``/``high``/``zennit_canonizers``) go to each class that accepts them.
+    """
+    _check_choices(n_trials=n_trials, batch_size=batch_size, sampler=sampler, pruner=pruner)
+    device = _device(model, device)
+    model = model.to(device).eval()
+    inputs, targets = fixed_samples(data, model, n_samples, seed, device, batch_size)
+    metric = get_metric(metric, model, **(metric_kwargs or {})) if isinstance(metric, str) else metric
+    space = SearchSpace(_bases(explainer_cls, model, explainer_kwargs or {}))
+    if sampler == "grid":
+        space.grid()  # raises for several explainers, before any study exists
+
+    study_attrs = {
+        "metric": type(metric).__name__,
+        "metric_settings": metric.settings(),
+        "model": model_fingerprint(model),
+        "library_versions": library_versions(),
+        "explainers": list(space.variants),
+        "search_space": _describe_space(space),
+        "n_samples": len(inputs),
+        "seed": seed,
+    }
+    with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
+        study = _open_study(storage_obj, study_name, metric.direction, study_attrs,
+                            _sampler(sampler, space, seed), _pruner(pruner))
+    artifacts_dir = artifact_dir_for(storage) if storage is not None else None
+    if artifacts_dir is not None and "artifact_dir" not in study.user_attrs:
+        study.set_user_attr("artifact_dir", str(artifacts_dir))
+    if storage is not None:
+        study.set_user_attr("storage", mask_url(storage))
+    trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
+    objective = Objective(space, metric, inputs, targets, batch_size=batch_size, trial_attrs=trial_attrs,
+                          artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
+                          n_heatmaps=n_heatmaps)
+    _enqueue_defaults(study, space)
+    _optimize(study, objective, n_trials, timeout, show_progress_bar)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        reasons = {t.user_attrs.get("fail_reason") for t in study.trials} - {None}
+        raise RuntimeError(f"no trial completed; failures: {'; '.join(sorted(reasons)) or 'none recorded'}")
+    return TuneResult(study=study, space=space, objective=objective)
+
+
+def _check_choices(*, n_trials: int, batch_size: int, sampler: str, pruner: str) -> None:
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be an integer of at least 1, got {n_trials!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if pruner not in PRUNERS:
+        raise ValueError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
+
+
+def _device(model: nn.Module, device) -> torch.device:
+    if device in (None, "auto"):
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        parameter = next(model.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return device
+
+
+def _bases(explainer_cls, model: nn.Module, kwargs: Dict[str, Any]) -> List[LRPBase]:
+    """One base explainer per variant; with None, the variants that support the model."""
+    import inspect
+    classes = ALL_VARIANTS if explainer_cls is None else (
+        list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls])
+    bases = []
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, LRPBase)):
+            raise TypeError(f"explainer_cls must be LRP explainer classes, got {cls!r}")
+        accepted = inspect.signature(cls.__init__).parameters
+        try:
+            bases.append(cls(model, **{k: v for k, v in kwargs.items() if k in accepted}))
+        except ValueError as error:
+            if explainer_cls is not None or "needs a model" not in str(error):
+                raise
+            logger.warning("skipping %s: %s", cls.__name__, error)
+    if not bases:
+        raise ValueError("none of the explainers supports this model")
+    return bases
+
+
+def _describe_space(space: SearchSpace) -> Dict[str, Any]:
+    return {variant: {name: [kind.__name__, spec] for name, (kind, spec) in base.get_tunables().items()}
+            for variant, base in space.variants.items()}
+
+
+def _sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.several, n_startup_trials=5)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=5, warn_independent_sampling=False)
+
+
+def _pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=4)
+    return optuna.pruners.NopPruner()
+
+
+def _open_study(storage, study_name, direction, attrs, sampler, pruner) -> optuna.Study:
+    """Create the study, or load it after checking that it measures the same thing (else nothing is written)."""
+    if storage is not None and study_name is not None:
+        existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+        if study_name in existing:
+            _check_same_study(existing[study_name], direction, attrs)
+    study = optuna.create_study(storage=storage, study_name=study_name, direction=direction,
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    for key, value in attrs.items():
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
+    return study
+
+
+def _check_same_study(summary, direction: str, attrs: Dict[str, Any]) -> None:
+    name = summary.study_name
+    if summary.direction.name.lower() != direction:
+        raise StudyMismatchError(f"study {name!r} exists with direction {summary.direction.name.lower()}, "
+                                 f"but this run would {direction}; choose another --study-name")
+    stored = summary.user_attrs
+    for key in ("metric", "search_space"):
+        if key in stored and json.dumps(stored[key], sort_keys=True) != json.dumps(attrs[key], sort_keys=True):
+            raise StudyMismatchError(f"study {name!r} exists with another {key.replace('_', ' ')} "
+                                     f"({stored[key]}); choose another --study-name to start a new study")
+
+
+def _enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
+    """Each variant's default configuration first, so 'tuned versus default' is always in the study."""
+    if study.get_trials(deepcopy=False):
+        return
+    for params in space.default_params():
+        study.enqueue_trial(params, user_attrs={"default_configuration": True})
+
+
+def _optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout, show_progress_bar) -> None:
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    remaining = n_trials - finished
+    if remaining <= 0:
+        logger.info("study %s already has %d finished trials", study.study_name, finished)
+        return
+    budget = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)
+    # failures do not count towards n_trials; the cap stops a study whose every configuration fails
+    study.optimize(objective, n_trials=remaining + max(10, remaining), timeout=timeout, catch=(TrialFailed,),
+                   callbacks=[budget, _StopAfterFailures(limit=max(10, remaining))],
+                   show_progress_bar=show_progress_bar, gc_after_trial=False)
+
+
+class _StopAfterFailures:
+    """Stops this process after ``limit`` failed trials in a row (a configuration space that always fails)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_a_row = 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.in_a_row = self.in_a_row + 1 if trial.state == TrialState.FAIL else 0
+        if self.in_a_row >= self.limit:
+            logger.error("stopping: %d trials failed in a row", self.in_a_row)
+            study.stop()
