@@ -1,4 +1,4 @@
-"""LRP for sequence models: attention, transformer encoders, LayerNorm, LSTM, GRU and RNN.
+"""LRP for sequence models: attention, transformer layers, LayerNorm, LSTM, GRU and RNN.
 
 zennit has no rules for these modules. Under a zennit composite, what flows backward between hooked modules is
 relevance, so these modules are canonized (:mod:`explainers._sequence_attention`,
@@ -13,7 +13,7 @@ rules do the arithmetic on those parts:
 - gate products: signal-take-all :cite:p:`arras2017explaining`; attention: value path only, nothing into the softmax
   :cite:p:`ali2022xai,achtibat2024attnlrp`;
 - ``nn.LayerNorm`` (and ``nn.RMSNorm``): the normalisation is a constant scaling, identity rule (``Pass``), so
-  relevance is conserved :cite:p:`ali2022xai`.
+  relevance is conserved :cite:p:`ali2022xai,achtibat2024attnlrp`.
 
 Use :func:`sequence_canonizers` and :func:`sequence_layer_map` together::
 
@@ -32,7 +32,7 @@ from zennit.core import Hook, RemovableHandle, RemovableHandleList, Stabilizer
 from zennit.rules import Epsilon, Norm, Pass
 
 from ._sequence_attention import (
-    AttentionCanonizer, EncoderCanonizer, EncoderLayerCanonizer, check_attention,
+    AttentionCanonizer, EncoderCanonizer, TransformerLayerCanonizer, check_attention,
 )
 from ._sequence_layers import AttentionValues, StepLinear, StepSum
 from ._sequence_recurrent import RECURRENT, RecurrentCanonizer, check_recurrent
@@ -75,9 +75,13 @@ class PerCall(Hook):
     def post_forward(self, module, input, output):
         call, self.current = self.current, None
         call.forward(module, input, output)
+        if 'input' in call.stored_tensors:
+            # the stored input's graph leads back to this call's own hooks: a reference cycle through the autograd
+            # graph that Python's garbage collector cannot see, so copies would pile up until ``remove``
+            call.stored_tensors['input'] = tuple(tensor.detach() for tensor in call.stored_tensors['input'])
         output = call.post_forward(module, input, output)
         if output.grad_fn is not None:
-            # zennit's tensor hooks refer to their hook weakly; this one holds the copy until the graph is freed
+            # the graph holds this copy (not only weakly, as zennit's own tensor hooks do) until the graph is freed
             call.tensor_handles.append(output.grad_fn.register_hook(functools.partial(_hold, call)))
         return output
 
@@ -114,7 +118,7 @@ def sequence_canonizers(model: nn.Module) -> list[Canonizer]:
         check_recurrent(module)
     present = {
         AttentionCanonizer: nn.MultiheadAttention,
-        EncoderLayerCanonizer: nn.TransformerEncoderLayer,
+        TransformerLayerCanonizer: (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer),
         EncoderCanonizer: nn.TransformerEncoder,
         RecurrentCanonizer: RECURRENT,
     }
@@ -124,10 +128,17 @@ def sequence_canonizers(model: nn.Module) -> list[Canonizer]:
 def sequence_layer_map(epsilon: float | Stabilizer, stabilizer: float | Stabilizer) -> list[tuple[type, Hook]]:
     """(module type, rule) pairs for the parts the sequence canonizers introduce, and for LayerNorm.
 
-    Prepend them to a layer map with zennit's ``layer_map_base(stabilizer)`` and an epsilon rule for ``nn.Linear``.
-    ``epsilon`` is the epsilon of the rule on the recurrent and attention linear maps (``epsilon=0`` gives LRP-0;
-    larger values absorb more relevance into the stabilizer); ``stabilizer`` only guards the divisions of the ``Norm``
-    rule on the per-step sums.
+    Prepend them to a layer map with zennit's ``layer_map_base(stabilizer)`` and a rule for ``nn.Linear``, and use
+    them whenever :func:`sequence_canonizers` are used (any composite, not only uniform epsilon): without them the
+    per-time-step modules get one rule per module instead of one per call, and zennit gives
+    ``nn.MultiheadAttention`` its ``Pass`` rule, which fails on ``attention(x, x, x)``.
+
+    - recurrent hidden-to-hidden maps and ``A @ V``: epsilon rule :cite:p:`bach2015pixel` with ``epsilon``
+      (``epsilon=0`` gives LRP-0; larger values absorb more relevance);
+    - per-step sums: ``Norm`` (proportional split), ``stabilizer`` guarding its division;
+    - ``nn.MultiheadAttention`` itself: no hook (its canonized parts carry the rules);
+    - ``nn.LayerNorm``/``nn.RMSNorm``: identity rule (``Pass``), the normalisation held as a constant scaling
+      :cite:p:`ali2022xai,achtibat2024attnlrp`.
     """
     return [
         (StepLinear, PerCall(Epsilon(epsilon))),

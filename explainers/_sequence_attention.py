@@ -1,4 +1,4 @@
-"""LRP for ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer``: canonizers with explicit, hookable forwards.
+"""LRP for ``nn.MultiheadAttention`` and transformer layers: canonizers with explicit, hookable forwards.
 
 Rules:
 
@@ -6,8 +6,8 @@ Rules:
   ``A @ V`` is a linear map of the values and takes the epsilon rule (:class:`AttentionValues`); nothing flows into
   the softmax, queries or keys. This is the conservative propagation of :cite:p:`ali2022xai` and the attention rule of
   AttnLRP :cite:p:`achtibat2024attnlrp`. The value and output projections are ``nn.Linear`` (epsilon rule).
-- Encoder layer: the residual additions go through zennit ``Sum`` modules (relevance split in proportion to the two
-  terms, instead of being copied to both); the feed-forward activation passes relevance unchanged.
+- Encoder and decoder layers: the residual additions go through zennit ``Sum`` modules (relevance split in proportion
+  to the two terms, instead of being copied to both); the feed-forward activation passes relevance unchanged.
 """
 import torch
 from torch import nn
@@ -102,14 +102,42 @@ def encoder_layer_forward(
     x = src
     if self.norm_first:
         x = add(self.lrp_sum1, x, self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal=is_causal))
-        return add(self.lrp_sum2, x, _feed_forward(self, self.norm2(x)))
+        return add(self.lrp_sum2, x, _feed_forward(self, self.norm2(x), self.dropout2))
     x = self.norm1(add(self.lrp_sum1, x, self._sa_block(x, src_mask, src_key_padding_mask, is_causal=is_causal)))
-    return self.norm2(add(self.lrp_sum2, x, _feed_forward(self, x)))
+    return self.norm2(add(self.lrp_sum2, x, _feed_forward(self, x, self.dropout2)))
 
 
-def _feed_forward(self: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
-    """The layer's feed-forward block with an activation that passes relevance unchanged."""
-    return self.dropout2(self.linear2(self.dropout(relay(self.activation, self.linear1(x)))))
+def decoder_layer_forward(
+    self: nn.TransformerDecoderLayer,
+    tgt: torch.Tensor,
+    memory: torch.Tensor,
+    tgt_mask: torch.Tensor | None = None,
+    memory_mask: torch.Tensor | None = None,
+    tgt_key_padding_mask: torch.Tensor | None = None,
+    memory_key_padding_mask: torch.Tensor | None = None,
+    tgt_is_causal: bool = False,
+    memory_is_causal: bool = False,
+) -> torch.Tensor:
+    """Forward of ``nn.TransformerDecoderLayer`` with the residual adds through ``lrp_sum1``..``lrp_sum3``."""
+    def attend_self(x):
+        return self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal)
+
+    def attend_memory(x):
+        return self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal)
+
+    x = tgt
+    if self.norm_first:
+        x = add(self.lrp_sum1, x, attend_self(self.norm1(x)))
+        x = add(self.lrp_sum2, x, attend_memory(self.norm2(x)))
+        return add(self.lrp_sum3, x, _feed_forward(self, self.norm3(x), self.dropout3))
+    x = self.norm1(add(self.lrp_sum1, x, attend_self(x)))
+    x = self.norm2(add(self.lrp_sum2, x, attend_memory(x)))
+    return self.norm3(add(self.lrp_sum3, x, _feed_forward(self, x, self.dropout3)))
+
+
+def _feed_forward(self: nn.Module, x: torch.Tensor, final_dropout: nn.Module) -> torch.Tensor:
+    """A transformer layer's feed-forward block with an activation that passes relevance unchanged."""
+    return final_dropout(self.linear2(self.dropout(relay(self.activation, self.linear1(x)))))
 
 
 def encoder_forward(
@@ -149,10 +177,11 @@ class AttentionCanonizer(ForwardCanonizer):
         }
 
 
-class EncoderLayerCanonizer(ForwardCanonizer):
-    """Route the residual adds of every ``nn.TransformerEncoderLayer`` through zennit ``Sum`` modules.
+class TransformerLayerCanonizer(ForwardCanonizer):
+    """Route the residual adds of every ``nn.TransformerEncoderLayer``/``DecoderLayer`` through zennit ``Sum``s.
 
     Without it, the plain ``x + block(x)`` passes the full relevance to both terms and relevance doubles at every add.
+    The feed-forward activation passes relevance unchanged (instead of scaling it by its derivative).
     """
 
     def __init__(self):
@@ -160,9 +189,12 @@ class EncoderLayerCanonizer(ForwardCanonizer):
 
     @staticmethod
     def _attribute_map(module: nn.Module) -> dict | None:
-        if not isinstance(module, nn.TransformerEncoderLayer):
-            return None
-        return {'forward': encoder_layer_forward.__get__(module), 'lrp_sum1': Sum(), 'lrp_sum2': Sum()}
+        if isinstance(module, nn.TransformerEncoderLayer):
+            return {'forward': encoder_layer_forward.__get__(module), 'lrp_sum1': Sum(), 'lrp_sum2': Sum()}
+        if isinstance(module, nn.TransformerDecoderLayer):
+            sums = {f'lrp_sum{index}': Sum() for index in (1, 2, 3)}
+            return {'forward': decoder_layer_forward.__get__(module), **sums}
+        return None
 
 
 class EncoderCanonizer(ForwardCanonizer):

@@ -69,6 +69,13 @@ CASES = [
         nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0., activation='gelu', norm_first=True),
                               2, norm=nn.LayerNorm(16), enable_nested_tensor=False), mask=_causal(7), is_causal=True,
     ), (7, 4, 16)),
+    ('decoder-memory-masks', lambda: Call(
+        nn.TransformerDecoder(nn.TransformerDecoderLayer(16, 2, 32, dropout=0., batch_first=True), 2),
+        torch.randn(4, 5, 16), tgt_mask=_causal(7), tgt_is_causal=True, memory_key_padding_mask=PADDING[:, 2:],
+    ), (4, 7, 16)),
+    ('decoder-layer-pre-norm', lambda: Call(
+        nn.TransformerDecoderLayer(16, 2, 32, dropout=0., norm_first=True), torch.randn(5, 4, 16),
+    ), (7, 4, 16)),
     ('lstm', lambda: nn.LSTM(16, 8), (7, 4, 16)),
     ('lstm-batch-first-2layer-bi', lambda: nn.LSTM(16, 8, num_layers=2, bidirectional=True, batch_first=True),
      (4, 7, 16)),

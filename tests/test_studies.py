@@ -250,7 +250,7 @@ def test_default_weights_come_from_torch_hub_cache_without_network(tmp_path, mon
     source = torchvision.models.resnet18(weights=None).eval()
     url = torchvision.models.ResNet18_Weights.DEFAULT.url
     cached = tmp_path / "hub" / "checkpoints" / Path(url).name
-    cached.parent.mkdir(parents=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
     torch.save(source.state_dict(), cached)
     loaded = get_preset("resnet18").load_model(weights="DEFAULT")
     inputs = torch.randn(1, 3, 32, 32)
@@ -453,4 +453,4 @@ def test_zennit_resnet_canonizer_applies_to_digits_model(trained_digits):
         after = model(inputs)
         for handle in handles:
             handle.remove()
-    assert torch.allclose(before, after, atol=1e-4)
+    assert torch.allclose(before, after, rtol=1e-3, atol=1e-3)

@@ -83,7 +83,8 @@ class Objective:
             if trial is not None:
                 for offset, score in enumerate(chunk.tolist()):
                     trial.report(score, step=start + offset)
-                if not trial.user_attrs.get("default_configuration") and trial.should_prune():
+                finished = start + len(x) == len(self.inputs)  # a fully scored trial completes
+                if not finished and not trial.user_attrs.get("default_configuration") and trial.should_prune():
                     trial.set_user_attr("pruned_after_samples", start + len(x))
                     raise optuna.TrialPruned(f"pruned after {start + len(x)} samples")
             start += len(x)

@@ -16,7 +16,7 @@ def model_fingerprint(model: nn.Module) -> Dict[str, Any]:
     for key, value in model.state_dict().items():
         digest.update(key.encode())
         if torch.is_tensor(value):
-            digest.update(value.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes()
+            digest.update(value.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
                           if value.numel() else b"")
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",

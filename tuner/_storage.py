@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Optional
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
@@ -27,7 +27,7 @@ def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,
     """An Optuna storage for ``url``; None keeps the study in memory.
 
     RDB storages (SQLite, PostgreSQL, MySQL) get heartbeats, and a trial whose worker died is failed and
-    re-queued by Optuna's RetryFailedTrialCallback. A path ending in .log/.journal (or ``journal:PATH``)
+    re-queued by Optuna's RetryHeartbeatStaleTrialCallback. A path ending in .log/.journal (or ``journal:PATH``)
     is a journal file that several processes on one machine can share without a server.
     """
     if url is None:
@@ -45,7 +45,7 @@ def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,
     if heartbeat_interval:
         heartbeat = {"heartbeat_interval": heartbeat_interval,
                      "grace_period": grace_period or 2 * heartbeat_interval,
-                     "heartbeat_stale_trial_callback": RetryFailedTrialCallback(max_retry=max_retry)}
+                     "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
     try:
         return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
     except Exception as error:  # sqlalchemy raises many types for bad URLs and unreachable servers

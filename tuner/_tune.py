@@ -81,8 +81,9 @@ def tune(
     with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
-        study = _open_study(storage_obj, study_name, metric.direction, study_attrs,
-                            _sampler(sampler, space, seed), _pruner(pruner))
+        study = _open_study(storage_obj, study_name, metric.direction, study_attrs, _pruner(pruner))
+        # a resumed study continues the seed sequence instead of drawing the first run's configurations again
+        study.sampler = _sampler(sampler, space, seed + len(study.get_trials(deepcopy=False)))
     artifacts_dir = artifact_dir_for(storage) if storage is not None else None
     if artifacts_dir is not None and "artifact_dir" not in study.user_attrs:
         study.set_user_attr("artifact_dir", str(artifacts_dir))
@@ -169,14 +170,14 @@ def _pruner(name: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def _open_study(storage, study_name, direction, attrs, sampler, pruner) -> optuna.Study:
+def _open_study(storage, study_name, direction, attrs, pruner) -> optuna.Study:
     """Create the study, or load it after checking that it measures the same thing (else nothing is written)."""
     if storage is not None and study_name is not None:
         existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
         if study_name in existing:
             _check_same_study(existing[study_name], direction, attrs)
     study = optuna.create_study(storage=storage, study_name=study_name, direction=direction,
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
+                                pruner=pruner, load_if_exists=True)
     for key, value in attrs.items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)

@@ -1,0 +1,538 @@
+"""Tests of ``tuner.tune()``: properties of the study it runs on a small CNN trained on scikit-learn's digits.
+
+Each test runs a few trials on 8 fixed samples, so the whole file takes seconds on a CPU.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from importlib import metadata
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+from PIL import Image
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from zennit.composites import LayerMapComposite, layer_map_base
+from zennit.rules import Epsilon
+
+from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+from tuner import ALL_VARIANTS, StudyMismatchError, TuneResult, tune
+
+N_SAMPLES = 8
+FAST = {"n_samples": N_SAMPLES, "show_progress_bar": False}
+BOUNDS = {"low": -1.0, "high": 1.0}  # the digits are scaled to [-1, 1]: EpsilonGammaBox's input bounds
+UNSTABLE_BELOW = 1e-3  # the test variants below misbehave for epsilon < this (half of the log range)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# -- the model and its data -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    """A tiny CNN trained (seeded, a few seconds) on digits; returns (model, held-out inputs, labels)."""
+    data = load_digits()
+    inputs = torch.tensor(data.images, dtype=torch.float32)[:, None] / 8.0 - 1.0  # (N, 1, 8, 8) in [-1, 1]
+    labels = torch.tensor(data.target)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        order = torch.randperm(len(inputs))
+        train, held_out = order[:1400], order[1400:]
+        model = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(16 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, 10),
+        )
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(8):
+            shuffled = train[torch.randperm(len(train))]
+            for start in range(0, len(shuffled), 64):
+                batch = shuffled[start:start + 64]
+                loss = nn.functional.cross_entropy(model(inputs[batch]), labels[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(inputs[held_out]).argmax(1) == labels[held_out]).float().mean().item()
+    assert accuracy >= 0.9, f"the test model is too weak to tune explanations for: {accuracy:.3f}"
+    return model, inputs[held_out], labels[held_out]
+
+
+@pytest.fixture(scope="module")
+def gamma_box_study(digits):
+    """One in-memory EpsilonGammaBox study, shared by the read-only tests below."""
+    model, inputs, labels = digits
+    return tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=8, explainer_kwargs=BOUNDS, **FAST)
+
+
+# -- explainers that misbehave on purpose in part of their search space ----------------------------------
+class _UnstableEpsilon(LRPUniformEpsilon):
+    """LRP-epsilon whose dense layers turn NaN for epsilon < 1e-3: an unstable region of the space."""
+
+    def build_composite(self, model):
+        if self.epsilon >= UNSTABLE_BELOW:
+            return super().build_composite(model)
+        return LayerMapComposite(layer_map=layer_map_base() + [(nn.Linear, Epsilon(epsilon=float("nan")))])
+
+
+class _ReversedEpsilon(LRPUniformEpsilon):
+    """LRP-epsilon whose relevance is negated for epsilon < 1e-3: those configurations rank every pixel
+    backwards, so every sample scores clearly worse than with the default."""
+
+    def attribute(self, inputs, targets):
+        relevance = super().attribute(inputs, targets)
+        return -relevance if self.epsilon < UNSTABLE_BELOW else relevance
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+def _complete(study: optuna.Study):
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _finished(study: optuna.Study):
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def _sqlite(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
+def _stored_studies(tmp_path: Path):
+    """{study name: number of trials} in the test's SQLite file (empty when the file was never created)."""
+    if not (tmp_path / "study.db").exists():
+        return {}
+    return {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(_sqlite(tmp_path))}
+
+
+def _better_or_equal(study: optuna.Study, a: float, b: float) -> bool:
+    return a >= b if study.direction == optuna.study.StudyDirection.MAXIMIZE else a <= b
+
+
+# -- tune() end to end ------------------------------------------------------------------------------------
+def test_objective_is_not_flat_and_best_is_at_least_the_default(gamma_box_study):
+    result = gamma_box_study
+    assert isinstance(result, TuneResult)
+    values = [t.value for t in _complete(result.study)]
+    assert len(values) >= 4
+    assert len({round(v, 9) for v in values}) >= 3, f"flat objective: {values}"
+    assert all(math.isfinite(v) for v in values)
+    assert result.study.direction == optuna.study.StudyDirection.MAXIMIZE  # AbPC: higher is better
+    assert result.best_value >= result.default_value
+    assert result.best_value == max(values)
+
+
+def test_trial_zero_is_the_default_configuration(gamma_box_study, digits):
+    result = gamma_box_study
+    first = result.study.trials[0]
+    default = LRPEpsilonGammaBox(digits[0], **BOUNDS)
+    assert first.user_attrs.get("default_configuration") is True
+    assert first.state == TrialState.COMPLETE
+    assert first.params == {"epsilon": default.epsilon, "gamma": default.gamma}
+    assert result.default_value == first.value
+    assert [t.number for t in result.study.trials if t.user_attrs.get("default_configuration")] == [0]
+
+
+def test_best_explainer_reproduces_the_best_value(gamma_box_study):
+    result = gamma_box_study
+    explainer = result.best_explainer
+    assert type(explainer) is LRPEpsilonGammaBox
+    assert {name: getattr(explainer, name) for name in ("epsilon", "gamma")} == result.best_params
+    assert explainer.low == BOUNDS["low"] and explainer.high == BOUNDS["high"]  # explainer_kwargs kept
+    scores = result.scores(explainer)
+    assert scores.shape == (N_SAMPLES,)
+    assert scores.mean().item() == pytest.approx(result.best_value, abs=1e-6)
+    # the check can fail: the default configuration scores its own, different value
+    default = result.space.from_params(result.study.trials[0].params)
+    assert result.scores(default).mean().item() == pytest.approx(result.default_value, abs=1e-6)
+    if result.best_trial.number != 0:
+        assert result.scores(default).mean().item() != pytest.approx(result.best_value, abs=1e-6)
+
+
+def test_one_class_uses_the_tunables_own_names_and_ranges(gamma_box_study):
+    result = gamma_box_study
+    tunables = LRPEpsilonGammaBox.TUNABLES
+    for trial in result.study.trials:
+        assert set(trial.params) == {"epsilon", "gamma"}
+        for name, value in trial.params.items():
+            spec = tunables[name][1]
+            assert spec["low"] <= value <= spec["high"]
+            distribution = trial.distributions[name]
+            assert isinstance(distribution, FloatDistribution)
+            assert (distribution.low, distribution.high, distribution.log) == (spec["low"], spec["high"], True)
+    sampled = [t.params for t in result.study.trials[1:]]
+    assert len({(p["epsilon"], p["gamma"]) for p in sampled}) == len(sampled)  # new configurations
+
+
+def test_per_sample_scores_are_reported_as_intermediate_values(gamma_box_study):
+    for trial in _complete(gamma_box_study.study):
+        assert sorted(trial.intermediate_values) == list(range(N_SAMPLES))
+        assert trial.value == pytest.approx(sum(trial.intermediate_values.values()) / N_SAMPLES, abs=1e-6)
+
+
+def test_summary_and_dataframe(gamma_box_study):
+    result = gamma_box_study
+    summary = result.summary()
+    row = summary.loc["LRPEpsilonGammaBox"]
+    assert row["default"] == result.default_value and row["best"] == result.best_value
+    assert row["best_params"] == result.best_params
+    frame = result.trials_dataframe()
+    assert len(frame) == len(result.study.trials)
+    assert {"params_epsilon", "params_gamma", "user_attrs_explainer"} <= set(frame.columns)
+
+
+def test_user_attributes_record_the_evidence(gamma_box_study, digits):
+    model = digits[0]
+    for trial in gamma_box_study.study.trials:
+        attrs = trial.user_attrs
+        assert attrs["explainer"] == "LRPEpsilonGammaBox"
+        assert {k: attrs["explainer_params"][k] for k in ("epsilon", "gamma")} == trial.params
+        assert attrs["explainer_params"]["low"] == -1.0
+        assert attrs["metric"] == "AbPC"
+        assert isinstance(attrs["metric_settings"], dict)
+        fingerprint = attrs["model"]
+        assert fingerprint["parameters"] == sum(p.numel() for p in model.parameters())
+        assert fingerprint["class"].endswith("Sequential")
+        assert len(fingerprint["sha256"]) == 64 and int(fingerprint["sha256"], 16) >= 0
+        versions = attrs["library_versions"]
+        for library in ("torch", "optuna", "zennit"):
+            assert versions[library] == metadata.version(library)
+
+
+def test_model_fingerprint_tells_weights_apart(digits, gamma_box_study):
+    model, inputs, labels = digits
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        changed[-1].bias[0] += 1e-3
+    result = tune(LRPUniformEpsilon, changed, (inputs, labels), n_trials=1, **FAST)
+    before = gamma_box_study.study.trials[0].user_attrs["model"]
+    after = result.study.trials[0].user_attrs["model"]
+    assert after["parameters"] == before["parameters"]
+    assert after["sha256"] != before["sha256"]
+    same = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
+    assert same.study.trials[0].user_attrs["model"] == before
+
+
+def test_minimize_metric_best_is_at_most_the_default(digits):
+    model, inputs, labels = digits
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), metric="lerf", n_trials=6, **FAST)
+    assert result.study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert result.best_value <= result.default_value
+    assert result.best_value == min(t.value for t in _complete(result.study))
+    assert result.scores(result.best_explainer).mean().item() == pytest.approx(result.best_value, abs=1e-6)
+
+
+# -- several explainers -----------------------------------------------------------------------------------
+def test_cross_variant_search(digits):
+    model, inputs, labels = digits
+    classes = [LRPEpsilonGammaBox, LRPUniformEpsilon]
+    result = tune(classes, model, (inputs, labels), n_trials=8, sampler="random", explainer_kwargs=BOUNDS, **FAST)
+    names = [cls.__name__ for cls in classes]
+    trials = result.study.trials
+    # each variant's default comes first, enqueued
+    for trial, cls in zip(trials[:2], classes):
+        default = cls(model, **BOUNDS) if cls is LRPEpsilonGammaBox else cls(model)
+        assert trial.user_attrs.get("default_configuration") is True
+        assert trial.params == {"explainer": cls.__name__,
+                                **{f"{cls.__name__}.{k}": getattr(default, k) for k in cls.TUNABLES}}
+    assert sum(bool(t.user_attrs.get("default_configuration")) for t in trials) == 2
+    # a categorical 'explainer' and only the chosen variant's own (prefixed) tunables
+    for trial in trials:
+        variant = trial.params["explainer"]
+        assert trial.distributions["explainer"] == CategoricalDistribution(names)
+        tunables = dict(zip(names, (cls.TUNABLES for cls in classes)))[variant]
+        assert set(trial.params) == {"explainer"} | {f"{variant}.{name}" for name in tunables}
+        assert trial.user_attrs["explainer"] == variant
+        for name, (_, spec) in tunables.items():
+            assert spec["low"] <= trial.params[f"{variant}.{name}"] <= spec["high"]
+            assert trial.user_attrs["explainer_params"][name] == trial.params[f"{variant}.{name}"]
+    assert {t.params["explainer"] for t in trials[2:]} == set(names)  # the sampler visits both
+    # the best explainer is the best trial's variant and reproduces its value
+    best = result.best_explainer
+    assert type(best).__name__ == result.best_params["explainer"]
+    assert result.scores(best).mean().item() == pytest.approx(result.best_value, abs=1e-6)
+    assert result.best_value >= max(t.value for t in trials[:2] if t.state == TrialState.COMPLETE)
+    summary = result.summary()
+    assert list(summary.index) == names
+    for trial in trials[:2]:
+        assert summary.loc[trial.params["explainer"], "default"] == trial.value
+
+
+def test_all_variants_when_no_class_is_given(digits):
+    model, inputs, labels = digits
+    result = tune(None, model, (inputs, labels), n_trials=4, explainer_kwargs=BOUNDS, **FAST)
+    trials = result.study.trials
+    assert [t.params["explainer"] for t in trials] == [cls.__name__ for cls in ALL_VARIANTS]
+    assert all(t.user_attrs.get("default_configuration") for t in trials)
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+
+
+# -- data forms -------------------------------------------------------------------------------------------
+class _DigitDataset(Dataset):
+    def __init__(self, inputs, labels):
+        self.inputs, self.labels = inputs, labels
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def __getitem__(self, index):
+        return self.inputs[index], int(self.labels[index])
+
+
+def _forms(inputs, labels):
+    return {
+        "tuple": (inputs, labels),
+        "tensor": inputs,
+        "tensor_dataset": TensorDataset(inputs, labels),
+        "dataset": _DigitDataset(inputs, labels),
+        "dataloader": DataLoader(TensorDataset(inputs, labels), batch_size=50, shuffle=False),
+        "unlabelled_dataloader": DataLoader(inputs, batch_size=50, shuffle=False),
+    }
+
+
+def test_data_forms_give_the_same_fixed_samples(digits):
+    model, inputs, labels = digits
+    results = {name: tune(LRPUniformEpsilon, model, data, n_trials=1, **FAST)
+               for name, data in _forms(inputs, labels).items()}
+    reference = results["tuple"].objective
+    assert reference.inputs.shape == (N_SAMPLES, *inputs.shape[1:])
+    # the samples are distinct rows of the data, and the labelled forms' targets are their labels
+    rows = (reference.inputs.flatten(1)[:, None] == inputs.flatten(1)[None]).all(-1).float().argmax(1)
+    assert torch.equal(inputs[rows], reference.inputs)
+    assert len(set(rows.tolist())) == N_SAMPLES
+    assert torch.equal(reference.targets, labels[rows])
+    with torch.no_grad():
+        predictions = model(reference.inputs).argmax(1)
+    for name, result in results.items():
+        assert torch.equal(result.objective.inputs, reference.inputs), name
+        expected = predictions if name in ("tensor", "unlabelled_dataloader") else reference.targets
+        assert torch.equal(result.objective.targets, expected), name
+        assert result.objective.targets.dtype == torch.long
+    for name in ("tensor_dataset", "dataset", "dataloader"):  # same samples, same targets: same score
+        assert results[name].study.trials[0].value == results["tuple"].study.trials[0].value, name
+
+
+def test_tensor_only_data_explains_the_predictions(digits):
+    """With no labels, targets are the model's predictions, also where they differ from the labels."""
+    model, inputs, labels = digits
+    with torch.no_grad():
+        wrong = (model(inputs).argmax(1) != labels).nonzero().flatten()
+    assert len(wrong) > 0  # a held-out error exists at >= 90% accuracy on ~400 digits
+    chosen = inputs[wrong[:N_SAMPLES]]
+    result = tune(LRPUniformEpsilon, model, chosen, n_trials=1, **FAST)
+    with torch.no_grad():
+        assert torch.equal(result.objective.targets, model(result.objective.inputs).argmax(1))
+    assert not torch.equal(result.objective.targets, labels[wrong[:N_SAMPLES]])
+
+
+def test_seed_picks_the_samples(digits):
+    model, inputs, labels = digits
+    first = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, seed=0, **FAST).objective.inputs
+    other = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, seed=1, **FAST).objective.inputs
+    assert not torch.equal(first, other)
+
+
+# -- reproducibility and resume ---------------------------------------------------------------------------
+def test_same_seed_same_data_gives_identical_trials(digits):
+    model, inputs, labels = digits
+
+    def run(seed):
+        result = tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=6, seed=seed, explainer_kwargs=BOUNDS,
+                      **FAST)
+        return [(t.state, t.params, t.value) for t in result.study.trials]
+
+    first = run(0)
+    assert run(0) == first
+    assert [params for _, params, _ in run(1)[1:]] != [params for _, params, _ in first[1:]]
+
+
+def test_resume_continues_the_stored_study(digits, tmp_path):
+    model, inputs, labels = digits
+    options = {"storage": _sqlite(tmp_path), "study_name": "resume", **FAST}
+    first = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=4, **options)
+    before = [(t.number, t.params, t.value) for t in _finished(first.study)]
+    assert len(before) == 4
+
+    second = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, **options)
+    study = optuna.load_study(study_name="resume", storage=_sqlite(tmp_path))
+    finished = _finished(study)
+    assert len(finished) == 6
+    assert [(t.number, t.params, t.value) for t in finished[:4]] == before  # the first run's trials kept
+    assert [t.number for t in study.trials if t.user_attrs.get("default_configuration")] == [0]
+    epsilons = [t.params["epsilon"] for t in study.trials]
+    assert len(set(epsilons)) == len(epsilons), f"the resumed run drew configurations again: {epsilons}"
+    assert not any("repeat_of" in t.user_attrs for t in study.trials)
+    assert second.best_value == max(t.value for t in _complete(study))
+    assert second.scores(second.best_explainer).mean().item() == pytest.approx(second.best_value, abs=1e-6)
+
+    # n_trials is the study's total: asking for fewer than it has adds nothing
+    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, **options)
+    assert len(optuna.load_study(study_name="resume", storage=_sqlite(tmp_path)).trials) == len(study.trials)
+
+
+def test_resumed_study_is_reproducible(digits, tmp_path):
+    """Stopping after 3 trials and resuming to 5 gives the same study each time it is done so."""
+    model, inputs, labels = digits
+
+    def run(name):
+        options = {"storage": _sqlite(tmp_path), "study_name": name, **FAST}
+        tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, **options)
+        result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=5, **options)
+        return [(t.params, t.value) for t in result.study.trials]
+
+    assert run("a") == run("b")
+
+
+# -- failures and pruning ---------------------------------------------------------------------------------
+def test_nan_configuration_fails_its_trial_and_the_study_goes_on(digits):
+    model, inputs, labels = digits
+    result = tune(_UnstableEpsilon, model, (inputs, labels), n_trials=5, sampler="random", **FAST)
+    trials = result.study.trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed, "no configuration fell in the unstable region"
+    for trial in failed:
+        assert trial.params["epsilon"] < UNSTABLE_BELOW
+        assert "NaN" in trial.user_attrs["fail_reason"]
+        assert trial.value is None
+    for trial in _complete(result.study):
+        assert trial.params["epsilon"] >= UNSTABLE_BELOW and math.isfinite(trial.value)
+    assert len(_finished(result.study)) == 5  # failures do not count towards n_trials
+    assert max(t.number for t in _complete(result.study)) > min(t.number for t in failed)  # it went on
+    assert result.best_trial.state == TrialState.COMPLETE
+
+
+def test_configuration_that_raises_fails_its_trial(digits, monkeypatch):
+    model, inputs, labels = digits
+    attribute = LRPUniformEpsilon.attribute
+
+    def flaky(self, x, y):
+        if self.epsilon > 0.5:
+            raise RuntimeError("out of memory (simulated)")
+        return attribute(self, x, y)
+
+    monkeypatch.setattr(LRPUniformEpsilon, "attribute", flaky)
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, sampler="random", seed=3, **FAST)
+    failed = [t for t in result.study.trials if t.state == TrialState.FAIL]
+    assert failed and all(t.params["epsilon"] > 0.5 for t in failed)
+    assert all(t.user_attrs["fail_reason"] == "RuntimeError: out of memory (simulated)" for t in failed)
+    assert len(_finished(result.study)) == 6
+
+
+def test_wilcoxon_prunes_clearly_worse_configurations(digits):
+    model, inputs, labels = digits
+    result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon",
+                  batch_size=4, **FAST)
+    trials = result.study.trials
+    reversed_ = [t for t in trials[1:] if t.params["epsilon"] < UNSTABLE_BELOW]
+    assert reversed_, "no configuration fell in the reversed region"
+    for trial in reversed_:
+        assert trial.state == TrialState.PRUNED
+        assert trial.user_attrs["pruned_after_samples"] == 4
+        assert sorted(trial.intermediate_values) == [0, 1, 2, 3]  # the second half was never scored
+    for trial in _complete(result.study):
+        assert sorted(trial.intermediate_values) == list(range(N_SAMPLES))
+    assert trials[0].state == TrialState.COMPLETE  # the default is never pruned
+
+    # without a pruner the same configurations complete, and score clearly worse than the default
+    unpruned = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="none",
+                    batch_size=4, **FAST)
+    assert all(t.state == TrialState.COMPLETE for t in unpruned.study.trials)
+    default = unpruned.study.trials[0]
+    for trial in unpruned.study.trials[1:]:
+        if trial.params["epsilon"] < UNSTABLE_BELOW:
+            assert all(trial.intermediate_values[s] < default.intermediate_values[s] for s in range(N_SAMPLES))
+
+
+def test_a_fully_scored_trial_is_not_pruned(digits):
+    """With one chunk there is no work left to save: every trial completes with the mean of its scores."""
+    model, inputs, labels = digits
+    result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon",
+                  batch_size=N_SAMPLES, **FAST)
+    assert any(t.params["epsilon"] < UNSTABLE_BELOW for t in result.study.trials)
+    for trial in result.study.trials:
+        assert trial.state == TrialState.COMPLETE
+        assert trial.value == pytest.approx(sum(trial.intermediate_values.values()) / N_SAMPLES, abs=1e-6)
+
+
+# -- storage and artifacts --------------------------------------------------------------------------------
+def test_heatmaps_are_uploaded_as_artifacts(digits, tmp_path):
+    model, inputs, labels = digits
+    storage = _sqlite(tmp_path)
+    result = tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=3, storage=storage, study_name="art",
+                  explainer_kwargs=BOUNDS, **FAST)
+    study = optuna.load_study(study_name="art", storage=storage)
+    artifact_dir = Path(study.user_attrs["artifact_dir"])
+    assert artifact_dir.parent == tmp_path  # beside the SQLite file, not in the working directory
+    complete = _complete(study)
+    assert len(complete) == 3
+    for trial in complete:
+        metas = optuna.artifacts.get_all_artifact_meta(trial, storage=result.study._storage)
+        assert metas, f"trial {trial.number} has no heatmap"
+        for meta in metas:
+            assert meta.mimetype == "image/png"
+            path = artifact_dir / meta.artifact_id
+            assert path.is_file()
+            with Image.open(path) as image:
+                assert image.format == "PNG" and image.width > 0 and image.height > 0
+    # the stored user attributes survive the round trip through the database
+    assert study.trials[0].user_attrs["explainer_params"]["gamma"] == study.trials[0].params["gamma"]
+    assert study.user_attrs["metric"] == "AbPC"
+
+
+def test_in_memory_study_writes_no_artifacts(digits, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model, inputs, labels = digits
+    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- bad input --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("explainer_cls, options, message", [
+    (LRPUniformEpsilon, {"n_trials": 0}, "n_trials"),
+    (LRPUniformEpsilon, {"n_trials": -2}, "n_trials"),
+    (LRPUniformEpsilon, {"sampler": "annealing"}, "unknown sampler 'annealing'"),
+    (LRPUniformEpsilon, {"pruner": "hyperband"}, "unknown pruner 'hyperband'"),
+    ([LRPUniformEpsilon, LRPEpsilonPlus], {"sampler": "grid"}, "grid sampler"),
+])
+def test_bad_input_raises_before_any_study_is_created(digits, tmp_path, explainer_cls, options, message):
+    model, inputs, labels = digits
+    with pytest.raises(ValueError, match=message):
+        tune(explainer_cls, model, (inputs, labels), storage=_sqlite(tmp_path), study_name="bad",
+             **{"n_trials": 2, **FAST, **options})
+    assert "bad" not in _stored_studies(tmp_path)
+
+
+def test_grid_sampler_with_one_class_samples_grid_points(digits):
+    model, inputs, labels = digits
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="grid", **FAST)
+    grid = result.space.grid()["epsilon"]
+    for trial in result.study.trials[1:]:
+        assert trial.params["epsilon"] in grid
+
+
+@pytest.mark.parametrize("metric", ["lerf", "morf"])
+def test_existing_study_measuring_something_else_is_refused(digits, tmp_path, metric):
+    model, inputs, labels = digits
+    options = {"storage": _sqlite(tmp_path), "study_name": "shared", **FAST}
+    tune(LRPUniformEpsilon, model, (inputs, labels), metric="abpc", n_trials=2, **options)
+    assert _stored_studies(tmp_path) == {"shared": 2}
+    with pytest.raises(StudyMismatchError):
+        tune(LRPUniformEpsilon, model, (inputs, labels), metric=metric, n_trials=4, **options)
+    assert _stored_studies(tmp_path) == {"shared": 2}
+    study = optuna.load_study(study_name="shared", storage=_sqlite(tmp_path))
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert study.user_attrs["metric"] == "AbPC"
+
+
+def test_existing_study_of_another_explainer_is_refused(digits, tmp_path):
+    model, inputs, labels = digits
+    options = {"storage": _sqlite(tmp_path), "study_name": "shared", **FAST}
+    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, **options)
+    with pytest.raises(StudyMismatchError, match="search space"):
+        tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=4, explainer_kwargs=BOUNDS, **options)
+    assert _stored_studies(tmp_path) == {"shared": 2}

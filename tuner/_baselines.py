@@ -1,0 +1,27 @@
+"""Reference scores of non-LRP explainers (captum) with the study's metric, for the summary table."""
+from typing import Dict
+
+import torch
+from captum.attr import InputXGradient, IntegratedGradients, Saliency
+
+from ._objective import Objective
+
+CAPTUM = {"Saliency (captum)": Saliency, "InputXGradient (captum)": InputXGradient,
+          "IntegratedGradients (captum)": IntegratedGradients}
+
+
+class _CaptumExplainer:
+    def __init__(self, method):
+        self.method = method
+
+    def attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        kwargs = {"n_steps": 32, "internal_batch_size": 64} if isinstance(self.method, IntegratedGradients) else {}
+        if isinstance(self.method, Saliency):
+            kwargs["abs"] = True
+        inputs = inputs.detach().clone().requires_grad_(True)
+        return self.method.attribute(inputs, target=targets, **kwargs).detach()
+
+
+def captum_scores(objective: Objective, model: torch.nn.Module) -> Dict[str, float]:
+    """Mean score of each captum explainer on the study's samples."""
+    return {name: float(objective.evaluate(_CaptumExplainer(cls(model))).mean()) for name, cls in CAPTUM.items()}

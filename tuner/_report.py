@@ -1,0 +1,40 @@
+"""The files a study run leaves in ``--out``: the table (CSV), the best configuration (JSON), heatmaps (PNG)."""
+from pathlib import Path
+
+import pandas as pd
+from torch import nn
+
+from ._baselines import captum_scores
+from ._config import save_config
+from ._heatmaps import heatmap_grid
+from ._result import TuneResult
+from ._storage import mask_url
+
+N_SHOWN = 4
+
+
+def write_report(result: TuneResult, model: nn.Module, out: Path, *, study_name: str, storage: str) -> pd.DataFrame:
+    """Write summary.csv, best.json and heatmaps.png into ``out``; return the table (LRP rows, then captum)."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = result.summary()
+    references = pd.DataFrame([{"explainer": name, "default": score, "best": None, "best_params": None,
+                                "trials": 0} for name, score in captum_scores(result.objective, model).items()])
+    table = pd.concat([table, references.set_index("explainer")])
+    table.to_csv(out / "summary.csv")
+    save_config(result.best_explainer, out / "best.json", value=result.best_value,
+                default_value=result.default_value, metric=result.study.user_attrs.get("metric"),
+                direction=result.study.direction.name.lower(), study_name=study_name, storage=mask_url(storage))
+    _heatmaps(result, out / "heatmaps.png")
+    return table
+
+
+def _heatmaps(result: TuneResult, path: Path) -> Path:
+    """Default versus best configuration per variant, on the first samples."""
+    x, y = result.objective.inputs[:N_SHOWN], result.objective.targets[:N_SHOWN]
+    rows = []
+    for variant, base in result.space.variants.items():
+        rows.append((f"{variant} default", base.attribute(x, y)))
+        best = result.summary().loc[variant, "best_params"]
+        if isinstance(best, dict):
+            rows.append((f"{variant} best", base.set_kwargs(**best).attribute(x, y)))
+    return heatmap_grid(rows, path)

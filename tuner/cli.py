@@ -1,0 +1,182 @@
+"""The command line: ``python -m tuner run|dashboard|best`` (installed as ``lrp-tuner``)."""
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import optuna
+
+from ._storage import DEFAULT_STORAGE, StorageError, artifact_dir_for, artifact_store, mask_url, open_storage
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """Bad input: printed as one line, exit code 2, nothing created."""
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(message)s", level=logging.INFO)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        return args.command(args)
+    except KeyboardInterrupt:
+        print("interrupted: the running trial was marked failed; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except (CliError, ValueError, OSError) as error:
+        print(f"error: {mask_url(str(error))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrp-tuner", description="Find the most faithful LRP configuration "
+                                     "for a model with an Optuna study.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run (or resume) a study")
+    run.add_argument("--model", help="preset name (default: the embedded digits ResNet)")
+    run.add_argument("--weights", help="DEFAULT (torchvision), a state-dict PATH, or none (random)")
+    run.add_argument("--data", help="image folder (flat or one subfolder per class)")
+    run.add_argument("--explainers", default="all", help="all, or comma-separated names "
+                     "(uniform_epsilon, epsilon_gamma_box, epsilon_plus, epsilon_alpha2_beta1)")
+    run.add_argument("--metric", default="abpc", help="abpc, morf, lerf, faithfulness_correlation, irof, ...")
+    run.add_argument("--n-trials", type=_positive, help="total finished trials of the study")
+    run.add_argument("--n-samples", type=_positive, help="samples every trial scores")
+    run.add_argument("--batch-size", type=_positive, help="samples attributed at once")
+    run.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or journal file path")
+    run.add_argument("--study-name", help="default: <model>-<metric>-<explainers>")
+    run.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid", "gp", "cmaes"])
+    run.add_argument("--pruner", default="wilcoxon", choices=["wilcoxon", "median", "none"])
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    run.add_argument("--out", default="lrp-tuner-out", help="folder for the table, best configuration, heatmaps")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(command=_run)
+
+    dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study storage")
+    dashboard.add_argument("--storage", default=DEFAULT_STORAGE)
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=_positive, default=8080)
+    dashboard.add_argument("--artifact-dir", help="default: the folder the studies recorded")
+    dashboard.set_defaults(command=_dashboard)
+
+    best = commands.add_parser("best", help="print a study's best configuration")
+    best.add_argument("--storage", default=DEFAULT_STORAGE)
+    best.add_argument("--study-name", required=True)
+    best.add_argument("--json", action="store_true", help="print JSON")
+    best.set_defaults(command=_best)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import studies
+    from metrics import METRICS
+
+    from ._space import ALL_VARIANTS, variant_by_name
+    from ._tune import tune
+
+    preset = studies.get_preset(args.model or studies.DEFAULT_PRESET)
+    if args.metric not in METRICS:
+        raise CliError(f"unknown metric {args.metric!r}; choose one of {', '.join(METRICS)}")
+    classes = ALL_VARIANTS if args.explainers == "all" else \
+        [variant_by_name(name.strip()) for name in args.explainers.split(",") if name.strip()]
+    if args.data is not None and not Path(args.data).is_dir():
+        raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
+    settings = {**preset.defaults, **{k: v for k, v in (("n_trials", args.n_trials), ("n_samples", args.n_samples),
+                                                        ("batch_size", args.batch_size)) if v is not None}}
+    inputs, labels = preset.load_data(args.data, settings["n_samples"])
+    open_storage(args.storage, heartbeat_interval=None)  # a bad URL or unreachable server fails here
+    model = preset.load_model(args.weights, device=_device(args.device))
+    names = "all" if args.explainers == "all" else "+".join(cls.__name__ for cls in classes)
+    study_name = args.study_name or f"{preset.name}-{args.metric}-{names}"
+    print(f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
+          f"{min(len(inputs), settings['n_samples'])} samples, metric {args.metric}", file=sys.stderr)
+
+    result = tune(None if args.explainers == "all" else classes, model,
+                  (inputs, labels) if labels is not None else inputs,
+                  metric=args.metric, n_trials=settings["n_trials"], n_samples=settings["n_samples"],
+                  sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
+                  seed=args.seed, device=_device(args.device), batch_size=settings["batch_size"],
+                  timeout=args.timeout, show_progress_bar=not args.no_progress,
+                  explainer_kwargs={"low": preset.low, "high": preset.high,
+                                    "zennit_canonizers": preset.canonizers() or None})
+    from ._report import write_report
+    table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"\nresults in {Path(args.out).resolve()}")
+    print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
+    return 0
+
+
+def _device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CliError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return name
+
+
+def _load_storage(url: str):
+    storage = open_storage(url, heartbeat_interval=None)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        raise CliError(f"no study storage at {url}; run `python -m tuner run` first or pass --storage")
+    return storage
+
+
+def _best(args: argparse.Namespace) -> int:
+    storage = _load_storage(args.storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if args.study_name not in names:
+        raise CliError(f"no study {args.study_name!r} in {mask_url(args.storage)}; studies there: "
+                       f"{', '.join(names) or 'none'}")
+    study = optuna.load_study(study_name=args.study_name, storage=storage)
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise CliError(f"study {args.study_name!r} has no complete trial yet") from None
+    config = {"study_name": args.study_name, "explainer": best.user_attrs.get("explainer"),
+              "params": best.params, "value": best.value, "trial": best.number,
+              "metric": best.user_attrs.get("metric"), "direction": study.direction.name.lower()}
+    if args.json:
+        print(json.dumps(config, indent=2))
+    else:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+        print(f"{config['explainer']}({params}): {config['metric']} = {best.value:.4f} (trial {best.number})")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from optuna_dashboard import run_server
+    storage = _load_storage(args.storage)
+    directory = Path(args.artifact_dir) if args.artifact_dir else _recorded_artifact_dir(storage, args.storage)
+    print(f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, "
+          f"artifacts {directory})", file=sys.stderr)
+    run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
+    return 0
+
+
+def _recorded_artifact_dir(storage, url: str) -> Path:
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if "artifact_dir" in summary.user_attrs:
+            return Path(summary.user_attrs["artifact_dir"])
+    return artifact_dir_for(url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
