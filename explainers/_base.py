@@ -151,14 +151,12 @@ class LRPBase:
         rejects (before any attribution work), and NonFiniteAttributionError when the result holds NaN/Inf.
         """
         forward_args, additional_args, several_inputs = self._split_inputs(inputs)
-        batch_size = forward_args[0].shape[0]
         if not self._n_classes_checked:
             self._infer_n_classes(forward_args, additional_args)
-        targets = self._check_targets(targets, batch_size)
-        one_hot = torch.nn.functional.one_hot(targets, self.n_classes)
+        targets = self._check_targets(targets, forward_args[0].shape[0])
         attributor = self.explainer(self.model, additional_args)
         with torch.enable_grad():
-            _, relevance = attributor(forward_args, attr_output=lambda output: one_hot.to(output.dtype))
+            _, relevance = attributor(forward_args, attr_output=lambda output: self._seed(targets, output))
         relevance = tuple(r.detach() for r in relevance)
         _check_finite(relevance, self)
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))
@@ -197,14 +195,21 @@ class LRPBase:
         self._n_classes_guessed = False
         self._n_classes_checked = True
 
+    def _seed(self, targets: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """The one-hot relevance at the output; checks the targets against the output's batch size."""
+        if targets.ndim == 0:
+            targets = targets.expand(output.shape[0])
+        if targets.shape[0] != output.shape[0]:
+            raise ValueError(f"targets must hold one class index per sample: expected shape "
+                             f"({output.shape[0]},), got {tuple(targets.shape)}")
+        return torch.nn.functional.one_hot(targets, self.n_classes).to(output.dtype)
+
     def _check_targets(self, targets, batch_size: int) -> torch.Tensor:
         targets = torch.as_tensor(targets, device=self.device)
         if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
             raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
         targets = targets.long()
-        if targets.ndim == 0:
-            targets = targets.expand(batch_size)
-        if targets.ndim != 1 or targets.shape[0] != batch_size:
+        if targets.ndim > 1 or (targets.ndim == 1 and targets.shape[0] != batch_size and not self._time_major()):
             raise ValueError(
                 f"targets must hold one class index per sample: expected shape ({batch_size},), "
                 f"got {tuple(targets.shape)}"
@@ -216,6 +221,10 @@ class LRPBase:
                 f"(valid: 0..{self.n_classes - 1})"
             )
         return targets
+
+    def _time_major(self) -> bool:
+        """Whether the model has recurrent layers with the batch in dimension 1 (batch_first=False)."""
+        return any(isinstance(m, nn.RNNBase) and not m.batch_first for m in self.model.modules())
 
     def _check_supported_modules(self) -> None:
         if not self.SUPPORTED_MODULES:

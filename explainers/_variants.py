@@ -32,6 +32,12 @@ class _ZennitVariant(LRPBase):
     def build_composite(self, model: nn.Module) -> Composite:
         raise NotImplementedError
 
+    def sequence_layer_map(self) -> list:
+        """Rules for the parts the sequence canonizers introduce (attention, LayerNorm, recurrent steps);
+        they must come with those canonizers, which every variant gets."""
+        from ._sequence import sequence_layer_map
+        return sequence_layer_map(self.epsilon, self.stabilizer)
+
 
 def _check_positive(**values) -> None:
     for name, value in values.items():
@@ -70,8 +76,7 @@ class LRPUniformEpsilon(_ZennitVariant):
                          layer, n_classes)
 
     def build_composite(self, model: nn.Module) -> Composite:
-        from ._sequence import sequence_layer_map
-        layer_map = sequence_layer_map(self.epsilon, self.stabilizer) + layer_map_base(self.stabilizer) + [
+        layer_map = self.sequence_layer_map() + layer_map_base(self.stabilizer) + [
             (Convolution, Epsilon(epsilon=self.epsilon)),
             (nn.Linear, Epsilon(epsilon=self.epsilon)),
         ]
@@ -117,7 +122,8 @@ class LRPEpsilonGammaBox(_ZennitVariant):
 
     def build_composite(self, model: nn.Module) -> Composite:
         return EpsilonGammaBox(low=self.low, high=self.high, epsilon=self.epsilon, gamma=self.gamma,
-                               stabilizer=self.stabilizer, canonizers=self.canonizers(model))
+                               stabilizer=self.stabilizer, layer_map=self.sequence_layer_map(),
+                               canonizers=self.canonizers(model))
 
 
 class LRPEpsilonPlus(_ZennitVariant):
@@ -147,7 +153,8 @@ class LRPEpsilonPlus(_ZennitVariant):
                          layer, n_classes)
 
     def build_composite(self, model: nn.Module) -> Composite:
-        return EpsilonPlus(epsilon=self.epsilon, stabilizer=self.stabilizer, canonizers=self.canonizers(model))
+        return EpsilonPlus(epsilon=self.epsilon, stabilizer=self.stabilizer, layer_map=self.sequence_layer_map(),
+                           canonizers=self.canonizers(model))
 
 
 class LRPEpsilonAlpha2Beta1(_ZennitVariant):
@@ -178,4 +185,4 @@ class LRPEpsilonAlpha2Beta1(_ZennitVariant):
 
     def build_composite(self, model: nn.Module) -> Composite:
         return EpsilonAlpha2Beta1(epsilon=self.epsilon, stabilizer=self.stabilizer,
-                                  canonizers=self.canonizers(model))
+                                  layer_map=self.sequence_layer_map(), canonizers=self.canonizers(model))

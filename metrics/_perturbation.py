@@ -21,8 +21,8 @@ Baseline = Union[str, int, float, Tensor]
 ProbFn = Callable[[Tensor], Tensor]
 
 #: Rows per forward pass. Measured on CPU with a ResNet-50 at 224x224 (benchmarks/metrics.py
-#: --batch-sizes): 16 was fastest; larger stacks were slower, not faster.
-DEFAULT_BATCH_SIZE = 16
+#: --batch-sizes, 16-core CPU): 8 was fastest; larger stacks were slower, not faster.
+DEFAULT_BATCH_SIZE = 8
 
 BASELINES = ("zero", "mean", "min", "blur")
 

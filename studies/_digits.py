@@ -6,6 +6,8 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,11 @@ from torchvision.models.resnet import BasicBlock, ResNet
 from ._base import Preset, bounds_from_normalization
 from ._images import load_image_folder
 from ._weights import apply_state_dict, cache_dir, read_state_dict, save_atomically
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; the atomic rename still keeps the cache whole
+    fcntl = None
 
 # Everything that changes the trained weights; its hash names the cache file.
 RECIPE = {
@@ -108,22 +115,55 @@ def train_digits_model() -> tuple[ResNet, dict]:
     return model.eval(), report
 
 
+def _read_cache(path: Path, warn: bool) -> tuple[ResNet, dict] | None:
+    """Return the cached model and its report, or None when the file is absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        model = apply_state_dict(build_digits_model(), stored["state_dict"], path).eval()
+        report = {"accuracy": stored["accuracy"], "train_seconds": stored["train_seconds"]}
+    except Exception as exc:  # a corrupt or foreign cache file is retrained, never a crash
+        if warn:
+            print(f"lrp-tuner: the cached digits model {path} is unreadable ({type(exc).__name__}); retraining it",
+                  file=sys.stderr)
+        return None
+    return model, {**report, "path": path, "trained": False}
+
+
+@contextmanager
+def _training_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside `path`, so processes starting at once train only once (POSIX)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_suffix(".lock"), "w")
+    except OSError:  # an unwritable cache folder: train unlocked; saving reports the problem
+        yield
+        return
+    with handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def cached_digits_model() -> tuple[ResNet, dict]:
     """Load the trained digits model from the cache, or train and cache it; the report says which."""
     path = cache_path()
-    if path.is_file():
+    cached = _read_cache(path, warn=False)
+    if cached is not None:
+        return cached
+    with _training_lock(path):
+        cached = _read_cache(path, warn=True)  # another process may have trained it meanwhile
+        if cached is not None:
+            return cached
+        model, report = train_digits_model()
+        print(f"lrp-tuner: trained the digits model in {report['train_seconds']:.1f} s (held-out accuracy "
+              f"{report['accuracy']:.3f}); caching it at {path}", file=sys.stderr)
         try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            model = apply_state_dict(build_digits_model(), stored["state_dict"], path).eval()
-            return model, {"accuracy": stored["accuracy"], "train_seconds": stored["train_seconds"],
-                           "path": path, "trained": False}
-        except Exception as exc:  # a corrupt or foreign cache file is retrained, never a crash
-            print(f"lrp-tuner: the cached digits model {path} is unreadable ({type(exc).__name__}); "
-                  "retraining it", file=sys.stderr)
-    model, report = train_digits_model()
-    save_atomically({"state_dict": model.state_dict(), **report}, path)
-    print(f"lrp-tuner: trained the digits model in {report['train_seconds']:.1f} s "
-          f"(held-out accuracy {report['accuracy']:.3f}); cached at {path}", file=sys.stderr)
+            save_atomically({"state_dict": model.state_dict(), **report}, path)
+        except OSError as exc:
+            print(f"lrp-tuner: cannot cache the digits model in {path.parent} ({exc}); "
+                  "set LRP_TUNER_CACHE to a writable folder", file=sys.stderr)
     return model, {**report, "path": path, "trained": True}
 
 
@@ -159,5 +199,5 @@ DIGITS = Preset(
     data=load_digits_data,
     low=_LOW,
     high=_HIGH,
-    defaults={"n_samples": 64, "n_trials": 60, "batch_size": 64},
+    defaults={"n_samples": 64, "n_trials": 60, "batch_size": 16},
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from urllib.error import URLError
@@ -70,18 +71,6 @@ def registry_snapshot():
     yield
     _registry._PRESETS.clear()
     _registry._PRESETS.update(saved)
-
-
-@pytest.fixture(scope="session")
-def trained_digits(tmp_path_factory):
-    """Train the digits model once into a temporary cache folder; yield (model, report, cache folder)."""
-    cache = tmp_path_factory.mktemp("lrp-tuner-cache")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("LRP_TUNER_CACHE", str(cache))
-    model, report = _digits.cached_digits_model()
-    print(f"digits training: {report['train_seconds']:.1f} s, held-out accuracy {report['accuracy']:.4f}")
-    yield model, report, cache
-    patch.undo()
 
 
 # --- registry -------------------------------------------------------------------------------------
@@ -384,7 +373,7 @@ def test_digits_model_reaches_95_percent_on_held_out_digits(trained_digits):
     assert not list(cache.glob("*.tmp"))  # written atomically, no temp left behind
 
 
-def test_held_out_digits_are_disjoint_from_training_digits():
+def test_digits_data_is_the_held_out_split():
     x_train, _, x_test, y_test = _digits.digits_split()
     assert len(x_train) + len(x_test) == 1797
     inputs, labels = get_preset("digits").load_data(n_samples=10)
@@ -410,13 +399,7 @@ def test_corrupt_cache_is_retrained_and_replaced(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path))
     path = _digits.cache_path()
     path.write_bytes(b"\x00garbage")
-    calls = []
-
-    def fake_training():
-        calls.append(1)
-        return _digits.build_digits_model().eval(), {"accuracy": 0.5, "train_seconds": 0.01}
-
-    monkeypatch.setattr(_digits, "train_digits_model", fake_training)
+    calls = _counting_fake_training(monkeypatch)
     first = get_preset("digits").load_model()
     assert len(calls) == 1 and "retraining" in capsys.readouterr().err
     stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -454,3 +437,50 @@ def test_zennit_resnet_canonizer_applies_to_digits_model(trained_digits):
         for handle in handles:
             handle.remove()
     assert torch.allclose(before, after, rtol=1e-3, atol=1e-3)
+
+
+def _counting_fake_training(monkeypatch) -> list:
+    calls = []
+
+    def fake_training():
+        calls.append(1)
+        return _digits.build_digits_model().eval(), {"accuracy": 0.5, "train_seconds": 0.01}
+
+    monkeypatch.setattr(_digits, "train_digits_model", fake_training)
+    return calls
+
+
+def test_a_process_waiting_for_the_training_lock_reuses_the_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path))
+    calls = _counting_fake_training(monkeypatch)
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(_digits.cached_digits_model()))
+    with _digits._training_lock(_digits.cache_path()):
+        waiter.start()
+        waiter.join(timeout=0.5)
+        assert waiter.is_alive() and not results  # blocked while another holder trains
+        trained, _ = _digits.train_digits_model()
+        _digits.save_atomically({"state_dict": trained.state_dict(), "accuracy": 0.5, "train_seconds": 0.01},
+                                _digits.cache_path())
+    waiter.join(timeout=30)
+    assert results and results[0][1]["trained"] is False and len(calls) == 1
+    inputs = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(results[0][0](inputs), trained(inputs))
+
+
+def test_unwritable_cache_folder_still_gives_a_model(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LRP_TUNER_CACHE", str(blocker / "cache"))
+    calls = _counting_fake_training(monkeypatch)
+    model = get_preset("digits").load_model()
+    assert isinstance(model, torchvision.models.ResNet) and len(calls) == 1
+    assert "LRP_TUNER_CACHE" in capsys.readouterr().err
+
+
+def test_save_atomically_leaves_no_temp_file_on_failure(tmp_path):
+    target = tmp_path / "out.pt"
+    with pytest.raises(Exception):
+        _digits.save_atomically({"bad": lambda: None}, target)  # lambdas cannot be pickled
+    assert not target.exists() and not list(tmp_path.iterdir())

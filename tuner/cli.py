@@ -35,6 +35,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_BAD_INPUT
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one line (and the hint to --help), not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -43,7 +50,7 @@ def _positive(value: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrp-tuner", description="Find the most faithful LRP configuration "
+    parser = _OneLineParser(prog="lrp-tuner", description="Find the most faithful LRP configuration "
                                      "for a model with an Optuna study.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -107,8 +114,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
           f"{min(len(inputs), settings['n_samples'])} samples, metric {args.metric}", file=sys.stderr)
 
-    result = tune(None if args.explainers == "all" else classes, model,
-                  (inputs, labels) if labels is not None else inputs,
+    # a folder's class names need not be the model's classes: explain the model's own predictions there
+    data = (inputs, labels) if labels is not None and args.data is None else inputs
+    result = tune(None if args.explainers == "all" else classes, model, data,
                   metric=args.metric, n_trials=settings["n_trials"], n_samples=settings["n_samples"],
                   sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
                   seed=args.seed, device=_device(args.device), batch_size=settings["batch_size"],

@@ -1,0 +1,143 @@
+"""The command line end to end: run, best, dashboard, and bad input, in real subprocesses."""
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import studies
+from tuner._config import load_explainer
+
+
+def cli(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "tuner", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def finished_run(trained_digits, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    storage = f"sqlite:///{folder / 'study.db'}"
+    done = cli("run", "--n-trials", "6", "--n-samples", "6", "--storage", storage, "--study-name", "s",
+               "--explainers", "epsilon_gamma_box,epsilon_plus", "--out", str(folder / "out"), "--no-progress",
+               cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder, storage, done
+
+
+def test_run_end_to_end(finished_run, trained_digits):
+    folder, storage, done = finished_run
+    study = optuna.load_study(study_name="s", storage=storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len([t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]) == 6
+    for trial in complete:
+        assert {"explainer", "explainer_params", "metric", "metric_settings", "model",
+                "library_versions"} <= trial.user_attrs.keys()
+        assert trial.user_attrs["model"]["parameters"] == sum(p.numel() for p in trained_digits[0].parameters())
+        artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+        assert artifacts and artifacts[0].mimetype == "image/png"
+        stored = Path(study.user_attrs["artifact_dir"]) / artifacts[0].artifact_id
+        assert Image.open(stored).size[0] > 0
+
+    out = folder / "out"
+    table = pd.read_csv(out / "summary.csv", index_col=0)
+    assert {"LRPEpsilonGammaBox", "LRPEpsilonPlus", "Saliency (captum)", "InputXGradient (captum)",
+            "IntegratedGradients (captum)"} <= set(table.index)
+    assert table.loc["LRPEpsilonPlus", "best"] >= table.loc["LRPEpsilonPlus", "default"]
+    assert Image.open(out / "heatmaps.png").size[1] >= 4 * 8
+    saved = json.loads((out / "best.json").read_text())
+    assert saved["value"] == pytest.approx(study.best_value)
+    assert saved["explainer"] == study.best_trial.user_attrs["explainer"]
+    explainer = load_explainer(out / "best.json", trained_digits[0])
+    for name, value in study.best_trial.params.items():
+        if name != "explainer":
+            assert getattr(explainer, name.split(".")[-1]) == pytest.approx(value)
+    assert "python -m tuner dashboard --storage" in done.stdout
+
+
+def test_best_prints_the_best_configuration(finished_run):
+    folder, storage, _ = finished_run
+    done = cli("best", "--storage", storage, "--study-name", "s", "--json")
+    assert done.returncode == 0, done.stderr
+    best = json.loads(done.stdout)
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert best["value"] == pytest.approx(study.best_value) and best["params"] == study.best_params
+    missing = cli("best", "--storage", storage, "--study-name", "nope")
+    assert missing.returncode != 0 and "studies there: s" in missing.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, deadline: float):
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.headers.get("Content-Type", ""), response.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
+    folder, storage, _ = finished_run
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tuner", "dashboard", "--storage", storage, "--port",
+                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        status, _, body = _get(f"{base}/api/studies", deadline)
+        studies_json = json.loads(body)["study_summaries"]
+        assert status == 200 and [s["study_name"] for s in studies_json] == ["s"]
+        study_id = studies_json[0]["study_id"]
+        status, _, body = _get(f"{base}/api/studies/{study_id}", deadline)
+        trials = json.loads(body)["trials"]
+        assert len(trials) >= 6
+        trial = next(t for t in trials if t["artifacts"])
+        artifact = trial["artifacts"][0]
+        status, kind, body = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact['artifact_id']}",
+                                  deadline)
+        assert status == 200 and body[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_resnet50_with_random_weights_runs(tmp_path):
+    done = cli("run", "--model", "resnet50", "--weights", "none", "--n-trials", "1", "--n-samples", "2",
+               "--explainers", "epsilon_plus", "--storage", f"sqlite:///{tmp_path / 'r.db'}",
+               "--out", str(tmp_path / "out"), "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "best.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "resnet9000"], "digits"),
+    (["--data", "{tmp}/missing"], "does not exist"),
+    (["--data", "{tmp}/empty"], "no images"),
+    (["--storage", "nosuchdb://x/y"], "cannot open storage"),
+    (["--n-trials", "0"], "at least 1"),
+    (["--explainers", "epsilon_minus"], "unknown explainer"),
+])
+def test_bad_input_is_one_clear_line_and_creates_nothing(args, message, tmp_path, trained_digits):
+    (tmp_path / "empty").mkdir()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    storage = ["--storage", f"sqlite:///{tmp_path / 'x.db'}"] if "--storage" not in args else []
+    done = cli("run", *args, *storage, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode != 0
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len([line for line in done.stderr.splitlines() if line.strip()]) <= 2
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "out").exists()
