@@ -232,3 +232,18 @@ def test_per_call_rules_neither_pile_up_nor_forget():
         second, = torch.autograd.grad(output, x)
     assert live[0] == live[-1]
     assert torch.equal(first, second)
+
+
+def test_tune_runs_end_to_end_on_token_models(trained):
+    """tune(LRPUniformEpsilon, ...) on a text classifier: relevance at the embedding output, one score
+    per token, tokens replaced by a pad id in the metric."""
+    from explainers import LRPUniformEpsilon
+    from tuner import tune
+    ids, labels = _marker_data(64, torch.Generator().manual_seed(3))
+    result = tune(LRPUniformEpsilon, trained, (ids, labels), n_trials=5, n_samples=8, batch_size=4,
+                  explainer_kwargs={'layer': trained.embedding}, metric_kwargs={'baseline': 0, 'n_steps': 5},
+                  show_progress_bar=False)
+    values = [t.value for t in result.study.trials if t.value is not None]
+    assert len(values) == 5 and len(set(values)) > 1
+    assert result.best_value >= result.default_value
+    assert result.scores(result.best_explainer).mean().item() == pytest.approx(result.best_value, abs=1e-6)

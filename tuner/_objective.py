@@ -16,6 +16,15 @@ from ._provenance import jsonable
 from ._space import SearchSpace
 
 
+def per_input_feature(attributions: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Attributions shaped like the inputs: relevance at an embedding output (B, L, E) for token ids
+    (B, L) is summed over the embedding dimension to one score per token."""
+    if attributions.shape != inputs.shape and attributions.shape[:inputs.ndim] == inputs.shape \
+            and attributions.ndim == inputs.ndim + 1:
+        return attributions.sum(-1)
+    return attributions
+
+
 class TrialFailed(Exception):
     """A configuration could not be scored (NaN/Inf attributions, an error); the reason is in the trial."""
 
@@ -73,7 +82,7 @@ class Objective:
     def _scores(self, trial: Optional[optuna.Trial], explainer):
         scores, shown, start = [], None, 0
         for x, y in self._chunks():
-            attributions = explainer.attribute(x, y)
+            attributions = per_input_feature(explainer.attribute(x, y), x)
             kwargs = {} if self.reference is None else {"reference": self.reference[start:start + len(x)]}
             chunk = self.metric.evaluate(x, y, attributions, **kwargs).detach().float().cpu()
             if not torch.isfinite(chunk).all():
