@@ -13,8 +13,9 @@ from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, Pro
 class IROF(PerturbationMetric):
     """Area over the curve of the normalised target score as superpixels are removed. Higher is better.
 
-    Each image is split into superpixels by SLIC (scikit-image; RGB or single-channel; each image is
-    min-max scaled to [0, 1] for the segmentation only). Its n segments are ranked by their mean
+    Each image is split into superpixels by SLIC (scikit-image; any number of channels; each image is
+    min-max scaled to [0, 1] for the segmentation only, without Lab conversion: on normalised or
+    noisy RGB the Lab distances swamp ``compactness`` and SLIC collapses to one segment). Its n segments are ranked by their mean
     relevance (summed over channels) and removed, most relevant first, one per step, taking the
     baseline (default the per-sample, per-channel mean). With p the target's softmax probability
     and x^(k) the image after k removals, y_k = p(x^(k)) / p(x) (y_0 = 1), and
@@ -31,7 +32,7 @@ class IROF(PerturbationMetric):
 
     direction = "maximize"
 
-    def __init__(self, model: nn.Module, *, n_segments: int = 100, compactness: float = 10.0,
+    def __init__(self, model: nn.Module, *, n_segments: int = 100, compactness: float = 1.0,
                  baseline: Baseline = "mean", prob_fn: ProbFn | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE, blur_sigma: float = 5.0) -> None:
         if not isinstance(n_segments, int) or n_segments < 2:
@@ -51,9 +52,8 @@ class IROF(PerturbationMetric):
         images = ((images - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).double().numpy()
         labels = []
         for image in images:  # SLIC is per image; the forward passes below are batched
-            rgb = image.shape[-1] == 3
             seg = slic(image if image.shape[-1] > 1 else image[..., 0], n_segments=self.n_segments,
-                       compactness=self.compactness, start_label=0, convert2lab=rgb,
+                       compactness=self.compactness, start_label=0, convert2lab=False,
                        channel_axis=-1 if image.shape[-1] > 1 else None)
             labels.append(np.unique(seg, return_inverse=True)[1].reshape(seg.shape))
         return torch.from_numpy(np.stack(labels)).long().to(inputs.device)
@@ -84,7 +84,8 @@ class IROF(PerturbationMetric):
         # rows: for every image b and step k = 1..n_b, the image with its k best segments removed
         steps = torch.arange(1, n_max + 1, device=device)
         valid = steps[None] <= counts[:, None]                          # (B, n_max)
-        sample, step = valid.nonzero(as_tuple=True)                     # sample-major, steps ascending
+        sample, column = valid.nonzero(as_tuple=True)                   # sample-major, steps ascending
+        step = column + 1
         masks = position_rank[sample] < step[:, None]
         rows = sample
         if reference is None:

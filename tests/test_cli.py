@@ -129,6 +129,7 @@ def test_resnet50_with_random_weights_runs(tmp_path):
     (["--data", "{tmp}/missing"], "does not exist"),
     (["--data", "{tmp}/empty"], "no images"),
     (["--storage", "nosuchdb://x/y"], "cannot open storage"),
+    (["--storage", "postgresql://user:s3cret@127.0.0.1:1/db"], "postgresql://user:***@127.0.0.1:1/db"),
     (["--n-trials", "0"], "at least 1"),
     (["--explainers", "epsilon_minus"], "unknown explainer"),
 ])
@@ -139,5 +140,6 @@ def test_bad_input_is_one_clear_line_and_creates_nothing(args, message, tmp_path
     done = cli("run", *args, *storage, "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode != 0
     assert message in done.stderr and "Traceback" not in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout  # a password in a storage URL is masked
     assert len([line for line in done.stderr.splitlines() if line.strip()]) <= 2
     assert not (tmp_path / "x.db").exists() and not (tmp_path / "out").exists()

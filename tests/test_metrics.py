@@ -96,6 +96,39 @@ def test_irof_ranks_ideal_above_negation_and_is_zero_for_a_constant_model(metric
     torch.testing.assert_close(IROF(constant, n_segments=16)(x, y, ideal), torch.zeros(16), atol=1e-6, rtol=0)
 
 
+def slow_irof(model, x, y, a, segments):
+    """IROF by its definition, one image and one segment at a time."""
+    scores = []
+    for xi, yi, ai, si in zip(x, y, a, segments):
+        n = int(si.max()) + 1
+        relevance = ai.sum(0)
+        order = sorted(range(n), key=lambda s: -relevance[si == s].mean().item())
+        baseline = xi.mean((1, 2), keepdim=True).expand_as(xi)
+        p = lambda z: torch.softmax(model(z[None]), -1)[0, yi].item()  # noqa: E731
+        p0, z, curve = p(xi), xi.clone(), [1.0]
+        for s in order:
+            z = torch.where(si == s, baseline, z)
+            curve.append(p(z) / p0)
+        scores.append(1 - sum((u + v) / 2 for u, v in zip(curve, curve[1:])) / n)
+    return torch.tensor(scores)
+
+
+@pytest.mark.parametrize("channels, n_segments", [(3, 10), (1, 6), (3, 4)])
+def test_irof_equals_its_definition(channels, n_segments):
+    torch.manual_seed(channels + n_segments)
+    model = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 256, 5)).eval()
+    x = torch.rand(3, channels, 16, 16)
+    x[:, :, :8] += 1.0  # structure, so that SLIC finds more than one segment
+    y, a = torch.tensor([0, 1, 2]), torch.randn(3, channels, 16, 16)
+    metric = IROF(model, n_segments=n_segments, batch_size=7)
+    segments = metric.segment(x)
+    with torch.no_grad():
+        expected = slow_irof(model, x, y, a, segments)
+    torch.testing.assert_close(metric(x, y, a), expected, atol=1e-5, rtol=0)
+    assert (segments.flatten(1).max(1).values >= 1).all()
+
+
 def test_irof_accepts_rgb_images():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 256, 5)).eval()
