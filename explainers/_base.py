@@ -128,11 +128,10 @@ class LRPBase:
     def __repr__(self) -> str:
         shown = []
         for name, value in self.parameters().items():
-            if isinstance(value, nn.Module) and name == "model":
-                value = type(value).__name__
-            elif isinstance(value, torch.Tensor) and value.numel() > 1:
-                value = f"tensor{list(value.flatten().tolist())}"
-            shown.append(f"{name}={value!r}" if not isinstance(value, str) or name != "model" else f"{name}={value}")
+            text = type(value).__name__ if name == "model" else repr(value)
+            if isinstance(value, torch.Tensor) and value.numel() > 1:
+                text = f"tensor({value.flatten().tolist()})"
+            shown.append(f"{name}={text}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
     # -- attribution -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """tune(): an Optuna study over the explainers' search spaces, scored by a faithfulness metric."""
+import inspect
 import json
 import logging
 import warnings
@@ -126,7 +127,6 @@ def _device(model: nn.Module, device) -> torch.device:
 
 def _bases(explainer_cls, model: nn.Module, kwargs: Dict[str, Any]) -> List[LRPBase]:
     """One base explainer per variant; with None, the variants that support the model."""
-    import inspect
     classes = ALL_VARIANTS if explainer_cls is None else (
         list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls])
     bases = []
