@@ -2,6 +2,7 @@
 from ._attributors import InputGradient, LayerGradient, ModelInputError
 from ._base import LRPBase, NonFiniteAttributionError
 from ._canonizers import default_canonizers
+from ._layerwise import LRPLayerwise
 from ._variants import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "LRPEpsilonGammaBox",
     "LRPEpsilonPlus",
     "LRPEpsilonAlpha2Beta1",
+    "LRPLayerwise",
     "InputGradient",
     "LayerGradient",
     "ModelInputError",

@@ -14,3 +14,42 @@ def trained_digits(tmp_path_factory):
     print(f"digits training: {report['train_seconds']:.1f} s, held-out accuracy {report['accuracy']:.4f}")
     yield model, report, cache
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A PostgreSQL database: $LRP_TUNER_POSTGRES_URL (.ci/run starts the distribution's server and sets it),
+    else a private server started here from the installed PostgreSQL binaries."""
+    import glob
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    if os.environ.get("LRP_TUNER_POSTGRES_URL"):
+        yield os.environ["LRP_TUNER_POSTGRES_URL"]
+        return
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        pytest.fail("PostgreSQL is not installed: run .ci/run, or install postgresql, "
+                    "or set LRP_TUNER_POSTGRES_URL to a database the tests may use")
+    bin_dir = os.path.dirname(binaries[-1])
+    data = Path(tempfile.mkdtemp(prefix="lrp-tuner-postgres-"))  # pytest's own folders are private to root
+    shutil.chown(data, "postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def as_postgres(*command):
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
+
+    as_postgres(f"{bin_dir}/initdb", "-D", str(data / "db"), "--auth=trust", "-U", "postgres")
+    as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-o",
+                f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data / "db"), "-m", "fast", "stop")
+        shutil.rmtree(data, ignore_errors=True)

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from metrics import Metric
 
+from ._budget import Admission, admit
 from ._heatmaps import heatmap_grid
 from ._provenance import jsonable
 from ._space import SearchSpace
@@ -34,7 +35,8 @@ class Objective:
     unperturbed reference scores) is done once here, not per trial."""
 
     def __init__(self, space: SearchSpace, metric: Metric, inputs: torch.Tensor, targets: torch.Tensor, *,
-                 batch_size: int, trial_attrs: Dict[str, Any], artifacts=None, n_heatmaps: int = 4):
+                 batch_size: int, trial_attrs: Dict[str, Any], artifacts=None, n_heatmaps: int = 4,
+                 n_trials: Optional[int] = None, share_work: bool = True):
         self.space = space
         self.metric = metric
         self.inputs = inputs
@@ -43,18 +45,27 @@ class Objective:
         self.trial_attrs = trial_attrs
         self.artifacts = artifacts
         self.n_heatmaps = n_heatmaps
+        self.n_trials = n_trials
+        self.share_work = share_work
         self.reference = None
-        if hasattr(metric, "reference") and "reference" in inspect.signature(metric.evaluate).parameters:
+        if share_work and hasattr(metric, "reference") and "reference" in inspect.signature(metric.evaluate).parameters:
             self.reference = torch.cat([metric.reference(x, y) for x, y in self._chunks()])
 
     def __call__(self, trial: optuna.Trial) -> float:
+        if self.n_trials is not None:
+            admission = admit(trial, self.n_trials)
+            if admission is not Admission.RUN:
+                trial.set_user_attr("fail_reason", f"not run: {admission.value}")
+                if admission is Admission.FULL:
+                    trial.study.stop()
+                raise TrialFailed(admission.value)
         explainer = self.space.suggest(trial)
         trial.set_user_attr("explainer", type(explainer).__name__)
         trial.set_user_attr("explainer_params", {name: jsonable(value) for name, value in
                                                  explainer.parameters().items() if name != "model"})
         for key, value in self.trial_attrs.items():
             trial.set_user_attr(key, value)
-        repeated = self._repeated(trial)
+        repeated = self._repeated(trial) if self.share_work else None
         if repeated is not None:
             trial.set_user_attr("repeat_of", repeated.number)
             return repeated.value

@@ -59,8 +59,10 @@ class SearchSpace:
         variant = trial.suggest_categorical(EXPLAINER_PARAM, list(self.variants)) if self.several \
             else next(iter(self.variants))
         base = self.variants[variant]
-        kwargs = {name: _suggest(trial, self.param_name(variant, name), kind, spec)
-                  for name, (kind, spec) in base.get_tunables().items()}
+        kwargs: Dict[str, Any] = {}
+        for name, (kind, spec) in base.get_tunables().items():
+            if _applies(spec, kwargs):
+                kwargs[name] = _suggest(trial, self.param_name(variant, name), kind, spec)
         return base.set_kwargs(**kwargs)
 
     def default_params(self) -> List[Dict[str, Any]]:
@@ -69,7 +71,11 @@ class SearchSpace:
 
     def to_params(self, explainer: LRPBase) -> Dict[str, Any]:
         variant = type(explainer).__name__
-        params = {self.param_name(variant, name): getattr(explainer, name) for name in explainer.get_tunables()}
+        values: Dict[str, Any] = {}
+        for name, (_, spec) in explainer.get_tunables().items():
+            if _applies(spec, values):
+                values[name] = getattr(explainer, name)
+        params = {self.param_name(variant, name): value for name, value in values.items()}
         return {EXPLAINER_PARAM: variant, **params} if self.several else params
 
     def from_params(self, params: Dict[str, Any]) -> LRPBase:
@@ -90,10 +96,20 @@ class SearchSpace:
             raise ValueError("the grid sampler searches one explainer at a time; pass one explainer "
                              "or choose another sampler (tpe, random, gp, cmaes)")
         base = next(iter(self.variants.values()))
-        return {name: _grid_values(kind, spec, points) for name, (kind, spec) in base.get_tunables().items()}
+        tunables = base.get_tunables()
+        if any("when" in spec for _, spec in tunables.values()):
+            raise ValueError(f"the grid sampler cannot search {type(base).__name__}'s conditional parameters; "
+                             "choose another sampler (tpe, random, gp, cmaes)")
+        return {name: _grid_values(kind, spec, points) for name, (kind, spec) in tunables.items()}
+
+
+def _applies(spec: Dict[str, Any], chosen: Dict[str, Any]) -> bool:
+    """A tunable whose spec holds ``"when": {other: [values]}`` exists only where ``other`` took one of them."""
+    return all(chosen.get(other) in values for other, values in spec.get("when", {}).items())
 
 
 def _suggest(trial: optuna.Trial, name: str, kind: Any, spec: Dict[str, Any]) -> Any:
+    spec = {key: value for key, value in spec.items() if key != "when"}
     if kind in _SUGGEST:
         return getattr(trial, _SUGGEST[kind])(name, **spec)
     if "choices" in spec:

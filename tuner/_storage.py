@@ -1,9 +1,12 @@
 """Study storages (SQLite, PostgreSQL, journal file), their artifact folders, and masked URLs."""
 import re
+import time
 from pathlib import Path
 from typing import Optional
 
 import optuna
+import sqlalchemy
+import sqlalchemy.exc
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
@@ -46,11 +49,38 @@ def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,
         heartbeat = {"heartbeat_interval": heartbeat_interval,
                      "grace_period": grace_period or 2 * heartbeat_interval,
                      "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
+    for attempt in range(3):
+        try:
+            return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
+        except sqlalchemy.exc.DatabaseError as error:
+            if "already exists" not in str(error) and "duplicate" not in str(error):
+                raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error)}") from None
+            time.sleep(0.5 * (attempt + 1))  # another worker created the tables at the same moment
+        except Exception as error:  # sqlalchemy raises many types for bad URLs and unreachable servers
+            raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error)}") from None
+    return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
+
+
+def check_storage(url: str) -> None:
+    """Fail now, with StorageError, if ``url`` cannot work; creates nothing (no file, no tables)."""
+    if _journal_path(url) is not None:
+        return
+    if "://" not in url:
+        raise StorageError(f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
+                           "postgresql://user:password@host/db or a journal file path ending in .log")
+    if url.startswith("sqlite:///"):
+        return
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
-    except Exception as error:  # sqlalchemy raises many types for bad URLs and unreachable servers
-        reason = mask_url(str(error).splitlines()[0]) if str(error) else type(error).__name__
-        raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+        engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as error:  # bad driver name, unreachable server, refused login
+        raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return mask_url(str(error).splitlines()[0]) if str(error) else type(error).__name__
 
 
 def _engine_kwargs(url: str) -> dict:

@@ -2,6 +2,7 @@
 import inspect
 import json
 import logging
+import os
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Type, Union
 
@@ -51,6 +52,7 @@ def tune(
     metric_kwargs: Optional[Dict[str, Any]] = None,
     n_heatmaps: int = 4,
     heartbeat_interval: Optional[int] = 60,
+    share_work: bool = True,
 ) -> TuneResult:
     """Find the explainer configuration whose attributions score best under ``metric``.
 
@@ -58,7 +60,10 @@ def tune(
     parameter) or None for the four LRP variants. Every trial scores the same ``n_samples`` samples;
     trial 0 of each variant is its default configuration. ``n_trials`` is the total of finished trials in
     the study, so running again with the same ``storage`` and ``study_name`` resumes it. ``explainer_kwargs``
-    (e.g. ``low``/``high``/``zennit_canonizers``) go to each class that accepts them.
+    (e.g. ``low``/``high``/``zennit_canonizers``) go to each class that accepts them. Several processes may
+    run ``tune()`` on one storage and study name: together they finish exactly ``n_trials`` trials.
+    ``share_work=False`` turns off what is shared between trials (the metric's unperturbed scores computed
+    once, repeated configurations answered from the study): for benchmarks only.
     """
     _check_choices(n_trials=n_trials, batch_size=batch_size, sampler=sampler, pruner=pruner)
     device = _device(model, device)
@@ -83,8 +88,7 @@ def tune(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
         study = _open_study(storage_obj, study_name, metric.direction, study_attrs, _pruner(pruner))
-        # a resumed study continues the seed sequence instead of drawing the first run's configurations again
-        study.sampler = _sampler(sampler, space, seed + len(study.get_trials(deepcopy=False)))
+        study.sampler = _sampler(sampler, space, _sampler_seed(seed, study, storage))
     artifacts_dir = artifact_dir_for(storage) if storage is not None else None
     if artifacts_dir is not None and "artifact_dir" not in study.user_attrs:
         study.set_user_attr("artifact_dir", str(artifacts_dir))
@@ -93,7 +97,8 @@ def tune(
     trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
     objective = Objective(space, metric, inputs, targets, batch_size=batch_size, trial_attrs=trial_attrs,
                           artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
-                          n_heatmaps=n_heatmaps)
+                          n_heatmaps=n_heatmaps, n_trials=n_trials if storage is not None else None,
+                          share_work=share_work)
     _enqueue_defaults(study, space)
     _optimize(study, objective, n_trials, timeout, show_progress_bar)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -150,6 +155,16 @@ def _describe_space(space: SearchSpace) -> Dict[str, Any]:
             for variant, base in space.variants.items()}
 
 
+def _sampler_seed(seed: int, study: optuna.Study, storage: Optional[str]) -> int:
+    """A resumed study continues the seed sequence instead of drawing the first run's configurations again.
+    On storages made for several workers (PostgreSQL, journal files) each process also mixes in its id, so
+    workers that start together do not propose the same configurations; those studies are not reproducible."""
+    offset = len(study.get_trials(deepcopy=False))
+    if storage is not None and not storage.startswith("sqlite"):
+        offset += os.getpid() * 7919
+    return (seed + offset) % 2**32
+
+
 def _sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.several, n_startup_trials=5)
@@ -200,8 +215,8 @@ def _enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
     """Each variant's default configuration first, so 'tuned versus default' is always in the study."""
     if study.get_trials(deepcopy=False):
         return
-    for params in space.default_params():
-        study.enqueue_trial(params, user_attrs={"default_configuration": True})
+    for params in space.default_params():  # skip_if_exists: workers starting together enqueue them once
+        study.enqueue_trial(params, user_attrs={"default_configuration": True}, skip_if_exists=True)
 
 
 def _optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout, show_progress_bar) -> None:

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import optuna
 
-from ._storage import DEFAULT_STORAGE, StorageError, artifact_dir_for, artifact_store, mask_url, open_storage
+from ._storage import DEFAULT_STORAGE, artifact_dir_for, artifact_store, check_storage, mask_url, open_storage
 
 EXIT_BAD_INPUT = 2
 
@@ -23,6 +23,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.INFO)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:
+        handler.addFilter(_without_traceback)  # a failed trial is one line; its reason is in the storage
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return args.command(args)
@@ -40,6 +42,11 @@ class _OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _positive(value: str) -> int:
@@ -72,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     run.add_argument("--out", default="lrp-tuner-out", help="folder for the table, best configuration, heatmaps")
+    run.add_argument("--heartbeat", type=_positive, default=60, help="seconds between a worker's heartbeats; "
+                     "a trial silent for twice as long is failed and retried (RDB storages)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(command=_run)
 
@@ -107,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = {**preset.defaults, **{k: v for k, v in (("n_trials", args.n_trials), ("n_samples", args.n_samples),
                                                         ("batch_size", args.batch_size)) if v is not None}}
     inputs, labels = preset.load_data(args.data, settings["n_samples"])
-    open_storage(args.storage, heartbeat_interval=None)  # a bad URL or unreachable server fails here
+    check_storage(args.storage)  # a bad URL or an unreachable server fails here, before any work
     model = preset.load_model(args.weights, device=_device(args.device))
     names = "all" if args.explainers == "all" else "+".join(cls.__name__ for cls in classes)
     study_name = args.study_name or f"{preset.name}-{args.metric}-{names}"
@@ -121,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
                   sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
                   seed=args.seed, device=_device(args.device), batch_size=settings["batch_size"],
                   timeout=args.timeout, show_progress_bar=not args.no_progress,
+                  heartbeat_interval=args.heartbeat,
                   explainer_kwargs={"low": preset.low, "high": preset.high,
                                     "zennit_canonizers": preset.canonizers() or None})
     from ._report import write_report

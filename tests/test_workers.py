@@ -1,0 +1,172 @@
+"""Scale-out and faults with real processes: several workers on one PostgreSQL study, SIGKILL, Ctrl-C,
+the dashboard reading while workers write, and bad input that must leave a stored study untouched."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from helpers import free_port, wait_for
+
+WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n_samples: int = 64):
+    """A `python -m tuner run` process on the embedded digits model."""
+    command = [sys.executable, "-m", "tuner", "run", "--storage", storage, "--study-name", study_name,
+               "--n-trials", str(n_trials), "--n-samples", str(n_samples), "--batch-size", "8",
+               "--explainers", "epsilon_plus", "--pruner", "none", "--no-progress", "--heartbeat", "1",
+               "--out", str(out), *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=WORKER_ENV)
+
+
+def states(storage: str, study_name: str):
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    return study, [t.state for t in study.get_trials(deepcopy=False)]
+
+
+def running_trial(storage: str, study_name: str, after_complete: int = 1):
+    """Wait until the study has ``after_complete`` complete trials and one running; return that one's number."""
+    def probe():
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:
+            return None
+        trials = study.get_trials(deepcopy=False)
+        running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        done = sum(t.state == TrialState.COMPLETE for t in trials)
+        return running[0] if running and done >= after_complete else None
+    return wait_for(probe, timeout=180)
+
+
+def test_two_workers_finish_exactly_n_trials(postgres_url, trained_digits, tmp_path):
+    name = f"two-{uuid.uuid4().hex[:8]}"
+    workers = [worker(postgres_url, name, tmp_path / f"out{i}", n_trials=8) for i in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err for _, err in outputs]
+    study, trial_states = states(postgres_url, name)
+    assert trial_states.count(TrialState.COMPLETE) == 8
+    assert TrialState.RUNNING not in trial_states
+    numbers = {t.number for t in study.trials}
+    assert len(numbers) == len(study.trials)
+
+
+def test_killed_worker_trial_is_retried_and_the_total_is_exact(postgres_url, trained_digits, tmp_path):
+    name = f"kill-{uuid.uuid4().hex[:8]}"
+    victim = worker(postgres_url, name, tmp_path / "a", n_samples=128)
+    try:
+        killed = running_trial(postgres_url, name)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+    finally:
+        victim.kill()
+    survivor = worker(postgres_url, name, tmp_path / "b", n_samples=128)
+    _, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, err
+
+    study, trial_states = states(postgres_url, name)
+    assert TrialState.RUNNING not in trial_states
+    assert trial_states.count(TrialState.COMPLETE) == 6
+    assert study.trials[killed].state == TrialState.FAIL
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
+    assert retries and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == study.trials[killed].params
+
+
+def test_ctrl_c_fails_the_running_trial_and_the_same_command_resumes(trained_digits, tmp_path):
+    storage, name = f"sqlite:///{tmp_path / 'study.db'}", "interrupted"
+    first = worker(storage, name, tmp_path / "out", n_samples=128)
+    try:
+        interrupted = running_trial(storage, name)
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 130 and "resume" in err and "Traceback" not in err
+    study, trial_states = states(storage, name)
+    assert TrialState.RUNNING not in trial_states
+    assert study.trials[interrupted].state == TrialState.FAIL
+    complete_before = trial_states.count(TrialState.COMPLETE)
+
+    again = worker(storage, name, tmp_path / "out", n_samples=128)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    study, trial_states = states(storage, name)
+    assert trial_states.count(TrialState.COMPLETE) == 6 > complete_before
+    assert TrialState.RUNNING not in trial_states
+
+
+def test_dashboard_keeps_answering_while_workers_write(postgres_url, trained_digits, tmp_path):
+    name = f"live-{uuid.uuid4().hex[:8]}"
+    writer = worker(postgres_url, name, tmp_path / "out", n_trials=6)
+    port = free_port()
+    dashboard = subprocess.Popen([sys.executable, "-m", "tuner", "dashboard", "--storage", postgres_url,
+                                  "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    answers = []
+    try:
+        wait_for(lambda: _ok(f"{base}/api/studies"), timeout=60)
+        while writer.poll() is None:
+            studies = json.loads(urllib.request.urlopen(f"{base}/api/studies", timeout=10).read())
+            for summary in studies["study_summaries"]:
+                if summary["study_name"] == name:
+                    detail = urllib.request.urlopen(f"{base}/api/studies/{summary['study_id']}", timeout=10)
+                    answers.append((detail.status, len(json.loads(detail.read())["trials"])))
+            time.sleep(0.3)
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+        writer.kill()
+    assert writer.returncode == 0
+    assert len(answers) >= 3 and all(status == 200 for status, _ in answers)
+    assert answers[-1][1] >= answers[0][1]  # it saw the study grow
+
+
+def _ok(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=5).status == 200
+    except OSError:
+        return False
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tuner", "run", *args, "--no-progress"], capture_output=True,
+                          text=True, cwd=cwd, env=WORKER_ENV, timeout=600)
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", "mismatched"])
+def test_bad_weights_file_is_a_clear_error_before_any_study(content, tmp_path):
+    import torch
+    weights = tmp_path / "weights.pt"
+    if content == "mismatched":
+        torch.save({"conv1.weight": torch.zeros(1)}, weights)
+    else:
+        weights.write_bytes(content)
+    done = _run("--model", "resnet18", "--weights", str(weights), "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert str(weights) in done.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_study_with_another_direction_or_space_is_refused_and_left_alone(trained_digits, tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    first = _run("--storage", storage, "--study-name", "mine", "--n-trials", "2", "--n-samples", "4",
+                 "--explainers", "epsilon_plus", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = [(t.number, t.state, t.value) for t in optuna.load_study(study_name="mine", storage=storage).trials]
+    for args, message in ((["--metric", "lerf"], "direction"),
+                          (["--explainers", "epsilon_gamma_box"], "search space")):
+        done = _run("--storage", storage, "--study-name", "mine", "--n-trials", "4", "--n-samples", "4",
+                    *(["--explainers", "epsilon_plus"] if "--explainers" not in args else []), *args,
+                    "--out", str(tmp_path / "o2"), cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    after = [(t.number, t.state, t.value) for t in optuna.load_study(study_name="mine", storage=storage).trials]
+    assert after == before
