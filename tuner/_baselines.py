@@ -1,5 +1,5 @@
 """Reference scores of non-LRP explainers (captum) with the study's metric, for the summary table."""
-from typing import Dict
+from typing import Dict, Union
 
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
@@ -22,6 +22,10 @@ class _CaptumExplainer:
         return self.method.attribute(inputs, target=targets, **kwargs).detach()
 
 
-def captum_scores(objective: Objective, model: torch.nn.Module) -> Dict[str, float]:
-    """Mean score of each captum explainer on the study's samples."""
-    return {name: float(objective.evaluate(_CaptumExplainer(cls(model))).mean()) for name, cls in CAPTUM.items()}
+def captum_scores(objective: Objective, model: torch.nn.Module) -> Dict[str, Union[float, tuple]]:
+    """Mean score of each captum explainer on the objective's samples (a tuple with several metrics)."""
+    scores = {}
+    for name, cls in CAPTUM.items():
+        means = objective.evaluate(_CaptumExplainer(cls(model))).mean(-1)
+        scores[name] = float(means) if means.ndim == 0 else tuple(means.tolist())
+    return scores

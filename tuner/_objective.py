@@ -3,7 +3,7 @@ import inspect
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import optuna
 import torch
@@ -31,14 +31,18 @@ class TrialFailed(Exception):
 
 
 class Objective:
-    """The study's objective. Work that is the same for every trial (the samples, the metric's
-    unperturbed reference scores) is done once here, not per trial."""
+    """The study's objective. Work that is the same for every trial (the samples, the metrics'
+    unperturbed reference scores) is done once here, not per trial.
 
-    def __init__(self, space: SearchSpace, metric: Metric, inputs: torch.Tensor, targets: torch.Tensor, *,
-                 batch_size: int, trial_attrs: Dict[str, Any], artifacts=None, n_heatmaps: int = 4,
-                 n_trials: Optional[int] = None, share_work: bool = True):
+    With one metric a trial's value is its mean score and each sample's score is reported (so a pruner can
+    stop it early); with several, the trial has one value per metric (a multi-objective study).
+    """
+
+    def __init__(self, space: SearchSpace, metrics: Sequence[Metric], inputs: torch.Tensor,
+                 targets: torch.Tensor, *, batch_size: int, trial_attrs: Dict[str, Any], artifacts=None,
+                 n_heatmaps: int = 4, n_trials: Optional[int] = None, share_work: bool = True):
         self.space = space
-        self.metric = metric
+        self.metrics = list(metrics)
         self.inputs = inputs
         self.targets = targets
         self.batch_size = batch_size
@@ -47,11 +51,18 @@ class Objective:
         self.n_heatmaps = n_heatmaps
         self.n_trials = n_trials
         self.share_work = share_work
-        self.reference = None
-        if share_work and hasattr(metric, "reference") and "reference" in inspect.signature(metric.evaluate).parameters:
-            self.reference = torch.cat([metric.reference(x, y) for x, y in self._chunks()])
+        self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    @property
+    def metric(self) -> Metric:
+        return self.metrics[0]
+
+    def _reference(self, metric: Metric) -> Optional[torch.Tensor]:
+        if hasattr(metric, "reference") and "reference" in inspect.signature(metric.evaluate).parameters:
+            return torch.cat([metric.reference(x, y) for x, y in self._chunks()])
+        return None
+
+    def __call__(self, trial: optuna.Trial) -> Union[float, Tuple[float, ...]]:
         if self.n_trials is not None:
             admission = admit(trial, self.n_trials)
             if admission is not Admission.RUN:
@@ -68,7 +79,7 @@ class Objective:
         repeated = self._repeated(trial) if self.share_work else None
         if repeated is not None:
             trial.set_user_attr("repeat_of", repeated.number)
-            return repeated.value
+            return repeated.value if len(self.metrics) == 1 else tuple(repeated.values)
         try:
             scores, shown = self._scores(trial, explainer)
         except optuna.TrialPruned:
@@ -77,43 +88,57 @@ class Objective:
             reason = f"{type(error).__name__}: {error}"
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from error
-        value = float(scores.mean())
         if self.artifacts is not None:
             self._upload_heatmaps(trial, shown)
-        return value
+        values = tuple(float(v) for v in scores.mean(1))
+        return values[0] if len(values) == 1 else values
 
     def evaluate(self, explainer) -> torch.Tensor:
-        """Per-sample scores of ``explainer`` on the study's samples (no trial, no pruning)."""
-        return self._scores(None, explainer)[0]
+        """Per-sample scores of ``explainer`` on the study's samples (no trial, no pruning): shape (B,) with
+        one metric, (metrics, B) with several."""
+        scores = self._scores(None, explainer)[0]
+        return scores[0] if len(self.metrics) == 1 else scores
 
     def _chunks(self):
         for start in range(0, len(self.inputs), self.batch_size):
             yield self.inputs[start:start + self.batch_size], self.targets[start:start + self.batch_size]
 
     def _scores(self, trial: Optional[optuna.Trial], explainer):
+        """(metrics, B) scores and the first samples' attributions (for the heatmaps)."""
         scores, shown, start = [], None, 0
         for x, y in self._chunks():
             attributions = per_input_feature(explainer.attribute(x, y), x)
-            kwargs = {} if self.reference is None else {"reference": self.reference[start:start + len(x)]}
-            chunk = self.metric.evaluate(x, y, attributions, **kwargs).detach().float().cpu()
-            if not torch.isfinite(chunk).all():
-                raise FloatingPointError(f"the metric returned non-finite scores {chunk.tolist()}")
+            chunk = torch.stack([self._evaluate(metric, reference, x, y, attributions, start)
+                                 for metric, reference in zip(self.metrics, self.references)])
             scores.append(chunk)
             shown = attributions[:self.n_heatmaps] if shown is None else shown
-            if trial is not None:
-                for offset, score in enumerate(chunk.tolist()):
-                    trial.report(score, step=start + offset)
-                finished = start + len(x) == len(self.inputs)  # a fully scored trial completes
-                if not finished and not trial.user_attrs.get("default_configuration") and trial.should_prune():
-                    trial.set_user_attr("pruned_after_samples", start + len(x))
-                    raise optuna.TrialPruned(f"pruned after {start + len(x)} samples")
+            if trial is not None and len(self.metrics) == 1:
+                self._report(trial, chunk[0], start)
             start += len(x)
-        return torch.cat(scores), shown
+        return torch.cat(scores, dim=1), shown
+
+    @staticmethod
+    def _evaluate(metric, reference, x, y, attributions, start) -> torch.Tensor:
+        kwargs = {} if reference is None else {"reference": reference[start:start + len(x)]}
+        scores = metric.evaluate(x, y, attributions, **kwargs).detach().float().cpu()
+        if not torch.isfinite(scores).all():
+            raise FloatingPointError(f"{type(metric).__name__} returned non-finite scores {scores.tolist()}")
+        return scores
+
+    def _report(self, trial: optuna.Trial, scores: torch.Tensor, start: int) -> None:
+        """Each sample's score as an intermediate value; prune between chunks, never a first (enqueued) trial."""
+        for offset, score in enumerate(scores.tolist()):
+            trial.report(score, step=start + offset)
+        done = start + len(scores)
+        protected = trial.user_attrs.get("default_configuration") or trial.user_attrs.get("initial_configuration")
+        if done < len(self.inputs) and not protected and trial.should_prune():
+            trial.set_user_attr("pruned_after_samples", done)
+            raise optuna.TrialPruned(f"pruned after {done} samples")
 
     def _repeated(self, trial: optuna.Trial) -> Optional[optuna.trial.FrozenTrial]:
         """A finished trial with exactly these parameters: its value answers this one."""
         for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if other.params == trial.params and other.value is not None and not math.isnan(other.value):
+            if other.params == trial.params and other.values and not any(map(math.isnan, other.values)):
                 return other
         return None
 

@@ -14,27 +14,33 @@ N_SHOWN = 4
 
 
 def write_report(result: TuneResult, model: nn.Module, out: Path, *, study_name: str, storage: str) -> pd.DataFrame:
-    """Write summary.csv, best.json and heatmaps.png into ``out``; return the table (LRP rows, then captum)."""
+    """Write summary.csv, best.json, heatmaps.png (and pareto.csv with several metrics) into ``out``;
+    return the table: LRP rows, then captum's explainers scored the same way."""
     out.mkdir(parents=True, exist_ok=True)
     table = result.summary()
-    references = pd.DataFrame([{"explainer": name, "default": score, "best": None, "best_params": None,
-                                "trials": 0} for name, score in captum_scores(result.objective, model).items()])
+    held_out = captum_scores(result.holdout, model) if result.holdout is not None else {}
+    references = pd.DataFrame([{"explainer": name, "default": score, "trials": 0,
+                                **({"default (held-out)": held_out[name]} if held_out else {})}
+                               for name, score in captum_scores(result.objective, model).items()])
     table = pd.concat([table, references.set_index("explainer")])
     table.to_csv(out / "summary.csv")
+    if result.multi_objective:
+        result.pareto_front().to_csv(out / "pareto.csv")
     save_config(result.best_explainer, out / "best.json", value=result.best_value,
                 default_value=result.default_value, metric=result.study.user_attrs.get("metric"),
-                direction=result.study.direction.name.lower(), study_name=study_name, storage=mask_url(storage))
-    _heatmaps(result, out / "heatmaps.png")
+                direction=[d.name.lower() for d in result.study.directions], trial=result.best_trial.number,
+                study_name=study_name, storage=mask_url(storage))
+    _heatmaps(result, table, out / "heatmaps.png")
     return table
 
 
-def _heatmaps(result: TuneResult, path: Path) -> Path:
+def _heatmaps(result: TuneResult, table: pd.DataFrame, path: Path) -> Path:
     """Default versus best configuration per variant, on the first samples."""
     x, y = result.objective.inputs[:N_SHOWN], result.objective.targets[:N_SHOWN]
     rows = []
     for variant, base in result.space.variants.items():
         rows.append((f"{variant} default", base.attribute(x, y)))
-        best = result.summary().loc[variant, "best_params"]
+        best = table.loc[variant, "best_params"]
         if isinstance(best, dict):
             rows.append((f"{variant} best", base.set_kwargs(**best).attribute(x, y)))
     return heatmap_grid(rows, path)

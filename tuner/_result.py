@@ -1,7 +1,8 @@
 """TuneResult: the best configuration, its evidence, and the study behind it."""
-from dataclasses import dataclass
-from typing import Any, Dict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import optuna
 import pandas as pd
 import torch
@@ -13,17 +14,26 @@ from ._objective import Objective
 from ._space import SearchSpace
 
 
-@dataclass
+@dataclass(eq=False)
 class TuneResult:
-    """What ``tune()`` found. ``best_explainer`` is ready to use; ``summary()`` compares it with the defaults."""
+    """What ``tune()`` found. ``best_explainer`` is ready to use; ``summary()`` compares it with the defaults,
+    on the tuning samples and on held-out ones. With several metrics the result is a Pareto front:
+    ``pareto_front()`` lists it and ``choose(index=..., weights=...)`` picks a configuration from it."""
 
     study: optuna.Study
     space: SearchSpace
     objective: Objective
+    holdout: Optional[Objective] = None
+    _held_out_cache: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.study.directions) > 1
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial:
-        return self.study.best_trial
+        """The best trial; with several metrics, the front's trial that ``choose()`` picks by default."""
+        return self._choose_trial() if self.multi_objective else self.study.best_trial
 
     @property
     def best_params(self) -> Dict[str, Any]:
@@ -31,8 +41,10 @@ class TuneResult:
         return dict(self.best_trial.params)
 
     @property
-    def best_value(self) -> float:
-        return self.best_trial.value
+    def best_value(self):
+        """The best trial's score (a tuple of scores with several metrics)."""
+        trial = self.best_trial
+        return tuple(trial.values) if self.multi_objective else trial.value
 
     @property
     def best_explainer(self) -> LRPBase:
@@ -40,37 +52,125 @@ class TuneResult:
         return self.space.from_params(self.best_trial.params)
 
     @property
-    def default_value(self) -> float:
+    def default_value(self):
         """The score of the best variant's default configuration (trial 0 for one explainer)."""
         return self._defaults().get(self.space.variant_of(self.best_trial.params), float("nan"))
+
+    def pareto_front(self) -> pd.DataFrame:
+        """The non-dominated trials: their number, one column per metric, and parameters."""
+        names = self._metric_names()
+        rows = [{"trial": t.number, **dict(zip(names, t.values)), "explainer": t.user_attrs.get("explainer"),
+                 "params": {k.split(".", 1)[-1]: v for k, v in t.params.items() if k != "explainer"}}
+                for t in sorted(self.study.best_trials, key=lambda t: t.number)]
+        return pd.DataFrame(rows).set_index("trial")
+
+    def choose(self, index: Optional[int] = None, weights: Optional[Sequence[float]] = None) -> LRPBase:
+        """An explainer from the Pareto front: its ``index``-th row, or the row that maximises the weighted sum
+        of the metrics rescaled to 0..1 over the front (1 = best in that metric's direction; equal weights
+        by default)."""
+        return self.space.from_params(self._choose_trial(index, weights).params)
+
+    def _choose_trial(self, index: Optional[int] = None, weights: Optional[Sequence[float]] = None,
+                      among: Optional[List[optuna.trial.FrozenTrial]] = None) -> optuna.trial.FrozenTrial:
+        return choose_from_front(self.study.best_trials if among is None else among, self.study.directions,
+                                 index=index, weights=weights)
 
     def trials_dataframe(self) -> pd.DataFrame:
         """All trials as Optuna's pandas table (parameters, values, states, user attributes)."""
         return self.study.trials_dataframe()
 
     def scores(self, explainer: LRPBase) -> torch.Tensor:
-        """Per-sample scores of any explainer on the study's samples with the study's metric."""
+        """Per-sample scores of any explainer on the study's samples with the study's metric(s)."""
         return self.objective.evaluate(explainer)
 
-    def summary(self) -> pd.DataFrame:
-        """Per variant: default score, best score, best parameters, complete trials."""
-        defaults = self._defaults()
-        rows = []
+    def held_out_scores(self, explainer: LRPBase) -> Optional[torch.Tensor]:
+        """Per-sample scores on the held-out samples (never tuned on); None without held-out samples."""
+        return None if self.holdout is None else self.holdout.evaluate(explainer)
+
+    def importances(self) -> Dict[str, Dict[str, float]]:
+        """Optuna's parameter importances per variant (fANOVA), where a variant has enough complete trials."""
+        result = {}
         for variant in self.space.variants:
             trials = [t for t in self._complete() if self.space.variant_of(t.params) == variant]
-            if not trials:
-                rows.append({"explainer": variant, "default": defaults.get(variant), "best": None,
-                             "best_params": None, "trials": 0})
-                continue
-            best = (max if self.study.direction.name == "MAXIMIZE" else min)(trials, key=lambda t: t.value)
-            params = {k.split(".", 1)[-1]: v for k, v in best.params.items() if k != "explainer"}
-            rows.append({"explainer": variant, "default": defaults.get(variant), "best": best.value,
-                         "best_params": params, "trials": len(trials)})
+            result[variant] = _importances(trials, self.study.directions)
+        return {variant: values for variant, values in result.items() if values}
+
+    def summary(self) -> pd.DataFrame:
+        """Per variant: default and best score on the tuning samples and on the held-out samples, the best
+        parameters (and, for LRPLayerwise, its rules in words), and the number of complete trials."""
+        defaults = self._defaults()
+        rows = []
+        for variant, base in self.space.variants.items():
+            best = self._best_of(variant)
+            row = {"explainer": variant, "default": defaults.get(variant), "best": None, "best_params": None,
+                   "trials": sum(self.space.variant_of(t.params) == variant for t in self._complete())}
+            if best is not None:
+                explainer = self.space.from_params(best.params)
+                row["best"] = tuple(best.values) if self.multi_objective else best.value
+                row["best_params"] = {k.split(".", 1)[-1]: v for k, v in best.params.items() if k != "explainer"}
+                if hasattr(explainer, "describe"):
+                    row["configuration"] = explainer.describe()
+                if self.holdout is not None:
+                    row["default (held-out)"] = self._held_out(f"{variant} default", base)
+                    row["best (held-out)"] = self._held_out(f"{variant} #{best.number}", explainer)
+            rows.append(row)
         return pd.DataFrame(rows).set_index("explainer")
+
+    def _held_out(self, key: str, explainer: LRPBase):
+        if key not in self._held_out_cache:
+            scores = self.held_out_scores(explainer)
+            means = scores.mean(-1)
+            self._held_out_cache[key] = tuple(means.tolist()) if self.multi_objective else float(means)
+        return self._held_out_cache[key]
+
+    def _best_of(self, variant: str) -> Optional[optuna.trial.FrozenTrial]:
+        trials = [t for t in self._complete() if self.space.variant_of(t.params) == variant]
+        if not trials:
+            return None
+        if self.multi_objective:
+            front = [t for t in self.study.best_trials if self.space.variant_of(t.params) == variant]
+            return self._choose_trial(among=front or trials)
+        pick = max if self.study.direction.name == "MAXIMIZE" else min
+        return pick(trials, key=lambda t: t.value)
+
+    def _metric_names(self) -> List[str]:
+        names = self.study.user_attrs.get("metric")
+        return names if isinstance(names, list) else [names or "value"]
 
     def _complete(self):
         return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
-    def _defaults(self) -> Dict[str, float]:
-        return {self.space.variant_of(t.params): t.value for t in self._complete()
-                if t.user_attrs.get("default_configuration")}
+    def _defaults(self) -> Dict[str, Any]:
+        return {self.space.variant_of(t.params): (tuple(t.values) if self.multi_objective else t.value)
+                for t in self._complete() if t.user_attrs.get("default_configuration")}
+
+
+def _importances(trials, directions) -> Dict[str, float]:
+    """fANOVA importances of the parameters the trials share; empty when they cannot be computed."""
+    if len(trials) < 3 or len(directions) > 1:
+        return {}
+    study = optuna.create_study(direction=directions[0].name.lower())
+    study.add_trials(trials)
+    try:
+        return {name: float(value) for name, value in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError):  # no parameter varies, or no shared search space
+        return {}
+
+
+def choose_from_front(front: Sequence[optuna.trial.FrozenTrial], directions, *, index: Optional[int] = None,
+                      weights: Optional[Sequence[float]] = None) -> optuna.trial.FrozenTrial:
+    """The ``index``-th trial of the front (by trial number), or the one maximising the weighted sum of the
+    metrics rescaled to 0..1 over the front, 1 being the best in each metric's direction."""
+    front = sorted(front, key=lambda t: t.number)
+    if index is not None:
+        if not 0 <= index < len(front):
+            raise IndexError(f"the Pareto front has {len(front)} configurations; choose index 0..{len(front) - 1}")
+        return front[index]
+    signs = np.array([1.0 if d.name == "MAXIMIZE" else -1.0 for d in directions])
+    weights = np.ones(len(signs)) if weights is None else np.asarray(weights, dtype=float)
+    if weights.shape != signs.shape:
+        raise ValueError(f"weights need one number per metric ({len(signs)}), got {len(weights)}")
+    oriented = np.array([t.values for t in front], dtype=float) * signs
+    spread = np.ptp(oriented, axis=0)
+    scaled = (oriented - oriented.min(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return front[int(np.argmax(scaled @ weights))]

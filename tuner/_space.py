@@ -1,10 +1,11 @@
 """Search spaces: the explainers' ``get_tunables()`` turned into Optuna suggestions, one or several variants."""
-from typing import Any, Dict, List, Sequence, Type
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import optuna
 
-from explainers import LRPBase, LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+from explainers import (LRPBase, LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPLayerwise,
+                        LRPUniformEpsilon)
 
 ALL_VARIANTS: List[Type[LRPBase]] = [LRPUniformEpsilon, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPEpsilonAlpha2Beta1]
 SHORT_NAMES = {
@@ -12,6 +13,7 @@ SHORT_NAMES = {
     "epsilon_gamma_box": LRPEpsilonGammaBox,
     "epsilon_plus": LRPEpsilonPlus,
     "epsilon_alpha2_beta1": LRPEpsilonAlpha2Beta1,
+    "layerwise": LRPLayerwise,
 }
 EXPLAINER_PARAM = "explainer"
 _SUGGEST = {float: "suggest_float", int: "suggest_int"}
@@ -19,33 +21,31 @@ _SUGGEST = {float: "suggest_float", int: "suggest_int"}
 
 def variant_by_name(name: str) -> Type[LRPBase]:
     """An explainer class by its class name or short name (``epsilon_plus``)."""
-    for cls in ALL_VARIANTS + list(_extra_variants()):
-        if name in (cls.__name__, _short_name(cls)):
+    for short, cls in SHORT_NAMES.items():
+        if name in (cls.__name__, short):
             return cls
-    known = ", ".join(list(SHORT_NAMES) + [_short_name(cls) for cls in _extra_variants()])
-    raise ValueError(f"unknown explainer {name!r}; known: {known} (or their class names)")
-
-
-def _extra_variants() -> List[Type[LRPBase]]:
-    import explainers
-    return [getattr(explainers, name) for name in ("LRPLayerwise",) if hasattr(explainers, name)]
-
-
-def _short_name(cls: Type[LRPBase]) -> str:
-    for short, known in SHORT_NAMES.items():
-        if known is cls:
-            return short
-    return cls.__name__
+    raise ValueError(f"unknown explainer {name!r}; known: {', '.join(SHORT_NAMES)} (or their class names)")
 
 
 class SearchSpace:
     """One study's space: with one variant the tunables' own names, with several a categorical
     ``explainer`` parameter and each variant's tunables under ``<ClassName>.<name>``."""
 
-    def __init__(self, variants: Sequence[LRPBase]):
+    def __init__(self, variants: Sequence[LRPBase], fixed: Optional[Dict[str, List[str]]] = None):
         self.variants = {type(base).__name__: base for base in variants}
         if len(self.variants) != len(variants):
             raise ValueError("each explainer class may appear only once")
+        self.fixed = {variant: list(names) for variant, names in (fixed or {}).items()}
+
+    def tunables(self, variant: str) -> Dict[str, Any]:
+        """The variant's tunables less those held at their default (found inert before the study)."""
+        fixed = self.fixed.get(variant, [])
+        return {name: spec for name, spec in self.variants[variant].get_tunables().items() if name not in fixed}
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to search: every variant's tunables are fixed."""
+        return not any(self.tunables(variant) for variant in self.variants)
 
     @property
     def several(self) -> bool:
@@ -60,19 +60,26 @@ class SearchSpace:
             else next(iter(self.variants))
         base = self.variants[variant]
         kwargs: Dict[str, Any] = {}
-        for name, (kind, spec) in base.get_tunables().items():
+        for name, (kind, spec) in self.tunables(variant).items():
             if _applies(spec, kwargs):
                 kwargs[name] = _suggest(trial, self.param_name(variant, name), kind, spec)
         return base.set_kwargs(**kwargs)
 
-    def default_params(self) -> List[Dict[str, Any]]:
-        """Optuna params of each variant's default configuration (its constructor defaults)."""
-        return [self.to_params(base) for base in self.variants.values()]
+    def initial_params(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """(label, Optuna params) of the first trials: each variant's default configuration, then the
+        configurations a variant declares it can express (LRPLayerwise: the four variants' defaults)."""
+        initial = []
+        for variant, base in self.variants.items():
+            initial.append((f"{variant} default", self.to_params(base)))
+            declared = getattr(type(base), "variant_configurations", None)
+            for label, kwargs in (declared() if declared else {}).items():
+                initial.append((f"{label} as {variant}", self.to_params(base.set_kwargs(**kwargs))))
+        return initial
 
     def to_params(self, explainer: LRPBase) -> Dict[str, Any]:
         variant = type(explainer).__name__
         values: Dict[str, Any] = {}
-        for name, (_, spec) in explainer.get_tunables().items():
+        for name, (_, spec) in self.tunables(variant).items():
             if _applies(spec, values):
                 values[name] = getattr(explainer, name)
         params = {self.param_name(variant, name): value for name, value in values.items()}
@@ -95,8 +102,8 @@ class SearchSpace:
         if self.several:
             raise ValueError("the grid sampler searches one explainer at a time; pass one explainer "
                              "or choose another sampler (tpe, random, gp, cmaes)")
-        base = next(iter(self.variants.values()))
-        tunables = base.get_tunables()
+        variant, base = next(iter(self.variants.items()))
+        tunables = self.tunables(variant)
         if any("when" in spec for _, spec in tunables.values()):
             raise ValueError(f"the grid sampler cannot search {type(base).__name__}'s conditional parameters; "
                              "choose another sampler (tpe, random, gp, cmaes)")

@@ -16,6 +16,7 @@ from metrics import Metric, get_metric
 
 from ._data import Data, fixed_samples
 from ._objective import Objective, TrialFailed
+from ._inert import inert_tunables
 from ._provenance import library_versions, model_fingerprint
 from ._result import TuneResult
 from ._space import ALL_VARIANTS, SearchSpace
@@ -36,7 +37,7 @@ def tune(
     model: nn.Module,
     data: Data,
     *,
-    metric: Union[str, Metric] = "abpc",
+    metric: Union[str, Metric, Sequence[Union[str, Metric]]] = "abpc",
     n_trials: int = 30,
     n_samples: Optional[int] = 16,
     sampler: str = "tpe",
@@ -53,41 +54,58 @@ def tune(
     n_heatmaps: int = 4,
     heartbeat_interval: Optional[int] = 60,
     share_work: bool = True,
+    n_holdout: Optional[int] = None,
+    drop_inert: bool = True,
 ) -> TuneResult:
     """Find the explainer configuration whose attributions score best under ``metric``.
 
     ``explainer_cls`` is one class, a list (searched together through a categorical ``explainer``
     parameter) or None for the four LRP variants. Every trial scores the same ``n_samples`` samples;
-    trial 0 of each variant is its default configuration. ``n_trials`` is the total of finished trials in
-    the study, so running again with the same ``storage`` and ``study_name`` resumes it. ``explainer_kwargs``
-    (e.g. ``low``/``high``/``zennit_canonizers``) go to each class that accepts them. Several processes may
-    run ``tune()`` on one storage and study name: together they finish exactly ``n_trials`` trials.
-    ``share_work=False`` turns off what is shared between trials (the metric's unperturbed scores computed
-    once, repeated configurations answered from the study): for benchmarks only.
+    the first trials are each variant's default configuration (and, for LRPLayerwise, the four variants'
+    configurations). ``n_trials`` is the total of finished trials in the study, so running again with the
+    same ``storage`` and ``study_name`` resumes it; several processes may share one study and together finish
+    exactly ``n_trials``. ``explainer_kwargs`` (e.g. ``low``/``high``/``zennit_canonizers``) go to each class
+    that accepts them.
+
+    ``metric`` may be a list: a multi-objective study whose result is a Pareto front. ``n_holdout`` samples
+    (default: as many as ``n_samples``, where the data has them) are never tuned on; the summary reports the
+    default and the best configurations on them too. With ``drop_inert``, tunables whose extreme values give
+    the same attributions up to scale are held at their default. ``share_work=False`` turns off what trials
+    share (the metrics' unperturbed scores computed once, repeated configurations answered from the study):
+    for benchmarks only.
     """
     _check_choices(n_trials=n_trials, batch_size=batch_size, sampler=sampler, pruner=pruner)
     device = _device(model, device)
     model = model.to(device).eval()
-    inputs, targets = fixed_samples(data, model, n_samples, seed, device, batch_size)
-    metric = get_metric(metric, model, **(metric_kwargs or {})) if isinstance(metric, str) else metric
-    space = SearchSpace(_bases(explainer_cls, model, explainer_kwargs or {}))
+    samples = fixed_samples(data, model, n_samples, seed, device, batch_size, n_holdout)
+    metrics = [get_metric(m, model, **(metric_kwargs or {})) if isinstance(m, str) else m
+               for m in (metric if isinstance(metric, (list, tuple)) else [metric])]
+    if len(metrics) > 1 and sampler in ("gp", "cmaes", "grid"):
+        raise ValueError(f"the {sampler} sampler searches one objective; use tpe or random with several metrics")
+    bases = _bases(explainer_cls, model, explainer_kwargs or {})
+    full_space = SearchSpace(bases)
     if sampler == "grid":
-        space.grid()  # raises for several explainers, before any study exists
+        full_space.grid()  # raises for several explainers, before any study exists
 
     study_attrs = {
-        "metric": type(metric).__name__,
-        "metric_settings": metric.settings(),
+        "metric": [type(m).__name__ for m in metrics] if len(metrics) > 1 else type(metrics[0]).__name__,
+        "metric_settings": [m.settings() for m in metrics] if len(metrics) > 1 else metrics[0].settings(),
         "model": model_fingerprint(model),
         "library_versions": library_versions(),
-        "explainers": list(space.variants),
-        "search_space": _describe_space(space),
-        "n_samples": len(inputs),
+        "explainers": list(full_space.variants),
+        "search_space": _describe_space(full_space),
+        "n_samples": len(samples.inputs),
         "seed": seed,
     }
+    directions = [m.direction for m in metrics]
     with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
-        study = _open_study(storage_obj, study_name, metric.direction, study_attrs, _pruner(pruner))
+        study = _open_study(storage_obj, study_name, directions, study_attrs,
+                            _pruner(pruner if len(metrics) == 1 else "none"))
+    space = SearchSpace(bases, fixed=_inert(study, bases, samples, drop_inert))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.sampler = _sampler(sampler, space, _sampler_seed(seed, study, storage))
     artifacts_dir = artifact_dir_for(storage) if storage is not None else None
     if artifacts_dir is not None and "artifact_dir" not in study.user_attrs:
@@ -95,16 +113,45 @@ def tune(
     if storage is not None:
         study.set_user_attr("storage", mask_url(storage))
     trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
-    objective = Objective(space, metric, inputs, targets, batch_size=batch_size, trial_attrs=trial_attrs,
-                          artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
+    objective = Objective(space, metrics, samples.inputs, samples.targets, batch_size=batch_size,
+                          trial_attrs=trial_attrs, artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
                           n_heatmaps=n_heatmaps, n_trials=n_trials if storage is not None else None,
                           share_work=share_work)
+    holdout = Objective(space, metrics, samples.holdout_inputs, samples.holdout_targets, batch_size=batch_size,
+                        trial_attrs={}, share_work=False) if len(samples.holdout_inputs) else None
     _enqueue_defaults(study, space)
+    if space.empty:
+        logger.warning("nothing to tune: every tunable is inert on this model; evaluating the defaults only")
+        n_trials = min(n_trials, len(space.initial_params()))
     _optimize(study, objective, n_trials, timeout, show_progress_bar)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         reasons = {t.user_attrs.get("fail_reason") for t in study.trials} - {None}
         raise RuntimeError(f"no trial completed; failures: {'; '.join(sorted(reasons)) or 'none recorded'}")
-    return TuneResult(study=study, space=space, objective=objective)
+    return TuneResult(study=study, space=space, objective=objective, holdout=holdout)
+
+
+def _inert(study: optuna.Study, bases: List[LRPBase], samples, drop_inert: bool) -> Dict[str, List[str]]:
+    """The tunables held at their default: found on a new study (and noted there), read back on resume."""
+    if "inert_parameters" in study.user_attrs:
+        return {variant: list(reasons) for variant, reasons in study.user_attrs["inert_parameters"].items()}
+    found: Dict[str, Dict[str, str]] = {}
+    if drop_inert:
+        x, y = samples.inputs[:4], samples.targets[:4]
+        found = {type(base).__name__: inert_tunables(base, x, y) for base in bases}
+        found = {variant: reasons for variant, reasons in found.items() if reasons}
+    study.set_user_attr("inert_parameters", found)
+    if found:
+        lines = [f"- {variant}.{name}: {reason}" for variant, reasons in found.items()
+                 for name, reason in reasons.items()]
+        logger.warning("held at their defaults (inert on this model):\n%s", "\n".join(lines))
+        _save_note(study, "### Inert parameters (held at their defaults)\n\n" + "\n".join(lines))
+    return {variant: list(reasons) for variant, reasons in found.items()}
+
+
+def _save_note(study: optuna.Study, text: str) -> None:
+    """A note optuna-dashboard shows on the study's page."""
+    from optuna_dashboard import save_note
+    save_note(study, text)
 
 
 def _check_choices(*, n_trials: int, batch_size: int, sampler: str, pruner: str) -> None:
@@ -185,13 +232,13 @@ def _pruner(name: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def _open_study(storage, study_name, direction, attrs, pruner) -> optuna.Study:
+def _open_study(storage, study_name, directions, attrs, pruner) -> optuna.Study:
     """Create the study, or load it after checking that it measures the same thing (else nothing is written)."""
     if storage is not None and study_name is not None:
         existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
         if study_name in existing:
-            _check_same_study(existing[study_name], direction, attrs)
-    study = optuna.create_study(storage=storage, study_name=study_name, direction=direction,
+            _check_same_study(existing[study_name], directions, attrs)
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
                                 pruner=pruner, load_if_exists=True)
     for key, value in attrs.items():
         if key not in study.user_attrs:
@@ -199,11 +246,12 @@ def _open_study(storage, study_name, direction, attrs, pruner) -> optuna.Study:
     return study
 
 
-def _check_same_study(summary, direction: str, attrs: Dict[str, Any]) -> None:
+def _check_same_study(summary, directions: List[str], attrs: Dict[str, Any]) -> None:
     name = summary.study_name
-    if summary.direction.name.lower() != direction:
-        raise StudyMismatchError(f"study {name!r} exists with direction {summary.direction.name.lower()}, "
-                                 f"but this run would {direction}; choose another --study-name")
+    stored = [d.name.lower() for d in summary.directions]
+    if stored != directions:
+        raise StudyMismatchError(f"study {name!r} exists with direction {', '.join(stored)}, "
+                                 f"but this run would {', '.join(directions)}; choose another --study-name")
     stored = summary.user_attrs
     for key in ("metric", "search_space"):
         if key in stored and json.dumps(stored[key], sort_keys=True) != json.dumps(attrs[key], sort_keys=True):
@@ -215,8 +263,9 @@ def _enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
     """Each variant's default configuration first, so 'tuned versus default' is always in the study."""
     if study.get_trials(deepcopy=False):
         return
-    for params in space.default_params():  # skip_if_exists: workers starting together enqueue them once
-        study.enqueue_trial(params, user_attrs={"default_configuration": True}, skip_if_exists=True)
+    for label, params in space.initial_params():  # skip_if_exists: workers starting together enqueue them once
+        attrs = {"default_configuration": True} if label.endswith(" default") else {"initial_configuration": label}
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
 
 def _optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout, show_progress_bar) -> None:

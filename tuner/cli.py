@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--explainers", default="all", help="all, or comma-separated names "
                      "(uniform_epsilon, epsilon_gamma_box, epsilon_plus, epsilon_alpha2_beta1)")
     run.add_argument("--metric", default="abpc", help="abpc, morf, lerf, faithfulness_correlation, irof, ...")
+    run.add_argument("--objectives", help="several metrics, comma-separated (e.g. abpc,sparseness): a "
+                     "multi-objective study whose result is a Pareto front")
     run.add_argument("--n-trials", type=_positive, help="total finished trials of the study")
     run.add_argument("--n-samples", type=_positive, help="samples every trial scores")
     run.add_argument("--batch-size", type=_positive, help="samples attributed at once")
@@ -107,26 +109,29 @@ def _run(args: argparse.Namespace) -> int:
     from ._tune import tune
 
     preset = studies.get_preset(args.model or studies.DEFAULT_PRESET)
-    if args.metric not in METRICS:
-        raise CliError(f"unknown metric {args.metric!r}; choose one of {', '.join(METRICS)}")
+    metric_names = [name.strip() for name in (args.objectives or args.metric).split(",") if name.strip()]
+    for name in metric_names:
+        if name not in METRICS:
+            raise CliError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
     classes = ALL_VARIANTS if args.explainers == "all" else \
         [variant_by_name(name.strip()) for name in args.explainers.split(",") if name.strip()]
     if args.data is not None and not Path(args.data).is_dir():
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
     settings = {**preset.defaults, **{k: v for k, v in (("n_trials", args.n_trials), ("n_samples", args.n_samples),
                                                         ("batch_size", args.batch_size)) if v is not None}}
-    inputs, labels = preset.load_data(args.data, settings["n_samples"])
+    # twice the samples: the study tunes on half and the summary also reports the other, held-out half
+    inputs, labels = preset.load_data(args.data, 2 * settings["n_samples"])
     check_storage(args.storage)  # a bad URL or an unreachable server fails here, before any work
     model = preset.load_model(args.weights, device=_device(args.device))
     names = "all" if args.explainers == "all" else "+".join(cls.__name__ for cls in classes)
-    study_name = args.study_name or f"{preset.name}-{args.metric}-{names}"
+    study_name = args.study_name or f"{preset.name}-{'+'.join(metric_names)}-{names}"
     print(f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
-          f"{min(len(inputs), settings['n_samples'])} samples, metric {args.metric}", file=sys.stderr)
+          f"{min(len(inputs), settings['n_samples'])} samples, metric {', '.join(metric_names)}", file=sys.stderr)
 
     # a folder's class names need not be the model's classes: explain the model's own predictions there
     data = (inputs, labels) if labels is not None and args.data is None else inputs
     result = tune(None if args.explainers == "all" else classes, model, data,
-                  metric=args.metric, n_trials=settings["n_trials"], n_samples=settings["n_samples"],
+                  metric=metric_names if len(metric_names) > 1 else metric_names[0], n_trials=settings["n_trials"], n_samples=settings["n_samples"],
                   sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
                   seed=args.seed, device=_device(args.device), batch_size=settings["batch_size"],
                   timeout=args.timeout, show_progress_bar=not args.no_progress,
@@ -135,10 +140,37 @@ def _run(args: argparse.Namespace) -> int:
                                     "zennit_canonizers": preset.canonizers() or None})
     from ._report import write_report
     table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(_readable(table).to_string())
+    _print_details(result)
     print(f"\nresults in {Path(args.out).resolve()}")
     print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
     return 0
+
+
+def _readable(table):
+    """The summary for a terminal: numbers to 4 places, parameters as k=v; the CSV keeps everything."""
+    def cell(value):
+        if isinstance(value, float):
+            return "" if value != value else f"{value:.4f}"
+        if isinstance(value, tuple):
+            return " / ".join(f"{v:.4f}" for v in value)
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+        return "" if value is None else str(value)
+    return table.drop(columns=["configuration"], errors="ignore").apply(lambda column: column.map(cell))
+
+
+def _print_details(result) -> None:
+    """The Pareto front, the chosen rules in words, and the parameter importances."""
+    if result.multi_objective:
+        print("\nPareto front (choose with TuneResult.choose(index=...) or weights=...):")
+        print(_readable(result.pareto_front()).to_string())
+    best = result.best_explainer
+    if hasattr(best, "describe"):
+        print(f"\nbest rules per layer group:\n{best.describe()}")
+    for variant, importances in result.importances().items():
+        shown = ", ".join(f"{name} {value:.2f}" for name, value in importances.items())
+        print(f"parameter importances ({variant}): {shown}")
 
 
 def _device(name: str) -> str:
@@ -158,24 +190,28 @@ def _load_storage(url: str):
 
 
 def _best(args: argparse.Namespace) -> int:
+    from ._result import choose_from_front
+
     storage = _load_storage(args.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if args.study_name not in names:
         raise CliError(f"no study {args.study_name!r} in {mask_url(args.storage)}; studies there: "
                        f"{', '.join(names) or 'none'}")
     study = optuna.load_study(study_name=args.study_name, storage=storage)
-    try:
-        best = study.best_trial
-    except ValueError:
-        raise CliError(f"study {args.study_name!r} has no complete trial yet") from None
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    if not front:
+        raise CliError(f"study {args.study_name!r} has no complete trial yet")
+    best = choose_from_front(front, study.directions)  # with several metrics: equal weights, as TuneResult
     config = {"study_name": args.study_name, "explainer": best.user_attrs.get("explainer"),
-              "params": best.params, "value": best.value, "trial": best.number,
-              "metric": best.user_attrs.get("metric"), "direction": study.direction.name.lower()}
+              "params": best.params, "value": best.value if len(best.values) == 1 else best.values,
+              "trial": best.number, "metric": best.user_attrs.get("metric"),
+              "direction": [d.name.lower() for d in study.directions]}
     if args.json:
         print(json.dumps(config, indent=2))
     else:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-        print(f"{config['explainer']}({params}): {config['metric']} = {best.value:.4f} (trial {best.number})")
+        values = ", ".join(f"{v:.4f}" for v in best.values)
+        print(f"{config['explainer']}({params}): {config['metric']} = {values} (trial {best.number})")
     return 0
 
 
