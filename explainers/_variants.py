@@ -126,63 +126,49 @@ class LRPEpsilonGammaBox(_ZennitVariant):
                                canonizers=self.canonizers(model))
 
 
-class LRPEpsilonPlus(_ZennitVariant):
+class _ConvolutionComposite(_ZennitVariant):
+    """A zennit composite with a convolution rule and epsilon on dense layers, parametrised by epsilon and
+    the stabilizer only: a subclass names the composite (``COMPOSITE``) and documents its rule."""
+
+    COMPOSITE: type
+    SUPPORTED_MODULES = [Convolution]
+    TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        epsilon: Stabilizer = 1e-6,
+        stabilizer: Stabilizer = 1e-6,
+        zennit_canonizers: Optional[List[Canonizer]] = None,
+        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
+        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
+        n_classes: Optional[int] = None,
+    ) -> None:
+        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
+        self.epsilon = epsilon
+        self.stabilizer = stabilizer
+        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
+                         layer, n_classes)
+
+    def build_composite(self, model: nn.Module) -> Composite:
+        return self.COMPOSITE(epsilon=self.epsilon, stabilizer=self.stabilizer, layer_map=self.sequence_layer_map(),
+                              canonizers=self.canonizers(model))
+
+
+class LRPEpsilonPlus(_ConvolutionComposite):
     """zennit's EpsilonPlus :cite:p:`kohlbrenner2020towards`: z-plus on convolutions, epsilon on dense layers.
 
     z-plus keeps only positive contributions; ``epsilon=0`` makes the dense layers LRP-0.
     """
 
-    SUPPORTED_MODULES = [Convolution]
-    TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
-
-    def __init__(
-        self,
-        model: nn.Module,
-        epsilon: Stabilizer = 1e-6,
-        stabilizer: Stabilizer = 1e-6,
-        zennit_canonizers: Optional[List[Canonizer]] = None,
-        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
-        n_classes: Optional[int] = None,
-    ) -> None:
-        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
-        self.epsilon = epsilon
-        self.stabilizer = stabilizer
-        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
-                         layer, n_classes)
-
-    def build_composite(self, model: nn.Module) -> Composite:
-        return EpsilonPlus(epsilon=self.epsilon, stabilizer=self.stabilizer, layer_map=self.sequence_layer_map(),
-                           canonizers=self.canonizers(model))
+    COMPOSITE = EpsilonPlus
 
 
-class LRPEpsilonAlpha2Beta1(_ZennitVariant):
+class LRPEpsilonAlpha2Beta1(_ConvolutionComposite):
     """zennit's EpsilonAlpha2Beta1 :cite:p:`bach2015pixel`: alpha=2, beta=1 on convolutions, epsilon on dense layers.
 
     Positive contributions count twice, negative ones once against; ``epsilon=0`` makes dense layers LRP-0.
     """
 
-    SUPPORTED_MODULES = [Convolution]
-    TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
-
-    def __init__(
-        self,
-        model: nn.Module,
-        epsilon: Stabilizer = 1e-6,
-        stabilizer: Stabilizer = 1e-6,
-        zennit_canonizers: Optional[List[Canonizer]] = None,
-        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
-        n_classes: Optional[int] = None,
-    ) -> None:
-        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
-        self.epsilon = epsilon
-        self.stabilizer = stabilizer
-        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
-                         layer, n_classes)
-
-    def build_composite(self, model: nn.Module) -> Composite:
-        return EpsilonAlpha2Beta1(epsilon=self.epsilon, stabilizer=self.stabilizer,
-                                  layer_map=self.sequence_layer_map(), canonizers=self.canonizers(model))
+    COMPOSITE = EpsilonAlpha2Beta1

@@ -1,6 +1,5 @@
 """The command line end to end: run, best, dashboard, and bad input, in real subprocesses."""
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from helpers import free_port
 import torch
 from PIL import Image
 
@@ -74,12 +74,6 @@ def test_best_prints_the_best_configuration(finished_run):
     assert missing.returncode != 0 and "studies there: s" in missing.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str, deadline: float):
     while True:
         try:
@@ -93,7 +87,7 @@ def _get(url: str, deadline: float):
 
 def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
     folder, storage, _ = finished_run
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tuner", "dashboard", "--storage", storage, "--port",
                                str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -3,6 +3,7 @@ import copy
 import inspect
 
 import pytest
+from helpers import hook_count, randomise_batch_norm, zero_biases
 import torch
 import torchvision
 from torch import nn
@@ -27,29 +28,10 @@ COMMON = {"zennit_canonizers": None, "forward_arg_extractor": None, "additional_
           "layer": None, "n_classes": None}
 
 
-def _randomise_batch_norm(model: nn.Module) -> nn.Module:
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.5, 0.5)
-    return model
-
-
-def _zero_biases(model: nn.Module) -> nn.Module:
-    for module in model.modules():
-        if getattr(module, "bias", None) is not None:
-            module.bias.data.zero_()
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.zero_()
-    return model
-
-
 @pytest.fixture(scope="module")
 def resnet():
     torch.manual_seed(0)
-    return _randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()
+    return randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +40,7 @@ def vgg():
     model = torchvision.models.VGG(torchvision.models.vgg.make_layers([16, "M", 32, "M", 64], batch_norm=True))
     model.avgpool = nn.AdaptiveAvgPool2d((2, 2))
     model.classifier = nn.Sequential(nn.Linear(64 * 4, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10))
-    return _randomise_batch_norm(model).eval()
+    return randomise_batch_norm(model).eval()
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +51,6 @@ def images():
 
 def _state(model):
     return {key: value.clone() for key, value in model.state_dict().items()}
-
-
-def _hooks(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
 
 # -- the API table ---------------------------------------------------------------------------------------
@@ -182,14 +160,14 @@ def test_lrp0_equals_gradient_times_input(resnet, images):
 
 @pytest.mark.parametrize("name", ["resnet", "vgg"])
 def test_relevance_is_conserved_without_biases(name, request, images):
-    model = _zero_biases(copy.deepcopy(request.getfixturevalue(name)))
+    model = zero_biases(copy.deepcopy(request.getfixturevalue(name)))
     x, y = images
     totals = LRPUniformEpsilon(model, epsilon=1e-9).attribute(x, y).sum((1, 2, 3))
     assert torch.allclose(totals, torch.ones(3), atol=1e-3), totals
 
 
 def test_conservation_check_catches_a_missing_canonizer(resnet, images):
-    model = _zero_biases(copy.deepcopy(resnet))
+    model = zero_biases(copy.deepcopy(resnet))
     no_canonizer = LayerMapComposite(layer_map_base() + [(Convolution, Epsilon(1e-9)), (nn.Linear, Epsilon(1e-9))])
     totals = LRPBase(model, no_canonizer).attribute(*images).sum((1, 2, 3))
     assert (totals - 1).abs().min() > 0.5, totals  # relevance doubles at the residual adds
@@ -207,11 +185,11 @@ def test_batch_independence(cls, resnet, images):
 @pytest.mark.parametrize("cls", VARIANTS)
 def test_model_untouched(cls, resnet, images):
     x, y = images
-    state, outputs, hooks = _state(resnet), resnet(x).detach(), _hooks(resnet)
+    state, outputs, hooks = _state(resnet), resnet(x).detach(), hook_count(resnet)
     cls(resnet).attribute(x, y)
     assert all(torch.equal(state[k], v) for k, v in resnet.state_dict().items())
     assert state.keys() == resnet.state_dict().keys()
-    assert torch.equal(resnet(x), outputs) and _hooks(resnet) == hooks
+    assert torch.equal(resnet(x), outputs) and hook_count(resnet) == hooks
 
 
 def test_model_untouched_when_attribute_raises(resnet, images):
@@ -231,7 +209,7 @@ def test_model_untouched_when_attribute_raises(resnet, images):
         handle.remove()
     assert all(torch.equal(state[k], v) for k, v in resnet.state_dict().items())
     assert state.keys() == resnet.state_dict().keys()
-    assert torch.equal(resnet(x), outputs) and _hooks(resnet) == 0
+    assert torch.equal(resnet(x), outputs) and hook_count(resnet) == 0
     assert "forward" not in resnet.layer1[0].__dict__  # the ResNet canonizer's forward is gone
 
 

@@ -3,6 +3,7 @@ reproduced exactly, conservation, the model left untouched, and a tune() run ove
 import copy
 
 import pytest
+from helpers import hook_count, randomise_batch_norm, zero_biases
 import torch
 import torchvision
 from torch import nn
@@ -16,29 +17,6 @@ UNIT = {"low": 1e-6, "high": 1.0, "log": True}
 VGG_CFG = [8, "M", 16, "M", 16, 16, "M", 32, 32, "M", 32, 32]  # 8 convolutions
 
 
-def _randomise_batch_norm(model: nn.Module) -> nn.Module:
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.5, 0.5)
-    return model
-
-
-def _zero_biases(model: nn.Module) -> nn.Module:
-    for module in model.modules():
-        if getattr(module, "bias", None) is not None:
-            module.bias.data.zero_()
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.zero_()
-    return model
-
-
-def _hooks(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-
-
 def _conv_names(model: nn.Module):
     return [name for name, module in model.named_modules() if isinstance(module, Convolution)]
 
@@ -46,7 +24,7 @@ def _conv_names(model: nn.Module):
 @pytest.fixture(scope="module")
 def resnet():
     torch.manual_seed(0)
-    return _randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()
+    return randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +33,7 @@ def vgg():
     model = torchvision.models.VGG(torchvision.models.vgg.make_layers(VGG_CFG, batch_norm=True))
     model.avgpool = nn.AdaptiveAvgPool2d((1, 1))
     model.classifier = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Dropout(), nn.Linear(16, 10))
-    return _randomise_batch_norm(model).eval()
+    return randomise_batch_norm(model).eval()
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +179,7 @@ def test_model_is_untouched(resnet, images):
     explainer = LRPLayerwise(resnet, input_rule="flat", lower_rule="alpha2beta1", middle_rule="epsilon",
                              upper_rule="zplus", dense_rule="gamma")
     explainer.attribute(*images)
-    assert _hooks(resnet) == 0
+    assert hook_count(resnet) == 0
     assert state.keys() == resnet.state_dict().keys()
     assert all(torch.equal(state[key], value) for key, value in resnet.state_dict().items())
     with torch.no_grad():
@@ -209,7 +187,7 @@ def test_model_is_untouched(resnet, images):
 
 
 def test_conservation_with_zero_biases_and_epsilon_rules(resnet, images):
-    model = _zero_biases(copy.deepcopy(resnet))
+    model = zero_biases(copy.deepcopy(resnet))
     rules = {f"{group}_rule": "epsilon" for group in GROUPS}
     relevance = LRPLayerwise(model, **rules).attribute(*images)
     assert torch.allclose(relevance.sum((1, 2, 3)), torch.ones(3), atol=1e-3)
@@ -239,7 +217,7 @@ def test_model_without_convolutions(mlp):
     assert explainer.describe().splitlines() == ["input (0): epsilon, epsilon=1e-06",
                                                  "dense head (2 layers): epsilon, epsilon=1e-06"]
     inputs, targets = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
-    model = _zero_biases(copy.deepcopy(mlp))
+    model = zero_biases(copy.deepcopy(mlp))
     relevance = LRPLayerwise(model, input_rule="epsilon").attribute(inputs, targets)
     assert relevance.shape == inputs.shape
     assert torch.allclose(relevance.sum(1), torch.ones(4), atol=1e-3)

@@ -1,0 +1,238 @@
+"""Study-level timing: what the tuner's optimisations save, and what a second worker process adds.
+
+(a) **Time to the best value**, with our optimisations on (``pruner="wilcoxon"``: per-sample scores
+    stop hopeless configurations; ``share_work=True``: the metric's unperturbed scores computed once per
+    study and repeated configurations answered from the study) against off (``pruner="none"``,
+    ``share_work=False``), with the same sampler (TPE, seed 0), the same trial budget, the same model
+    object and samples. Two studies: the embedded default (digits, its preset's defaults: 64 samples,
+    batch 16, 60 trials, all four variants) and a small ResNet-50 study (random weights, the resnet50
+    preset's 8 sample photographs resized to ``--resnet-size``, batch 4, 16 trials, all four variants).
+    Each trial's completion time is the ``datetime_complete`` Optuna records when the trial is told (what a
+    callback would see), relative to the call of ``tune()`` (which includes the one-off work: samples,
+    inert-parameter check, reference scores). "Time to best" is when the study's final best value was
+    first reached; "time to common target" is when a value at least as good as the worse of the two
+    runs' best values was first reached (the time at an equal best value when the two differ).
+    On and off alternate, ``--repeats`` times; medians.
+
+(b) **Throughput of 1 and 2 worker processes** on one study: ``python -m tuner run --storage <journal
+    file> --pruner none`` with ``OMP_NUM_THREADS=1`` each, the same total ``--n-trials``. Trials per
+    second from the launch to the last trial's completion (start-up included; the report each process
+    writes afterwards is not), and in the steady state (first trial start to last completion). 1 and 2
+    processes alternate, ``--repeats`` times; medians.
+
+    python benchmarks/study.py                       # both parts, 2 repeats
+    python benchmarks/study.py --part a --repeats 1
+    python benchmarks/study.py --part b --workers-trials 40
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# run as a script, this file's folder comes first on sys.path and benchmarks/metrics.py would shadow the package
+sys.path[:1] = [str(ROOT), str(HERE)]
+
+import optuna  # noqa: E402
+import torch  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from _timing import machine, median, spread, table  # noqa: E402
+
+MODES = {"on": {"pruner": "wilcoxon", "share_work": True}, "off": {"pruner": "none", "share_work": False}}
+
+
+# -- (a) time to the best value --------------------------------------------------------------------------------
+def load_studies(args) -> list[dict]:
+    import studies
+    specs = []
+    digits = studies.get_preset("digits")
+    d = digits.defaults
+    x, y = digits.load_data(None, d["n_samples"])
+    specs.append(dict(name="digits (embedded default)", preset=digits, model=digits.load_model(None), data=(x, y),
+                      n_samples=d["n_samples"], batch_size=d["batch_size"],
+                      n_trials=args.digits_trials or d["n_trials"],
+                      detail=f"{len(x)} samples 1x16x16, batch {d['batch_size']}"))
+    if args.resnet_trials:
+        resnet = studies.get_preset("resnet50")
+        torch.manual_seed(0)
+        model = resnet.load_model("none")
+        images = resnet.load_data(None, args.resnet_images)[0]
+        if args.resnet_size != images.shape[-1]:
+            images = torch.nn.functional.interpolate(images, size=(args.resnet_size,) * 2, mode="bilinear",
+                                                     antialias=True, align_corners=False)
+        specs.append(dict(name="ResNet-50 (random weights)", preset=resnet, model=model, data=images,
+                          n_samples=len(images), batch_size=args.resnet_batch, n_trials=args.resnet_trials,
+                          detail=f"{len(images)} photos {args.resnet_size}x{args.resnet_size}, "
+                                 f"batch {args.resnet_batch}"))
+    return specs
+
+
+def run_study(spec: dict, mode: str) -> dict:
+    from tuner import tune
+    start_wall = datetime.datetime.now()
+    start = time.perf_counter()
+    result = tune(None, spec["model"], spec["data"], metric="abpc", n_trials=spec["n_trials"],
+                  n_samples=spec["n_samples"], batch_size=spec["batch_size"], sampler="tpe", seed=0,
+                  storage=None, show_progress_bar=False, n_heatmaps=0,
+                  explainer_kwargs={"low": spec["preset"].low, "high": spec["preset"].high}, **MODES[mode])
+    total = time.perf_counter() - start
+    study = result.study
+    trials = study.get_trials(deepcopy=False)
+    done = [(t.datetime_complete - start_wall).total_seconds() for t in trials if t.datetime_complete]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = study.best_trial
+    return dict(mode=mode, total=total, best=best.value, best_params=best.params, best_number=best.number,
+                maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE,
+                completed=[((t.datetime_complete - start_wall).total_seconds(), t.value) for t in complete],
+                last_done=max(done), n_complete=len(complete),
+                n_pruned=sum(t.state == TrialState.PRUNED for t in trials),
+                n_failed=sum(t.state == TrialState.FAIL for t in trials),
+                n_repeat=sum("repeat_of" in t.user_attrs for t in trials))
+
+
+def first_time_at(run: dict, target: float) -> float:
+    """When a completed trial first reached ``target`` (at least as good)."""
+    good = [when for when, value in run["completed"]
+            if (value >= target - 1e-12 if run["maximize"] else value <= target + 1e-12)]
+    return min(good) if good else float("nan")
+
+
+def part_a(args) -> None:
+    torch.set_num_threads(args.threads)
+    specs = load_studies(args)
+    for spec in specs:
+        print(f"\n### (a) {spec['name']}: {spec['detail']}, {spec['n_trials']} trials, all four variants, "
+              f"TPE seed 0, torch threads {args.threads}")
+        runs = {"on": [], "off": []}
+        for repeat in range(args.repeats):
+            for mode in (("on", "off") if repeat % 2 == 0 else ("off", "on")):
+                run = run_study(spec, mode)
+                runs[mode].append(run)
+                print(f"  {mode:>3}: total {run['total']:.1f} s, best {run['best']:.6f} (trial {run['best_number']}), "
+                      f"{run['n_complete']} complete / {run['n_pruned']} pruned / {run['n_repeat']} answered from "
+                      f"the study / {run['n_failed']} failed", file=sys.stderr)
+        report_a(spec, runs)
+
+
+def report_a(spec: dict, runs: dict) -> None:
+    bests = {mode: {round(r["best"], 12) for r in rs} for mode, rs in runs.items()}
+    for mode, values in bests.items():
+        if len(values) > 1:
+            print(f"note: the '{mode}' runs did not all reach the same best value: {sorted(values)}")
+    best = {mode: median(r["best"] for r in rs) for mode, rs in runs.items()}
+    maximize = runs["on"][0]["maximize"]
+    common = min(best.values()) if maximize else max(best.values())
+    rows, figures = [], {}
+    for mode, rs in runs.items():
+        figures[mode] = dict(to_best=median(first_time_at(r, r["best"]) for r in rs),
+                             to_common=median(first_time_at(r, common) for r in rs),
+                             total=median(r["total"] for r in rs))
+        r0 = rs[0]
+        rows.append([mode, MODES[mode]["pruner"], MODES[mode]["share_work"], f"{best[mode]:.6f}",
+                     r0["best_number"], f"{figures[mode]['to_best']:.1f}", f"{figures[mode]['to_common']:.1f}",
+                     f"{figures[mode]['total']:.1f}", spread([r["total"] for r in rs]),
+                     f"{r0['n_complete']}/{r0['n_pruned']}/{r0['n_repeat']}/{r0['n_failed']}"])
+    print(table(["optimisations", "pruner", "share_work", "best value", "best trial", "time to best s",
+                 "time to common target s", "total s", "total min-max s",
+                 "complete/pruned/repeats/failed"], rows))
+    on, off = figures["on"], figures["off"]
+    equal = math.isclose(best["on"], best["off"], rel_tol=1e-6, abs_tol=1e-12)
+    verdict = "equal" if equal else (f"NOT equal (on {best['on']:.6f}, off {best['off']:.6f}; "
+                                     f"{'on' if (best['on'] > best['off']) == maximize else 'off'} is better)")
+    print(f"best values: {verdict}; common target {common:.6f}")
+    print(f"off / on: time to best {off['to_best'] / on['to_best']:.2f}x, time to common target "
+          f"{off['to_common'] / on['to_common']:.2f}x, total {off['total'] / on['total']:.2f}x (target >= 2x)")
+
+
+# -- (b) throughput of 1 and 2 worker processes ------------------------------------------------------------------
+def run_workers(n_workers: int, n_trials: int, folder: Path, index: int, model: str | None) -> dict:
+    journal = folder / f"throughput-{n_workers}w-{index}.log"
+    name = f"throughput-{n_workers}w-{index}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "tuner", "run", "--storage", str(journal), "--study-name", name,
+               "--n-trials", str(n_trials), "--pruner", "none", "--no-progress"]
+    if model:
+        command += ["--model", model, "--weights", "none"]
+    launch_wall = datetime.datetime.now()
+    launch = time.perf_counter()
+    processes = [subprocess.Popen(command + ["--out", str(folder / f"out-{name}-{k}")], cwd=str(folder),
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for k in range(n_workers)]
+    errors = [p.communicate()[1] for p in processes]
+    wall = time.perf_counter() - launch
+    for process, error in zip(processes, errors):
+        if process.returncode != 0:
+            raise RuntimeError(f"a worker failed (exit {process.returncode}): {error.strip()[-2000:]}")
+    from tuner._storage import open_storage
+    study = optuna.load_study(study_name=name, storage=open_storage(str(journal), heartbeat_interval=None))
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    first_start = min(t.datetime_start for t in trials)
+    last_done = max(t.datetime_complete for t in trials)
+    to_last = (last_done - launch_wall).total_seconds()
+    steady = (last_done - first_start).total_seconds()
+    return dict(workers=n_workers, n=len(trials), wall=wall, to_last=to_last, steady=steady,
+                rate=len(trials) / to_last, steady_rate=len(trials) / steady)
+
+
+def part_b(args) -> None:
+    print(f"\n### (b) throughput: `python -m tuner run` on {args.workers_model or 'digits (embedded default)'}, "
+          f"journal-file storage, pruner none, OMP_NUM_THREADS=1 per process, {args.workers_trials} trials in all")
+    runs = {1: [], 2: []}
+    with tempfile.TemporaryDirectory(prefix="lrp-tuner-bench-") as folder:
+        for repeat in range(args.repeats):
+            for n_workers in ((1, 2) if repeat % 2 == 0 else (2, 1)):
+                run = run_workers(n_workers, args.workers_trials, Path(folder), repeat, args.workers_model)
+                runs[n_workers].append(run)
+                print(f"  {n_workers} worker(s): {run['n']} trials, launch to last trial {run['to_last']:.1f} s, "
+                      f"steady {run['steady']:.1f} s, processes exited after {run['wall']:.1f} s", file=sys.stderr)
+    rows, rate, steady = [], {}, {}
+    for n_workers, rs in runs.items():
+        rate[n_workers] = median(r["rate"] for r in rs)
+        steady[n_workers] = median(r["steady_rate"] for r in rs)
+        rows.append([n_workers, rs[0]["n"], f"{median(r['to_last'] for r in rs):.1f}", spread([r["to_last"] for r in rs]),
+                     f"{rate[n_workers]:.3f}", f"{steady[n_workers]:.3f}", f"{median(r['wall'] for r in rs):.1f}"])
+    print(table(["processes", "trials", "launch to last trial s", "min-max s", "trials/s (incl. start-up)",
+                 "trials/s (steady)", "processes exited s"], rows))
+    print(f"2 / 1 processes: {rate[2] / rate[1]:.2f}x including start-up, {steady[2] / steady[1]:.2f}x steady "
+          f"(target >= 1.7x). This machine: {os.cpu_count()} cores shared with other engineers' jobs.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["a", "b", "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=2, help="repetitions of each compared run (median)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in part (a) (default 1: on a "
+                        "shared 2-core machine two threads wait on each other whenever another job holds a core)")
+    parser.add_argument("--digits-trials", type=int, default=None, help="default: the digits preset's n_trials")
+    parser.add_argument("--resnet-trials", type=int, default=16, help="0 skips the ResNet-50 study")
+    parser.add_argument("--resnet-images", type=int, default=8)
+    parser.add_argument("--resnet-size", type=int, default=112, help="image side (the photographs are 224)")
+    parser.add_argument("--resnet-batch", type=int, default=4,
+                        help="samples per chunk; the Wilcoxon pruner needs 4 scores before it may stop a trial")
+    parser.add_argument("--workers-trials", type=int, default=30, help="total trials of the study in part (b)")
+    parser.add_argument("--workers-model", default=None, help="preset for part (b) (default: digits)")
+    args = parser.parse_args()
+
+    warnings.filterwarnings("ignore")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("tuner").setLevel(logging.ERROR)
+    print(f"machine: {machine()}")
+    if args.part in ("a", "both"):
+        part_a(args)
+    if args.part in ("b", "both"):
+        part_b(args)
+
+
+if __name__ == "__main__":
+    main()
