@@ -102,6 +102,10 @@ class LRPBase:
         """The search space: parameter name -> (type, keyword arguments of Optuna's ``suggest_*``)."""
         return {name: (kind, dict(kwargs)) for name, (kind, kwargs) in self.TUNABLES.items()}
 
+    def get_conditions(self) -> Dict[str, Dict[str, List[Any]]]:
+        """Conditional tunables: name -> {earlier tunable: values for which this one exists}; none here."""
+        return {}
+
     # -- values ----------------------------------------------------------------------------------------
     def parameters(self) -> Dict[str, Any]:
         """The constructor arguments that rebuild this explainer."""

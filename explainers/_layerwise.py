@@ -67,12 +67,12 @@ def layer_groups(model: nn.Module) -> Dict[str, NamedModules]:
 
 
 def _full_tunables() -> Tunables:
-    """Per group in order: the rule's categorical, then each parameter, suggested only with its rule."""
+    """Per group in order: the rule's categorical, then each rule's parameter (see ``CONDITIONS``)."""
     tunables: Tunables = {}
     for group in GROUPS:
         tunables[f"{group}_rule"] = (str, {"choices": list(INPUT_RULES if group == "input" else RULES)})
         for rule in PARAMETRIC:
-            tunables[f"{group}_{rule}"] = (float, {**LOG_UNIT_INTERVAL, "when": {f"{group}_rule": [rule]}})
+            tunables[f"{group}_{rule}"] = (float, dict(LOG_UNIT_INTERVAL))
     return tunables
 
 
@@ -174,6 +174,13 @@ class LRPLayerwise(_ZennitVariant):
         return {name: (kind, dict(spec)) for name, (kind, spec) in self.TUNABLES.items()
                 if name.split("_")[0] in present}
 
+    def get_conditions(self) -> Dict[str, Dict[str, List[str]]]:
+        """Each rule parameter exists only when its group uses that rule: ``{"lower_gamma": {"lower_rule":
+        ["gamma"]}, ...}``, for the groups present on this model."""
+        tunables = self.get_tunables()
+        return {name: {f"{name.split('_')[0]}_rule": [name.split("_")[1]]} for name in tunables
+                if name.split("_")[1] in PARAMETRIC}
+
     def rule(self, group: str) -> Hook:
         """A fresh zennit rule for ``group`` built from the current parameters."""
         return _RULE_BUILDERS[getattr(self, f"{group}_rule")](self, group)
@@ -191,10 +198,15 @@ class LRPLayerwise(_ZennitVariant):
             rule = self.rule(group)
             by_module.update({id(module): rule for _, module in modules})
         type_map = self.sequence_layer_map() + layer_map_base(self.stabilizer)
+        # dense layers the sequence canonizers create (attention values, recurrent input maps) take the
+        # dense head's rule, as in the variants
+        created = self.rule("dense")
 
         def module_map(ctx: dict, name: str, module: nn.Module) -> Optional[Hook]:
             by_type = next((hook for types, hook in type_map if isinstance(module, types)), None)
-            return by_type if by_type is not None else by_module.get(id(module))
+            if by_type is not None:
+                return by_type
+            return by_module.get(id(module), created if isinstance(module, nn.Linear) else None)
 
         return Composite(module_map=module_map, canonizers=self.canonizers(model))
 

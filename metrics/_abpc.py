@@ -26,6 +26,7 @@ class AbPC(RegionPerturbation):
     """
 
     direction = "maximize"
+    uses_reference = False  # so callers need not compute p(x) for it
 
     def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
                  reference: Tensor | None = None) -> Tensor:

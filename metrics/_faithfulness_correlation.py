@@ -25,7 +25,8 @@ class FaithfulnessCorrelation(PerturbationMetric):
     ceil((n_runs + 1) B / batch_size) forward passes (n_runs B with ``reference``).
 
     Args:
-        subset_size: features per subset: an int, or a float in (0, 1) as a fraction of the features.
+        subset_size: features per subset: an int, a float in (0, 1) as a fraction of the features, or None
+            (default) for Quantus's 224 where the input has more than 4 × 224 features, else a quarter of them.
 
     Reference: U. Bhatt, A. Weller, J. M. F. Moura, "Evaluating and aggregating feature-based
     model explanations", IJCAI 2020.
@@ -33,13 +34,13 @@ class FaithfulnessCorrelation(PerturbationMetric):
 
     direction = "maximize"
 
-    def __init__(self, model: nn.Module, *, n_runs: int = 100, subset_size: int | float = 224,
+    def __init__(self, model: nn.Module, *, n_runs: int = 100, subset_size: int | float | None = None,
                  seed: int = 0, patch_size: int | tuple[int, ...] = 1, baseline: Baseline = "zero",
                  prob_fn: ProbFn | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  blur_sigma: float = 5.0) -> None:
         if not isinstance(n_runs, int) or n_runs < 2:
             raise ValueError(f"n_runs must be an int >= 2 to correlate; got {n_runs!r}.")
-        if not (isinstance(subset_size, int) and subset_size >= 1
+        if not (subset_size is None or isinstance(subset_size, int) and subset_size >= 1
                 or isinstance(subset_size, float) and 0 < subset_size < 1):
             raise ValueError(f"subset_size must be a positive int or a fraction in (0, 1); got {subset_size!r}.")
         super().__init__(model, n_runs=n_runs, subset_size=subset_size, seed=seed, patch_size=patch_size,
@@ -47,14 +48,21 @@ class FaithfulnessCorrelation(PerturbationMetric):
         self.n_runs, self.subset_size, self.seed, self.patch_size = n_runs, subset_size, seed, patch_size
 
     def subsets(self, batch_size: int, n_features: int) -> Tensor:
-        """The random subsets as a boolean (n_runs, B, n_features) mask, drawn from ``seed``."""
-        size = self.subset_size if isinstance(self.subset_size, int) else max(1, int(self.subset_size * n_features))
+        """The random subsets as a boolean (n_runs, B, n_features) mask, drawn from ``seed``: the same subsets
+        for every sample, so a sample's score does not depend on the batch it is scored in."""
+        if self.subset_size is None:
+            size = min(224, max(1, n_features // 4))
+        elif isinstance(self.subset_size, int):
+            size = self.subset_size
+        else:
+            size = max(1, int(self.subset_size * n_features))
         if size >= n_features:
             raise ValueError(f"subset_size={self.subset_size} leaves no feature unperturbed: there are "
                              f"{n_features} features; use fewer (or a fraction such as 0.1).")
         generator = torch.Generator().manual_seed(self.seed)
-        chosen = torch.rand(self.n_runs, batch_size, n_features, generator=generator).topk(size, dim=-1).indices
-        return torch.zeros(self.n_runs, batch_size, n_features, dtype=torch.bool).scatter_(-1, chosen, True)
+        chosen = torch.rand(self.n_runs, 1, n_features, generator=generator).topk(size, dim=-1).indices
+        subsets = torch.zeros(self.n_runs, 1, n_features, dtype=torch.bool).scatter_(-1, chosen, True)
+        return subsets.expand(self.n_runs, batch_size, n_features)
 
     def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
                  reference: Tensor | None = None) -> Tensor:

@@ -152,6 +152,8 @@ class PerturbationMetric(Metric):
     scores many attributions of the same inputs can compute once and pass as ``reference=``.
     """
 
+    uses_reference = True  # evaluate(..., reference=self.reference(x, y)) reuses p(x) computed once
+
     def __init__(self, model: nn.Module, *, baseline: Baseline = "zero", prob_fn: ProbFn | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE, blur_sigma: float = 5.0, **settings) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:

@@ -2,6 +2,7 @@
 reproduced exactly, conservation, the model left untouched, and a tune() run over the conditional space."""
 import copy
 
+import optuna
 import pytest
 from helpers import hook_count, randomise_batch_norm, zero_biases
 import torch
@@ -93,15 +94,19 @@ def test_thirds_cover_every_convolution_once_and_empty_groups_leave_the_search_s
 
 # -- the search space --------------------------------------------------------------------------------------
 def test_tunables_are_categoricals_then_their_conditional_parameters(resnet):
-    tunables = LRPLayerwise(resnet).get_tunables()
+    explainer = LRPLayerwise(resnet)
+    tunables, conditions = explainer.get_tunables(), explainer.get_conditions()
     assert tunables == LRPLayerwise.TUNABLES  # every group is present on a ResNet
     names = list(tunables)
+    trial = optuna.create_study().ask()
     for group in GROUPS:
         kind, spec = tunables[f"{group}_rule"]
         assert kind is str and spec == {"choices": list(INPUT_RULES if group == "input" else RULES)}
         for rule in ("epsilon", "gamma"):
             kind, spec = tunables[f"{group}_{rule}"]
-            assert kind is float and spec == {**UNIT, "when": {f"{group}_rule": [rule]}}
+            assert kind is float and spec == UNIT
+            trial.suggest_float(f"{group}_{rule}", **spec)  # the (type, kwargs) form Optuna takes as it is
+            assert conditions[f"{group}_{rule}"] == {f"{group}_rule": [rule]}
             assert names.index(f"{group}_rule") < names.index(f"{group}_{rule}")
     assert {"zbox", "flat"} <= set(tunables["input_rule"][1]["choices"])
     assert not {"zbox", "flat"} & set(tunables["upper_rule"][1]["choices"])
@@ -247,3 +252,15 @@ def test_tune_respects_the_conditions(vgg, images):
                 assert (f"{group}_{parameter}" in trial.params) == (rule == parameter)
     assert isinstance(result.best_explainer, LRPLayerwise)
     assert result.best_explainer.describe().startswith("input (features.0): ")
+
+
+def test_conservation_on_a_transformer_with_epsilon_everywhere():
+    """The dense layers the attention canonizer creates take a rule too (else plain gradient leaks)."""
+    from test_sequence_relevance import TokenClassifier, TransformerBody
+    torch.manual_seed(0)
+    model = zero_biases(TokenClassifier(TransformerBody(1, "mean"))).eval()
+    ids = torch.randint(2, 12, (3, 10))
+    tiny = {f"{group}_epsilon": 1e-9 for group in GROUPS}
+    explainer = LRPLayerwise(model, layer=model.embedding, **{f"{group}_rule": "epsilon" for group in GROUPS}, **tiny)
+    totals = explainer.attribute(ids, torch.tensor([0, 1, 0])).sum((1, 2))
+    assert torch.allclose(totals, torch.ones(3), atol=1e-3), totals

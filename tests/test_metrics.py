@@ -370,3 +370,17 @@ def test_metrics_does_not_import_the_other_packages():
     code = "import sys, metrics; print([m for m in ('explainers', 'tuner', 'studies', 'quantus') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_faithfulness_correlation_is_batch_independent_and_fits_small_inputs():
+    """A sample scores the same alone and inside a batch (the tuner's batch size must not change scores),
+    and the default subset size fits inputs with few features (8x8 digits: a quarter of 64)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    attributions = torch.randn(4, 1, 8, 8)
+    metric = FaithfulnessCorrelation(model, n_runs=20)
+    batch = metric.evaluate(x, y, attributions)
+    alone = metric.evaluate(x[2:3], y[2:3], attributions[2:3])
+    assert torch.allclose(alone, batch[2:3], atol=1e-6)
+    assert metric.subsets(4, 64).sum(-1).unique().tolist() == [16]

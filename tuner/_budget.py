@@ -1,8 +1,8 @@
-"""Exactly ``n_trials`` finished trials when several workers share one study.
+"""Exactly ``n_trials`` complete trials when several workers share one study.
 
 Optuna's MaxTrialsCallback stops a worker after the budget is reached, but two workers that ask for a trial
 at the same moment both run one, and a study overshoots. Here each trial is admitted only while the
-finished trials, the running trials that started before it and the queued retries of dead workers'
+complete trials, the running trials that started before it and the queued retries of dead workers'
 trials leave room.
 A trial that started before this one but whose worker died is failed by the heartbeat check and re-queued
 (Optuna's RetryHeartbeatStaleTrialCallback); this trial then gives way to that retry.
@@ -14,7 +14,7 @@ from enum import Enum
 import optuna
 from optuna.trial import TrialState
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+COUNTED = (TrialState.COMPLETE,)  # pruned and failed trials do not use up the budget
 
 
 class Admission(Enum):
@@ -28,7 +28,7 @@ def admit(trial: optuna.Trial, n_trials: int, *, poll_seconds: float = 0.5) -> A
     study = trial.study
     while True:
         trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state in FINISHED for t in trials)
+        finished = sum(t.state in COUNTED for t in trials)
         ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
         retries = sum(t.state == TrialState.WAITING and _is_retry(t) for t in trials)
         if finished + ahead + retries < n_trials:

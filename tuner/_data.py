@@ -1,9 +1,9 @@
 """The fixed samples a study scores: (inputs, targets) from tensors, a Dataset or a DataLoader."""
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 Data = Union[Tuple[torch.Tensor, torch.Tensor], torch.Tensor, Dataset, DataLoader]
 
@@ -20,56 +20,59 @@ class Samples(NamedTuple):
 def fixed_samples(data: Data, model: nn.Module, n_samples: Optional[int], seed: int, device: torch.device,
                   batch_size: int = 64, n_holdout: Optional[int] = None) -> Samples:
     """``n_samples`` samples drawn once with ``seed``, so every trial scores the same ones, and up to
-    ``n_holdout`` (default: as many) other samples held out from tuning.
+    ``n_holdout`` (default: as many) other samples held out from tuning. ``n_samples=None`` splits the data
+    half and half.
 
     Targets are the labels where ``data`` has them, else the model's predictions.
     """
-    inputs, targets = _materialise(data)
-    if not torch.is_tensor(inputs) or inputs.ndim < 2 or len(inputs) == 0:
+    length, fetch = _indexable(data)
+    if length == 0:
         raise ValueError("data must hold at least one sample: (inputs, targets) tensors, an inputs tensor "
                          "shaped (N, ...), a torch Dataset or a DataLoader")
-    if targets is not None and len(targets) != len(inputs):
-        raise ValueError(f"data has {len(inputs)} inputs but {len(targets)} targets")
     if n_samples is not None and n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-    n_tune = len(inputs) if n_samples is None else min(n_samples, len(inputs))
+    n_tune = (length + 1) // 2 if n_samples is None else min(n_samples, length)  # half and half
     n_holdout = n_tune if n_holdout is None else n_holdout
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    chosen = order[:n_tune].sort().values
-    held_out = order[n_tune:n_tune + n_holdout].sort().values
+    order = torch.randperm(length, generator=torch.Generator().manual_seed(seed))
+    chosen, held_out = order[:n_tune].sort().values, order[n_tune:n_tune + n_holdout].sort().values
+    inputs, targets = fetch(torch.cat([chosen, held_out]))  # only the samples used are loaded
+    if not torch.is_tensor(inputs) or inputs.ndim < 2:
+        raise ValueError("data must hold inputs shaped (N, ...): (inputs, targets) tensors, an inputs tensor, "
+                         "a torch Dataset or a DataLoader")
     if targets is None:
         with torch.no_grad():
-            targets = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in
-                                 inputs[torch.cat([chosen, held_out])].split(batch_size)])
-        targets_all = torch.empty(len(inputs), dtype=torch.long)
-        targets_all[torch.cat([chosen, held_out])] = targets
-        targets = targets_all
+            targets = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)])
     targets = torch.as_tensor(targets).long()
-    return Samples(inputs[chosen].to(device), targets[chosen].to(device),
-                   inputs[held_out].to(device), targets[held_out].to(device))
+    inputs, targets = inputs.to(device), targets.to(device)
+    return Samples(inputs[:n_tune], targets[:n_tune], inputs[n_tune:], targets[n_tune:])
 
 
-def _materialise(data: Data):
+def _indexable(data: Data) -> Tuple[int, Callable]:
+    """The number of samples and a function that loads (inputs, targets or None) at given indices."""
     if torch.is_tensor(data):
-        return data, None
+        return len(data), lambda index: (data[index], None)
     if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
-        return data[0], None if data[1] is None else torch.as_tensor(data[1])
-    if isinstance(data, Dataset):
-        data = DataLoader(data, batch_size=64, shuffle=False)
-    if isinstance(data, DataLoader):
-        return _from_loader(data)
+        inputs, targets = data[0], None if data[1] is None else torch.as_tensor(data[1])
+        if targets is not None and len(targets) != len(inputs):
+            raise ValueError(f"data has {len(inputs)} inputs but {len(targets)} targets")
+        return len(inputs), lambda index: (inputs[index], None if targets is None else targets[index])
+    if isinstance(data, DataLoader):  # its samples in a fixed order (a shuffled loader would differ every run)
+        return _indexable(data.dataset)
+    if isinstance(data, Dataset) and hasattr(data, "__len__") and not isinstance(data, IterableDataset):
+        return len(data), lambda index: _collate([data[i] for i in index.tolist()])
+    if isinstance(data, IterableDataset):
+        inputs, targets = _collate(list(data))
+        return _indexable((inputs, targets))
     raise TypeError(f"data must be (inputs, targets), an inputs tensor, a Dataset or a DataLoader, "
                     f"got {type(data).__name__}")
 
 
-def _from_loader(loader: DataLoader):
-    inputs, targets = [], []
-    for batch in loader:
-        if torch.is_tensor(batch):
-            inputs.append(batch)
-        else:
-            inputs.append(batch[0])
-            if len(batch) > 1:
-                targets.append(torch.as_tensor(batch[1]))
-    labelled = len(targets) == len(inputs)
-    return torch.cat(inputs), torch.cat(targets) if labelled and targets else None
+def _collate(items: list):
+    """Stack dataset items (a tensor, or (input, label, ...) tuples) into inputs and labels or None."""
+    if not items:
+        return torch.empty(0), None
+    if torch.is_tensor(items[0]):
+        return torch.stack(items), None
+    inputs = torch.stack([torch.as_tensor(item[0]) for item in items])
+    labelled = len(items[0]) > 1
+    return inputs, torch.as_tensor([int(item[1]) for item in items]) if labelled else None

@@ -11,7 +11,7 @@ import torch
 
 from explainers import LRPBase
 
-from ._space import _applies
+from ._space import applies
 
 
 def inert_tunables(base: LRPBase, inputs: torch.Tensor, targets: torch.Tensor, *,
@@ -21,13 +21,11 @@ def inert_tunables(base: LRPBase, inputs: torch.Tensor, targets: torch.Tensor, *
     A conditional tunable is tested with its condition met (e.g. ``lower_gamma`` with ``lower_rule="gamma"``).
     """
     inert = {}
-    tunables = base.get_tunables()
-    for name, (kind, spec) in tunables.items():
+    conditions = base.get_conditions()
+    for name, (kind, spec) in base.get_tunables().items():
         if kind is not float or "low" not in spec:
             continue
-        condition = {other: values[0] for other, values in spec.get("when", {}).items()}
-        if not _applies(spec, {**{k: getattr(base, k) for k in tunables if k != name}, **condition}):
-            continue
+        condition = {other: values[0] for other, values in conditions.get(name, {}).items()}
         try:
             low = base.set_kwargs(**condition, **{name: spec["low"]}).attribute(inputs, targets)
             high = base.set_kwargs(**condition, **{name: spec["high"]}).attribute(inputs, targets)

@@ -1,5 +1,4 @@
 """One trial: build the explainer, attribute the fixed samples in chunks, score them, report per sample."""
-import inspect
 import math
 import tempfile
 from pathlib import Path
@@ -58,7 +57,7 @@ class Objective:
         return self.metrics[0]
 
     def _reference(self, metric: Metric) -> Optional[torch.Tensor]:
-        if hasattr(metric, "reference") and "reference" in inspect.signature(metric.evaluate).parameters:
+        if getattr(metric, "uses_reference", False):
             return torch.cat([metric.reference(x, y) for x, y in self._chunks()])
         return None
 

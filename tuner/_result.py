@@ -97,8 +97,9 @@ class TuneResult:
 
     def summary(self) -> pd.DataFrame:
         """Per variant: default and best score on the tuning samples and on the held-out samples, the best
-        parameters (and, for LRPLayerwise, its rules in words), and the number of complete trials."""
-        defaults = self._defaults()
+        parameters (and, for LRPLayerwise, its rules in words), Optuna's parameter importances, and the
+        number of complete trials."""
+        defaults, importances = self._defaults(), self.importances()
         rows = []
         for variant, base in self.space.variants.items():
             best = self._best_of(variant)
@@ -110,6 +111,7 @@ class TuneResult:
                 row["best_params"] = {k.split(".", 1)[-1]: v for k, v in best.params.items() if k != "explainer"}
                 if hasattr(explainer, "describe"):
                     row["configuration"] = explainer.describe()
+                row["importances"] = importances.get(variant)
                 if self.holdout is not None:
                     row["default (held-out)"] = self._held_out(f"{variant} default", base)
                     row["best (held-out)"] = self._held_out(f"{variant} #{best.number}", explainer)

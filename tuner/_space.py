@@ -60,8 +60,9 @@ class SearchSpace:
             else next(iter(self.variants))
         base = self.variants[variant]
         kwargs: Dict[str, Any] = {}
+        conditions = base.get_conditions()
         for name, (kind, spec) in self.tunables(variant).items():
-            if _applies(spec, kwargs):
+            if applies(conditions.get(name, {}), kwargs):
                 kwargs[name] = _suggest(trial, self.param_name(variant, name), kind, spec)
         return base.set_kwargs(**kwargs)
 
@@ -79,8 +80,9 @@ class SearchSpace:
     def to_params(self, explainer: LRPBase) -> Dict[str, Any]:
         variant = type(explainer).__name__
         values: Dict[str, Any] = {}
-        for name, (_, spec) in self.tunables(variant).items():
-            if _applies(spec, values):
+        conditions = explainer.get_conditions()
+        for name in self.tunables(variant):
+            if applies(conditions.get(name, {}), values):
                 values[name] = getattr(explainer, name)
         params = {self.param_name(variant, name): value for name, value in values.items()}
         return {EXPLAINER_PARAM: variant, **params} if self.several else params
@@ -104,19 +106,18 @@ class SearchSpace:
                              "or choose another sampler (tpe, random, gp, cmaes)")
         variant, base = next(iter(self.variants.items()))
         tunables = self.tunables(variant)
-        if any("when" in spec for _, spec in tunables.values()):
+        if base.get_conditions():
             raise ValueError(f"the grid sampler cannot search {type(base).__name__}'s conditional parameters; "
                              "choose another sampler (tpe, random, gp, cmaes)")
         return {name: _grid_values(kind, spec, points) for name, (kind, spec) in tunables.items()}
 
 
-def _applies(spec: Dict[str, Any], chosen: Dict[str, Any]) -> bool:
-    """A tunable whose spec holds ``"when": {other: [values]}`` exists only where ``other`` took one of them."""
-    return all(chosen.get(other) in values for other, values in spec.get("when", {}).items())
+def applies(condition: Dict[str, List[Any]], chosen: Dict[str, Any]) -> bool:
+    """A conditional tunable (``{other: [values]}``) exists only where ``other`` took one of those values."""
+    return all(chosen.get(other) in values for other, values in condition.items())
 
 
 def _suggest(trial: optuna.Trial, name: str, kind: Any, spec: Dict[str, Any]) -> Any:
-    spec = {key: value for key, value in spec.items() if key != "when"}
     if kind in _SUGGEST:
         return getattr(trial, _SUGGEST[kind])(name, **spec)
     if "choices" in spec:

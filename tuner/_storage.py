@@ -22,7 +22,8 @@ def mask_url(url: Optional[str]) -> Optional[str]:
     """``url`` with any password replaced by ``***`` (safe to print, log or store)."""
     if url is None:
         return None
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+    url = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,

@@ -12,8 +12,9 @@ from optuna.trial import TrialState
 from torch import nn
 
 from explainers import LRPBase
-from metrics import Metric, get_metric
+from metrics import METRICS, Metric, get_metric
 
+from ._budget import COUNTED
 from ._data import Data, fixed_samples
 from ._objective import Objective, TrialFailed
 from ._inert import inert_tunables
@@ -25,7 +26,6 @@ from ._storage import artifact_dir_for, artifact_store, mask_url, open_storage
 logger = logging.getLogger("tuner")
 SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes")
 PRUNERS = ("wilcoxon", "median", "none")
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class StudyMismatchError(ValueError):
@@ -62,9 +62,9 @@ def tune(
     ``explainer_cls`` is one class, a list (searched together through a categorical ``explainer``
     parameter) or None for the four LRP variants. Every trial scores the same ``n_samples`` samples;
     the first trials are each variant's default configuration (and, for LRPLayerwise, the four variants'
-    configurations). ``n_trials`` is the total of finished trials in the study, so running again with the
-    same ``storage`` and ``study_name`` resumes it; several processes may share one study and together finish
-    exactly ``n_trials``. ``explainer_kwargs`` (e.g. ``low``/``high``/``zennit_canonizers``) go to each class
+    configurations). ``n_trials`` is the total of complete trials in the study (pruned and failed ones do not
+    count), so running again with the same ``storage`` and ``study_name`` resumes it; several processes may
+    share one study and together finish exactly ``n_trials``. ``explainer_kwargs`` (e.g. ``low``/``high``/``zennit_canonizers``) go to each class
     that accepts them.
 
     ``metric`` may be a list: a multi-objective study whose result is a Pareto front. ``n_holdout`` samples
@@ -75,11 +75,11 @@ def tune(
     for benchmarks only.
     """
     _check_choices(n_trials=n_trials, batch_size=batch_size, sampler=sampler, pruner=pruner)
-    device = _device(model, device)
+    device = resolve_device(device, model)
     model = model.to(device).eval()
     samples = fixed_samples(data, model, n_samples, seed, device, batch_size, n_holdout)
-    metrics = [get_metric(m, model, **(metric_kwargs or {})) if isinstance(m, str) else m
-               for m in (metric if isinstance(metric, (list, tuple)) else [metric])]
+    metrics = [_metric(m, model, metric_kwargs or {}) for m in (metric if isinstance(metric, (list, tuple))
+                                                                 else [metric])]
     if len(metrics) > 1 and sampler in ("gp", "cmaes", "grid"):
         raise ValueError(f"the {sampler} sampler searches one objective; use tpe or random with several metrics")
     bases = _bases(explainer_cls, model, explainer_kwargs or {})
@@ -154,6 +154,16 @@ def _save_note(study: optuna.Study, text: str) -> None:
     save_note(study, text)
 
 
+def _metric(metric: Union[str, Metric], model: nn.Module, kwargs: Dict[str, Any]) -> Metric:
+    """A metric by name, with the ``metric_kwargs`` its class accepts (several metrics share one dict)."""
+    if not isinstance(metric, str):
+        return metric
+    if metric not in METRICS:
+        get_metric(metric)  # raises, listing the valid names
+    accepted = inspect.signature(METRICS[metric].__init__).parameters
+    return get_metric(metric, model, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
 def _check_choices(*, n_trials: int, batch_size: int, sampler: str, pruner: str) -> None:
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials must be an integer of at least 1, got {n_trials!r}")
@@ -165,15 +175,16 @@ def _check_choices(*, n_trials: int, batch_size: int, sampler: str, pruner: str)
         raise ValueError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
 
 
-def _device(model: nn.Module, device) -> torch.device:
+def resolve_device(device: Union[str, torch.device, None], model: Optional[nn.Module] = None) -> torch.device:
+    """None: the model's device; "auto": CUDA where available; else that device, if it exists."""
     if device in (None, "auto"):
         if device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        parameter = next(model.parameters(), None)
+        parameter = None if model is None else next(model.parameters(), None)
         return parameter.device if parameter is not None else torch.device("cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use device cpu or auto")
     return device
 
 
@@ -269,13 +280,14 @@ def _enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
 
 
 def _optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout, show_progress_bar) -> None:
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    finished = len(study.get_trials(deepcopy=False, states=COUNTED))
     remaining = n_trials - finished
     if remaining <= 0:
         logger.info("study %s already has %d finished trials", study.study_name, finished)
         return
-    budget = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)
-    # failures do not count towards n_trials; the cap stops a study whose every configuration fails
+    budget = optuna.study.MaxTrialsCallback(n_trials, states=COUNTED)
+    # pruned and failed trials do not count towards n_trials; the cap stops a study whose configurations
+    # all fail or are pruned
     study.optimize(objective, n_trials=remaining + max(10, remaining), timeout=timeout, catch=(TrialFailed,),
                    callbacks=[budget, _StopAfterFailures(limit=max(10, remaining))],
                    show_progress_bar=show_progress_bar, gc_after_trial=False)

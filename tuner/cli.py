@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     from metrics import METRICS
 
     from ._space import ALL_VARIANTS, variant_by_name
-    from ._tune import tune
+    from ._tune import resolve_device, tune
 
     preset = studies.get_preset(args.model or studies.DEFAULT_PRESET)
     metric_names = [name.strip() for name in (args.objectives or args.metric).split(",") if name.strip()]
@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     # twice the samples: the study tunes on half and the summary also reports the other, held-out half
     inputs, labels = preset.load_data(args.data, 2 * settings["n_samples"])
     check_storage(args.storage)  # a bad URL or an unreachable server fails here, before any work
-    model = preset.load_model(args.weights, device=_device(args.device))
+    device = resolve_device(args.device)
+    model = preset.load_model(args.weights, device=device)
     names = "all" if args.explainers == "all" else "+".join(cls.__name__ for cls in classes)
     study_name = args.study_name or f"{preset.name}-{'+'.join(metric_names)}-{names}"
     print(f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
@@ -133,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     result = tune(None if args.explainers == "all" else classes, model, data,
                   metric=metric_names if len(metric_names) > 1 else metric_names[0], n_trials=settings["n_trials"], n_samples=settings["n_samples"],
                   sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
-                  seed=args.seed, device=_device(args.device), batch_size=settings["batch_size"],
+                  seed=args.seed, device=device, batch_size=settings["batch_size"],
                   timeout=args.timeout, show_progress_bar=not args.no_progress,
                   heartbeat_interval=args.heartbeat,
                   explainer_kwargs={"low": preset.low, "high": preset.high,
@@ -161,25 +162,13 @@ def _readable(table):
 
 
 def _print_details(result) -> None:
-    """The Pareto front, the chosen rules in words, and the parameter importances."""
+    """The Pareto front and the chosen rules in words."""
     if result.multi_objective:
         print("\nPareto front (choose with TuneResult.choose(index=...) or weights=...):")
         print(_readable(result.pareto_front()).to_string())
     best = result.best_explainer
     if hasattr(best, "describe"):
         print(f"\nbest rules per layer group:\n{best.describe()}")
-    for variant, importances in result.importances().items():
-        shown = ", ".join(f"{name} {value:.2f}" for name, value in importances.items())
-        print(f"parameter importances ({variant}): {shown}")
-
-
-def _device(name: str) -> str:
-    import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CliError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return name
 
 
 def _load_storage(url: str):
