@@ -23,7 +23,7 @@ class InputGradient(Gradient):
         self.additional_args = tuple(additional_args)
 
     def forward(self, input, attr_output_fn):
-        inputs = tuple(tensor.detach().requires_grad_(tensor.is_floating_point()) for tensor in _as_tuple(input))
+        inputs = tuple(tensor.detach().requires_grad_(tensor.is_floating_point()) for tensor in as_tuple(input))
         output = run_model(self.model, inputs, self.additional_args)
         grads = torch.autograd.grad((output,), self.sources(inputs), grad_outputs=(attr_output_fn(output),))
         return output, grads
@@ -84,5 +84,6 @@ def run_model(model: nn.Module, inputs: Tuple, additional_args: Tuple) -> torch.
     return output
 
 
-def _as_tuple(value) -> tuple:
+def as_tuple(value) -> tuple:
+    """A tuple of the values of a tuple or list, else a tuple of the one value."""
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from zennit.core import Composite
 
-from ._attributors import InputGradient, LayerGradient, run_model
+from ._attributors import InputGradient, LayerGradient, as_tuple, run_model
 
 Inputs = Union[torch.Tensor, Tuple[torch.Tensor, ...]]
 ForwardArgumentExtractor = Callable[[Inputs], Inputs]
@@ -170,7 +170,7 @@ class LRPBase:
         """The tensors that receive relevance, the extra forward arguments (on the model's device), and
         whether the former are several (so the relevance is returned as a tuple)."""
         picked = self.forward_arg_extractor(inputs) if self.forward_arg_extractor else inputs
-        forward_args = _to_device(_as_tuple(picked), self.device)
+        forward_args = _to_device(as_tuple(picked), self.device)
         if not forward_args or not all(torch.is_tensor(x) for x in forward_args):
             raise TypeError("inputs must be a tensor or a tuple of tensors (the model's positional arguments)")
         if self.layer is None:
@@ -182,7 +182,7 @@ class LRPBase:
                     )
         extra = ()
         if self.additional_forward_arg_extractor is not None:
-            extra = _to_device(_as_tuple(self.additional_forward_arg_extractor(inputs)), self.device)
+            extra = _to_device(as_tuple(self.additional_forward_arg_extractor(inputs)), self.device)
         return forward_args, extra, isinstance(picked, (tuple, list))
 
     def _infer_n_classes(self, forward_args: Tuple, additional_args: Tuple) -> None:
@@ -272,10 +272,6 @@ def _check_finite(relevance: Tuple[torch.Tensor, ...], explainer: LRPBase) -> No
             f"{explainer!r} produced {bad} NaN/Inf values out of {total}; "
             "the configuration is numerically unstable for this model (try a larger epsilon or stabilizer)"
         )
-
-
-def _as_tuple(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def _to_device(tensors: Tuple, device: torch.device) -> Tuple:

@@ -13,7 +13,7 @@ from zennit.types import Convolution
 from ._base import ForwardArgumentExtractor, TargetLayerOrListOfTargetLayers, Tunables
 from ._variants import (
     LOG_UNIT_INTERVAL, LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon, Stabilizer,
-    _check_positive, _ZennitVariant,
+    _check_positive, _ZennitVariant, check_bounds,
 )
 
 GROUPS = ("input", "lower", "middle", "upper", "dense")
@@ -157,8 +157,7 @@ class LRPLayerwise(_ZennitVariant):
                 raise ValueError(f"{group}_rule must be one of {', '.join(choices)}; got {values[f'{group}_rule']!r}")
         _check_positive(stabilizer=stabilizer, **{f"{group}_{rule}": values[f"{group}_{rule}"]
                                                   for group in GROUPS for rule in PARAMETRIC})
-        if not bool(torch.all(torch.as_tensor(low) < torch.as_tensor(high))):
-            raise ValueError(f"low must be below high everywhere, got low={low!r}, high={high!r}")
+        check_bounds(low, high)
         for name in _OWN_PARAMETERS:
             setattr(self, name, values[name])
         super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,

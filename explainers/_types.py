@@ -3,11 +3,6 @@ from torch import nn
 from zennit.types import SubclassMeta
 
 
-class Dense(metaclass=SubclassMeta):
-    """Fully connected layers (``nn.Linear`` and its subclasses)."""
-    __subclass__ = (nn.Linear,)
-
-
 class LSTM(metaclass=SubclassMeta):
     """Long short-term memory layers."""
     __subclass__ = (nn.LSTM,)

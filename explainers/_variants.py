@@ -47,6 +47,12 @@ def _check_positive(**values) -> None:
             raise ValueError(f"{name} must be a non-negative number or a callable, got {value!r}")
 
 
+def check_bounds(low, high) -> None:
+    """Input bounds for the z-box rule: ``low`` below ``high`` everywhere (floats or per-channel tensors)."""
+    if not bool(torch.all(torch.as_tensor(low) < torch.as_tensor(high))):
+        raise ValueError(f"low must be below high everywhere, got low={low!r}, high={high!r}")
+
+
 class LRPUniformEpsilon(_ZennitVariant):
     """LRP-epsilon on every linear and convolutional layer :cite:p:`bach2015pixel`.
 
@@ -110,8 +116,7 @@ class LRPEpsilonGammaBox(_ZennitVariant):
         n_classes: Optional[int] = None,
     ) -> None:
         _check_positive(epsilon=epsilon, gamma=gamma, stabilizer=stabilizer)
-        if not bool(torch.all(torch.as_tensor(low) < torch.as_tensor(high))):
-            raise ValueError(f"low must be below high everywhere, got low={low!r}, high={high!r}")
+        check_bounds(low, high)
         self.low = low
         self.high = high
         self.epsilon = epsilon

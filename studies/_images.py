@@ -44,9 +44,13 @@ def list_image_folder(folder: Path) -> tuple[list[Path], list[int] | None]:
 def load_image_folder(
     folder: Path, transform: Transform, n_samples: int | None, mode: str = "RGB"
 ) -> tuple[Tensor, Tensor | None]:
-    """Read (the first `n_samples` of) an image folder, converted to `mode` and preprocessed by `transform`."""
+    """Read an image folder (`n_samples` of it, drawn with a fixed seed so every class can appear), converted to
+    `mode` and preprocessed by `transform`."""
     files, labels = list_image_folder(folder)
-    files = files[:n_samples]
+    if n_samples is not None and n_samples < len(files):
+        keep = sorted(torch.randperm(len(files), generator=torch.Generator().manual_seed(0))[:n_samples].tolist())
+        files = [files[i] for i in keep]
+        labels = None if labels is None else [labels[i] for i in keep]
     inputs = []
     for file in files:
         try:
@@ -54,7 +58,7 @@ def load_image_folder(
                 inputs.append(transform(image.convert(mode)))
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read image {file} ({first_line(exc)}); remove or replace it") from exc
-    label_tensor = None if labels is None else torch.tensor(labels[: len(files)], dtype=torch.long)
+    label_tensor = None if labels is None else torch.tensor(labels, dtype=torch.long)
     return torch.stack(inputs), label_tensor
 
 

@@ -40,9 +40,7 @@ def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,
     if journal is not None:
         journal.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(journal)))
-    if "://" not in url:
-        raise StorageError(f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
-                           "postgresql://user:password@host/db or a journal file path ending in .log")
+    _require_url(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
     heartbeat = {}
@@ -66,9 +64,7 @@ def check_storage(url: str) -> None:
     """Fail now, with StorageError, if ``url`` cannot work; creates nothing (no file, no tables)."""
     if _journal_path(url) is not None:
         return
-    if "://" not in url:
-        raise StorageError(f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
-                           "postgresql://user:password@host/db or a journal file path ending in .log")
+    _require_url(url)
     if url.startswith("sqlite:///"):
         return
     try:
@@ -78,6 +74,12 @@ def check_storage(url: str) -> None:
         engine.dispose()
     except Exception as error:  # bad driver name, unreachable server, refused login
         raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error)}") from None
+
+
+def _require_url(url: str) -> None:
+    if "://" not in url:
+        raise StorageError(f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
+                           "postgresql://user:password@host/db or a journal file path ending in .log")
 
 
 def _first_line(error: Exception) -> str:
