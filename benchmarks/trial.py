@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for every method (default 1: on a shared 2-core machine two threads "
                              "wait on each other whenever another job holds a core)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (pnpxai is timed on CPU only)")
     parser.add_argument("--no-pnpxai", action="store_true", help="skip pnpxai")
     parser.add_argument("--venv", type=Path, default=CACHE / f"pnpxai-{PNPXAI_VERSION}-venv",
                         help="pnpxai's virtual environment (created when missing)")
@@ -196,17 +197,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     preset = studies.get_preset("resnet50")
     torch.manual_seed(0)
-    model = preset.load_model("none")
-    x = preset.load_data(n_samples=args.n_images)[0]
+    device = torch.device(args.device)
+    model = preset.load_model("none", device=device)
+    x = preset.load_data(n_samples=args.n_images)[0].to(device)
+    low, high = preset.low.to(device), preset.high.to(device)
     with torch.no_grad():
         y = model(x).argmax(1)
     n_classes = 1000
-    print(f"ResNet-50 (random weights), {len(x)} images {tuple(x.shape[2:])}, AbPC {N_STEPS} steps, "
+    print(f"ResNet-50 (random weights), {len(x)} images {tuple(x.shape[2:])} on {device}, AbPC {N_STEPS} steps, "
           f"our batch_size={args.batch_size}, repeats={args.repeats}")
     print(f"machine: {machine()}")
 
-    worker, skipped = None, "--no-pnpxai"
-    if not args.no_pnpxai:
+    worker, skipped = None, "--no-pnpxai" if args.no_pnpxai else f"this script times it on CPU only, not {device}"
+    if not args.no_pnpxai and device.type == "cpu":
         python, skipped = ensure_pnpxai(args.venv)
         if python is not None:
             data_file = tempfile.NamedTemporaryFile(suffix=".pt", delete=False).name
@@ -221,14 +224,20 @@ def main() -> None:
     if worker is None:
         print(f"pnpxai skipped: {skipped}")
 
-    bases = {"LRPEpsilonGammaBox": explainers.LRPEpsilonGammaBox(model, low=preset.low, high=preset.high,
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    bases = {"LRPEpsilonGammaBox": explainers.LRPEpsilonGammaBox(model, low=low, high=high,
                                                                  stabilizer=STABILIZER),
              "LRPEpsilonPlus": explainers.LRPEpsilonPlus(model, stabilizer=STABILIZER)}
 
     def ours(variant: str) -> dict:
+        sync()
         start = time.perf_counter()
         explainer = bases[variant].set_kwargs(**PARAMS[variant])   # as the tuner's SearchSpace.suggest does
         attributions = explainer.attribute(x, y)
+        sync()
         middle = time.perf_counter()
         value = AbPC(model, n_steps=N_STEPS, batch_size=args.batch_size).evaluate(x, y, attributions).mean().item()
         end = time.perf_counter()
@@ -236,18 +245,21 @@ def main() -> None:
                 "relevance": attributions}
 
     def limit(variant: str) -> dict:
+        sync()
         start = time.perf_counter()
         p = PARAMS[variant]
-        composite = (EpsilonGammaBox(low=preset.low, high=preset.high, epsilon=p["epsilon"], gamma=p["gamma"],
+        composite = (EpsilonGammaBox(low=low, high=high, epsilon=p["epsilon"], gamma=p["gamma"],
                                      stabilizer=STABILIZER, canonizers=[ResNetCanonizer()])
                      if variant == "LRPEpsilonGammaBox" else
                      EpsilonPlus(epsilon=p["epsilon"], stabilizer=STABILIZER, canonizers=[ResNetCanonizer()]))
         with Gradient(model=model, composite=composite) as attributor:
             _, relevance = attributor(x, torch.nn.functional.one_hot(y, n_classes).float())
+        sync()
         middle = time.perf_counter()
         with torch.inference_mode():
             for _ in range(2 * N_STEPS):
                 torch.softmax(model(x), -1).gather(1, y[:, None])
+        sync()
         end = time.perf_counter()
         return {"total": end - start, "attribute": middle - start, "metric": end - middle, "relevance": relevance}
 

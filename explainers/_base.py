@@ -127,7 +127,11 @@ class LRPBase:
                 f"{type(self).__name__}.set_kwargs() got unknown parameter(s) {', '.join(map(repr, unknown))}; "
                 f"valid parameters are: {', '.join(parameters)}"
             )
-        return type(self)(**{**parameters, **kwargs})
+        explainer = type(self)(**{**parameters, **kwargs})
+        # the same model and classes: the new explainer need not check them with a forward pass again
+        explainer._n_classes_checked = (self._n_classes_checked and explainer.model is self.model
+                                        and explainer.n_classes == self.n_classes)
+        return explainer
 
     def __repr__(self) -> str:
         shown = []
@@ -164,6 +168,12 @@ class LRPBase:
         _check_finite(relevance, self)
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))
         return relevance if several else relevance[0]
+
+    def check_inputs(self, inputs: Inputs) -> None:
+        """Run the model once on the first sample of ``inputs``: raises ModelInputError if it rejects them,
+        and learns ``n_classes``. Explainers made from this one by set_kwargs/copy skip the check."""
+        forward_args, additional_args, _ = self._split_inputs(inputs)
+        self._infer_n_classes(forward_args, additional_args)
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _split_inputs(self, inputs: Inputs) -> Tuple[Tuple[torch.Tensor, ...], Tuple, bool]:

@@ -293,3 +293,21 @@ def test_non_finite_attributions_are_reported(resnet, images):
     x[0, 0, 0, 0] = float("nan")
     with pytest.raises(NonFiniteAttributionError, match="NaN/Inf"):
         LRPEpsilonPlus(resnet).attribute(x, y)
+
+
+def test_copies_of_a_checked_explainer_skip_the_probe_forward(resnet, images):
+    x, y = images
+    calls = []
+    handle = resnet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        base = LRPEpsilonPlus(resnet)
+        base.check_inputs(x)
+        assert calls == [1] and base.n_classes == 10
+        base.set_kwargs(epsilon=0.5).attribute(x, y)
+        assert calls == [1, 3]  # the batch only, no second one-sample probe
+        LRPEpsilonPlus(resnet).attribute(x, y)
+        assert calls == [1, 3, 1, 3]  # a new explainer checks once
+    finally:
+        handle.remove()
+    with pytest.raises(ModelInputError):
+        LRPEpsilonPlus(resnet).check_inputs(torch.randn(2, 5))

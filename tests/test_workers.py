@@ -22,7 +22,7 @@ def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n
     """A `python -m tuner run` process on the embedded digits model."""
     command = [sys.executable, "-m", "tuner", "run", "--storage", storage, "--study-name", study_name,
                "--n-trials", str(n_trials), "--n-samples", str(n_samples), "--batch-size", "8",
-               "--explainers", "epsilon_plus", "--pruner", "none", "--no-progress", "--heartbeat", "1",
+               "--explainers", "uniform_epsilon", "--pruner", "none", "--no-progress", "--heartbeat", "1",
                "--out", str(out), *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=WORKER_ENV)
 

@@ -78,6 +78,8 @@ class Objective:
         repeated = self._repeated(trial) if self.share_work else None
         if repeated is not None:
             trial.set_user_attr("repeat_of", repeated.number)
+            if self.artifacts is not None:
+                self._copy_heatmaps(repeated, trial)
             return repeated.value if len(self.metrics) == 1 else tuple(repeated.values)
         try:
             scores, shown = self._scores(trial, explainer)
@@ -140,6 +142,16 @@ class Objective:
             if other.params == trial.params and other.values and not any(map(math.isnan, other.values)):
                 return other
         return None
+
+    def _copy_heatmaps(self, source: optuna.trial.FrozenTrial, trial: optuna.Trial) -> None:
+        """A repeated configuration shows the heatmaps of the trial that answered it."""
+        for meta in optuna.artifacts.get_all_artifact_meta(source, storage=trial.study._storage):
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / meta.filename
+                optuna.artifacts.download_artifact(artifact_store=self.artifacts, artifact_id=meta.artifact_id,
+                                                   file_path=str(path))
+                optuna.artifacts.upload_artifact(artifact_store=self.artifacts, file_path=str(path),
+                                                 study_or_trial=trial, mimetype=meta.mimetype)
 
     def _upload_heatmaps(self, trial: optuna.Trial, attributions: torch.Tensor) -> None:
         label = f"trial {trial.number}: {trial.user_attrs.get('explainer', '')}"

@@ -83,6 +83,8 @@ def tune(
     if len(metrics) > 1 and sampler in ("gp", "cmaes", "grid"):
         raise ValueError(f"the {sampler} sampler searches one objective; use tpe or random with several metrics")
     bases = _bases(explainer_cls, model, explainer_kwargs or {})
+    for base in bases:
+        base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
     full_space = SearchSpace(bases)
     if sampler == "grid":
         full_space.grid()  # raises for several explainers, before any study exists
@@ -286,9 +288,9 @@ def _optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout,
         logger.info("study %s already has %d finished trials", study.study_name, finished)
         return
     budget = optuna.study.MaxTrialsCallback(n_trials, states=COUNTED)
-    # pruned and failed trials do not count towards n_trials; the cap stops a study whose configurations
-    # all fail or are pruned
-    study.optimize(objective, n_trials=remaining + max(10, remaining), timeout=timeout, catch=(TrialFailed,),
+    # pruned and failed trials do not count towards n_trials (Optuna's MaxTrialsCallback convention); the
+    # failure guard stops a study whose configurations all fail, the cap one that prunes without end
+    study.optimize(objective, n_trials=10 * remaining + 10, timeout=timeout, catch=(TrialFailed,),
                    callbacks=[budget, _StopAfterFailures(limit=max(10, remaining))],
                    show_progress_bar=show_progress_bar, gc_after_trial=False)
 
