@@ -64,8 +64,8 @@ def tune(
     the first trials are each variant's default configuration (and, for LRPLayerwise, the four variants'
     configurations). ``n_trials`` is the total of complete trials in the study (pruned and failed ones do not
     count), so running again with the same ``storage`` and ``study_name`` resumes it; several processes may
-    share one study and together finish exactly ``n_trials``. ``explainer_kwargs`` (e.g. ``low``/``high``/``zennit_canonizers``) go to each class
-    that accepts them.
+    share one study and together finish exactly ``n_trials``. ``explainer_kwargs`` (e.g. ``low``, ``high``,
+    ``zennit_canonizers``) go to each class that accepts them.
 
     ``metric`` may be a list: a multi-objective study whose result is a Pareto front. ``n_holdout`` samples
     (default: as many as ``n_samples``, where the data has them) are never tuned on; the summary reports the

@@ -132,7 +132,8 @@ def _run(args: argparse.Namespace) -> int:
     # a folder's class names need not be the model's classes: explain the model's own predictions there
     data = (inputs, labels) if labels is not None and args.data is None else inputs
     result = tune(None if args.explainers == "all" else classes, model, data,
-                  metric=metric_names if len(metric_names) > 1 else metric_names[0], n_trials=settings["n_trials"], n_samples=settings["n_samples"],
+                  metric=metric_names if len(metric_names) > 1 else metric_names[0],
+                  n_trials=settings["n_trials"], n_samples=settings["n_samples"],
                   sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
                   seed=args.seed, device=device, batch_size=settings["batch_size"],
                   timeout=args.timeout, show_progress_bar=not args.no_progress,
