@@ -88,7 +88,7 @@ class TuneResult:
         return None if self.holdout is None else self.holdout.evaluate(explainer)
 
     def importances(self) -> Dict[str, Dict[str, float]]:
-        """Optuna's parameter importances per variant (fANOVA), where a variant has enough complete trials."""
+        """Optuna's parameter importances per variant (its default evaluator), where a variant has enough complete trials."""
         result = {}
         for variant in self.space.variants:
             trials = [t for t in self._complete() if self.space.variant_of(t.params) == variant]
@@ -148,7 +148,7 @@ class TuneResult:
 
 
 def _importances(trials, directions) -> Dict[str, float]:
-    """fANOVA importances of the parameters the trials share; empty when they cannot be computed."""
+    """Optuna's importances of the parameters the trials share; empty when they cannot be computed."""
     if len(trials) < 3 or len(directions) > 1:
         return {}
     study = optuna.create_study(direction=directions[0].name.lower())
