@@ -53,3 +53,13 @@ def postgres_url(tmp_path_factory):
     finally:
         as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data / "db"), "-m", "fast", "stop")
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    """A torchvision ResNet-18 (random weights, 10 classes) whose BatchNorm layers are far from identity."""
+    import torch
+    import torchvision
+    from helpers import randomise_batch_norm
+    torch.manual_seed(0)
+    return randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()

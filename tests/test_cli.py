@@ -10,10 +10,8 @@ import optuna
 import pandas as pd
 import pytest
 from helpers import free_port
-import torch
 from PIL import Image
 
-import studies
 from tuner._config import load_explainer
 
 

@@ -29,12 +29,6 @@ COMMON = {"zennit_canonizers": None, "forward_arg_extractor": None, "additional_
 
 
 @pytest.fixture(scope="module")
-def resnet():
-    torch.manual_seed(0)
-    return randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()
-
-
-@pytest.fixture(scope="module")
 def vgg():
     torch.manual_seed(1)
     model = torchvision.models.VGG(torchvision.models.vgg.make_layers([16, "M", 32, "M", 64], batch_norm=True))

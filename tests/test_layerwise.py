@@ -23,12 +23,6 @@ def _conv_names(model: nn.Module):
 
 
 @pytest.fixture(scope="module")
-def resnet():
-    torch.manual_seed(0)
-    return randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()
-
-
-@pytest.fixture(scope="module")
 def vgg():
     torch.manual_seed(1)
     model = torchvision.models.VGG(torchvision.models.vgg.make_layers(VGG_CFG, batch_norm=True))

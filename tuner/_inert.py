@@ -11,7 +11,6 @@ import torch
 
 from explainers import LRPBase
 
-from ._space import applies
 
 
 def inert_tunables(base: LRPBase, inputs: torch.Tensor, targets: torch.Tensor, *,
