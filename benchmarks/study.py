@@ -55,35 +55,41 @@ MODES = {"on": {"pruner": "wilcoxon", "share_work": True}, "off": {"pruner": "no
 # -- (a) time to the best value --------------------------------------------------------------------------------
 def load_studies(args) -> list[dict]:
     import studies
+    from tuner._space import variant_by_name
     specs = []
-    digits = studies.get_preset("digits")
-    d = digits.defaults
-    x, y = digits.load_data(None, d["n_samples"])
-    specs.append(dict(name="digits (embedded default)", preset=digits, model=digits.load_model(None), data=(x, y),
-                      n_samples=d["n_samples"], batch_size=d["batch_size"],
-                      n_trials=args.digits_trials or d["n_trials"],
-                      detail=f"{len(x)} samples 1x16x16, batch {d['batch_size']}"))
-    if args.resnet_trials:
+    if "digits" in args.studies:
+        digits = studies.get_preset("digits")
+        d = digits.defaults
+        x, y = digits.load_data(None, d["n_samples"])
+        specs.append(dict(name="digits (embedded default)", preset=digits, model=digits.load_model(None),
+                          data=(x, y), n_samples=d["n_samples"], batch_size=d["batch_size"],
+                          n_trials=args.digits_trials or d["n_trials"],
+                          detail=f"{len(x)} samples 1x16x16, batch {d['batch_size']}"))
+    if "resnet50" in args.studies:
         resnet = studies.get_preset("resnet50")
         torch.manual_seed(0)
         model = resnet.load_model("none")
-        images = resnet.load_data(None, args.resnet_images)[0]
+        images = resnet.load_data(None, None)[0]
+        images = torch.cat([images, images.flip(-1)])[:args.resnet_images]  # the photographs, then mirrored
         if args.resnet_size != images.shape[-1]:
             images = torch.nn.functional.interpolate(images, size=(args.resnet_size,) * 2, mode="bilinear",
                                                      antialias=True, align_corners=False)
-        specs.append(dict(name="ResNet-50 (random weights)", preset=resnet, model=model, data=images,
-                          n_samples=len(images), batch_size=args.resnet_batch, n_trials=args.resnet_trials,
-                          detail=f"{len(images)} photos {args.resnet_size}x{args.resnet_size}, "
-                                 f"batch {args.resnet_batch}"))
+        for name in args.resnet_explainers:
+            explainers = None if name == "all" else [variant_by_name(name)]
+            specs.append(dict(name="ResNet-50 (random weights)", preset=resnet, model=model, data=images,
+                              n_samples=len(images), batch_size=args.resnet_batch, n_trials=args.resnet_trials,
+                              explainers=explainers,
+                              detail=f"{len(images)} photos {args.resnet_size}x{args.resnet_size}, "
+                                     f"batch {args.resnet_batch}"))
     return specs
 
 
-def run_study(spec: dict, mode: str) -> dict:
+def run_study(spec: dict, mode: str, seed: int) -> dict:
     from tuner import tune
     start_wall = datetime.datetime.now()
     start = time.perf_counter()
-    result = tune(None, spec["model"], spec["data"], metric="abpc", n_trials=spec["n_trials"],
-                  n_samples=spec["n_samples"], batch_size=spec["batch_size"], sampler="tpe", seed=0,
+    result = tune(spec.get("explainers"), spec["model"], spec["data"], metric="abpc", n_trials=spec["n_trials"],
+                  n_samples=spec["n_samples"], batch_size=spec["batch_size"], sampler="tpe", seed=seed,
                   storage=None, show_progress_bar=False, n_heatmaps=0,
                   explainer_kwargs={"low": spec["preset"].low, "high": spec["preset"].high}, **MODES[mode])
     total = time.perf_counter() - start
@@ -110,49 +116,58 @@ def first_time_at(run: dict, target: float) -> float:
 
 def part_a(args) -> None:
     torch.set_num_threads(args.threads)
-    specs = load_studies(args)
-    for spec in specs:
-        print(f"\n### (a) {spec['name']}: {spec['detail']}, {spec['n_trials']} trials, all four variants, "
-              f"TPE seed 0, torch threads {args.threads}")
-        runs = {"on": [], "off": []}
-        for repeat in range(args.resnet_repeats if spec["name"].startswith("ResNet") else args.repeats):
-            for mode in (("on", "off") if repeat % 2 == 0 else ("off", "on")):
-                run = run_study(spec, mode)
-                runs[mode].append(run)
-                print(f"  {mode:>3}: total {run['total']:.1f} s, best {run['best']:.6f} (trial {run['best_number']}), "
-                      f"{run['n_complete']} complete / {run['n_pruned']} pruned / {run['n_repeat']} answered from "
-                      f"the study / {run['n_failed']} failed", file=sys.stderr)
-        report_a(spec, runs)
+    for spec in load_studies(args):
+        resnet = spec["name"].startswith("ResNet")
+        seeds = args.resnet_seeds if resnet else args.seeds
+        repeats = args.resnet_repeats if resnet else args.repeats
+        explainers = "all four variants" if spec.get("explainers") is None else spec["explainers"][0].__name__
+        print(f"\n### (a) {spec['name']}: {spec['detail']}, {spec['n_trials']} trials, {explainers}, "
+              f"TPE seeds {', '.join(map(str, seeds))}, {repeats} repeat(s) each, torch threads {args.threads}")
+        runs = {seed: {"on": [], "off": []} for seed in seeds}
+        for seed in seeds:
+            for repeat in range(repeats):
+                for mode in (("on", "off") if repeat % 2 == 0 else ("off", "on")):
+                    run = run_study(spec, mode, seed)
+                    runs[seed][mode].append(run)
+                    print(f"  seed {seed} {mode:>3}: total {run['total']:.1f} s, best {run['best']:.6f} "
+                          f"(trial {run['best_number']}), {run['n_complete']} complete / {run['n_pruned']} pruned / "
+                          f"{run['n_repeat']} answered from the study / {run['n_failed']} failed", file=sys.stderr)
+        report_a(runs)
 
 
-def report_a(spec: dict, runs: dict) -> None:
-    bests = {mode: {round(r["best"], 12) for r in rs} for mode, rs in runs.items()}
-    for mode, values in bests.items():
-        if len(values) > 1:
-            print(f"note: the '{mode}' runs did not all reach the same best value: {sorted(values)}")
-    best = {mode: median(r["best"] for r in rs) for mode, rs in runs.items()}
-    maximize = runs["on"][0]["maximize"]
-    common = min(best.values()) if maximize else max(best.values())
-    rows, figures = [], {}
-    for mode, rs in runs.items():
-        figures[mode] = dict(to_best=median(first_time_at(r, r["best"]) for r in rs),
-                             to_common=median(first_time_at(r, common) for r in rs),
-                             total=median(r["total"] for r in rs))
-        r0 = rs[0]
-        rows.append([mode, MODES[mode]["pruner"], MODES[mode]["share_work"], f"{best[mode]:.6f}",
-                     r0["best_number"], f"{figures[mode]['to_best']:.1f}", f"{figures[mode]['to_common']:.1f}",
-                     f"{figures[mode]['total']:.1f}", spread([r["total"] for r in rs]),
-                     f"{r0['n_complete']}/{r0['n_pruned']}/{r0['n_repeat']}/{r0['n_failed']}"])
-    print(table(["optimisations", "pruner", "share_work", "best value", "best trial", "time to best s",
-                 "time to common target s", "total s", "total min-max s",
-                 "complete/pruned/repeats/failed"], rows))
-    on, off = figures["on"], figures["off"]
-    equal = math.isclose(best["on"], best["off"], rel_tol=1e-6, abs_tol=1e-12)
-    verdict = "equal" if equal else (f"NOT equal (on {best['on']:.6f}, off {best['off']:.6f}; "
-                                     f"{'on' if (best['on'] > best['off']) == maximize else 'off'} is better)")
-    print(f"best values: {verdict}; common target {common:.6f}")
-    print(f"off / on: time to best {off['to_best'] / on['to_best']:.2f}x, time to common target "
-          f"{off['to_common'] / on['to_common']:.2f}x, total {off['total'] / on['total']:.2f}x (target >= 2x)")
+def report_a(runs: dict) -> None:
+    """One row per seed and mode; the verdict compares the medians over seeds of the time to each seed's
+    common target (the worse of that seed's two best values)."""
+    rows, figures = [], {"on": [], "off": []}
+    for seed, by_mode in runs.items():
+        maximize = by_mode["on"][0]["maximize"]
+        best = {mode: median(r["best"] for r in rs) for mode, rs in by_mode.items()}
+        common = min(best.values()) if maximize else max(best.values())
+        for mode, rs in by_mode.items():
+            figure = dict(to_best=median(first_time_at(r, r["best"]) for r in rs),
+                          to_common=median(first_time_at(r, common) for r in rs),
+                          total=median(r["total"] for r in rs), best=best[mode], common=common)
+            figures[mode].append(figure)
+            r0 = rs[0]
+            rows.append([seed, mode, f"{best[mode]:.6f}", r0["best_number"], f"{common:.6f}",
+                         f"{figure['to_best']:.1f}", f"{figure['to_common']:.1f}", f"{figure['total']:.1f}",
+                         spread([r["total"] for r in rs]),
+                         f"{r0['n_complete']}/{r0['n_pruned']}/{r0['n_repeat']}/{r0['n_failed']}"])
+    print(table(["seed", "optimisations", "best value", "best trial", "common target", "time to best s",
+                 "time to common target s", "total s", "total min-max s", "complete/pruned/repeats/failed"], rows))
+    on_better = sum((f_on["best"] > f_off["best"]) == maximize and not math.isclose(f_on["best"], f_off["best"])
+                    for f_on, f_off in zip(figures["on"], figures["off"]))
+    equal = sum(math.isclose(f_on["best"], f_off["best"], rel_tol=1e-6, abs_tol=1e-12)
+                for f_on, f_off in zip(figures["on"], figures["off"]))
+    print(f"best values: equal for {equal} of {len(runs)} seeds, better with the optimisations on for {on_better}")
+    ratios = [f_off["to_common"] / f_on["to_common"] for f_on, f_off in zip(figures["on"], figures["off"])]
+    medians = {mode: {key: median(f[key] for f in fs) for key in ("to_common", "to_best", "total")}
+               for mode, fs in figures.items()}
+    print(f"off / on, medians over seeds: time to common target {medians['off']['to_common']:.1f} s / "
+          f"{medians['on']['to_common']:.1f} s = {medians['off']['to_common'] / medians['on']['to_common']:.2f}x "
+          f"(per seed: {', '.join(f'{r:.2f}x' for r in ratios)}; target >= 2x), time to best "
+          f"{medians['off']['to_best'] / medians['on']['to_best']:.2f}x, total "
+          f"{medians['off']['total'] / medians['on']['total']:.2f}x")
 
 
 # -- (b) throughput of 1 and 2 worker processes ------------------------------------------------------------------
@@ -162,7 +177,7 @@ def run_workers(n_workers: int, n_trials: int, folder: Path, index: int, model: 
     name = f"throughput-{n_workers}w-{index}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "tuner", "run", "--storage", str(journal), "--study-name", name,
-               "--n-trials", str(n_trials), "--pruner", "none", "--no-progress", "--device", device]
+               "--n-trials", str(n_trials), "--pruner", "none", "--no-progress", "--no-report", "--device", device]
     if model:
         command += ["--model", model, "--weights", "none"]
     launch_wall = datetime.datetime.now()
@@ -225,16 +240,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["a", "b", "both"], default="both")
     parser.add_argument("--repeats", type=int, default=2, help="repetitions of each compared run (median)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="TPE seeds of the digits study")
+    parser.add_argument("--resnet-seeds", type=int, nargs="+", default=[0, 1, 2], help="TPE seeds of the "
+                        "ResNet-50 study (one on/off pair each: where a study ends depends on its seed)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in part (a) (default 1: on a "
                         "shared 2-core machine two threads wait on each other whenever another job holds a core)")
     parser.add_argument("--digits-trials", type=int, default=None, help="default: the digits preset's n_trials")
-    parser.add_argument("--resnet-trials", type=int, default=12, help="0 skips the ResNet-50 study")
+    parser.add_argument("--studies", nargs="+", choices=["digits", "resnet50"], default=["digits", "resnet50"],
+                        help="the studies of part (a)")
+    parser.add_argument("--resnet-trials", type=int, default=20)
+    parser.add_argument("--resnet-explainers", nargs="+", default=["all", "epsilon_gamma_box"],
+                        help="one ResNet-50 study per entry: all (the four variants) or one variant's short name")
     parser.add_argument("--resnet-repeats", type=int, default=1, help="repetitions of the ResNet-50 runs")
-    parser.add_argument("--resnet-images", type=int, default=6)
-    parser.add_argument("--resnet-size", type=int, default=112, help="image side (the photographs are 224)")
+    parser.add_argument("--resnet-images", type=int, default=16, help="the 8 sample photographs, then mirrored")
+    parser.add_argument("--resnet-size", type=int, default=96, help="image side (the photographs are 224)")
     parser.add_argument("--resnet-batch", type=int, default=4,
                         help="samples per chunk; the Wilcoxon pruner needs 4 scores before it may stop a trial")
-    parser.add_argument("--workers-trials", type=int, default=30, help="total trials of the study in part (b)")
+    parser.add_argument("--workers-trials", type=int, default=60, help="total trials of the study in part (b) "
+                        "(default: the digits preset's own n_trials)")
     parser.add_argument("--workers-model", default=None, help="preset for part (b) (default: digits)")
     parser.add_argument("--workers-device", default="cpu", help="--device of the workers in part (b)")
     args = parser.parse_args()

@@ -71,11 +71,11 @@ def torchvision_preset(arch: str, description: str, defaults: dict) -> Preset:
 
 
 RESNET50 = torchvision_preset(
-    "resnet50", "torchvision ResNet-50 on ImageNet photographs", {"n_samples": 4, "n_trials": 20, "batch_size": 4}
+    "resnet50", "torchvision ResNet-50 on ImageNet photographs", {"n_samples": 16, "n_trials": 20, "batch_size": 4}
 )
 RESNET18 = torchvision_preset(
-    "resnet18", "torchvision ResNet-18 on ImageNet photographs", {"n_samples": 8, "n_trials": 40, "batch_size": 8}
+    "resnet18", "torchvision ResNet-18 on ImageNet photographs", {"n_samples": 16, "n_trials": 40, "batch_size": 8}
 )
 VGG16 = torchvision_preset(
-    "vgg16", "torchvision VGG-16 on ImageNet photographs", {"n_samples": 4, "n_trials": 12, "batch_size": 4}
+    "vgg16", "torchvision VGG-16 on ImageNet photographs", {"n_samples": 16, "n_trials": 12, "batch_size": 4}
 )

@@ -1,5 +1,6 @@
 """The command line end to end: run, best, dashboard, and bad input, in real subprocesses."""
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -72,6 +73,20 @@ def test_best_prints_the_best_configuration(finished_run):
     assert missing.returncode != 0 and "studies there: s" in missing.stderr
 
 
+def test_an_extra_worker_without_report_adds_trials_and_writes_no_files(finished_run, tmp_path):
+    folder, _, _ = finished_run
+    shutil.copy(folder / "study.db", tmp_path / "study.db")  # the shared fixture's study stays as it is
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    done = cli("run", "--n-trials", "8", "--n-samples", "6", "--storage", storage, "--study-name", "s",
+               "--explainers", "epsilon_gamma_box,epsilon_plus", "--out", str(tmp_path / "out"), "--no-progress",
+               "--no-report", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
+    assert not (tmp_path / "out").exists()
+    assert f"(trial {study.best_trial.number})" in done.stdout and "summary" not in done.stdout
+
+
 def _get(url: str, deadline: float):
     while True:
         try:
@@ -135,3 +150,20 @@ def test_bad_input_is_one_clear_line_and_creates_nothing(args, message, tmp_path
     assert "s3cret" not in done.stderr + done.stdout  # a password in a storage URL is masked
     assert len([line for line in done.stderr.splitlines() if line.strip()]) <= 2
     assert not (tmp_path / "x.db").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_small_image_folder_is_split_half_for_tuning_half_held_out(tmp_path, trained_digits):
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for index, image in enumerate(load_digits().images[:6]):
+        Image.fromarray((image * 255 / 16).astype("uint8"), mode="L").save(folder / f"{index}.png")
+    common = ["--data", str(folder), "--n-trials", "1", "--explainers", "epsilon_plus", "--no-report",
+              "--no-progress", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    default = cli("run", *common, "--study-name", "default", cwd=tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert "3 samples (3 held out)" in default.stderr  # the preset's 64 are more than the folder has
+    asked = cli("run", *common, "--study-name", "asked", "--n-samples", "6", cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    assert "6 samples (0 held out)" in asked.stderr  # an explicit --n-samples is kept

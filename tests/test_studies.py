@@ -380,6 +380,28 @@ def test_digits_data_is_the_held_out_split():
     assert torch.equal(inputs, x_test[:10]) and torch.equal(labels, y_test[:10])
 
 
+def test_held_out_digits_are_cached_and_a_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path))
+    _, _, x_test, y_test = _digits.digits_split()
+    first = get_preset("digits").load_data(n_samples=5)
+    cached = list(tmp_path.glob("digits-held-out-*.pt"))
+    assert len(cached) == 1 and _digits.RECIPE_HASH in cached[0].name
+
+    def no_sklearn():
+        raise AssertionError("scikit-learn's digits were read although the cache is valid")
+
+    monkeypatch.setattr(_digits, "digits_split", no_sklearn)
+    second = get_preset("digits").load_data(n_samples=5)
+    for loaded in (first, second):
+        assert torch.equal(loaded[0], x_test[:5]) and torch.equal(loaded[1], y_test[:5])
+    monkeypatch.undo()
+    monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path))
+    cached[0].write_bytes(b"\x00garbage")
+    rebuilt = get_preset("digits").load_data(n_samples=5)
+    assert torch.equal(rebuilt[0], x_test[:5]) and torch.equal(rebuilt[1], y_test[:5])
+    assert torch.equal(torch.load(cached[0], weights_only=True)["labels"], y_test)
+
+
 def test_second_load_uses_cache_without_training(trained_digits, monkeypatch):
     model, report, _ = trained_digits
     mtime = report["path"].stat().st_mtime_ns

@@ -424,9 +424,10 @@ def test_configuration_that_raises_fails_its_trial(digits, monkeypatch):
 
 
 def test_wilcoxon_prunes_clearly_worse_configurations(digits):
+    """With the default batch_size (16, more than the 8 samples) the pruner still gets a point to stop at."""
     model, inputs, labels = digits
     result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon",
-                  batch_size=4, **FAST)
+                  **FAST)
     trials = result.study.trials
     reversed_ = [t for t in trials[1:] if t.params["epsilon"] < UNSTABLE_BELOW]
     assert reversed_, "no configuration fell in the reversed region"
@@ -449,14 +450,27 @@ def test_wilcoxon_prunes_clearly_worse_configurations(digits):
 
 
 def test_a_fully_scored_trial_is_not_pruned(digits):
-    """With one chunk there is no work left to save: every trial completes with the mean of its scores."""
+    """Four samples are one chunk (the Wilcoxon test needs four pairs): no work is left to save, so every
+    trial completes with the mean of its scores."""
     model, inputs, labels = digits
     result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon",
-                  batch_size=N_SAMPLES, **FAST)
+                  n_samples=4, show_progress_bar=False)
     assert any(t.params["epsilon"] < UNSTABLE_BELOW for t in result.study.trials)
     for trial in result.study.trials:
         assert trial.state == TrialState.COMPLETE
-        assert trial.value == pytest.approx(sum(trial.intermediate_values.values()) / N_SAMPLES, abs=1e-6)
+        assert trial.value == pytest.approx(sum(trial.intermediate_values.values()) / 4, abs=1e-6)
+
+
+def test_without_a_pruner_trials_are_scored_batch_size_at_a_time(digits, monkeypatch):
+    model, inputs, labels = digits
+    seen = []
+    attribute = LRPUniformEpsilon.attribute
+    monkeypatch.setattr(LRPUniformEpsilon, "attribute", lambda self, x, y: seen.append(len(x)) or attribute(self, x, y))
+    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, pruner="none", n_holdout=0, batch_size=6, **FAST)
+    assert seen[-2:] == [6, 2]  # the last trial: 8 samples, 6 at a time
+    seen.clear()
+    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, pruner="wilcoxon", n_holdout=0, batch_size=6, **FAST)
+    assert seen[-2:] == [4, 4]  # with a pruner: halves of 4, so it may stop the trial after the first
 
 
 # -- storage and artifacts --------------------------------------------------------------------------------

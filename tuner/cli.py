@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--heartbeat", type=_positive, default=60, help="seconds between a worker's heartbeats; "
                      "a trial silent for twice as long is failed and retried (RDB storages)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-report", action="store_true", help="skip the table and the files of --out (baselines, "
+                     "held-out scores, heatmaps): for extra workers of a shared study, which then exit at once")
     run.set_defaults(command=_run)
 
     dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study storage")
@@ -121,13 +123,16 @@ def _run(args: argparse.Namespace) -> int:
                                                         ("batch_size", args.batch_size)) if v is not None}}
     # twice the samples: the study tunes on half and the summary also reports the other, held-out half
     inputs, labels = preset.load_data(args.data, 2 * settings["n_samples"])
+    if args.n_samples is None:  # too few for the preset's default (its 8 photographs): still hold half out
+        settings["n_samples"] = min(settings["n_samples"], max(1, len(inputs) // 2))
+    n_tune = min(len(inputs), settings["n_samples"])
     check_storage(args.storage)  # a bad URL or an unreachable server fails here, before any work
     device = resolve_device(args.device)
     model = preset.load_model(args.weights, device=device)
     names = "all" if args.explainers == "all" else "+".join(cls.__name__ for cls in classes)
     study_name = args.study_name or f"{preset.name}-{'+'.join(metric_names)}-{names}"
     print(f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
-          f"{min(len(inputs), settings['n_samples'])} samples, metric {', '.join(metric_names)}", file=sys.stderr)
+          f"{n_tune} samples ({len(inputs) - n_tune} held out), metric {', '.join(metric_names)}", file=sys.stderr)
 
     # a folder's class names need not be the model's classes: explain the model's own predictions there
     data = (inputs, labels) if labels is not None and args.data is None else inputs
@@ -140,6 +145,10 @@ def _run(args: argparse.Namespace) -> int:
                   heartbeat_interval=args.heartbeat,
                   explainer_kwargs={"low": preset.low, "high": preset.high,
                                     "zennit_canonizers": preset.canonizers() or None})
+    if args.no_report:
+        print(f"best so far: {_best_line(_best_config(result.study))}")
+        print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
+        return 0
     from ._report import write_report
     table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
     print(_readable(table).to_string())
@@ -180,29 +189,35 @@ def _load_storage(url: str):
 
 
 def _best(args: argparse.Namespace) -> int:
-    from ._result import choose_from_front
-
     storage = _load_storage(args.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if args.study_name not in names:
         raise CliError(f"no study {args.study_name!r} in {mask_url(args.storage)}; studies there: "
                        f"{', '.join(names) or 'none'}")
-    study = optuna.load_study(study_name=args.study_name, storage=storage)
+    config = _best_config(optuna.load_study(study_name=args.study_name, storage=storage))
+    print(json.dumps(config, indent=2) if args.json else _best_line(config))
+    return 0
+
+
+def _best_config(study: optuna.Study) -> dict:
+    """The study's best configuration (with several metrics: the equal-weights choice, as TuneResult's)."""
+    from ._result import choose_from_front
+
     front = sorted(study.best_trials, key=lambda t: t.number)
     if not front:
-        raise CliError(f"study {args.study_name!r} has no complete trial yet")
-    best = choose_from_front(front, study.directions)  # with several metrics: equal weights, as TuneResult
-    config = {"study_name": args.study_name, "explainer": best.user_attrs.get("explainer"),
-              "params": best.params, "value": best.value if len(best.values) == 1 else best.values,
-              "trial": best.number, "metric": best.user_attrs.get("metric"),
-              "direction": [d.name.lower() for d in study.directions]}
-    if args.json:
-        print(json.dumps(config, indent=2))
-    else:
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-        values = ", ".join(f"{v:.4f}" for v in best.values)
-        print(f"{config['explainer']}({params}): {config['metric']} = {values} (trial {best.number})")
-    return 0
+        raise CliError(f"study {study.study_name!r} has no complete trial yet")
+    best = choose_from_front(front, study.directions)
+    return {"study_name": study.study_name, "explainer": best.user_attrs.get("explainer"),
+            "params": best.params, "value": best.value if len(best.values) == 1 else best.values,
+            "trial": best.number, "metric": best.user_attrs.get("metric"),
+            "direction": [d.name.lower() for d in study.directions]}
+
+
+def _best_line(config: dict) -> str:
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config["params"].items())
+    values = config["value"] if isinstance(config["value"], (list, tuple)) else [config["value"]]
+    return (f"{config['explainer']}({params}): {config['metric']} = {', '.join(f'{v:.4f}' for v in values)} "
+            f"(trial {config['trial']})")
 
 
 def _dashboard(args: argparse.Namespace) -> int:
