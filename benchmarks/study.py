@@ -3,31 +3,40 @@
 (a) **Time to the best value**, with our optimisations on (``pruner="wilcoxon"``: per-sample scores
     stop hopeless configurations; ``share_work=True``: the metric's unperturbed scores computed once per
     study and repeated configurations answered from the study) against off (``pruner="none"``,
-    ``share_work=False``), with the same sampler (TPE, seed 0), the same trial budget, the same model
-    object and samples. Two studies: the embedded default (digits, its preset's defaults: 64 samples,
-    batch 16, 60 trials, all four variants) and a small ResNet-50 study (random weights, the resnet50
-    preset's first 6 sample photographs resized to ``--resnet-size``, batch 4, 12 trials, all four variants).
-    Each trial's completion time is the ``datetime_complete`` Optuna records when the trial is told (what a
-    callback would see), relative to the call of ``tune()`` (which includes the one-off work: samples,
-    inert-parameter check, reference scores). "Time to best" is when the study's final best value was
-    first reached; "time to common target" is when a value at least as good as the worse of the two
-    runs' best values was first reached (the time at an equal best value when the two differ).
-    On and off alternate, ``--repeats`` times; medians.
+    ``share_work=False``), with the same sampler (TPE, same seed), the same budget of complete trials, the
+    same model object and samples. Studies (``--studies``):
+
+    - ``digits``: the embedded default with its preset's defaults (64 samples, batch 16, 60 trials, all four
+      variants);
+    - ``resnet50-digits``: torchvision's ResNet-50 trained here on the digits (``--trained-size`` 32, 8 epochs,
+      about 75 s once, cached; ImageNet weights cannot be downloaded on this machine), 32 held-out digits,
+      batch 8, 20 trials; one study per ``--resnet-explainers`` entry (all four variants, LRPEpsilonGammaBox);
+    - ``resnet50``: ResNet-50 with random weights on the 8 sample photographs and their mirror images
+      (16 images at ``--resnet-size`` 96), batch 4, 20 trials, the same two explainer sets.
+
+    Each trial's completion time is the ``datetime_complete`` Optuna records when the trial is told,
+    relative to the call of ``tune()`` (one-off work included). "Time to best" is when a run's final best
+    value was first reached; "time to common target" is when a value at least as good as the worse of the
+    two runs' best values was first reached (the time at an equal best value). Where a study ends depends on
+    its seed (pruned trials change what TPE proposes next), so each seed gives one on/off pair and the
+    verdict takes medians over the seeds; on and off alternate.
 
 (b) **Throughput of 1 and 2 worker processes** on one study: ``python -m tuner run --storage <journal
-    file> --pruner none`` with ``OMP_NUM_THREADS=1`` each, the same total ``--n-trials``. Trials per
-    second from the launch to the last trial's completion (start-up included; the report each process
-    writes afterwards is not), and in the steady state (first trial start to last completion). 1 and 2
-    processes alternate, ``--repeats`` times; medians.
+    file> --pruner none --no-report`` with ``OMP_NUM_THREADS=1`` each, the same total ``--n-trials``
+    (default: the digits preset's 60). Trials per second from the launch to the last trial's completion
+    (start-up included) and in the steady state (first trial start to last completion). 1 and 2 processes
+    alternate, ``--repeats`` times; medians.
 
-    python benchmarks/study.py                       # both parts, 2 repeats
-    python benchmarks/study.py --part a --repeats 1
-    python benchmarks/study.py --part b --workers-trials 40
+    python benchmarks/study.py --part b                                            # (b), 2 repeats
+    python benchmarks/study.py --part a --studies digits resnet50-digits --seeds 0 1 2 --repeats 1
+    python benchmarks/study.py --part a --studies resnet50 --resnet-explainers all --resnet-seeds 0
+    python benchmarks/study.py --part a --studies resnet50 --resnet-explainers epsilon_gamma_box
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import math
 import os
@@ -65,6 +74,16 @@ def load_studies(args) -> list[dict]:
                           data=(x, y), n_samples=d["n_samples"], batch_size=d["batch_size"],
                           n_trials=args.digits_trials or d["n_trials"],
                           detail=f"{len(x)} samples 1x16x16, batch {d['batch_size']}"))
+    if "resnet50-digits" in args.studies:
+        model, x, y = digits_resnet50(args.trained_size, args.trained_epochs)
+        x, y = x[:args.trained_samples], y[:args.trained_samples]
+        for name in args.resnet_explainers:
+            explainers = None if name == "all" else [variant_by_name(name)]
+            specs.append(dict(name="ResNet-50 (trained on digits)", preset=studies.get_preset("digits"),
+                              model=model, data=(x, y), n_samples=len(x), batch_size=args.trained_batch,
+                              n_trials=args.trained_trials, explainers=explainers,
+                              detail=f"{len(x)} held-out digits 3x{args.trained_size}x{args.trained_size}, "
+                                     f"batch {args.trained_batch}"))
     if "resnet50" in args.studies:
         resnet = studies.get_preset("resnet50")
         torch.manual_seed(0)
@@ -82,6 +101,43 @@ def load_studies(args) -> list[dict]:
                               detail=f"{len(images)} photos {args.resnet_size}x{args.resnet_size}, "
                                      f"batch {args.resnet_batch}"))
     return specs
+
+
+def digits_resnet50(size: int, epochs: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """torchvision's ResNet-50, trained here on the digits preset's training split (grey repeated to RGB,
+    resized to ``size``): a ResNet-50 with learned weights, since ImageNet weights cannot be downloaded on this
+    machine. Cached in ~/.cache/lrp-tuner-bench; returns (model, held-out inputs, labels)."""
+    import torchvision
+    from studies import _digits
+
+    x_train, y_train, x_test, y_test = _digits.digits_split()
+    as_rgb = lambda x: torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear").repeat(1, 3, 1, 1)
+    x_train, x_test = as_rgb(x_train), as_rgb(x_test)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(num_classes=10)
+    path = Path.home() / ".cache" / "lrp-tuner-bench" / f"resnet50-digits-{size}px-{epochs}epochs.pt"
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        start = time.perf_counter()
+        steps = epochs * -(-len(y_train) // 64)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
+        model.train()
+        for _ in range(epochs):
+            for index in torch.randperm(len(y_train)).split(64):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x_train[index]), y_train[index]).backward()
+                optimizer.step()
+                schedule.step()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+        print(f"trained ResNet-50 on digits in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
+    print(f"ResNet-50 trained on digits ({size}x{size}): held-out accuracy {accuracy:.3f}", file=sys.stderr)
+    return model, x_test, y_test
 
 
 def run_study(spec: dict, mode: str, seed: int) -> dict:
@@ -117,7 +173,7 @@ def first_time_at(run: dict, target: float) -> float:
 def part_a(args) -> None:
     torch.set_num_threads(args.threads)
     for spec in load_studies(args):
-        resnet = spec["name"].startswith("ResNet")
+        resnet = spec["name"].startswith("ResNet-50 (random")
         seeds = args.resnet_seeds if resnet else args.seeds
         repeats = args.resnet_repeats if resnet else args.repeats
         explainers = "all four variants" if spec.get("explainers") is None else spec["explainers"][0].__name__
@@ -133,6 +189,11 @@ def part_a(args) -> None:
                           f"(trial {run['best_number']}), {run['n_complete']} complete / {run['n_pruned']} pruned / "
                           f"{run['n_repeat']} answered from the study / {run['n_failed']} failed", file=sys.stderr)
         report_a(runs)
+        if args.save:
+            with open(args.save, "a") as handle:
+                handle.write(json.dumps({"study": spec["name"], "detail": spec["detail"], "explainers": explainers,
+                                         "runs": {seed: by_mode for seed, by_mode in runs.items()}},
+                                        default=str) + "\n")
 
 
 def report_a(runs: dict) -> None:
@@ -191,11 +252,8 @@ def run_workers(n_workers: int, n_trials: int, folder: Path, index: int, model: 
     study = optuna.load_study(study_name=name, storage=open_storage(str(journal), heartbeat_interval=None))
     trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     for process, error in zip(processes, errors):
-        if process.returncode != 0:  # the report after the study may fail (e.g. captum missing): not a throughput matter
-            message = f"a worker exited with {process.returncode}: {error.strip()[-1500:]}"
-            if len(trials) < n_trials:
-                raise RuntimeError(message)
-            print(f"  note: {message.splitlines()[-1]} (after the study had its {len(trials)} trials)", file=sys.stderr)
+        if process.returncode != 0:
+            raise RuntimeError(f"a worker exited with {process.returncode}: {error.strip()[-1500:]}")
     first_start = min(t.datetime_start for t in trials)
     last_done = max(t.datetime_complete for t in trials)
     to_last = (last_done - launch_wall).total_seconds()
@@ -224,15 +282,17 @@ def part_b(args) -> None:
     for n_workers, rs in runs.items():
         rate[n_workers] = median(r["rate"] for r in rs)
         steady[n_workers] = median(r["steady_rate"] for r in rs)
-        rows.append([n_workers, rs[0]["n"], f"{median(r['to_last'] for r in rs):.1f}", spread([r["to_last"] for r in rs]),
+        rows.append([n_workers, rs[0]["n"], f"{median(r['to_last'] for r in rs):.1f}",
+                     spread([r["to_last"] for r in rs]),
                      f"{rate[n_workers]:.3f}", f"{steady[n_workers]:.3f}", f"{median(r['trial'] for r in rs):.2f}",
                      f"{median(r['to_last'] - r['steady'] for r in rs):.1f}", f"{median(r['wall'] for r in rs):.1f}"])
     print(table(["processes", "trials", "launch to last trial s", "min-max s", "trials/s (incl. start-up)",
                  "trials/s (steady)", "median trial s", "start-up s", "processes exited s"], rows))
+    slower = median(r["trial"] for r in runs[2]) / median(r["trial"] for r in runs[1])
     print(f"2 / 1 processes: {rate[2] / rate[1]:.2f}x including start-up, {steady[2] / steady[1]:.2f}x steady "
-          f"(target >= 1.7x). One trial took {median(r['trial'] for r in runs[2]) / median(r['trial'] for r in runs[1]):.2f}x "
-          f"as long with 2 processes as with 1 (1.00x if each process had a core of its own; 'median trial s' counts "
-          f"computed trials only; 'start-up' is launch to the first trial's start). 'processes exited' includes the report each process writes after the study. "
+          f"(target >= 1.7x). One trial took {slower:.2f}x as long with 2 processes as with 1 (1.00x if each "
+          f"process had a core of its own; 'median trial s' counts computed trials only; 'start-up' is launch to "
+          f"the first trial's start; the workers run with --no-report). "
           f"This machine: {os.cpu_count()} cores, load average now {', '.join(f'{v:.2f}' for v in os.getloadavg())}.")
 
 
@@ -246,8 +306,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads in part (a) (default 1: on a "
                         "shared 2-core machine two threads wait on each other whenever another job holds a core)")
     parser.add_argument("--digits-trials", type=int, default=None, help="default: the digits preset's n_trials")
-    parser.add_argument("--studies", nargs="+", choices=["digits", "resnet50"], default=["digits", "resnet50"],
-                        help="the studies of part (a)")
+    parser.add_argument("--studies", nargs="+", choices=["digits", "resnet50-digits", "resnet50"],
+                        default=["digits", "resnet50-digits", "resnet50"], help="the studies of part (a): the "
+                        "embedded default, a ResNet-50 trained here on digits, a ResNet-50 with random weights")
+    parser.add_argument("--trained-size", type=int, default=32, help="image side of the trained ResNet-50")
+    parser.add_argument("--trained-epochs", type=int, default=8)
+    parser.add_argument("--trained-samples", type=int, default=32)
+    parser.add_argument("--trained-batch", type=int, default=8)
+    parser.add_argument("--trained-trials", type=int, default=20)
     parser.add_argument("--resnet-trials", type=int, default=20)
     parser.add_argument("--resnet-explainers", nargs="+", default=["all", "epsilon_gamma_box"],
                         help="one ResNet-50 study per entry: all (the four variants) or one variant's short name")
@@ -256,6 +322,8 @@ def main() -> None:
     parser.add_argument("--resnet-size", type=int, default=96, help="image side (the photographs are 224)")
     parser.add_argument("--resnet-batch", type=int, default=4,
                         help="samples per chunk; the Wilcoxon pruner needs 4 scores before it may stop a trial")
+    parser.add_argument("--save", help="append part (a)'s runs (every trial's completion time and value) to "
+                        "this JSON-lines file")
     parser.add_argument("--workers-trials", type=int, default=60, help="total trials of the study in part (b) "
                         "(default: the digits preset's own n_trials)")
     parser.add_argument("--workers-model", default=None, help="preset for part (b) (default: digits)")

@@ -15,7 +15,11 @@ from optuna.trial import TrialState
 
 from helpers import free_port, wait_for
 
-WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def worker_env() -> dict:
+    """Read when a process starts, so it sees the session's LRP_TUNER_CACHE (set by the trained_digits fixture)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n_samples: int = 64):
@@ -24,7 +28,7 @@ def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n
                "--n-trials", str(n_trials), "--n-samples", str(n_samples), "--batch-size", "8",
                "--explainers", "uniform_epsilon", "--pruner", "none", "--no-progress", "--heartbeat", "1",
                "--out", str(out), *extra]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=WORKER_ENV)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
 
 
 def states(storage: str, study_name: str):
@@ -46,6 +50,22 @@ def running_trial(storage: str, study_name: str, after_complete: int = 1):
     return wait_for(probe, timeout=180)
 
 
+def stop_mid_trial(process: subprocess.Popen, storage: str, study_name: str) -> int:
+    """Freeze the only worker (SIGSTOP) while it is inside a trial; return that trial's number. Looking while
+    it is frozen rules out the trial finishing between the look and the signal the test sends next."""
+    while True:
+        running_trial(storage, study_name)
+        process.send_signal(signal.SIGSTOP)
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+            running = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+        except Exception:  # frozen while holding SQLite's write lock: let it go on and look again
+            running = []
+        if running:  # frozen: it stays running until the test's next signal
+            return running[0]
+        process.send_signal(signal.SIGCONT)  # caught between two trials: let it start the next one
+
+
 def test_two_workers_finish_exactly_n_trials(postgres_url, trained_digits, tmp_path):
     name = f"two-{uuid.uuid4().hex[:8]}"
     workers = [worker(postgres_url, name, tmp_path / f"out{i}", n_trials=8) for i in range(2)]
@@ -62,7 +82,7 @@ def test_killed_worker_trial_is_retried_and_the_total_is_exact(postgres_url, tra
     name = f"kill-{uuid.uuid4().hex[:8]}"
     victim = worker(postgres_url, name, tmp_path / "a", n_samples=128)
     try:
-        killed = running_trial(postgres_url, name)
+        killed = stop_mid_trial(victim, postgres_url, name)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
     finally:
@@ -72,9 +92,9 @@ def test_killed_worker_trial_is_retried_and_the_total_is_exact(postgres_url, tra
     assert survivor.returncode == 0, err
 
     study, trial_states = states(postgres_url, name)
-    assert TrialState.RUNNING not in trial_states
-    assert trial_states.count(TrialState.COMPLETE) == 6
-    assert study.trials[killed].state == TrialState.FAIL
+    assert TrialState.RUNNING not in trial_states, trial_states
+    assert trial_states.count(TrialState.COMPLETE) == 6, trial_states
+    assert study.trials[killed].state == TrialState.FAIL, (killed, trial_states)
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
     assert retries and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == study.trials[killed].params
@@ -84,15 +104,16 @@ def test_ctrl_c_fails_the_running_trial_and_the_same_command_resumes(trained_dig
     storage, name = f"sqlite:///{tmp_path / 'study.db'}", "interrupted"
     first = worker(storage, name, tmp_path / "out", n_samples=128)
     try:
-        interrupted = running_trial(storage, name)
-        first.send_signal(signal.SIGINT)
+        interrupted = stop_mid_trial(first, storage, name)
+        first.send_signal(signal.SIGINT)  # handled when the process continues
+        first.send_signal(signal.SIGCONT)
         _, err = first.communicate(timeout=60)
     finally:
         first.kill()
-    assert first.returncode == 130 and "resume" in err and "Traceback" not in err
+    assert first.returncode == 130 and "resume" in err and "Traceback" not in err, err
     study, trial_states = states(storage, name)
-    assert TrialState.RUNNING not in trial_states
-    assert study.trials[interrupted].state == TrialState.FAIL
+    assert TrialState.RUNNING not in trial_states, trial_states
+    assert study.trials[interrupted].state == TrialState.FAIL, (interrupted, trial_states)
     complete_before = trial_states.count(TrialState.COMPLETE)
 
     again = worker(storage, name, tmp_path / "out", n_samples=128)
@@ -138,7 +159,7 @@ def _ok(url: str) -> bool:
 
 def _run(*args, cwd):
     return subprocess.run([sys.executable, "-m", "tuner", "run", *args, "--no-progress"], capture_output=True,
-                          text=True, cwd=cwd, env=WORKER_ENV, timeout=600)
+                          text=True, cwd=cwd, env=worker_env(), timeout=600)
 
 
 @pytest.mark.parametrize("content", [b"not a checkpoint", "mismatched"])

@@ -88,7 +88,8 @@ class TuneResult:
         return None if self.holdout is None else self.holdout.evaluate(explainer)
 
     def importances(self) -> Dict[str, Dict[str, float]]:
-        """Optuna's parameter importances per variant (its default evaluator), where a variant has enough complete trials."""
+        """Optuna's parameter importances per variant (its default evaluator), where a variant has enough
+        complete trials."""
         result = {}
         for variant in self.space.variants:
             trials = [t for t in self._complete() if self.space.variant_of(t.params) == variant]
