@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import optuna
 import pytest
@@ -28,7 +29,8 @@ def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n
                "--n-trials", str(n_trials), "--n-samples", str(n_samples), "--batch-size", "8",
                "--explainers", "uniform_epsilon", "--pruner", "none", "--no-progress", "--heartbeat", "1",
                "--out", str(out), *extra]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(),
+                            cwd=Path(out).parent)  # artifacts of a PostgreSQL study go to the working directory
 
 
 def states(storage: str, study_name: str):
