@@ -64,7 +64,6 @@ MODES = {"on": {"pruner": "wilcoxon", "share_work": True}, "off": {"pruner": "no
 # -- (a) time to the best value --------------------------------------------------------------------------------
 def load_studies(args) -> list[dict]:
     import studies
-    from tuner._space import variant_by_name
     specs = []
     if "digits" in args.studies:
         digits = studies.get_preset("digits")
@@ -77,13 +76,11 @@ def load_studies(args) -> list[dict]:
     if "resnet50-digits" in args.studies:
         model, x, y = digits_resnet50(args.trained_size, args.trained_epochs)
         x, y = x[:args.trained_samples], y[:args.trained_samples]
-        for name in args.resnet_explainers:
-            explainers = None if name == "all" else [variant_by_name(name)]
-            specs.append(dict(name="ResNet-50 (trained on digits)", preset=studies.get_preset("digits"),
-                              model=model, data=(x, y), n_samples=len(x), batch_size=args.trained_batch,
-                              n_trials=args.trained_trials, explainers=explainers,
-                              detail=f"{len(x)} held-out digits 3x{args.trained_size}x{args.trained_size}, "
-                                     f"batch {args.trained_batch}"))
+        specs += per_explainer_set(args, name="ResNet-50 (trained on digits)", preset=studies.get_preset("digits"),
+                                   model=model, data=(x, y), n_samples=len(x), batch_size=args.trained_batch,
+                                   n_trials=args.trained_trials,
+                                   detail=f"{len(x)} held-out digits 3x{args.trained_size}x{args.trained_size}, "
+                                          f"batch {args.trained_batch}")
     if "resnet50" in args.studies:
         resnet = studies.get_preset("resnet50")
         torch.manual_seed(0)
@@ -93,14 +90,19 @@ def load_studies(args) -> list[dict]:
         if args.resnet_size != images.shape[-1]:
             images = torch.nn.functional.interpolate(images, size=(args.resnet_size,) * 2, mode="bilinear",
                                                      antialias=True, align_corners=False)
-        for name in args.resnet_explainers:
-            explainers = None if name == "all" else [variant_by_name(name)]
-            specs.append(dict(name="ResNet-50 (random weights)", preset=resnet, model=model, data=images,
-                              n_samples=len(images), batch_size=args.resnet_batch, n_trials=args.resnet_trials,
-                              explainers=explainers,
-                              detail=f"{len(images)} photos {args.resnet_size}x{args.resnet_size}, "
-                                     f"batch {args.resnet_batch}"))
+        specs += per_explainer_set(args, name="ResNet-50 (random weights)", preset=resnet, model=model,
+                                   data=images, n_samples=len(images), batch_size=args.resnet_batch,
+                                   n_trials=args.resnet_trials,
+                                   detail=f"{len(images)} photos {args.resnet_size}x{args.resnet_size}, "
+                                          f"batch {args.resnet_batch}")
     return specs
+
+
+def per_explainer_set(args, **spec) -> list[dict]:
+    """One study spec per ``--resnet-explainers`` entry: all four variants (None) or one variant."""
+    from tuner._space import variant_by_name
+    return [dict(spec, explainers=None if name == "all" else [variant_by_name(name)])
+            for name in args.resnet_explainers]
 
 
 def digits_resnet50(size: int, epochs: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:

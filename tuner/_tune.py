@@ -104,11 +104,11 @@ def tune(
         "seed": seed,
     }
     directions = [m.direction for m in metrics]
+    pruner = pruner if len(metrics) == 1 else "none"  # a multi-objective study reports no per-sample scores
     with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
-        study = _open_study(storage_obj, study_name, directions, study_attrs,
-                            _pruner(pruner if len(metrics) == 1 else "none"))
+        study = _open_study(storage_obj, study_name, directions, study_attrs, _pruner(pruner))
     space = SearchSpace(bases, fixed=_inert(study, bases, samples, drop_inert))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -119,9 +119,8 @@ def tune(
     if storage is not None:
         study.set_user_attr("storage", mask_url(storage))
     trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
-    pruning = pruner != "none" and len(metrics) == 1
     objective = Objective(space, metrics, samples.inputs, samples.targets,
-                          batch_size=_chunk_size(batch_size, len(samples.inputs), pruning),
+                          batch_size=_chunk_size(batch_size, len(samples.inputs), pruning=pruner != "none"),
                           trial_attrs=trial_attrs, artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
                           n_heatmaps=n_heatmaps, n_trials=n_trials if storage is not None else None,
                           share_work=share_work)

@@ -147,13 +147,12 @@ def _run(args: argparse.Namespace) -> int:
                                     "zennit_canonizers": preset.canonizers() or None})
     if args.no_report:
         print(f"best so far: {_best_line(_best_config(result.study))}")
-        print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
-        return 0
-    from ._report import write_report
-    table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
-    print(_readable(table).to_string())
-    _print_details(result)
-    print(f"\nresults in {Path(args.out).resolve()}")
+    else:
+        from ._report import write_report
+        table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
+        print(_readable(table).to_string())
+        _print_details(result)
+        print(f"\nresults in {Path(args.out).resolve()}")
     print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
     return 0
 
