@@ -1,20 +1,38 @@
-"""LRP explainers on zennit: LRPBase and its variants, with automatic canonizers and layer attribution."""
+"""LRP explainers on zennit: LRPBase and its variants, with automatic canonizers and layer attribution.
+
+Every explainer registers itself by a short name (:data:`EXPLAINERS`, :func:`get_explainer`); a configuration
+is saved and loaded as JSON here (:func:`save_config`, :func:`load_explainer`).
+"""
+
 from ._attributors import InputGradient, LayerGradient, ModelInputError
-from ._base import LRPBase, NonFiniteAttributionError
+from ._base import COMMON_OPTIONS, LRPBase, NonFiniteAttributionError
 from ._canonizers import default_canonizers
-from ._layerwise import LRPLayerwise
+from ._config import explainer_config, load_explainer, save_config
+from ._layerwise import GroupRule, LRPLayerwise
+from ._registry import DEFAULT_EXPLAINERS, EXPLAINERS, get_explainer, register_explainer
+from ._tunable import Tunable
 from ._variants import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
 
 __all__ = [
+    "COMMON_OPTIONS",
+    "DEFAULT_EXPLAINERS",
+    "EXPLAINERS",
+    "GroupRule",
+    "InputGradient",
     "LRPBase",
-    "LRPUniformEpsilon",
+    "LRPEpsilonAlpha2Beta1",
     "LRPEpsilonGammaBox",
     "LRPEpsilonPlus",
-    "LRPEpsilonAlpha2Beta1",
     "LRPLayerwise",
-    "InputGradient",
+    "LRPUniformEpsilon",
     "LayerGradient",
     "ModelInputError",
     "NonFiniteAttributionError",
+    "Tunable",
     "default_canonizers",
+    "explainer_config",
+    "get_explainer",
+    "load_explainer",
+    "register_explainer",
+    "save_config",
 ]

@@ -1,20 +1,26 @@
 """LRPBase: everything an LRP explainer does once, so that a variant only declares its composite."""
+
+from __future__ import annotations
+
+import dataclasses
 import difflib
-import functools
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
 from ._attributors import InputGradient, LayerGradient, as_tuple, run_model
+from ._canonizers import default_canonizers
+from ._tunable import Tunable, Tunables
 
-Inputs = Union[torch.Tensor, Tuple[torch.Tensor, ...]]
+Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 ForwardArgumentExtractor = Callable[[Inputs], Inputs]
-TargetLayer = Union[str, nn.Module]
-TargetLayerOrListOfTargetLayers = Union[TargetLayer, Sequence[TargetLayer]]
-Tunables = Dict[str, Tuple[type, dict]]
+TargetLayer = str | nn.Module
+TargetLayerOrListOfTargetLayers = TargetLayer | Sequence[TargetLayer]
 
 
 class NonFiniteAttributionError(ValueError):
@@ -33,22 +39,29 @@ class LRPBase:
     """
 
     EXPLANATION_TYPE = "attribution"
-    SUPPORTED_MODULES: List[type] = []
-    TUNABLES: Tunables = {}
+    SUPPORTED_MODULES: ClassVar[list[type]] = []
+    TUNABLES: ClassVar[Tunables] = {}
 
     def __init__(
         self,
         model: nn.Module,
-        zennit_composite: Composite,
-        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
-        n_classes: Optional[int] = None,
+        zennit_composite: Composite | None = None,
+        *,
+        zennit_canonizers: list[Canonizer] | None = None,
+        forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        layer: TargetLayerOrListOfTargetLayers | None = None,
+        n_classes: int | None = None,
     ) -> None:
+        """The options every explainer shares are the keyword-only arguments here; a variant takes its own
+        parameters and passes the rest on as ``**common``. A new shared option is one more keyword-only
+        argument here and its attribute: :data:`COMMON_OPTIONS`, :meth:`parameters`, :meth:`set_kwargs` and
+        the saved configuration follow from this signature."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model.eval()
         self._zennit_composite = zennit_composite
+        self.zennit_canonizers = zennit_canonizers
         self.forward_arg_extractor = forward_arg_extractor
         self.additional_forward_arg_extractor = additional_forward_arg_extractor
         self.layer = layer
@@ -56,25 +69,10 @@ class LRPBase:
         self.n_classes = n_classes
         self._n_classes_guessed = False
         self._n_classes_checked = False
-        if type(self).__init__ is LRPBase.__init__:
-            self._finish_init()
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        """Give every subclass the checks that need all its parameters: supported modules, n_classes."""
-        super().__init_subclass__(**kwargs)
-        if "__init__" not in cls.__dict__:
-            return
-        subclass_init = cls.__init__
-
-        @functools.wraps(subclass_init)
-        def init(self, *args, **kwargs):
-            subclass_init(self, *args, **kwargs)
-            if type(self).__init__ is init:  # only once, after the outermost __init__
-                self._finish_init()
-
-        cls.__init__ = init
+        self._finish_init()
 
     def _finish_init(self) -> None:
+        """The checks that need the model and the class: supported modules, a first guess of n_classes."""
         self._check_supported_modules()
         if self.n_classes is None:
             # a guess from the model's structure, confirmed by one forward pass at the first attribution
@@ -102,35 +100,79 @@ class LRPBase:
         """The search space: parameter name -> (type, keyword arguments of Optuna's ``suggest_*``)."""
         return {name: (kind, dict(kwargs)) for name, (kind, kwargs) in self.TUNABLES.items()}
 
-    def get_conditions(self) -> Dict[str, Dict[str, List[Any]]]:
+    def get_conditions(self) -> dict[str, dict[str, list[Any]]]:
         """Conditional tunables: name -> {earlier tunable: values for which this one exists}; none here."""
         return {}
 
-    # -- values ----------------------------------------------------------------------------------------
-    def parameters(self) -> Dict[str, Any]:
-        """The constructor arguments that rebuild this explainer."""
-        names = list(inspect.signature(type(self).__init__).parameters)[1:]
-        return {name: getattr(self, name) for name in names}
+    def tunables(self) -> dict[str, Tunable]:
+        """The search space as :class:`Tunable` values (name, range or choices, condition), in the order of
+        :meth:`get_tunables`: the one object the tuner reads a parameter's name, range and condition from."""
+        conditions = self.get_conditions()
+        return {name: Tunable.from_spec(name, kind, spec, conditions.get(name))
+                for name, (kind, spec) in self.get_tunables().items()}
 
-    def copy(self) -> "LRPBase":
+    def tunable_values(self) -> dict[str, Any]:
+        """The current value of each tunable, by its name in :meth:`get_tunables`."""
+        parameters = self.parameters()
+        return {name: parameters[name] for name in self.get_tunables()}
+
+    def canonizers(self, model: nn.Module) -> list[Canonizer]:
+        """The automatic canonizers for ``model`` followed by the user's ``zennit_canonizers``."""
+        return default_canonizers(model) + list(self.zennit_canonizers or [])
+
+    def describe(self) -> str:
+        """The configuration in plain words where the parameters alone do not say it; empty here."""
+        return ""
+
+    @classmethod
+    def variant_configurations(cls) -> dict[str, dict[str, Any]]:
+        """Configurations of this class that reproduce other explainers (label -> keyword arguments of
+        :meth:`set_kwargs`); a study starts from them besides the default. None here."""
+        return {}
+
+    # -- values ----------------------------------------------------------------------------------------
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """The constructor's arguments by name: the class's own, then :data:`COMMON_OPTIONS`."""
+        own = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+               if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.KEYWORD_ONLY)][1:]
+        return (*own, *(name for name in COMMON_OPTIONS if name not in own))
+
+    @classmethod
+    def accepted_kwargs(cls) -> frozenset[str]:
+        """Every keyword the constructor and :meth:`set_kwargs` accept: here the parameters; a class whose
+        tunables set parts of a parameter (LRPLayerwise) adds their names."""
+        return frozenset(cls.parameter_names())
+
+    def parameters(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this explainer."""
+        return {name: getattr(self, name) for name in self.parameter_names()}
+
+    def settings(self) -> dict[str, Any]:
+        """The parameters as JSON-serialisable values, without the model (as :meth:`Metric.settings`): what
+        a study records beside each trial."""
+        return {name: jsonable(value) for name, value in self.parameters().items() if name != "model"}
+
+    def copy(self) -> LRPBase:
         """A new explainer with the same parameters."""
         return self.set_kwargs()
 
-    def set_kwargs(self, **kwargs: Any) -> "LRPBase":
+    def set_kwargs(self, **kwargs: Any) -> LRPBase:
         """A new explainer with ``kwargs`` replacing the current parameters; this one is unchanged."""
         parameters = self.parameters()
         if self._n_classes_guessed:
             parameters["n_classes"] = None
-        unknown = sorted(set(kwargs) - set(parameters))
+        unknown = sorted(set(kwargs) - self.accepted_kwargs())
         if unknown:
             raise TypeError(
                 f"{type(self).__name__}.set_kwargs() got unknown parameter(s) {', '.join(map(repr, unknown))}; "
-                f"valid parameters are: {', '.join(parameters)}"
+                f"valid parameters are: {', '.join(dict.fromkeys([*parameters, *self.TUNABLES]))}"
             )
         explainer = type(self)(**{**parameters, **kwargs})
         # the same model and classes: the new explainer need not check them with a forward pass again
-        explainer._n_classes_checked = (self._n_classes_checked and explainer.model is self.model
-                                        and explainer.n_classes == self.n_classes)
+        explainer._n_classes_checked = (
+            self._n_classes_checked and explainer.model is self.model and explainer.n_classes == self.n_classes
+        )
         return explainer
 
     def __repr__(self) -> str:
@@ -143,14 +185,14 @@ class LRPBase:
         return f"{type(self).__name__}({', '.join(shown)})"
 
     # -- attribution -----------------------------------------------------------------------------------
-    def explainer(self, model: nn.Module, additional_args: Sequence = ()) -> Union[InputGradient, LayerGradient]:
+    def explainer(self, model: nn.Module, additional_args: Sequence = ()) -> InputGradient | LayerGradient:
         """The zennit attributor: a Gradient, or a layer-gradient attributor when ``layer`` is set."""
         composite = self.build_composite(model)
         if self.layer is None:
             return InputGradient(model, composite, additional_args)
         return LayerGradient(model, self._resolve_layers(model), composite, additional_args)
 
-    def attribute(self, inputs: Inputs, targets: Union[torch.Tensor, int, Sequence[int]]) -> Inputs:
+    def attribute(self, inputs: Inputs, targets: torch.Tensor | int | Sequence[int]) -> Inputs:
         """Relevance of ``inputs`` (or of the ``layer`` outputs) for the ``targets`` classes.
 
         Returns a tensor shaped like the inputs, or a tuple for tuple inputs or a list of layers.
@@ -176,7 +218,7 @@ class LRPBase:
         self._infer_n_classes(forward_args, additional_args)
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _split_inputs(self, inputs: Inputs) -> Tuple[Tuple[torch.Tensor, ...], Tuple, bool]:
+    def _split_inputs(self, inputs: Inputs) -> tuple[tuple[torch.Tensor, ...], tuple, bool]:
         """The tensors that receive relevance, the extra forward arguments (on the model's device), and
         whether the former are several (so the relevance is returned as a tuple)."""
         picked = self.forward_arg_extractor(inputs) if self.forward_arg_extractor else inputs
@@ -195,7 +237,7 @@ class LRPBase:
             extra = _to_device(as_tuple(self.additional_forward_arg_extractor(inputs)), self.device)
         return forward_args, extra, isinstance(picked, (tuple, list))
 
-    def _infer_n_classes(self, forward_args: Tuple, additional_args: Tuple) -> None:
+    def _infer_n_classes(self, forward_args: tuple, additional_args: tuple) -> None:
         """One forward pass of the first sample: checks the inputs and learns the number of classes."""
         first = tuple(x[:1] for x in forward_args)
         extra = tuple(x[:1] if torch.is_tensor(x) and x.ndim and x.shape[0] == forward_args[0].shape[0] else x
@@ -249,7 +291,7 @@ class LRPBase:
                 f"{type(self.model).__name__} has none. Choose another explainer (LRPUniformEpsilon supports most)."
             )
 
-    def _resolve_layers(self, model: Optional[nn.Module] = None) -> List[nn.Module]:
+    def _resolve_layers(self, model: nn.Module | None = None) -> list[nn.Module]:
         model = self.model if model is None else model
         if self.layer is None:
             return []
@@ -269,12 +311,28 @@ class LRPBase:
         return resolved
 
 
-def _last_linear_out_features(model: nn.Module) -> Optional[int]:
+def jsonable(value: Any) -> Any:
+    """A JSON-serialisable stand-in for a parameter: numbers and strings as they are, tensors as numbers or
+    flat lists, value objects as dicts, modules and callables by name."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if torch.is_tensor(value):
+        return value.item() if value.numel() == 1 else value.flatten().tolist()
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, nn.Module):
+        return type(value).__name__
+    return getattr(value, "__qualname__", None) or type(value).__name__
+
+
+def _last_linear_out_features(model: nn.Module) -> int | None:
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     return linears[-1].out_features if linears else None
 
 
-def _check_finite(relevance: Tuple[torch.Tensor, ...], explainer: LRPBase) -> None:
+def _check_finite(relevance: tuple[torch.Tensor, ...], explainer: LRPBase) -> None:
     bad = sum(int((~torch.isfinite(r)).sum()) for r in relevance)
     if bad:
         total = sum(r.numel() for r in relevance)
@@ -284,5 +342,11 @@ def _check_finite(relevance: Tuple[torch.Tensor, ...], explainer: LRPBase) -> No
         )
 
 
-def _to_device(tensors: Tuple, device: torch.device) -> Tuple:
+def _to_device(tensors: tuple, device: torch.device) -> tuple:
     return tuple(x.to(device) if torch.is_tensor(x) else x for x in tensors)
+
+
+# the options every explainer shares: LRPBase's keyword-only arguments (model and composite are positional)
+COMMON_OPTIONS: tuple[str, ...] = tuple(
+    name for name, p in inspect.signature(LRPBase.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY
+)

@@ -1,44 +1,88 @@
 """LRPLayerwise: one LRP rule and parameter per group of layers, the groups derived from the model's structure."""
-import inspect
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-import torch
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 from torch import nn
-from zennit.canonizers import Canonizer
 from zennit.composites import layer_map_base
 from zennit.core import Composite, Hook
 from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, ZBox, ZPlus
 from zennit.types import Convolution
 
-from ._base import ForwardArgumentExtractor, TargetLayerOrListOfTargetLayers, Tunables
+from ._registry import register_explainer
+from ._tunable import Tunables
 from ._variants import (
-    LOG_UNIT_INTERVAL, LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon, Stabilizer,
-    _check_positive, _ZennitVariant, check_bounds,
+    LOG_UNIT_INTERVAL,
+    Bound,
+    LRPEpsilonAlpha2Beta1,
+    LRPEpsilonGammaBox,
+    LRPEpsilonPlus,
+    LRPUniformEpsilon,
+    Stabilizer,
+    _ZennitVariant,
+    check_bounds,
+    check_positive,
 )
 
 GROUPS = ("input", "lower", "middle", "upper", "dense")
 RULES = ("epsilon", "gamma", "alpha2beta1", "zplus")
-INPUT_RULES = ("zbox", "flat") + RULES
+INPUT_RULES = ("zbox", "flat", *RULES)
 PARAMETRIC = ("epsilon", "gamma")  # the rules with a parameter: <group>_epsilon, <group>_gamma
 RULE_WORDS = {"epsilon": "epsilon", "gamma": "gamma", "alpha2beta1": "alpha2-beta1", "zplus": "z-plus",
               "zbox": "z-box", "flat": "flat"}
+NamedModules = list[tuple[str, nn.Module]]
 
-# the rule of a group, built from the explainer's current parameters
-_RULE_BUILDERS: Dict[str, Callable[["LRPLayerwise", str], Hook]] = {
-    "epsilon": lambda lrp, group: Epsilon(epsilon=getattr(lrp, f"{group}_epsilon")),
-    "gamma": lambda lrp, group: Gamma(gamma=getattr(lrp, f"{group}_gamma"), stabilizer=lrp.stabilizer),
-    "alpha2beta1": lambda lrp, group: AlphaBeta(alpha=2, beta=1, stabilizer=lrp.stabilizer),
-    "zplus": lambda lrp, group: ZPlus(stabilizer=lrp.stabilizer),
-    "zbox": lambda lrp, group: ZBox(low=lrp.low, high=lrp.high, stabilizer=lrp.stabilizer),
-    "flat": lambda lrp, group: Flat(stabilizer=lrp.stabilizer),
+
+@dataclass(frozen=True)
+class GroupRule:
+    """The choice for one group of layers: its ``rule`` and the parameters of the parametric rules (each used
+    only when its rule is chosen). Its fields are the tunables ``<group>_rule``, ``<group>_epsilon`` and
+    ``<group>_gamma`` of :class:`LRPLayerwise`."""
+
+    rule: str
+    epsilon: Stabilizer = 1e-6
+    gamma: float = 0.25
+
+    def check(self, group: str) -> None:
+        """Raise ValueError for a rule the group cannot take or a negative parameter."""
+        choices = INPUT_RULES if group == "input" else RULES
+        if self.rule not in choices:
+            raise ValueError(f"{group}_rule must be one of {', '.join(choices)}; got {self.rule!r}")
+        check_positive(**{f"{group}_{name}": getattr(self, name) for name in PARAMETRIC})
+
+    def hook(self, lrp: LRPLayerwise) -> Hook:
+        """A fresh zennit rule built from this choice and the explainer's bounds and stabilizer."""
+        return _RULE_BUILDERS[self.rule](self, lrp)
+
+    def words(self) -> str:
+        """The rule in plain words, with its parameter: ``gamma, gamma=0.25``."""
+        words = RULE_WORDS[self.rule]
+        if self.rule in PARAMETRIC:
+            words += f", {self.rule}={_number(getattr(self, self.rule))}"
+        return words
+
+
+DEFAULT_RULES = {"input": GroupRule("zbox"), "lower": GroupRule("gamma"), "middle": GroupRule("gamma"),
+                 "upper": GroupRule("gamma"), "dense": GroupRule("epsilon")}
+FIELDS = tuple(field.name for field in dataclasses.fields(GroupRule))  # rule, epsilon, gamma
+
+# the zennit rule of a choice, built from the explainer's current parameters
+_RULE_BUILDERS: dict[str, Callable[[GroupRule, LRPLayerwise], Hook]] = {
+    "epsilon": lambda choice, lrp: Epsilon(epsilon=choice.epsilon),
+    "gamma": lambda choice, lrp: Gamma(gamma=choice.gamma, stabilizer=lrp.stabilizer),
+    "alpha2beta1": lambda choice, lrp: AlphaBeta(alpha=2, beta=1, stabilizer=lrp.stabilizer),
+    "zplus": lambda choice, lrp: ZPlus(stabilizer=lrp.stabilizer),
+    "zbox": lambda choice, lrp: ZBox(low=lrp.low, high=lrp.high, stabilizer=lrp.stabilizer),
+    "flat": lambda choice, lrp: Flat(stabilizer=lrp.stabilizer),
 }
 
-_OWN_PARAMETERS = ("low", "high", *(f"{group}_rule" for group in GROUPS),
-                   *(f"{group}_{rule}" for group in GROUPS for rule in PARAMETRIC), "stabilizer")
-NamedModules = List[Tuple[str, nn.Module]]
 
-
-def layer_groups(model: nn.Module) -> Dict[str, NamedModules]:
+def layer_groups(model: nn.Module) -> dict[str, NamedModules]:
     """The layer groups of ``model``: group name -> its (name, module) pairs, in module registration order.
 
     - ``input``: the first convolution, or the first ``nn.Linear`` of a model without convolutions;
@@ -76,6 +120,7 @@ def _full_tunables() -> Tunables:
     return tunables
 
 
+@register_explainer("layerwise", default=False)
 class LRPLayerwise(_ZennitVariant):
     """LRP with a rule and parameter chosen per group of layers :cite:p:`montavon2019layer,kohlbrenner2020towards`.
 
@@ -96,74 +141,80 @@ class LRPLayerwise(_ZennitVariant):
         model: the model to explain.
         low, high: the input bounds of the ``zbox`` input rule (floats or per-channel tensors shaped
             (1, C, 1, 1)); low must be below high everywhere.
-        input_rule: the input layer's rule: ``zbox`` (uses ``low``/``high``), ``flat`` (relevance spread
+        input, lower, middle, upper, dense: each group's :class:`GroupRule` (or its fields as a mapping):
+            ``rule`` and the ``epsilon`` and ``gamma`` of the parametric rules, each used only when its rule is
+            chosen. The input layer's rule is ``zbox`` (uses ``low``/``high``), ``flat`` (relevance spread
             uniformly over the receptive field, ignoring inputs and weights), ``epsilon``, ``gamma``,
-            ``alpha2beta1`` or ``zplus``.
-        lower_rule, middle_rule, upper_rule: the rule of each third of the other convolutions: ``epsilon``,
-            ``gamma``, ``alpha2beta1`` (positive contributions count twice, negative ones once against) or
-            ``zplus`` (only positive contributions).
-        dense_rule: the rule of every ``nn.Linear`` (of every ``nn.Linear`` but the first in a model without
-            convolutions); same choices.
-        <group>_epsilon (input_epsilon, lower_epsilon, middle_epsilon, upper_epsilon, dense_epsilon): the
-            epsilon of the group's ``epsilon`` rule, used only when that rule is chosen. ``epsilon=0`` gives
-            LRP-0 (gradient × input on ReLU networks); a large epsilon absorbs weak and contradictory
-            relevance and gives sparser maps. ``dense_epsilon`` is also the epsilon of the sequence rules
-            (attention values, recurrent steps), as in the variants.
-        <group>_gamma (input_gamma, ..., dense_gamma): the gamma of the group's ``gamma`` rule, used only
-            when that rule is chosen. ``gamma=0`` is LRP-0; a large gamma approaches z-plus.
+            ``alpha2beta1`` or ``zplus``; the lower, middle and upper thirds of the other convolutions and the
+            dense head (every ``nn.Linear``; every one but the first in a model without convolutions) take
+            ``epsilon``, ``gamma``, ``alpha2beta1`` (positive contributions count twice, negative ones once
+            against) or ``zplus`` (only positive contributions). ``epsilon=0`` gives LRP-0 (gradient × input
+            on ReLU networks); a large epsilon absorbs weak and contradictory relevance and gives sparser maps.
+            ``gamma=0`` is LRP-0; a large gamma approaches z-plus. The dense group's epsilon is also the epsilon
+            of the sequence rules (attention values, recurrent steps), as in the variants.
         stabilizer: guards the denominators of every rule other than epsilon (and of the sums, average
             pooling and residual adds).
-        zennit_canonizers: canonizers applied after the automatic ones.
-        forward_arg_extractor, additional_forward_arg_extractor, layer, n_classes: as in :class:`LRPBase`.
+        **options: a group's fields by their tunable names (``input_rule``, ``lower_gamma``,
+            ``dense_epsilon``, ...: ``<group>_rule``, ``<group>_epsilon``, ``<group>_gamma``), which replace
+            that field of the group's choice; and the options every explainer shares (:class:`LRPBase`).
 
     A group that is empty on ``model`` gets no rule, and its tunables are left out of :meth:`get_tunables`
     (which is therefore per model; ``TUNABLES`` is the full space).
     """
 
-    SUPPORTED_MODULES = [Convolution, nn.Linear]
+    SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution, nn.Linear]
     TUNABLES = _full_tunables()
 
     def __init__(
         self,
         model: nn.Module,
-        low: Union[float, torch.Tensor] = -3.0,
-        high: Union[float, torch.Tensor] = 3.0,
-        input_rule: str = "zbox",
-        lower_rule: str = "gamma",
-        middle_rule: str = "gamma",
-        upper_rule: str = "gamma",
-        dense_rule: str = "epsilon",
-        input_epsilon: Stabilizer = 1e-6,
-        input_gamma: float = 0.25,
-        lower_epsilon: Stabilizer = 1e-6,
-        lower_gamma: float = 0.25,
-        middle_epsilon: Stabilizer = 1e-6,
-        middle_gamma: float = 0.25,
-        upper_epsilon: Stabilizer = 1e-6,
-        upper_gamma: float = 0.25,
-        dense_epsilon: Stabilizer = 1e-6,
-        dense_gamma: float = 0.25,
+        low: Bound = -3.0,
+        high: Bound = 3.0,
+        input: GroupRule | Mapping[str, Any] = DEFAULT_RULES["input"],
+        lower: GroupRule | Mapping[str, Any] = DEFAULT_RULES["lower"],
+        middle: GroupRule | Mapping[str, Any] = DEFAULT_RULES["middle"],
+        upper: GroupRule | Mapping[str, Any] = DEFAULT_RULES["upper"],
+        dense: GroupRule | Mapping[str, Any] = DEFAULT_RULES["dense"],
         stabilizer: Stabilizer = 1e-6,
-        zennit_canonizers: Optional[List[Canonizer]] = None,
-        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
-        n_classes: Optional[int] = None,
+        **options: Any,
     ) -> None:
-        values = dict(locals())  # the arguments by name, to check and store them in loops over the groups
-        for group in GROUPS:
-            choices = INPUT_RULES if group == "input" else RULES
-            if values[f"{group}_rule"] not in choices:
-                raise ValueError(f"{group}_rule must be one of {', '.join(choices)}; got {values[f'{group}_rule']!r}")
-        _check_positive(stabilizer=stabilizer, **{f"{group}_{rule}": values[f"{group}_{rule}"]
-                                                  for group in GROUPS for rule in PARAMETRIC})
+        # the tunables' own names (lower_gamma=0.5) set one field of their group's choice
+        fields = {name: options.pop(name) for name in list(options) if name in self.TUNABLES}
+        check_positive(stabilizer=stabilizer)
         check_bounds(low, high)
-        for name in _OWN_PARAMETERS:
-            setattr(self, name, values[name])
-        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
-                         layer, n_classes)
+        self.low = low
+        self.high = high
+        self.input, self.lower, self.middle, self.upper, self.dense = (
+            _choice(group, value, fields) for group, value in zip(GROUPS, (input, lower, middle, upper, dense))
+        )
+        self.stabilizer = stabilizer
+        super().__init__(model, **options)
 
-    def groups(self) -> Dict[str, List[str]]:
+    @classmethod
+    def accepted_kwargs(cls) -> frozenset[str]:
+        """The parameters and each group's fields by their tunable names (``lower_gamma``)."""
+        return super().accepted_kwargs() | frozenset(cls.TUNABLES)
+
+    @property
+    def rules(self) -> dict[str, GroupRule]:
+        """Each group's choice, by group name."""
+        return dict(zip(GROUPS, (self.input, self.lower, self.middle, self.upper, self.dense)))
+
+    def __getattr__(self, name: str) -> Any:
+        """Read a group's field by its tunable name (``explainer.lower_rule``): a view of :attr:`rules`."""
+        group, _, field = name.partition("_")
+        choice = self.__dict__.get(group)
+        if isinstance(choice, GroupRule) and field in FIELDS:
+            return getattr(choice, field)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def tunable_values(self) -> dict[str, Any]:
+        """The current value of each tunable (``lower_gamma``: the gamma of the lower group's choice)."""
+        flat = {f"{group}_{name}": value for group, choice in self.rules.items()
+                for name, value in dataclasses.asdict(choice).items()}
+        return {name: flat[name] for name in self.get_tunables()}
+
+    def groups(self) -> dict[str, list[str]]:
         """The names of the modules in each layer group of this explainer's model (see :func:`layer_groups`)."""
         return {group: [name for name, _ in modules] for group, modules in layer_groups(self.model).items()}
 
@@ -173,7 +224,7 @@ class LRPLayerwise(_ZennitVariant):
         return {name: (kind, dict(spec)) for name, (kind, spec) in self.TUNABLES.items()
                 if name.split("_")[0] in present}
 
-    def get_conditions(self) -> Dict[str, Dict[str, List[str]]]:
+    def get_conditions(self) -> dict[str, dict[str, list[Any]]]:
         """Each rule parameter exists only when its group uses that rule: ``{"lower_gamma": {"lower_rule":
         ["gamma"]}, ...}``, for the groups present on this model."""
         tunables = self.get_tunables()
@@ -182,17 +233,17 @@ class LRPLayerwise(_ZennitVariant):
 
     def rule(self, group: str) -> Hook:
         """A fresh zennit rule for ``group`` built from the current parameters."""
-        return _RULE_BUILDERS[getattr(self, f"{group}_rule")](self, group)
+        return self.rules[group].hook(self)
 
     def sequence_layer_map(self) -> list:
         """The sequence rules (attention values, recurrent steps) with ``dense_epsilon``, as the variants'."""
         from ._sequence import sequence_layer_map
-        return sequence_layer_map(self.dense_epsilon, self.stabilizer)
+        return sequence_layer_map(self.dense.epsilon, self.stabilizer)
 
     def build_composite(self, model: nn.Module) -> Composite:
         """Sequence rules and zennit's base map (activations, sums, pooling, BatchNorm) by type, then each
         convolution and dense layer its group's rule by module identity."""
-        by_module = {}
+        by_module: dict[int, Hook] = {}
         for group, modules in layer_groups(model).items():
             rule = self.rule(group)
             by_module.update({id(module): rule for _, module in modules})
@@ -201,7 +252,7 @@ class LRPLayerwise(_ZennitVariant):
         # dense head's rule, as in the variants
         created = self.rule("dense")
 
-        def module_map(ctx: dict, name: str, module: nn.Module) -> Optional[Hook]:
+        def module_map(ctx: dict, name: str, module: nn.Module) -> Hook | None:
             by_type = next((hook for types, hook in type_map if isinstance(module, types)), None)
             if by_type is not None:
                 return by_type
@@ -219,15 +270,11 @@ class LRPLayerwise(_ZennitVariant):
             count = f"{len(names)} layer{'s' if len(names) > 1 else ''}"
             label = {"input": f"input ({names[0]})", "dense": f"dense head ({count})"}.get(
                 group, f"{group} convolutions ({count})")
-            rule = getattr(self, f"{group}_rule")
-            words = RULE_WORDS[rule]
-            if rule in PARAMETRIC:
-                words += f", {rule}={_number(getattr(self, f'{group}_{rule}'))}"
-            lines.append(f"{label}: {words}")
+            lines.append(f"{label}: {self.rules[group].words()}")
         return "\n".join(lines)
 
     @classmethod
-    def variant_configurations(cls) -> Dict[str, Dict[str, Any]]:
+    def variant_configurations(cls) -> dict[str, dict[str, Any]]:
         """Variant class name -> the LRPLayerwise keyword arguments that reproduce that variant with its
         default parameters (read from its signature), for LRPUniformEpsilon, LRPEpsilonGammaBox,
         LRPEpsilonPlus and LRPEpsilonAlpha2Beta1.
@@ -248,7 +295,7 @@ class LRPLayerwise(_ZennitVariant):
         }
         configurations = {}
         for variant, (input_rule, conv_rule, conv_values, dense_epsilon) in convolutions.items():
-            config: Dict[str, Any] = {"input_rule": input_rule}
+            config: dict[str, Any] = {"input_rule": input_rule}
             if input_rule in PARAMETRIC:
                 config["input_" + input_rule] = conv_values[input_rule]
             for group in ("lower", "middle", "upper"):
@@ -260,7 +307,17 @@ class LRPLayerwise(_ZennitVariant):
         return configurations
 
 
-def _defaults(cls: type) -> Dict[str, Any]:
+def _choice(group: str, value: GroupRule | Mapping[str, Any], fields: Mapping[str, Any]) -> GroupRule:
+    """The group's choice: ``value`` (a GroupRule, or its fields as a mapping from a saved configuration) with
+    the fields given by their tunable names (``lower_gamma``) replaced; checked."""
+    choice = value if isinstance(value, GroupRule) else GroupRule(**value)
+    replaced = {name: fields[f"{group}_{name}"] for name in FIELDS if f"{group}_{name}" in fields}
+    choice = dataclasses.replace(choice, **replaced)
+    choice.check(group)
+    return choice
+
+
+def _defaults(cls: type) -> dict[str, Any]:
     return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
             if p.default is not inspect.Parameter.empty}
 

@@ -1,33 +1,31 @@
 """The four LRP variants: each declares its composite and its search space; LRPBase does the rest."""
-from typing import Callable, List, Optional, Union
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from zennit.canonizers import Canonizer
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, LayerMapComposite, layer_map_base
 from zennit.core import Composite
 from zennit.rules import Epsilon
 from zennit.types import Convolution, Linear
 
-from ._base import ForwardArgumentExtractor, LRPBase, TargetLayerOrListOfTargetLayers
-from ._canonizers import default_canonizers
+from ._base import LRPBase
+from ._registry import register_explainer
 from ._types import LSTM, RNN, Attention
 
-Stabilizer = Union[float, Callable[[torch.Tensor], torch.Tensor]]
+Stabilizer = float | Callable[[torch.Tensor], torch.Tensor]
+Bound = float | torch.Tensor
 LOG_UNIT_INTERVAL = {"low": 1e-6, "high": 1.0, "log": True}
 
 
 class _ZennitVariant(LRPBase):
     """An LRP variant made of zennit rules: its composite is rebuilt from the current parameters."""
 
-    def __init__(self, model: nn.Module, zennit_canonizers: Optional[List[Canonizer]],
-                 forward_arg_extractor, additional_forward_arg_extractor, layer, n_classes) -> None:
-        self.zennit_canonizers = zennit_canonizers
-        super().__init__(model, None, forward_arg_extractor, additional_forward_arg_extractor, layer, n_classes)
-
-    def canonizers(self, model: nn.Module) -> List[Canonizer]:
-        """The automatic canonizers for ``model`` followed by the user's ``zennit_canonizers``."""
-        return default_canonizers(model) + list(self.zennit_canonizers or [])
+    epsilon: Stabilizer
+    stabilizer: Stabilizer
 
     def build_composite(self, model: nn.Module) -> Composite:
         raise NotImplementedError
@@ -36,10 +34,12 @@ class _ZennitVariant(LRPBase):
         """Rules for the parts the sequence canonizers introduce (attention, LayerNorm, recurrent steps);
         they must come with those canonizers, which every variant gets."""
         from ._sequence import sequence_layer_map
+
         return sequence_layer_map(self.epsilon, self.stabilizer)
 
 
-def _check_positive(**values) -> None:
+def check_positive(**values: Any) -> None:
+    """Each value is a non-negative number or a callable (a zennit stabilizer function)."""
     for name, value in values.items():
         if callable(value):
             continue
@@ -47,12 +47,13 @@ def _check_positive(**values) -> None:
             raise ValueError(f"{name} must be a non-negative number or a callable, got {value!r}")
 
 
-def check_bounds(low, high) -> None:
+def check_bounds(low: Bound, high: Bound) -> None:
     """Input bounds for the z-box rule: ``low`` below ``high`` everywhere (floats or per-channel tensors)."""
     if not bool(torch.all(torch.as_tensor(low) < torch.as_tensor(high))):
         raise ValueError(f"low must be below high everywhere, got low={low!r}, high={high!r}")
 
 
+@register_explainer("uniform_epsilon")
 class LRPUniformEpsilon(_ZennitVariant):
     """LRP-epsilon on every linear and convolutional layer :cite:p:`bach2015pixel`.
 
@@ -61,25 +62,15 @@ class LRPUniformEpsilon(_ZennitVariant):
     Attention, LayerNorm and recurrent layers get the rules of :mod:`explainers._sequence`.
     """
 
-    SUPPORTED_MODULES = [Linear, Convolution, LSTM, RNN, Attention]
+    SUPPORTED_MODULES: ClassVar[list[type]] = [Linear, Convolution, LSTM, RNN, Attention]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
 
-    def __init__(
-        self,
-        model: nn.Module,
-        epsilon: Stabilizer = 0.25,
-        stabilizer: Stabilizer = 1e-6,
-        zennit_canonizers: Optional[List[Canonizer]] = None,
-        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
-        n_classes: Optional[int] = None,
-    ) -> None:
-        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
+    def __init__(self, model: nn.Module, epsilon: Stabilizer = 0.25, stabilizer: Stabilizer = 1e-6,
+                 **common: Any) -> None:
+        check_positive(epsilon=epsilon, stabilizer=stabilizer)
         self.epsilon = epsilon
         self.stabilizer = stabilizer
-        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
-                         layer, n_classes)
+        super().__init__(model, **common)
 
     def build_composite(self, model: nn.Module) -> Composite:
         layer_map = self.sequence_layer_map() + layer_map_base(self.stabilizer) + [
@@ -89,41 +80,30 @@ class LRPUniformEpsilon(_ZennitVariant):
         return LayerMapComposite(layer_map=layer_map, canonizers=self.canonizers(model))
 
 
+@register_explainer("epsilon_gamma_box")
 class LRPEpsilonGammaBox(_ZennitVariant):
     """zennit's EpsilonGammaBox :cite:p:`montavon2019layer`: ZBox on the first convolution, gamma on the
     other convolutions, epsilon on dense layers.
 
     Gamma adds ``gamma`` times the positive weights: ``gamma=0`` is LRP-0, a large gamma approaches
     z-plus (only positive contributions). ``low``/``high`` bound the input (floats or per-channel tensors
-    shaped (1, C, 1, 1)). On models with one dense layer epsilon only rescales the map (DESIGN.md).
+    shaped (1, C, 1, 1)). On models with one dense layer epsilon only rescales the map
+    (docs/architecture.md, "Known traps").
     """
 
-    SUPPORTED_MODULES = [Convolution]
+    SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL), "gamma": (float, LOG_UNIT_INTERVAL)}
 
-    def __init__(
-        self,
-        model: nn.Module,
-        low: Union[float, torch.Tensor] = -3.0,
-        high: Union[float, torch.Tensor] = 3.0,
-        epsilon: Stabilizer = 1e-6,
-        gamma: float = 0.25,
-        stabilizer: Stabilizer = 1e-6,
-        zennit_canonizers: Optional[List[Canonizer]] = None,
-        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
-        n_classes: Optional[int] = None,
-    ) -> None:
-        _check_positive(epsilon=epsilon, gamma=gamma, stabilizer=stabilizer)
+    def __init__(self, model: nn.Module, low: Bound = -3.0, high: Bound = 3.0, epsilon: Stabilizer = 1e-6,
+                 gamma: float = 0.25, stabilizer: Stabilizer = 1e-6, **common: Any) -> None:
+        check_positive(epsilon=epsilon, gamma=gamma, stabilizer=stabilizer)
         check_bounds(low, high)
         self.low = low
         self.high = high
         self.epsilon = epsilon
         self.gamma = gamma
         self.stabilizer = stabilizer
-        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
-                         layer, n_classes)
+        super().__init__(model, **common)
 
     def build_composite(self, model: nn.Module) -> Composite:
         return EpsilonGammaBox(low=self.low, high=self.high, epsilon=self.epsilon, gamma=self.gamma,
@@ -135,32 +115,23 @@ class _ConvolutionComposite(_ZennitVariant):
     """A zennit composite with a convolution rule and epsilon on dense layers, parametrised by epsilon and
     the stabilizer only: a subclass names the composite (``COMPOSITE``) and documents its rule."""
 
-    COMPOSITE: type
-    SUPPORTED_MODULES = [Convolution]
+    COMPOSITE: ClassVar[type[Composite]]
+    SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
 
-    def __init__(
-        self,
-        model: nn.Module,
-        epsilon: Stabilizer = 1e-6,
-        stabilizer: Stabilizer = 1e-6,
-        zennit_canonizers: Optional[List[Canonizer]] = None,
-        forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        additional_forward_arg_extractor: Optional[ForwardArgumentExtractor] = None,
-        layer: Optional[TargetLayerOrListOfTargetLayers] = None,
-        n_classes: Optional[int] = None,
-    ) -> None:
-        _check_positive(epsilon=epsilon, stabilizer=stabilizer)
+    def __init__(self, model: nn.Module, epsilon: Stabilizer = 1e-6, stabilizer: Stabilizer = 1e-6,
+                 **common: Any) -> None:
+        check_positive(epsilon=epsilon, stabilizer=stabilizer)
         self.epsilon = epsilon
         self.stabilizer = stabilizer
-        super().__init__(model, zennit_canonizers, forward_arg_extractor, additional_forward_arg_extractor,
-                         layer, n_classes)
+        super().__init__(model, **common)
 
     def build_composite(self, model: nn.Module) -> Composite:
         return self.COMPOSITE(epsilon=self.epsilon, stabilizer=self.stabilizer, layer_map=self.sequence_layer_map(),
                               canonizers=self.canonizers(model))
 
 
+@register_explainer("epsilon_plus")
 class LRPEpsilonPlus(_ConvolutionComposite):
     """zennit's EpsilonPlus :cite:p:`kohlbrenner2020towards`: z-plus on convolutions, epsilon on dense layers.
 
@@ -170,6 +141,7 @@ class LRPEpsilonPlus(_ConvolutionComposite):
     COMPOSITE = EpsilonPlus
 
 
+@register_explainer("epsilon_alpha2_beta1")
 class LRPEpsilonAlpha2Beta1(_ConvolutionComposite):
     """zennit's EpsilonAlpha2Beta1 :cite:p:`bach2015pixel`: alpha=2, beta=1 on convolutions, epsilon on dense layers.
 

@@ -16,6 +16,7 @@ Attributions always have exactly the shape of the inputs.
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -33,6 +34,9 @@ class Metric(abc.ABC):
 
     direction: str = "maximize"
     requires_model: bool = True
+    uses_reference: bool = False
+    """Whether :meth:`evaluate` accepts ``reference=`` scores from :meth:`reference` (p(x) of the unperturbed
+    inputs), so that a caller scoring many attributions of the same inputs computes them once."""
 
     def __init__(self, model: nn.Module | None = None, **settings: Any) -> None:
         if self.requires_model and not isinstance(model, nn.Module):
@@ -46,6 +50,18 @@ class Metric(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor) -> Tensor:
         """Score ``attributions`` of ``inputs`` for classes ``targets``; returns a (B,) tensor."""
+
+    def reference(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """The per-sample scores :meth:`evaluate` may reuse as ``reference=``; only where ``uses_reference``."""
+        raise NotImplementedError(f"{type(self).__name__} uses no reference scores (uses_reference is False)")
+
+    @classmethod
+    def accepted_settings(cls) -> frozenset[str]:
+        """The keyword arguments the constructor takes besides the model (a caller holding one dict of
+        settings for several metrics passes each the ones it takes)."""
+        parameters = inspect.signature(cls.__init__).parameters.items()
+        return frozenset(name for name, p in parameters
+                         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "model"))
 
     def __call__(self, inputs: Tensor, targets: Tensor, attributions: Tensor, **kwargs: Any) -> Tensor:
         return self.evaluate(inputs, targets, attributions, **kwargs)

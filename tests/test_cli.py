@@ -13,7 +13,7 @@ import pytest
 from helpers import free_port
 from PIL import Image
 
-from tuner._config import load_explainer
+from explainers import load_explainer
 
 
 def cli(*args, cwd=None, timeout=600):

@@ -13,6 +13,7 @@ from zennit.rules import Epsilon
 from zennit.types import Convolution
 
 from explainers import (
+    COMMON_OPTIONS,
     LRPBase,
     LRPEpsilonAlpha2Beta1,
     LRPEpsilonGammaBox,
@@ -57,11 +58,13 @@ def _state(model):
     (LRPEpsilonAlpha2Beta1, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
 ])
 def test_api_table(cls, own, supported, tunables, resnet):
+    """A variant's constructor takes its own parameters, then the shared options as ``**common``."""
     parameters = inspect.signature(cls.__init__).parameters
     assert list(parameters)[:2] == ["self", "model"]
+    assert {name: p.default for name, p in list(parameters.items())[2:-1]} == own
+    assert list(parameters)[-1] == "common" and parameters["common"].kind is inspect.Parameter.VAR_KEYWORD
     expected = {**own, **COMMON}
-    assert {name: p.default for name, p in list(parameters.items())[2:]} == expected
-    assert list(parameters)[2:] == list(expected)
+    assert cls.parameter_names() == ("model", *expected)
     assert {kind.__name__ for kind in cls.SUPPORTED_MODULES} == supported
     assert cls.EXPLANATION_TYPE == "attribution"
 
@@ -78,9 +81,11 @@ def test_api_table(cls, own, supported, tunables, resnet):
 
 
 def test_base_api(resnet, images):
+    """LRPBase takes a model and a composite; the shared options are its keyword-only arguments."""
     parameters = inspect.signature(LRPBase.__init__).parameters
-    assert list(parameters)[1:] == ["model", "zennit_composite", "forward_arg_extractor",
-                                    "additional_forward_arg_extractor", "layer", "n_classes"]
+    assert list(parameters)[1:3] == ["model", "zennit_composite"]
+    assert [name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY] == list(COMMON)
+    assert COMMON_OPTIONS == tuple(COMMON)
     assert LRPBase.SUPPORTED_MODULES == [] and LRPBase.TUNABLES == {}
     composite = LayerMapComposite([(Convolution, Epsilon()), (nn.Linear, Epsilon())])
     explainer = LRPBase(resnet, composite)

@@ -112,7 +112,7 @@ def test_tunables_are_categoricals_then_their_conditional_parameters(resnet):
 def test_defaults_document_and_validate(resnet):
     explainer = LRPLayerwise(resnet)
     assert (explainer.input_rule, explainer.lower_rule, explainer.dense_rule) == ("zbox", "gamma", "epsilon")
-    assert repr(explainer).startswith("LRPLayerwise(model=ResNet, low=-3.0, high=3.0, input_rule='zbox'")
+    assert repr(explainer).startswith("LRPLayerwise(model=ResNet, low=-3.0, high=3.0, input=GroupRule(rule='zbox'")
     with pytest.raises(ValueError, match="lower_rule must be one of"):
         LRPLayerwise(resnet, lower_rule="zbox")  # z-box is for the input layer only
     with pytest.raises(ValueError, match="dense_gamma"):
@@ -258,3 +258,17 @@ def test_conservation_on_a_transformer_with_epsilon_everywhere():
     explainer = LRPLayerwise(model, layer=model.embedding, **{f"{group}_rule": "epsilon" for group in GROUPS}, **tiny)
     totals = explainer.attribute(ids, torch.tensor([0, 1, 0])).sum((1, 2))
     assert torch.allclose(totals, torch.ones(3), atol=1e-3), totals
+
+
+def test_a_group_is_one_value_and_its_tunable_names_set_its_fields(resnet):
+    """The grouped constructor and the tunables' flat names describe the same explainer, and a saved
+    configuration (groups as JSON objects) loads back to it."""
+    from explainers import GroupRule, explainer_config
+
+    grouped = LRPLayerwise(resnet, lower=GroupRule("epsilon", epsilon=0.01), dense=GroupRule("gamma", gamma=0.5))
+    flat = LRPLayerwise(resnet, lower_rule="epsilon", lower_epsilon=0.01, dense_rule="gamma", dense_gamma=0.5)
+    assert grouped.rules == flat.rules and grouped.tunable_values() == flat.tunable_values()
+    assert flat.lower == GroupRule("epsilon", epsilon=0.01) and flat.lower_epsilon == 0.01
+    params = explainer_config(flat)["params"]
+    assert params["lower"] == {"rule": "epsilon", "epsilon": 0.01, "gamma": 0.25}
+    assert LRPLayerwise(resnet, **params).rules == flat.rules

@@ -6,13 +6,22 @@ complete trials, the running trials that started before it and the queued retrie
 trials leave room.
 A trial that started before this one but whose worker died is failed by the heartbeat check and re-queued
 (Optuna's RetryHeartbeatStaleTrialCallback); this trial then gives way to that retry.
+
+:func:`optimize` runs a study until it has ``n_trials`` complete trials.
 """
+
+from __future__ import annotations
+
+import logging
 import time
 import warnings
+from collections.abc import Callable
 from enum import Enum
 
 import optuna
 from optuna.trial import TrialState
+
+logger = logging.getLogger("tuner")
 
 COUNTED = (TrialState.COMPLETE,)  # pruned and failed trials do not use up the budget
 
@@ -43,3 +52,33 @@ def admit(trial: optuna.Trial, n_trials: int, *, poll_seconds: float = 0.5) -> A
 
 def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
     return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) is not None
+
+
+def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], object], n_trials: int, *,
+             timeout: float | None, show_progress_bar: bool, catch: tuple[type[Exception], ...]) -> None:
+    """Run trials until the study has ``n_trials`` complete ones (pruned and failed ones do not count, Optuna's
+    MaxTrialsCallback convention), ``timeout`` seconds pass, or trials keep failing."""
+    finished = len(study.get_trials(deepcopy=False, states=COUNTED))
+    remaining = n_trials - finished
+    if remaining <= 0:
+        logger.info("study %s already has %d finished trials", study.study_name, finished)
+        return
+    budget = optuna.study.MaxTrialsCallback(n_trials, states=COUNTED)
+    # the failure guard stops a study whose configurations all fail, the cap one that prunes without end
+    study.optimize(objective, n_trials=10 * remaining + 10, timeout=timeout, catch=catch,
+                   callbacks=[budget, StopAfterFailures(limit=max(10, remaining))],
+                   show_progress_bar=show_progress_bar, gc_after_trial=False)
+
+
+class StopAfterFailures:
+    """Stops this process after ``limit`` failed trials in a row (a configuration space that always fails)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_a_row = 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.in_a_row = self.in_a_row + 1 if trial.state == TrialState.FAIL else 0
+        if self.in_a_row >= self.limit:
+            logger.error("stopping: %d trials failed in a row", self.in_a_row)
+            study.stop()

@@ -1,11 +1,17 @@
 """The fixed samples a study scores: (inputs, targets) from tensors, a Dataset or a DataLoader."""
-from typing import Callable, NamedTuple, Optional, Tuple, Union
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-Data = Union[Tuple[torch.Tensor, torch.Tensor], torch.Tensor, Dataset, DataLoader]
+from ._policy import split_sizes
+
+Data = tuple[torch.Tensor, torch.Tensor] | torch.Tensor | Dataset | DataLoader
 
 
 class Samples(NamedTuple):
@@ -17,8 +23,8 @@ class Samples(NamedTuple):
     holdout_targets: torch.Tensor
 
 
-def fixed_samples(data: Data, model: nn.Module, n_samples: Optional[int], seed: int, device: torch.device,
-                  batch_size: int = 64, n_holdout: Optional[int] = None) -> Samples:
+def fixed_samples(data: Data, model: nn.Module, n_samples: int | None, seed: int, device: torch.device,
+                  batch_size: int = 64, n_holdout: int | None = None) -> Samples:
     """``n_samples`` samples drawn once with ``seed``, so every trial scores the same ones, and up to
     ``n_holdout`` (default: as many) other samples held out from tuning. ``n_samples=None`` splits the data
     half and half.
@@ -31,10 +37,9 @@ def fixed_samples(data: Data, model: nn.Module, n_samples: Optional[int], seed: 
                          "shaped (N, ...), a torch Dataset or a DataLoader")
     if n_samples is not None and n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-    n_tune = (length + 1) // 2 if n_samples is None else min(n_samples, length)  # half and half
-    n_holdout = n_tune if n_holdout is None else n_holdout
+    n_tune, n_held = split_sizes(length, n_samples, n_holdout)
     order = torch.randperm(length, generator=torch.Generator().manual_seed(seed))
-    chosen, held_out = order[:n_tune].sort().values, order[n_tune:n_tune + n_holdout].sort().values
+    chosen, held_out = order[:n_tune].sort().values, order[n_tune:n_tune + n_held].sort().values
     inputs, targets = fetch(torch.cat([chosen, held_out]))  # only the samples used are loaded
     if not torch.is_tensor(inputs) or inputs.ndim < 2:
         raise ValueError("data must hold inputs shaped (N, ...): (inputs, targets) tensors, an inputs tensor, "
@@ -47,7 +52,7 @@ def fixed_samples(data: Data, model: nn.Module, n_samples: Optional[int], seed: 
     return Samples(inputs[:n_tune], targets[:n_tune], inputs[n_tune:], targets[n_tune:])
 
 
-def _indexable(data: Data) -> Tuple[int, Callable]:
+def _indexable(data: Data) -> tuple[int, Callable]:
     """The number of samples and a function that loads (inputs, targets or None) at given indices."""
     if torch.is_tensor(data):
         return len(data), lambda index: (data[index], None)

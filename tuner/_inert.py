@@ -5,35 +5,63 @@ positive scale per sample (for example epsilon of EpsilonPlus on a ResNet, which
 dense head and so only rescales the map). Every ranking-based metric then scores both extremes the same,
 and trials spent on that parameter are wasted.
 """
-from typing import Dict
 
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import optuna
 import torch
 
 from explainers import LRPBase
 
+from ._study import save_note
+
+logger = logging.getLogger("tuner")
+N_PROBE_SAMPLES = 4
 
 
 def inert_tunables(base: LRPBase, inputs: torch.Tensor, targets: torch.Tensor, *,
-                   tolerance: float = 1e-5) -> Dict[str, str]:
+                   tolerance: float = 1e-5) -> dict[str, str]:
     """{name: reason} for each float tunable of ``base`` whose extremes give the same attributions up to scale.
 
     A conditional tunable is tested with its condition met (e.g. ``lower_gamma`` with ``lower_rule="gamma"``).
     """
     inert = {}
-    conditions = base.get_conditions()
-    for name, (kind, spec) in base.get_tunables().items():
-        if kind is not float or "low" not in spec:
+    for name, tunable in base.tunables().items():
+        if tunable.type is not float or tunable.categorical:
             continue
-        condition = {other: values[0] for other, values in conditions.get(name, {}).items()}
+        condition = {other: values[0] for other, values in tunable.condition}
         try:
-            low = base.set_kwargs(**condition, **{name: spec["low"]}).attribute(inputs, targets)
-            high = base.set_kwargs(**condition, **{name: spec["high"]}).attribute(inputs, targets)
+            low = base.set_kwargs(**condition, **{name: tunable.low}).attribute(inputs, targets)
+            high = base.set_kwargs(**condition, **{name: tunable.high}).attribute(inputs, targets)
         except Exception:  # an extreme fails (NaN attributions, an error): the parameter matters
             continue
         if _same_up_to_positive_scale(low, high, tolerance):
-            inert[name] = (f"{name}={spec['low']:g} and {name}={spec['high']:g} give attributions equal up to a "
+            inert[name] = (f"{name}={tunable.low:g} and {name}={tunable.high:g} give attributions equal up to a "
                            f"positive scale on {len(inputs)} samples: it cannot change a ranking")
     return inert
+
+
+def held_at_default(study: optuna.Study, bases: Sequence[LRPBase], inputs: torch.Tensor, targets: torch.Tensor,
+                    drop_inert: bool) -> dict[str, list[str]]:
+    """The tunables held at their default per class name: found on a new study (recorded in it, logged and
+    written as a dashboard note), read back when the study is resumed."""
+    if "inert_parameters" in study.user_attrs:
+        return {variant: list(reasons) for variant, reasons in study.user_attrs["inert_parameters"].items()}
+    found: dict[str, dict[str, str]] = {}
+    if drop_inert:
+        x, y = inputs[:N_PROBE_SAMPLES], targets[:N_PROBE_SAMPLES]
+        found = {type(base).__name__: inert_tunables(base, x, y) for base in bases}
+        found = {variant: reasons for variant, reasons in found.items() if reasons}
+    study.set_user_attr("inert_parameters", found)
+    if found:
+        lines = [f"- {variant}.{name}: {reason}" for variant, reasons in found.items()
+                 for name, reason in reasons.items()]
+        logger.warning("held at their defaults (inert on this model):\n%s", "\n".join(lines))
+        save_note(study, "### Inert parameters (held at their defaults)\n\n" + "\n".join(lines))
+    return {variant: list(reasons) for variant, reasons in found.items()}
 
 
 def _same_up_to_positive_scale(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:

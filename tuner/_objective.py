@@ -1,8 +1,12 @@
 """One trial: build the explainer, attribute the fixed samples in chunks, score them, report per sample."""
+
+from __future__ import annotations
+
 import math
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import optuna
 import torch
@@ -12,7 +16,6 @@ from metrics import Metric
 
 from ._budget import Admission, admit
 from ._heatmaps import heatmap_grid
-from ._provenance import jsonable
 from ._space import SearchSpace
 
 
@@ -38,8 +41,10 @@ class Objective:
     """
 
     def __init__(self, space: SearchSpace, metrics: Sequence[Metric], inputs: torch.Tensor,
-                 targets: torch.Tensor, *, batch_size: int, trial_attrs: Dict[str, Any], artifacts=None,
-                 n_heatmaps: int = 4, n_trials: Optional[int] = None, share_work: bool = True):
+                 targets: torch.Tensor, *, batch_size: int, trial_attrs: dict[str, Any],
+                 artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
+                 storage: optuna.storages.BaseStorage | None = None, n_heatmaps: int = 4,
+                 n_trials: int | None = None, share_work: bool = True):
         self.space = space
         self.metrics = list(metrics)
         self.inputs = inputs
@@ -47,6 +52,7 @@ class Objective:
         self.batch_size = batch_size
         self.trial_attrs = trial_attrs
         self.artifacts = artifacts
+        self.storage = storage  # the study's storage, where the artifacts' records are
         self.n_heatmaps = n_heatmaps
         self.n_trials = n_trials
         self.share_work = share_work
@@ -56,12 +62,12 @@ class Objective:
     def metric(self) -> Metric:
         return self.metrics[0]
 
-    def _reference(self, metric: Metric) -> Optional[torch.Tensor]:
-        if getattr(metric, "uses_reference", False):
+    def _reference(self, metric: Metric) -> torch.Tensor | None:
+        if metric.uses_reference:
             return torch.cat([metric.reference(x, y) for x, y in self._chunks()])
         return None
 
-    def __call__(self, trial: optuna.Trial) -> Union[float, Tuple[float, ...]]:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         if self.n_trials is not None:
             admission = admit(trial, self.n_trials)
             if admission is not Admission.RUN:
@@ -71,8 +77,7 @@ class Objective:
                 raise TrialFailed(admission.value)
         explainer = self.space.suggest(trial)
         trial.set_user_attr("explainer", type(explainer).__name__)
-        trial.set_user_attr("explainer_params", {name: jsonable(value) for name, value in
-                                                 explainer.parameters().items() if name != "model"})
+        trial.set_user_attr("explainer_params", explainer.settings())
         for key, value in self.trial_attrs.items():
             trial.set_user_attr(key, value)
         repeated = self._repeated(trial) if self.share_work else None
@@ -100,11 +105,11 @@ class Objective:
         scores = self._scores(None, explainer)[0]
         return scores[0] if len(self.metrics) == 1 else scores
 
-    def _chunks(self):
+    def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(self.inputs), self.batch_size):
             yield self.inputs[start:start + self.batch_size], self.targets[start:start + self.batch_size]
 
-    def _scores(self, trial: Optional[optuna.Trial], explainer):
+    def _scores(self, trial: optuna.Trial | None, explainer):
         """(metrics, B) scores and the first samples' attributions (for the heatmaps)."""
         scores, shown, start = [], None, 0
         for x, y in self._chunks():
@@ -136,7 +141,7 @@ class Objective:
             trial.set_user_attr("pruned_after_samples", done)
             raise optuna.TrialPruned(f"pruned after {done} samples")
 
-    def _repeated(self, trial: optuna.Trial) -> Optional[optuna.trial.FrozenTrial]:
+    def _repeated(self, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
         """A finished trial with exactly these parameters: its value answers this one."""
         for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if other.params == trial.params and other.values and not any(map(math.isnan, other.values)):
@@ -145,7 +150,7 @@ class Objective:
 
     def _copy_heatmaps(self, source: optuna.trial.FrozenTrial, trial: optuna.Trial) -> None:
         """A repeated configuration shows the heatmaps of the trial that answered it."""
-        for meta in optuna.artifacts.get_all_artifact_meta(source, storage=trial.study._storage):
+        for meta in optuna.artifacts.get_all_artifact_meta(source, storage=self.storage):
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / meta.filename
                 optuna.artifacts.download_artifact(artifact_store=self.artifacts, artifact_id=meta.artifact_id,

@@ -1,8 +1,11 @@
 """What a trial's evidence needs besides its parameters: the model's fingerprint and library versions."""
+
+from __future__ import annotations
+
 import hashlib
 import platform
 from importlib import metadata
-from typing import Any, Dict
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,7 +13,7 @@ from torch import nn
 LIBRARIES = ("lrp-tuner", "torch", "torchvision", "zennit", "optuna", "numpy", "quantus", "captum")
 
 
-def model_fingerprint(model: nn.Module) -> Dict[str, Any]:
+def model_fingerprint(model: nn.Module) -> dict[str, Any]:
     """Class, parameter count and a SHA-256 of the weights (state dict in key order)."""
     digest = hashlib.sha256()
     for key, value in model.state_dict().items():
@@ -25,7 +28,7 @@ def model_fingerprint(model: nn.Module) -> Dict[str, Any]:
     }
 
 
-def library_versions() -> Dict[str, str]:
+def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
@@ -34,15 +37,3 @@ def library_versions() -> Dict[str, str]:
             versions[name] = "not installed"
     return versions
 
-
-def jsonable(value: Any) -> Any:
-    """A JSON-serialisable stand-in for an explainer parameter."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if torch.is_tensor(value):
-        return value.item() if value.numel() == 1 else value.flatten().tolist()
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, nn.Module):
-        return type(value).__name__
-    return getattr(value, "__qualname__", None) or type(value).__name__

@@ -1,11 +1,15 @@
 """The files a study run leaves in ``--out``: the table (CSV), the best configuration (JSON), heatmaps (PNG)."""
+
+from __future__ import annotations
+
 from pathlib import Path
 
 import pandas as pd
 from torch import nn
 
+from explainers import save_config
+
 from ._baselines import captum_scores
-from ._config import save_config
 from ._heatmaps import heatmap_grid
 from ._result import TuneResult
 from ._storage import mask_url
@@ -41,6 +45,6 @@ def _heatmaps(result: TuneResult, table: pd.DataFrame, path: Path) -> Path:
     for variant, base in result.space.variants.items():
         rows.append((f"{variant} default", base.attribute(x, y)))
         best = table.loc[variant, "best_params"]
-        if isinstance(best, dict):
+        if isinstance(best, dict):  # the tunables' own names (SearchSpace.explainer_kwargs)
             rows.append((f"{variant} best", base.set_kwargs(**best).attribute(x, y)))
     return heatmap_grid(rows, path)

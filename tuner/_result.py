@@ -1,8 +1,11 @@
 """TuneResult: the best configuration, its evidence, and the study behind it."""
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 import optuna
 import pandas as pd
 import torch
@@ -11,6 +14,7 @@ from optuna.trial import TrialState
 from explainers import LRPBase
 
 from ._objective import Objective
+from ._policy import best_trial, choose_from_front
 from ._space import SearchSpace
 
 
@@ -23,8 +27,8 @@ class TuneResult:
     study: optuna.Study
     space: SearchSpace
     objective: Objective
-    holdout: Optional[Objective] = None
-    _held_out_cache: Dict[str, Any] = field(default_factory=dict, repr=False)
+    holdout: Objective | None = None
+    _held_out_cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def multi_objective(self) -> bool:
@@ -33,10 +37,10 @@ class TuneResult:
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial:
         """The best trial; with several metrics, the front's trial that ``choose()`` picks by default."""
-        return self._choose_trial() if self.multi_objective else self.study.best_trial
+        return best_trial(self.study)
 
     @property
-    def best_params(self) -> Dict[str, Any]:
+    def best_params(self) -> dict[str, Any]:
         """The best trial's Optuna parameters (the tunables' own names with one explainer)."""
         return dict(self.best_trial.params)
 
@@ -60,18 +64,18 @@ class TuneResult:
         """The non-dominated trials: their number, one column per metric, and parameters."""
         names = self._metric_names()
         rows = [{"trial": t.number, **dict(zip(names, t.values)), "explainer": t.user_attrs.get("explainer"),
-                 "params": {k.split(".", 1)[-1]: v for k, v in t.params.items() if k != "explainer"}}
+                 "params": self.space.explainer_kwargs(t.params)}
                 for t in sorted(self.study.best_trials, key=lambda t: t.number)]
         return pd.DataFrame(rows).set_index("trial")
 
-    def choose(self, index: Optional[int] = None, weights: Optional[Sequence[float]] = None) -> LRPBase:
+    def choose(self, index: int | None = None, weights: Sequence[float] | None = None) -> LRPBase:
         """An explainer from the Pareto front: its ``index``-th row, or the row that maximises the weighted sum
         of the metrics rescaled to 0..1 over the front (1 = best in that metric's direction; equal weights
         by default)."""
         return self.space.from_params(self._choose_trial(index, weights).params)
 
-    def _choose_trial(self, index: Optional[int] = None, weights: Optional[Sequence[float]] = None,
-                      among: Optional[List[optuna.trial.FrozenTrial]] = None) -> optuna.trial.FrozenTrial:
+    def _choose_trial(self, index: int | None = None, weights: Sequence[float] | None = None,
+                      among: list[optuna.trial.FrozenTrial] | None = None) -> optuna.trial.FrozenTrial:
         return choose_from_front(self.study.best_trials if among is None else among, self.study.directions,
                                  index=index, weights=weights)
 
@@ -83,11 +87,11 @@ class TuneResult:
         """Per-sample scores of any explainer on the study's samples with the study's metric(s)."""
         return self.objective.evaluate(explainer)
 
-    def held_out_scores(self, explainer: LRPBase) -> Optional[torch.Tensor]:
+    def held_out_scores(self, explainer: LRPBase) -> torch.Tensor | None:
         """Per-sample scores on the held-out samples (never tuned on); None without held-out samples."""
         return None if self.holdout is None else self.holdout.evaluate(explainer)
 
-    def importances(self) -> Dict[str, Dict[str, float]]:
+    def importances(self) -> dict[str, dict[str, float]]:
         """Optuna's parameter importances per variant (its default evaluator), where a variant has enough
         complete trials."""
         result = {}
@@ -109,8 +113,8 @@ class TuneResult:
             if best is not None:
                 explainer = self.space.from_params(best.params)
                 row["best"] = tuple(best.values) if self.multi_objective else best.value
-                row["best_params"] = {k.split(".", 1)[-1]: v for k, v in best.params.items() if k != "explainer"}
-                if hasattr(explainer, "describe"):
+                row["best_params"] = self.space.explainer_kwargs(best.params)
+                if explainer.describe():
                     row["configuration"] = explainer.describe()
                 row["importances"] = importances.get(variant)
                 if self.holdout is not None:
@@ -126,7 +130,7 @@ class TuneResult:
             self._held_out_cache[key] = tuple(means.tolist()) if self.multi_objective else float(means)
         return self._held_out_cache[key]
 
-    def _best_of(self, variant: str) -> Optional[optuna.trial.FrozenTrial]:
+    def _best_of(self, variant: str) -> optuna.trial.FrozenTrial | None:
         trials = [t for t in self._complete() if self.space.variant_of(t.params) == variant]
         if not trials:
             return None
@@ -136,19 +140,19 @@ class TuneResult:
         pick = max if self.study.direction.name == "MAXIMIZE" else min
         return pick(trials, key=lambda t: t.value)
 
-    def _metric_names(self) -> List[str]:
+    def _metric_names(self) -> list[str]:
         names = self.study.user_attrs.get("metric")
         return names if isinstance(names, list) else [names or "value"]
 
     def _complete(self):
         return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
-    def _defaults(self) -> Dict[str, Any]:
+    def _defaults(self) -> dict[str, Any]:
         return {self.space.variant_of(t.params): (tuple(t.values) if self.multi_objective else t.value)
                 for t in self._complete() if t.user_attrs.get("default_configuration")}
 
 
-def _importances(trials, directions) -> Dict[str, float]:
+def _importances(trials, directions) -> dict[str, float]:
     """Optuna's importances of the parameters the trials share; empty when they cannot be computed."""
     if len(trials) < 3 or len(directions) > 1:
         return {}
@@ -159,21 +163,3 @@ def _importances(trials, directions) -> Dict[str, float]:
     except (RuntimeError, ValueError):  # no parameter varies, or no shared search space
         return {}
 
-
-def choose_from_front(front: Sequence[optuna.trial.FrozenTrial], directions, *, index: Optional[int] = None,
-                      weights: Optional[Sequence[float]] = None) -> optuna.trial.FrozenTrial:
-    """The ``index``-th trial of the front (by trial number), or the one maximising the weighted sum of the
-    metrics rescaled to 0..1 over the front, 1 being the best in each metric's direction."""
-    front = sorted(front, key=lambda t: t.number)
-    if index is not None:
-        if not 0 <= index < len(front):
-            raise IndexError(f"the Pareto front has {len(front)} configurations; choose index 0..{len(front) - 1}")
-        return front[index]
-    signs = np.array([1.0 if d.name == "MAXIMIZE" else -1.0 for d in directions])
-    weights = np.ones(len(signs)) if weights is None else np.asarray(weights, dtype=float)
-    if weights.shape != signs.shape:
-        raise ValueError(f"weights need one number per metric ({len(signs)}), got {len(weights)}")
-    oriented = np.array([t.values for t in front], dtype=float) * signs
-    spread = np.ptp(oriented, axis=0)
-    scaled = (oriented - oriented.min(axis=0)) / np.where(spread > 0, spread, 1.0)
-    return front[int(np.argmax(scaled @ weights))]

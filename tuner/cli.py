@@ -1,15 +1,26 @@
-"""The command line: ``python -m tuner run|dashboard|best`` (installed as ``lrp-tuner``)."""
+"""The command line: ``python -m tuner run|dashboard|best`` (installed as ``lrp-tuner``).
+
+Parsing and printing only: what a run decides (samples tuned on and held out, the study's name, the best
+trial) is :mod:`tuner._policy`'s, shared with ``tune()``.
+"""
+
+from __future__ import annotations
+
 import argparse
 import json
 import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Any
 
 import optuna
+import pandas as pd
 
+from . import _policy
+from ._result import TuneResult
 from ._storage import DEFAULT_STORAGE, artifact_dir_for, artifact_store, check_storage, mask_url, open_storage
+from ._strategies import PRUNERS, SAMPLERS
 
 EXIT_BAD_INPUT = 2
 
@@ -18,7 +29,7 @@ class CliError(Exception):
     """Bad input: printed as one line, exit code 2, nothing created."""
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.INFO)
@@ -40,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 class _OneLineParser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line (and the hint to --help), not the whole usage."""
 
-    def error(self, message: str):
+    def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -75,8 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive, help="samples attributed at once")
     run.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or journal file path")
     run.add_argument("--study-name", help="default: <model>-<metric>-<explainers>")
-    run.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid", "gp", "cmaes"])
-    run.add_argument("--pruner", default="wilcoxon", choices=["wilcoxon", "median", "none"])
+    run.add_argument("--sampler", default="tpe", choices=SAMPLERS)
+    run.add_argument("--pruner", default="wilcoxon", choices=PRUNERS)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
@@ -105,38 +116,36 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     import studies
+    from explainers import get_explainer
     from metrics import METRICS
 
-    from ._space import ALL_VARIANTS, variant_by_name
-    from ._tune import resolve_device, tune
+    from ._device import resolve_device
+    from ._tune import tune
 
     preset = studies.get_preset(args.model or studies.DEFAULT_PRESET)
     metric_names = [name.strip() for name in (args.objectives or args.metric).split(",") if name.strip()]
     for name in metric_names:
         if name not in METRICS:
             raise CliError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
-    classes = ALL_VARIANTS if args.explainers == "all" else \
-        [variant_by_name(name.strip()) for name in args.explainers.split(",") if name.strip()]
+    classes = None if args.explainers == "all" else \
+        [get_explainer(name.strip()) for name in args.explainers.split(",") if name.strip()]
     if args.data is not None and not Path(args.data).is_dir():
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
-    settings = {**preset.defaults, **{k: v for k, v in (("n_trials", args.n_trials), ("n_samples", args.n_samples),
-                                                        ("batch_size", args.batch_size)) if v is not None}}
-    # twice the samples: the study tunes on half and the summary also reports the other, held-out half
-    inputs, labels = preset.load_data(args.data, 2 * settings["n_samples"])
-    if args.n_samples is None:  # too few for the preset's default (its 8 photographs): still hold half out
-        settings["n_samples"] = min(settings["n_samples"], max(1, len(inputs) // 2))
-    n_tune = min(len(inputs), settings["n_samples"])
+    given = {"n_trials": args.n_trials, "n_samples": args.n_samples, "batch_size": args.batch_size}
+    settings = {**preset.defaults, **{k: v for k, v in given.items() if v is not None}}
+    inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
+    settings["n_samples"] = _policy.tuned_on(settings["n_samples"], len(inputs), explicit=args.n_samples is not None)
+    n_tune, n_held = _policy.split_sizes(len(inputs), settings["n_samples"])
     check_storage(args.storage)  # a bad URL or an unreachable server fails here, before any work
     device = resolve_device(args.device)
     model = preset.load_model(args.weights, device=device)
-    names = "all" if args.explainers == "all" else "+".join(cls.__name__ for cls in classes)
-    study_name = args.study_name or f"{preset.name}-{'+'.join(metric_names)}-{names}"
+    study_name = args.study_name or _policy.study_name(preset.name, metric_names, classes)
     print(f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
-          f"{n_tune} samples ({len(inputs) - n_tune} held out), metric {', '.join(metric_names)}", file=sys.stderr)
+          f"{n_tune} samples ({n_held} held out), metric {', '.join(metric_names)}", file=sys.stderr)
 
     # a folder's class names need not be the model's classes: explain the model's own predictions there
     data = (inputs, labels) if labels is not None and args.data is None else inputs
-    result = tune(None if args.explainers == "all" else classes, model, data,
+    result = tune(classes, model, data,
                   metric=metric_names if len(metric_names) > 1 else metric_names[0],
                   n_trials=settings["n_trials"], n_samples=settings["n_samples"],
                   sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
@@ -146,9 +155,10 @@ def _run(args: argparse.Namespace) -> int:
                   explainer_kwargs={"low": preset.low, "high": preset.high,
                                     "zennit_canonizers": preset.canonizers() or None})
     if args.no_report:
-        print(f"best so far: {_best_line(_best_config(result.study))}")
+        print(f"best so far: {_best_line(_policy.best_configuration(result.study))}")
     else:
         from ._report import write_report
+
         table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
         print(_readable(table).to_string())
         _print_details(result)
@@ -157,9 +167,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _readable(table):
+def _readable(table: pd.DataFrame) -> pd.DataFrame:
     """The summary for a terminal: numbers to 4 places, parameters as k=v; the CSV keeps everything."""
-    def cell(value):
+
+    def cell(value: Any) -> str:
         if isinstance(value, float):
             return "" if value != value else f"{value:.4f}"
         if isinstance(value, tuple):
@@ -170,17 +181,17 @@ def _readable(table):
     return table.drop(columns=["configuration"], errors="ignore").apply(lambda column: column.map(cell))
 
 
-def _print_details(result) -> None:
+def _print_details(result: TuneResult) -> None:
     """The Pareto front and the chosen rules in words."""
     if result.multi_objective:
         print("\nPareto front (choose with TuneResult.choose(index=...) or weights=...):")
         print(_readable(result.pareto_front()).to_string())
-    best = result.best_explainer
-    if hasattr(best, "describe"):
-        print(f"\nbest rules per layer group:\n{best.describe()}")
+    described = result.best_explainer.describe()
+    if described:
+        print(f"\nbest rules per layer group:\n{described}")
 
 
-def _load_storage(url: str):
+def _load_storage(url: str) -> optuna.storages.BaseStorage:
     storage = open_storage(url, heartbeat_interval=None)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         raise CliError(f"no study storage at {url}; run `python -m tuner run` first or pass --storage")
@@ -193,23 +204,9 @@ def _best(args: argparse.Namespace) -> int:
     if args.study_name not in names:
         raise CliError(f"no study {args.study_name!r} in {mask_url(args.storage)}; studies there: "
                        f"{', '.join(names) or 'none'}")
-    config = _best_config(optuna.load_study(study_name=args.study_name, storage=storage))
+    config = _policy.best_configuration(optuna.load_study(study_name=args.study_name, storage=storage))
     print(json.dumps(config, indent=2) if args.json else _best_line(config))
     return 0
-
-
-def _best_config(study: optuna.Study) -> dict:
-    """The study's best configuration (with several metrics: the equal-weights choice, as TuneResult's)."""
-    from ._result import choose_from_front
-
-    front = sorted(study.best_trials, key=lambda t: t.number)
-    if not front:
-        raise CliError(f"study {study.study_name!r} has no complete trial yet")
-    best = choose_from_front(front, study.directions)
-    return {"study_name": study.study_name, "explainer": best.user_attrs.get("explainer"),
-            "params": best.params, "value": best.value if len(best.values) == 1 else best.values,
-            "trial": best.number, "metric": best.user_attrs.get("metric"),
-            "direction": [d.name.lower() for d in study.directions]}
 
 
 def _best_line(config: dict) -> str:
@@ -221,6 +218,7 @@ def _best_line(config: dict) -> str:
 
 def _dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
+
     storage = _load_storage(args.storage)
     directory = Path(args.artifact_dir) if args.artifact_dir else _recorded_artifact_dir(storage, args.storage)
     print(f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, "
@@ -229,7 +227,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recorded_artifact_dir(storage, url: str) -> Path:
+def _recorded_artifact_dir(storage: optuna.storages.BaseStorage, url: str) -> Path:
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if "artifact_dir" in summary.user_attrs:
             return Path(summary.user_attrs["artifact_dir"])

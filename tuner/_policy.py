@@ -1,0 +1,73 @@
+"""The tuning policy that ``tune()`` and the command line share: how many samples are tuned on and held out,
+what a study is called, and which trial is the best (one rule for one metric and for a Pareto front)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+
+
+def split_sizes(n_available: int, n_samples: int | None, n_holdout: int | None = None) -> tuple[int, int]:
+    """(tuned, held out) of ``n_available`` samples: ``n_samples`` (None: half the data) are tuned on and up to
+    as many others (or ``n_holdout``) are held out, never tuned on, to check the result."""
+    n_tune = (n_available + 1) // 2 if n_samples is None else min(n_samples, n_available)
+    n_held = n_tune if n_holdout is None else n_holdout
+    return n_tune, max(0, min(n_held, n_available - n_tune))
+
+
+def samples_to_load(n_samples: int) -> int:
+    """Load twice the samples a study tunes on: the other half is held out (see :func:`split_sizes`)."""
+    return 2 * n_samples
+
+
+def tuned_on(n_samples: int, n_loaded: int, *, explicit: bool) -> int:
+    """Samples to tune on when only ``n_loaded`` could be loaded: an ``explicit`` request is kept (the data
+    then holds fewer back); a default is cut to half of what there is, so that half is still held out."""
+    return n_samples if explicit else min(n_samples, max(1, n_loaded // 2))
+
+
+def study_name(model: str, metrics: Sequence[str], explainers: Sequence[type] | None) -> str:
+    """The default study name: ``<model>-<metric[+metric]>-<all | Class+Class>``."""
+    names = "all" if explainers is None else "+".join(cls.__name__ for cls in explainers)
+    return f"{model}-{'+'.join(metrics)}-{names}"
+
+
+def choose_from_front(front: Sequence[optuna.trial.FrozenTrial], directions: Sequence[Any], *,
+                      index: int | None = None,
+                      weights: Sequence[float] | None = None) -> optuna.trial.FrozenTrial:
+    """The ``index``-th trial of the front (by trial number), or the one maximising the weighted sum of the
+    metrics rescaled to 0..1 over the front, 1 being the best in each metric's direction."""
+    front = sorted(front, key=lambda t: t.number)
+    if index is not None:
+        if not 0 <= index < len(front):
+            raise IndexError(f"the Pareto front has {len(front)} configurations; choose index 0..{len(front) - 1}")
+        return front[index]
+    signs = np.array([1.0 if d.name == "MAXIMIZE" else -1.0 for d in directions])
+    weight = np.ones(len(signs)) if weights is None else np.asarray(weights, dtype=float)
+    if weight.shape != signs.shape:
+        raise ValueError(f"weights need one number per metric ({len(signs)}), got {len(weight)}")
+    oriented = np.array([t.values for t in front], dtype=float) * signs
+    spread = np.ptp(oriented, axis=0)
+    scaled = (oriented - oriented.min(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return front[int(np.argmax(scaled @ weight))]
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The study's best trial; with several metrics the front's equal-weights choice (:func:`choose_from_front`).
+    ``TuneResult`` and ``python -m tuner best`` both ask this function."""
+    front = study.best_trials
+    if not front:
+        raise ValueError(f"study {study.study_name!r} has no complete trial yet")
+    return study.best_trial if len(study.directions) == 1 else choose_from_front(front, study.directions)
+
+
+def best_configuration(study: optuna.Study) -> dict[str, Any]:
+    """The best trial of a stored study as JSON: explainer, Optuna params, value(s), trial, metric, direction."""
+    best = best_trial(study)
+    return {"study_name": study.study_name, "explainer": best.user_attrs.get("explainer"),
+            "params": best.params, "value": best.value if len(best.values) == 1 else best.values,
+            "trial": best.number, "metric": best.user_attrs.get("metric"),
+            "direction": [d.name.lower() for d in study.directions]}

@@ -1,0 +1,82 @@
+"""How a study searches: samplers and pruners (by name or as Optuna objects), their seeds, and the chunks a
+trial is scored in so that a pruner has points to stop it at."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import optuna
+
+from ._space import SearchSpace
+
+SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes")
+PRUNERS = ("wilcoxon", "median", "none")
+SINGLE_OBJECTIVE_SAMPLERS = ("gp", "cmaes", "grid")
+PRUNING_CHECKS = 4  # with a pruner, a trial is scored in up to this many chunks and may stop after each
+MIN_PRUNING_CHUNK = 4
+
+Sampler = str | optuna.samplers.BaseSampler
+Pruner = str | optuna.pruners.BasePruner
+
+
+def check_strategies(sampler: Sampler, pruner: Pruner, n_objectives: int) -> None:
+    """Raise ValueError for an unknown sampler or pruner name, or a one-objective sampler with several metrics."""
+    if isinstance(sampler, str) and sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if isinstance(pruner, str) and pruner not in PRUNERS:
+        raise ValueError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
+    if not isinstance(sampler, (str, optuna.samplers.BaseSampler)):
+        raise TypeError(f"sampler must be a name ({', '.join(SAMPLERS)}) or an Optuna sampler, got {sampler!r}")
+    if not isinstance(pruner, (str, optuna.pruners.BasePruner)):
+        raise TypeError(f"pruner must be a name ({', '.join(PRUNERS)}) or an Optuna pruner, got {pruner!r}")
+    if n_objectives > 1 and sampler in SINGLE_OBJECTIVE_SAMPLERS:
+        raise ValueError(f"the {sampler} sampler searches one objective; use tpe or random with several metrics")
+
+
+def make_pruner(pruner: Pruner, n_objectives: int) -> optuna.pruners.BasePruner:
+    """The pruner: an Optuna object as given, or one by name. A multi-objective study reports no per-sample
+    scores, so it is never pruned."""
+    if n_objectives > 1:
+        return optuna.pruners.NopPruner()
+    if not isinstance(pruner, str):
+        return pruner
+    if pruner == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=4)
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(sampler: Sampler, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler: an Optuna object as given (with its own seed), or one by name seeded with ``seed``."""
+    if not isinstance(sampler, str):
+        return sampler
+    if sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.several, n_startup_trials=5)
+    if sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sampler == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=5, warn_independent_sampling=False)
+
+
+def sampler_seed(seed: int, study: optuna.Study, storage: str | None) -> int:
+    """A resumed study continues the seed sequence instead of drawing the first run's configurations again.
+    On storages made for several workers (PostgreSQL, journal files) each process also mixes in its id, so
+    workers that start together do not propose the same configurations; those studies are not reproducible."""
+    offset = len(study.get_trials(deepcopy=False))
+    if storage is not None and not storage.startswith("sqlite"):
+        offset += os.getpid() * 7919
+    return (seed + offset) % 2**32
+
+
+def chunk_size(batch_size: int, n_samples: int, pruning: bool) -> int:
+    """Samples attributed at once: ``batch_size``, but with a pruner at most a quarter of the samples, so that
+    it can stop a trial after each quarter. Never under 4: the fewest paired scores on which the Wilcoxon
+    test can reject (p = 1/16). On a CPU small batches cost no more per sample."""
+    if not pruning:
+        return batch_size
+    return min(batch_size, max(MIN_PRUNING_CHUNK, math.ceil(n_samples / PRUNING_CHECKS)))

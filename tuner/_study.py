@@ -1,0 +1,70 @@
+"""The study: opened (or resumed after a compatibility check), its defaults enqueued, notes for the dashboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+
+from ._space import SearchSpace
+
+
+class StudyMismatchError(ValueError):
+    """An existing study of that name has another direction, metric or search space."""
+
+
+# the study attributes that must match for a run to resume a study
+COMPARED = ("metric", "search_space")
+
+
+def open_study(storage: BaseStorage | None, study_name: str | None, directions: Sequence[str],
+               attrs: dict[str, Any], pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    """Create the study, or load it after checking that it measures the same thing (else nothing is written);
+    ``attrs`` are recorded where the study does not hold them yet."""
+    if storage is not None and study_name is not None:
+        existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+        if study_name in existing:
+            check_same_study(existing[study_name], directions, attrs)
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=list(directions),
+                                pruner=pruner, load_if_exists=True)
+    for key, value in attrs.items():
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
+    return study
+
+
+def check_same_study(summary: optuna.study.StudySummary, directions: Sequence[str], attrs: dict[str, Any]) -> None:
+    """Raise StudyMismatchError when the stored study has other directions, metric or search space."""
+    name = summary.study_name
+    stored = [d.name.lower() for d in summary.directions]
+    if stored != list(directions):
+        raise StudyMismatchError(f"study {name!r} exists with direction {', '.join(stored)}, "
+                                 f"but this run would {', '.join(directions)}; choose another --study-name")
+    stored_attrs = summary.user_attrs
+    for key in COMPARED:
+        if key in stored_attrs and _canonical(stored_attrs[key]) != _canonical(attrs[key]):
+            raise StudyMismatchError(f"study {name!r} exists with another {key.replace('_', ' ')} "
+                                     f"({stored_attrs[key]}); choose another --study-name to start a new study")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
+    """Each variant's default configuration first, so 'tuned versus default' is always in the study."""
+    if study.get_trials(deepcopy=False):
+        return
+    for label, params in space.initial_params():  # skip_if_exists: workers starting together enqueue them once
+        attrs = {"default_configuration": True} if label.endswith(" default") else {"initial_configuration": label}
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+
+
+def save_note(study: optuna.Study, text: str) -> None:
+    """A note optuna-dashboard shows on the study's page."""
+    from optuna_dashboard import save_note as save
+
+    save(study, text)
