@@ -110,7 +110,7 @@ def digits_resnet50(size: int, epochs: int) -> tuple[torch.nn.Module, torch.Tens
     resized to ``size``): a ResNet-50 with learned weights, since ImageNet weights cannot be downloaded on this
     machine. Cached in ~/.cache/lrp-tuner-bench; returns (model, held-out inputs, labels)."""
     import torchvision
-    from studies import _digits
+    from studies import _digits_model as _digits
 
     x_train, y_train, x_test, y_test = _digits.digits_split()
     as_rgb = lambda x: torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear").repeat(1, 3, 1, 1)

@@ -29,7 +29,7 @@ from studies import (
     get_preset,
     register_preset,
 )
-from studies import _digits, _registry
+from studies import _digits_cache, _digits_model, _registry
 
 BUILTIN = ("digits", "resnet50", "resnet18", "vgg16")
 TORCHVISION = ("resnet50", "resnet18", "vgg16")
@@ -170,7 +170,7 @@ def test_weights_path_round_trip(tmp_path):
 
 
 def test_weights_checkpoint_with_state_dict_key_and_dataparallel_prefix(tmp_path):
-    source = _digits.build_digits_model().eval()
+    source = _digits_model.build_digits_model().eval()
     path = tmp_path / "checkpoint.pt"
     torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "epoch": 3}, path)
     loaded = get_preset("digits").load_model(weights=str(path))
@@ -202,7 +202,7 @@ def test_missing_weights_file_raises_weights_error(tmp_path):
 
 def test_mismatched_weights_file_names_file_and_key_counts(tmp_path):
     path = tmp_path / "digits.pt"
-    torch.save(_digits.build_digits_model().state_dict(), path)
+    torch.save(_digits_model.build_digits_model().state_dict(), path)
     with pytest.raises(WeightsError) as exc:
         get_preset("resnet18").load_model(weights=str(path))
     message = _one_line(exc)
@@ -318,7 +318,7 @@ def test_torchvision_bounds_follow_normalisation(name):
 
 def test_digits_bounds_follow_normalisation():
     preset = get_preset("digits")
-    mean, std = _digits.RECIPE["mean"], _digits.RECIPE["std"]
+    mean, std = _digits_model.RECIPE["mean"], _digits_model.RECIPE["std"]
     assert preset.low.shape == preset.high.shape == (1, 1, 1, 1)
     assert torch.allclose(preset.low, torch.tensor((0 - mean) / std))
     assert torch.allclose(preset.high, torch.tensor((1 - mean) / std))
@@ -360,10 +360,10 @@ def test_bounds_from_normalization_rejects_bad_input():
 def test_digits_model_reaches_95_percent_on_held_out_digits(trained_digits):
     model, report, cache = trained_digits
     assert report["trained"] and report["path"].parent == cache and report["path"].is_file()
-    assert _digits.RECIPE_HASH in report["path"].name
+    assert _digits_model.RECIPE_HASH in report["path"].name
     preset = get_preset("digits")
     inputs, labels = preset.load_data()
-    assert len(inputs) == int(1797 * _digits.RECIPE["test_fraction"])
+    assert len(inputs) == int(1797 * _digits_model.RECIPE["test_fraction"])
     loaded = preset.load_model()
     with torch.no_grad():
         accuracy = (loaded(inputs).argmax(dim=1) == labels).float().mean().item()
@@ -374,7 +374,7 @@ def test_digits_model_reaches_95_percent_on_held_out_digits(trained_digits):
 
 
 def test_digits_data_is_the_held_out_split():
-    x_train, _, x_test, y_test = _digits.digits_split()
+    x_train, _, x_test, y_test = _digits_model.digits_split()
     assert len(x_train) + len(x_test) == 1797
     inputs, labels = get_preset("digits").load_data(n_samples=10)
     assert torch.equal(inputs, x_test[:10]) and torch.equal(labels, y_test[:10])
@@ -382,15 +382,15 @@ def test_digits_data_is_the_held_out_split():
 
 def test_held_out_digits_are_cached_and_a_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path))
-    _, _, x_test, y_test = _digits.digits_split()
+    _, _, x_test, y_test = _digits_model.digits_split()
     first = get_preset("digits").load_data(n_samples=5)
     cached = list(tmp_path.glob("digits-held-out-*.pt"))
-    assert len(cached) == 1 and _digits.RECIPE_HASH in cached[0].name
+    assert len(cached) == 1 and _digits_model.RECIPE_HASH in cached[0].name
 
     def no_sklearn():
         raise AssertionError("scikit-learn's digits were read although the cache is valid")
 
-    monkeypatch.setattr(_digits, "digits_split", no_sklearn)
+    monkeypatch.setattr(_digits_cache, "digits_split", no_sklearn)
     second = get_preset("digits").load_data(n_samples=5)
     for loaded in (first, second):
         assert torch.equal(loaded[0], x_test[:5]) and torch.equal(loaded[1], y_test[:5])
@@ -409,7 +409,7 @@ def test_second_load_uses_cache_without_training(trained_digits, monkeypatch):
     def no_training():
         raise AssertionError("retrained although the cache is valid")
 
-    monkeypatch.setattr(_digits, "train_digits_model", no_training)
+    monkeypatch.setattr(_digits_cache, "train_digits_model", no_training)
     cached = get_preset("digits").load_model()
     inputs, _ = get_preset("digits").load_data(n_samples=8)
     with torch.no_grad():
@@ -419,7 +419,7 @@ def test_second_load_uses_cache_without_training(trained_digits, monkeypatch):
 
 def test_corrupt_cache_is_retrained_and_replaced(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path))
-    path = _digits.cache_path()
+    path = _digits_cache.cache_path()
     path.write_bytes(b"\x00garbage")
     calls = _counting_fake_training(monkeypatch)
     first = get_preset("digits").load_model()
@@ -442,7 +442,7 @@ def test_cache_dir_follows_environment(tmp_path, monkeypatch):
     assert studies.cache_dir() == tmp_path / "home" / ".cache" / "lrp-tuner"
     monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path / "mine"))
     assert studies.cache_dir() == tmp_path / "mine"
-    assert _digits.cache_path().parent == tmp_path / "mine"
+    assert _digits_cache.cache_path().parent == tmp_path / "mine"
 
 
 def test_zennit_resnet_canonizer_applies_to_digits_model(trained_digits):
@@ -466,9 +466,9 @@ def _counting_fake_training(monkeypatch) -> list:
 
     def fake_training():
         calls.append(1)
-        return _digits.build_digits_model().eval(), {"accuracy": 0.5, "train_seconds": 0.01}
+        return _digits_model.build_digits_model().eval(), {"accuracy": 0.5, "train_seconds": 0.01}
 
-    monkeypatch.setattr(_digits, "train_digits_model", fake_training)
+    monkeypatch.setattr(_digits_cache, "train_digits_model", fake_training)
     return calls
 
 
@@ -476,14 +476,14 @@ def test_a_process_waiting_for_the_training_lock_reuses_the_result(tmp_path, mon
     monkeypatch.setenv("LRP_TUNER_CACHE", str(tmp_path))
     calls = _counting_fake_training(monkeypatch)
     results = []
-    waiter = threading.Thread(target=lambda: results.append(_digits.cached_digits_model()))
-    with _digits._training_lock(_digits.cache_path()):
+    waiter = threading.Thread(target=lambda: results.append(_digits_cache.cached_digits_model()))
+    with _digits_cache._training_lock(_digits_cache.cache_path()):
         waiter.start()
         waiter.join(timeout=0.5)
         assert waiter.is_alive() and not results  # blocked while another holder trains
-        trained, _ = _digits.train_digits_model()
-        _digits.save_atomically({"state_dict": trained.state_dict(), "accuracy": 0.5, "train_seconds": 0.01},
-                                _digits.cache_path())
+        trained, _ = _digits_cache.train_digits_model()  # the fake training patched in above
+        _digits_cache.save_atomically({"state_dict": trained.state_dict(), "accuracy": 0.5, "train_seconds": 0.01},
+                                _digits_cache.cache_path())
     waiter.join(timeout=30)
     assert results and results[0][1]["trained"] is False and len(calls) == 1
     inputs = torch.randn(2, 1, 16, 16)
@@ -504,7 +504,7 @@ def test_unwritable_cache_folder_still_gives_a_model(tmp_path, monkeypatch, caps
 def test_save_atomically_leaves_no_temp_file_on_failure(tmp_path):
     target = tmp_path / "out.pt"
     with pytest.raises(Exception):
-        _digits.save_atomically({"bad": lambda: None}, target)  # lambdas cannot be pickled
+        _digits_cache.save_atomically({"bad": lambda: None}, target)  # lambdas cannot be pickled
     assert not target.exists() and not list(tmp_path.iterdir())
 
 
