@@ -7,20 +7,16 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-# run as a script, this folder comes first on sys.path and benchmarks/metrics.py would shadow the package
-sys.path[:1] = [str(Path(__file__).resolve().parents[1])]
+import torch
+import torchvision
+from zennit.attribution import Gradient
+from zennit.composites import EpsilonPlus
+from zennit.torchvision import ResNetCanonizer
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from zennit.attribution import Gradient  # noqa: E402
-from zennit.composites import EpsilonPlus  # noqa: E402
-from zennit.torchvision import ResNetCanonizer  # noqa: E402
-
-from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon  # noqa: E402
-from metrics import AbPC  # noqa: E402
-from tuner import tune  # noqa: E402
+from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+from metrics import AbPC
+from tuner import tune
 
 
 def check(name: str, ok: bool, detail: str = "") -> bool:

@@ -7,18 +7,13 @@ each configuration is chosen on the tuning samples and scored on held-out sample
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-# run as a script, this folder comes first on sys.path and benchmarks/metrics.py would shadow the package
-sys.path[:1] = [str(Path(__file__).resolve().parents[1])]
+import optuna
 
-import optuna  # noqa: E402
-
-import studies  # noqa: E402
-from explainers import LRPEpsilonGammaBox, LRPLayerwise  # noqa: E402
-from tuner import ALL_VARIANTS, tune  # noqa: E402
+import studies
+from explainers import LRPEpsilonGammaBox, LRPLayerwise
+from tuner import ALL_VARIANTS, tune
 
 
 def held_out(result, explainer) -> float:

@@ -47,16 +47,10 @@ import time
 import warnings
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-# run as a script, this file's folder comes first on sys.path and benchmarks/metrics.py would shadow the package
-sys.path[:1] = [str(ROOT), str(HERE)]
-
-import optuna  # noqa: E402
-import torch  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
-from _timing import machine, median, spread, table  # noqa: E402
+import optuna
+import torch
+from _timing import machine, median, spread, table
+from optuna.trial import TrialState
 
 MODES = {"on": {"pruner": "wilcoxon", "share_work": True}, "off": {"pruner": "none", "share_work": False}}
 
@@ -100,8 +94,8 @@ def load_studies(args) -> list[dict]:
 
 def per_explainer_set(args, **spec) -> list[dict]:
     """One study spec per ``--resnet-explainers`` entry: all four variants (None) or one variant."""
-    from tuner._space import variant_by_name
-    return [dict(spec, explainers=None if name == "all" else [variant_by_name(name)])
+    from explainers import get_explainer
+    return [dict(spec, explainers=None if name == "all" else [get_explainer(name)])
             for name in args.resnet_explainers]
 
 
@@ -110,10 +104,13 @@ def digits_resnet50(size: int, epochs: int) -> tuple[torch.nn.Module, torch.Tens
     resized to ``size``): a ResNet-50 with learned weights, since ImageNet weights cannot be downloaded on this
     machine. Cached in ~/.cache/lrp-tuner-bench; returns (model, held-out inputs, labels)."""
     import torchvision
+
     from studies import _digits_model as _digits
 
     x_train, y_train, x_test, y_test = _digits.digits_split()
-    as_rgb = lambda x: torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear").repeat(1, 3, 1, 1)
+    def as_rgb(x):
+        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear").repeat(1, 3, 1, 1)
+
     x_train, x_test = as_rgb(x_train), as_rgb(x_test)
     torch.manual_seed(0)
     model = torchvision.models.resnet50(num_classes=10)

@@ -31,12 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# run as a script, this file's folder comes first on sys.path and benchmarks/metrics.py would shadow the package
-sys.path[:1] = [str(ROOT), str(HERE)]
-
-import torch  # noqa: E402
 
 PNPXAI_VERSION = "0.1.4"
 N_STEPS = 10

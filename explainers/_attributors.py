@@ -1,5 +1,8 @@
 """zennit attributors for several inputs, extra forward arguments and intermediate layers."""
-from typing import Callable, Optional, Sequence, Tuple
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -17,8 +20,7 @@ class InputGradient(Gradient):
     With an LRP composite the modified gradient at each input is its relevance.
     """
 
-    def __init__(self, model: nn.Module, composite: Optional[Composite] = None,
-                 additional_args: Sequence = ()):
+    def __init__(self, model: nn.Module, composite: Composite | None = None, additional_args: Sequence = ()):
         super().__init__(model=model, composite=composite)
         self.additional_args = tuple(additional_args)
 
@@ -28,7 +30,7 @@ class InputGradient(Gradient):
         grads = torch.autograd.grad((output,), self.sources(inputs), grad_outputs=(attr_output_fn(output),))
         return output, grads
 
-    def sources(self, inputs: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+    def sources(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """The tensors whose gradient is the attribution."""
         return inputs
 
@@ -36,8 +38,13 @@ class InputGradient(Gradient):
 class LayerGradient(InputGradient):
     """Relevance at the outputs of intermediate ``layers`` instead of at the inputs."""
 
-    def __init__(self, model: nn.Module, layers: Sequence[nn.Module], composite: Optional[Composite] = None,
-                 additional_args: Sequence = ()):
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[nn.Module],
+        composite: Composite | None = None,
+        additional_args: Sequence = (),
+    ):
         super().__init__(model=model, composite=composite, additional_args=additional_args)
         self.layers = list(layers)
         self._outputs: dict = {}
@@ -62,12 +69,15 @@ class LayerGradient(InputGradient):
     def _capture(self, index: int) -> Callable:
         def hook(module, args, output):
             if index in self._outputs:
-                raise ValueError(f"layer {module} runs more than once per forward pass; attribute at one that runs once")
+                raise ValueError(
+                    f"layer {module} runs more than once per forward pass; attribute at one that runs once"
+                )
             self._outputs[index] = output[0] if isinstance(output, (tuple, list)) else output
+
         return hook
 
 
-def run_model(model: nn.Module, inputs: Tuple, additional_args: Tuple) -> torch.Tensor:
+def run_model(model: nn.Module, inputs: tuple, additional_args: tuple) -> torch.Tensor:
     """``model(*inputs, *additional_args)``, with a clear error when the model rejects the inputs."""
     try:
         output = model(*inputs, *additional_args)

@@ -108,8 +108,10 @@ class LRPBase:
         """The search space as :class:`Tunable` values (name, range or choices, condition), in the order of
         :meth:`get_tunables`: the one object the tuner reads a parameter's name, range and condition from."""
         conditions = self.get_conditions()
-        return {name: Tunable.from_spec(name, kind, spec, conditions.get(name))
-                for name, (kind, spec) in self.get_tunables().items()}
+        return {
+            name: Tunable.from_spec(name, kind, spec, conditions.get(name))
+            for name, (kind, spec) in self.get_tunables().items()
+        }
 
     def tunable_values(self) -> dict[str, Any]:
         """The current value of each tunable, by its name in :meth:`get_tunables`."""
@@ -134,8 +136,11 @@ class LRPBase:
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:
         """The constructor's arguments by name: the class's own, then :data:`COMMON_OPTIONS`."""
-        own = [name for name, p in inspect.signature(cls.__init__).parameters.items()
-               if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.KEYWORD_ONLY)][1:]
+        own = [
+            name
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.KEYWORD_ONLY)
+        ][1:]
         return (*own, *(name for name in COMMON_OPTIONS if name not in own))
 
     @classmethod
@@ -240,8 +245,10 @@ class LRPBase:
     def _infer_n_classes(self, forward_args: tuple, additional_args: tuple) -> None:
         """One forward pass of the first sample: checks the inputs and learns the number of classes."""
         first = tuple(x[:1] for x in forward_args)
-        extra = tuple(x[:1] if torch.is_tensor(x) and x.ndim and x.shape[0] == forward_args[0].shape[0] else x
-                      for x in additional_args)
+        extra = tuple(
+            x[:1] if torch.is_tensor(x) and x.ndim and x.shape[0] == forward_args[0].shape[0] else x
+            for x in additional_args
+        )
         with torch.no_grad():
             n_outputs = run_model(self.model, first, extra).shape[1]
         if self.n_classes is not None and self.n_classes != n_outputs and not self._n_classes_guessed:
@@ -255,8 +262,11 @@ class LRPBase:
         if targets.ndim == 0:
             targets = targets.expand(output.shape[0])
         if targets.shape[0] != output.shape[0]:
-            raise ValueError(f"targets must hold one class index per sample: expected shape "
-                             f"({output.shape[0]},), got {tuple(targets.shape)}")
+            raise ValueError(
+                f"targets must hold one class index per sample: expected shape "
+                f"({output.shape[0]},), got {tuple(targets.shape)}"
+            )
+        assert self.n_classes is not None, "n_classes is learnt before the first attribution"
         return torch.nn.functional.one_hot(targets, self.n_classes).to(output.dtype)
 
     def _check_targets(self, targets, batch_size: int) -> torch.Tensor:
@@ -269,6 +279,7 @@ class LRPBase:
                 f"targets must hold one class index per sample: expected shape ({batch_size},), "
                 f"got {tuple(targets.shape)}"
             )
+        assert self.n_classes is not None, "n_classes is learnt before the first attribution"
         bad = (targets < 0) | (targets >= self.n_classes)
         if bad.any():
             raise ValueError(

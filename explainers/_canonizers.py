@@ -1,13 +1,14 @@
 """Automatic choice of zennit canonizers for a model (DESIGN.md: canonizers are automatic)."""
-from typing import List
+
+from __future__ import annotations
 
 from torch import nn
-from torchvision.models import ResNet, VGG
+from torchvision.models import VGG, ResNet
 from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
 from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
 
-def default_canonizers(model: nn.Module) -> List[Canonizer]:
+def default_canonizers(model: nn.Module) -> list[Canonizer]:
     """Fresh canonizers that make ``model`` fit for LRP.
 
     torchvision ResNets get zennit's ResNetCanonizer (relevance split at every residual add instead
@@ -16,7 +17,7 @@ def default_canonizers(model: nn.Module) -> List[Canonizer]:
     """
     modules = list(model.modules())
     if any(isinstance(module, ResNet) for module in modules):
-        canonizers: List[Canonizer] = [ResNetCanonizer()]
+        canonizers: list[Canonizer] = [ResNetCanonizer()]
     elif any(isinstance(module, VGG) for module in modules):
         canonizers = [VGGCanonizer()]
     else:
@@ -24,6 +25,7 @@ def default_canonizers(model: nn.Module) -> List[Canonizer]:
     return canonizers + _sequence_canonizers(model)
 
 
-def _sequence_canonizers(model: nn.Module) -> List[Canonizer]:
+def _sequence_canonizers(model: nn.Module) -> list[Canonizer]:
     from ._sequence import sequence_canonizers  # local import: only models with such layers need it
+
     return sequence_canonizers(model)

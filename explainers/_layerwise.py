@@ -14,6 +14,7 @@ from zennit.core import Composite, Hook
 from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, ZBox, ZPlus
 from zennit.types import Convolution
 
+from ._base import LRPBase
 from ._registry import register_explainer
 from ._tunable import Tunables
 from ._variants import (
@@ -33,8 +34,14 @@ GROUPS = ("input", "lower", "middle", "upper", "dense")
 RULES = ("epsilon", "gamma", "alpha2beta1", "zplus")
 INPUT_RULES = ("zbox", "flat", *RULES)
 PARAMETRIC = ("epsilon", "gamma")  # the rules with a parameter: <group>_epsilon, <group>_gamma
-RULE_WORDS = {"epsilon": "epsilon", "gamma": "gamma", "alpha2beta1": "alpha2-beta1", "zplus": "z-plus",
-              "zbox": "z-box", "flat": "flat"}
+RULE_WORDS = {
+    "epsilon": "epsilon",
+    "gamma": "gamma",
+    "alpha2beta1": "alpha2-beta1",
+    "zplus": "z-plus",
+    "zbox": "z-box",
+    "flat": "flat",
+}
 NamedModules = list[tuple[str, nn.Module]]
 
 
@@ -67,8 +74,13 @@ class GroupRule:
         return words
 
 
-DEFAULT_RULES = {"input": GroupRule("zbox"), "lower": GroupRule("gamma"), "middle": GroupRule("gamma"),
-                 "upper": GroupRule("gamma"), "dense": GroupRule("epsilon")}
+DEFAULT_RULES = {
+    "input": GroupRule("zbox"),
+    "lower": GroupRule("gamma"),
+    "middle": GroupRule("gamma"),
+    "upper": GroupRule("gamma"),
+    "dense": GroupRule("epsilon"),
+}
 FIELDS = tuple(field.name for field in dataclasses.fields(GroupRule))  # rule, epsilon, gamma
 
 # the zennit rule of a choice, built from the explainer's current parameters
@@ -164,6 +176,8 @@ class LRPLayerwise(_ZennitVariant):
 
     SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution, nn.Linear]
     TUNABLES = _full_tunables()
+    low: Bound
+    high: Bound
 
     def __init__(
         self,
@@ -210,8 +224,11 @@ class LRPLayerwise(_ZennitVariant):
 
     def tunable_values(self) -> dict[str, Any]:
         """The current value of each tunable (``lower_gamma``: the gamma of the lower group's choice)."""
-        flat = {f"{group}_{name}": value for group, choice in self.rules.items()
-                for name, value in dataclasses.asdict(choice).items()}
+        flat = {
+            f"{group}_{name}": value
+            for group, choice in self.rules.items()
+            for name, value in dataclasses.asdict(choice).items()
+        }
         return {name: flat[name] for name in self.get_tunables()}
 
     def groups(self) -> dict[str, list[str]]:
@@ -221,15 +238,19 @@ class LRPLayerwise(_ZennitVariant):
     def get_tunables(self) -> Tunables:
         """The full space less the tunables of the groups that are empty on this model."""
         present = {group for group, modules in layer_groups(self.model).items() if modules}
-        return {name: (kind, dict(spec)) for name, (kind, spec) in self.TUNABLES.items()
-                if name.split("_")[0] in present}
+        return {
+            name: (kind, dict(spec)) for name, (kind, spec) in self.TUNABLES.items() if name.split("_")[0] in present
+        }
 
     def get_conditions(self) -> dict[str, dict[str, list[Any]]]:
         """Each rule parameter exists only when its group uses that rule: ``{"lower_gamma": {"lower_rule":
         ["gamma"]}, ...}``, for the groups present on this model."""
         tunables = self.get_tunables()
-        return {name: {f"{name.split('_')[0]}_rule": [name.split("_")[1]]} for name in tunables
-                if name.split("_")[1] in PARAMETRIC}
+        return {
+            name: {f"{name.split('_')[0]}_rule": [name.split("_")[1]]}
+            for name in tunables
+            if name.split("_")[1] in PARAMETRIC
+        }
 
     def rule(self, group: str) -> Hook:
         """A fresh zennit rule for ``group`` built from the current parameters."""
@@ -238,6 +259,7 @@ class LRPLayerwise(_ZennitVariant):
     def sequence_layer_map(self) -> list:
         """The sequence rules (attention values, recurrent steps) with ``dense_epsilon``, as the variants'."""
         from ._sequence import sequence_layer_map
+
         return sequence_layer_map(self.dense.epsilon, self.stabilizer)
 
     def build_composite(self, model: nn.Module) -> Composite:
@@ -269,7 +291,8 @@ class LRPLayerwise(_ZennitVariant):
                 continue
             count = f"{len(names)} layer{'s' if len(names) > 1 else ''}"
             label = {"input": f"input ({names[0]})", "dense": f"dense head ({count})"}.get(
-                group, f"{group} convolutions ({count})")
+                group, f"{group} convolutions ({count})"
+            )
             lines.append(f"{label}: {self.rules[group].words()}")
         return "\n".join(lines)
 
@@ -317,9 +340,12 @@ def _choice(group: str, value: GroupRule | Mapping[str, Any], fields: Mapping[st
     return choice
 
 
-def _defaults(cls: type) -> dict[str, Any]:
-    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+def _defaults(cls: type[LRPBase]) -> dict[str, Any]:
+    return {
+        name: p.default
+        for name, p in inspect.signature(cls).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def _number(value: Any) -> str:

@@ -22,6 +22,9 @@ Use :func:`sequence_canonizers` and :func:`sequence_layer_map` together::
         canonizers=sequence_canonizers(model),
     )
 """
+
+from __future__ import annotations
+
 import functools
 import weakref
 
@@ -32,14 +35,17 @@ from zennit.core import Hook, RemovableHandle, RemovableHandleList, Stabilizer
 from zennit.rules import Epsilon, Norm, Pass
 
 from ._sequence_attention import (
-    AttentionCanonizer, EncoderCanonizer, TransformerLayerCanonizer, check_attention,
+    AttentionCanonizer,
+    EncoderCanonizer,
+    TransformerLayerCanonizer,
+    check_attention,
 )
 from ._sequence_layers import AttentionValues, StepLinear, StepSum
 from ._sequence_recurrent import RECURRENT, RecurrentCanonizer, check_recurrent
 
-__all__ = ['sequence_canonizers', 'sequence_layer_map', 'token_relevance']
+__all__ = ["sequence_canonizers", "sequence_layer_map", "token_relevance"]
 
-_NORMS = tuple(norm for norm in (nn.LayerNorm, getattr(nn, 'RMSNorm', None)) if norm is not None)
+_NORMS = tuple(norm for norm in (nn.LayerNorm, getattr(nn, "RMSNorm", None)) if norm is not None)
 
 
 class PerCall(Hook):
@@ -56,15 +62,17 @@ class PerCall(Hook):
         self.calls = weakref.WeakSet()
         self.current = None
 
-    def copy(self) -> 'PerCall':
+    def copy(self) -> PerCall:
         return PerCall(self.rule.copy())
 
     def register(self, module: nn.Module) -> RemovableHandleList:
-        return RemovableHandleList([
-            RemovableHandle(self),
-            module.register_forward_pre_hook(self.pre_forward),
-            module.register_forward_hook(self.post_forward),
-        ])
+        return RemovableHandleList(
+            [
+                RemovableHandle(self),
+                module.register_forward_pre_hook(self.pre_forward),
+                module.register_forward_hook(self.post_forward),
+            ]
+        )
 
     def pre_forward(self, module, input):
         self.current = self.rule.copy()
@@ -75,10 +83,10 @@ class PerCall(Hook):
     def post_forward(self, module, input, output):
         call, self.current = self.current, None
         call.forward(module, input, output)
-        if 'input' in call.stored_tensors:
+        if "input" in call.stored_tensors:
             # the stored input's graph leads back to this call's own hooks: a reference cycle through the autograd
             # graph that Python's garbage collector cannot see, so copies would pile up until ``remove``
-            call.stored_tensors['input'] = tuple(tensor.detach() for tensor in call.stored_tensors['input'])
+            call.stored_tensors["input"] = tuple(tensor.detach() for tensor in call.stored_tensors["input"])
         output = call.post_forward(module, input, output)
         if output.grad_fn is not None:
             # the graph holds this copy (not only weakly, as zennit's own tensor hooks do) until the graph is freed
@@ -155,6 +163,6 @@ def token_relevance(relevance: torch.Tensor, *, batch_first: bool = True) -> tor
     ``relevance`` is (B, L, E), or (L, B, E) with ``batch_first=False``.
     """
     if relevance.dim() != 3:
-        raise ValueError(f'expected an embedding-output relevance of 3 dimensions, got shape {tuple(relevance.shape)}')
+        raise ValueError(f"expected an embedding-output relevance of 3 dimensions, got shape {tuple(relevance.shape)}")
     scores = relevance.sum(-1)
     return scores if batch_first else scores.transpose(0, 1)

@@ -9,6 +9,9 @@ Rules:
 - Encoder and decoder layers: the residual additions go through zennit ``Sum`` modules (relevance split in proportion
   to the two terms, instead of being copied to both); the feed-forward activation passes relevance unchanged.
 """
+
+from __future__ import annotations
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -20,7 +23,7 @@ from ._sequence_layers import AttentionValues, ForwardCanonizer, SharedLinear, a
 def check_attention(module: nn.Module) -> None:
     """Raise ``NotImplementedError`` for attention options the canonizer does not handle."""
     if isinstance(module, nn.MultiheadAttention) and (module.bias_k is not None or module.add_zero_attn):
-        raise NotImplementedError('LRP for nn.MultiheadAttention with add_bias_kv or add_zero_attn is not supported')
+        raise NotImplementedError("LRP for nn.MultiheadAttention with add_bias_kv or add_zero_attn is not supported")
 
 
 def _projections(module: nn.MultiheadAttention) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -37,7 +40,7 @@ def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | N
     """A boolean mask (True = not allowed) as an additive float mask; a float mask as it is."""
     if mask is None or mask.is_floating_point():
         return mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float('-inf'))
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
 
 
 def attention_forward(
@@ -53,7 +56,7 @@ def attention_forward(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Forward of ``nn.MultiheadAttention`` with the value path through ``lrp_value`` and ``lrp_attention``."""
     if is_causal and attn_mask is None:
-        raise RuntimeError('Need attn_mask if specifying the is_causal hint')
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint")
     batched = query.dim() == 3
     if not batched:
         query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -68,7 +71,7 @@ def attention_forward(
     keys = F.linear(key, key_weight, key_bias).reshape(source_len, batch * heads, head_dim).transpose(0, 1)
     values = self.lrp_value(value).reshape(source_len, batch * heads, head_dim).transpose(0, 1)
 
-    scores = (queries * head_dim ** -0.5) @ keys.transpose(1, 2)
+    scores = (queries * head_dim**-0.5) @ keys.transpose(1, 2)
     mask = _additive(attn_mask, scores.dtype)
     if key_padding_mask is not None:
         padding = _additive(key_padding_mask, scores.dtype).view(batch, 1, 1, source_len)
@@ -119,6 +122,7 @@ def decoder_layer_forward(
     memory_is_causal: bool = False,
 ) -> torch.Tensor:
     """Forward of ``nn.TransformerDecoderLayer`` with the residual adds through ``lrp_sum1``..``lrp_sum3``."""
+
     def attend_self(x):
         return self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal)
 
@@ -171,9 +175,9 @@ class AttentionCanonizer(ForwardCanonizer):
             return None
         check_attention(module)
         return {
-            'forward': attention_forward.__get__(module),
-            'lrp_value': SharedLinear(*_projections(module)[2]),
-            'lrp_attention': AttentionValues(module.head_dim),
+            "forward": attention_forward.__get__(module),
+            "lrp_value": SharedLinear(*_projections(module)[2]),
+            "lrp_attention": AttentionValues(module.head_dim),
         }
 
 
@@ -190,10 +194,10 @@ class TransformerLayerCanonizer(ForwardCanonizer):
     @staticmethod
     def _attribute_map(module: nn.Module) -> dict | None:
         if isinstance(module, nn.TransformerEncoderLayer):
-            return {'forward': encoder_layer_forward.__get__(module), 'lrp_sum1': Sum(), 'lrp_sum2': Sum()}
+            return {"forward": encoder_layer_forward.__get__(module), "lrp_sum1": Sum(), "lrp_sum2": Sum()}
         if isinstance(module, nn.TransformerDecoderLayer):
-            sums = {f'lrp_sum{index}': Sum() for index in (1, 2, 3)}
-            return {'forward': decoder_layer_forward.__get__(module), **sums}
+            sums = {f"lrp_sum{index}": Sum() for index in (1, 2, 3)}
+            return {"forward": decoder_layer_forward.__get__(module), **sums}
         return None
 
 
@@ -207,4 +211,4 @@ class EncoderCanonizer(ForwardCanonizer):
     def _attribute_map(module: nn.Module) -> dict | None:
         if not isinstance(module, nn.TransformerEncoder):
             return None
-        return {'forward': encoder_forward.__get__(module)}
+        return {"forward": encoder_forward.__get__(module)}

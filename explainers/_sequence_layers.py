@@ -11,7 +11,10 @@ between them must say how it passes relevance on. The two used here:
 Sums go through :class:`StepSum` (zennit's :class:`~zennit.layer.Sum`), whose ``Norm`` rule splits relevance in
 proportion to the summands; linear maps through :class:`SharedLinear` / :class:`StepLinear` (epsilon rule).
 """
-from typing import Callable
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -104,8 +107,8 @@ class AttentionValues(nn.Module):
         self.head_dim = head_dim
 
     def forward(self, weights_and_values: torch.Tensor) -> torch.Tensor:
-        weights = weights_and_values[..., :-self.head_dim, :].detach()
-        values = weights_and_values[..., -self.head_dim:, :].transpose(-1, -2)
+        weights = weights_and_values[..., : -self.head_dim, :].detach()
+        values = weights_and_values[..., -self.head_dim :, :].transpose(-1, -2)
         return weights @ values
 
 
@@ -129,8 +132,8 @@ class ForwardCanonizer(AttributeCanonizer):
         found = [(module, self.attribute_map(module)) for module in root_module.modules()]
         found = [(module, attributes) for module, attributes in found if attributes is not None]
         for module, attributes in found:
-            if 'forward' in vars(module) or any(hasattr(module, key) for key in attributes if key != 'forward'):
-                raise ValueError(f'{type(module).__name__} is already canonized (or has a clashing attribute)')
+            if "forward" in vars(module) or any(hasattr(module, key) for key in attributes if key != "forward"):
+                raise ValueError(f"{type(module).__name__} is already canonized (or has a clashing attribute)")
         instances = []
         for module, attributes in found:
             instance = self.copy()
@@ -138,5 +141,5 @@ class ForwardCanonizer(AttributeCanonizer):
             instances.append(instance)
         return instances
 
-    def copy(self) -> 'ForwardCanonizer':
+    def copy(self) -> ForwardCanonizer:
         return self.__class__()

@@ -10,6 +10,9 @@ proportion to their terms; the ``tanh``/``relu`` of the signal passes relevance 
   ``n = tanh(W_in x_t + r * (W_hn h_{t-1}))`` splits between ``x_t`` and ``h_{t-1}`` (gate ``r`` constant).
 - RNN: ``h_t = act(W_ih x_t + W_hh h_{t-1})``.
 """
+
+from __future__ import annotations
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -18,13 +21,13 @@ from torch.nn.utils.rnn import PackedSequence
 from ._sequence_layers import ForwardCanonizer, SharedLinear, StepLinear, StepSum, add, relay, signal_take_all
 
 RECURRENT = (nn.LSTM, nn.GRU, nn.RNN)
-_ACTIVATIONS = {'LSTM': torch.tanh, 'GRU': torch.tanh, 'RNN_TANH': torch.tanh, 'RNN_RELU': torch.relu}
+_ACTIVATIONS = {"LSTM": torch.tanh, "GRU": torch.tanh, "RNN_TANH": torch.tanh, "RNN_RELU": torch.relu}
 
 
 def check_recurrent(module: nn.Module) -> None:
     """Raise ``NotImplementedError`` for recurrent options the canonizer does not unroll."""
-    if getattr(module, 'proj_size', 0):
-        raise NotImplementedError('LRP for nn.LSTM with proj_size > 0 is not supported')
+    if getattr(module, "proj_size", 0):
+        raise NotImplementedError("LRP for nn.LSTM with proj_size > 0 is not supported")
 
 
 class RecurrentCell(nn.Module):
@@ -44,11 +47,11 @@ class RecurrentCell(nn.Module):
 
     def forward(self, sequence: torch.Tensor, state):
         """Run over ``sequence`` (T, B, F) from ``state`` (``h`` or ``(h, c)``); return the outputs and last state."""
-        step = {'LSTM': self._lstm_step, 'GRU': self._gru_step}.get(self.mode, self._rnn_step)
+        step = {"LSTM": self._lstm_step, "GRU": self._gru_step}.get(self.mode, self._rnn_step)
         outputs = []
         for projected in self.input_linear(sequence).unbind(0):
             state = step(projected, state)
-            outputs.append(state[0] if self.mode == 'LSTM' else state)
+            outputs.append(state[0] if self.mode == "LSTM" else state)
         return torch.stack(outputs), state
 
     def _lstm_step(self, projected, state):
@@ -75,22 +78,26 @@ class RecurrentCell(nn.Module):
 def _cells(module: nn.RNNBase) -> nn.ModuleList:
     cells = []
     for layer in range(module.num_layers):
-        for suffix in ['', '_reverse'][:1 + module.bidirectional]:
+        for suffix in ["", "_reverse"][: 1 + module.bidirectional]:
+
             def param(name):
-                return getattr(module, f'{name}_l{layer}{suffix}', None)
-            cells.append(RecurrentCell(
-                module.mode,
-                SharedLinear(param('weight_ih'), param('bias_ih')),
-                StepLinear(param('weight_hh'), param('bias_hh')),
-            ))
+                return getattr(module, f"{name}_l{layer}{suffix}", None)  # noqa: B023 (called in this iteration)
+
+            cells.append(
+                RecurrentCell(
+                    module.mode,
+                    SharedLinear(param("weight_ih"), param("bias_ih")),
+                    StepLinear(param("weight_hh"), param("bias_hh")),
+                )
+            )
     return nn.ModuleList(cells)
 
 
 def recurrent_forward(self: nn.RNNBase, input: torch.Tensor, hx=None):
     """Forward of ``nn.LSTM``/``nn.GRU``/``nn.RNN`` through ``self.lrp_cells``; same signature and outputs."""
     if isinstance(input, PackedSequence):
-        raise NotImplementedError('LRP for recurrent modules does not support PackedSequence input; pad it')
-    is_lstm = self.mode == 'LSTM'
+        raise NotImplementedError("LRP for recurrent modules does not support PackedSequence input; pad it")
+    is_lstm = self.mode == "LSTM"
     batched = input.dim() == 3
     if not batched:
         input = input.unsqueeze(1)
@@ -143,4 +150,4 @@ class RecurrentCanonizer(ForwardCanonizer):
         if not isinstance(module, RECURRENT):
             return None
         check_recurrent(module)
-        return {'forward': recurrent_forward.__get__(module), 'lrp_cells': _cells(module)}
+        return {"forward": recurrent_forward.__get__(module), "lrp_cells": _cells(module)}

@@ -7,6 +7,7 @@ Explainers declare their space in the ``(type, keyword arguments of Optuna's sug
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ class Tunable:
     """
 
     name: str
-    type: type
+    type: builtins.type
     low: float | None = None
     high: float | None = None
     log: bool = False
@@ -37,8 +38,13 @@ class Tunable:
     condition: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     @classmethod
-    def from_spec(cls, name: str, kind: type, spec: Mapping[str, Any],
-                  condition: Mapping[str, Sequence[Any]] | None = None) -> Tunable:
+    def from_spec(
+        cls,
+        name: str,
+        kind: builtins.type,
+        spec: Mapping[str, Any],
+        condition: Mapping[str, Sequence[Any]] | None = None,
+    ) -> Tunable:
         """The tunable of a ``get_tunables()`` entry ``name: (kind, spec)`` and its ``get_conditions()`` entry."""
         pairs = tuple((other, tuple(values)) for other, values in (condition or {}).items())
         if "choices" in spec:
@@ -47,16 +53,31 @@ class Tunable:
             raise TypeError(f"tunable {name!r} has unsupported type {kind!r}; use float, int or a 'choices' list")
         unknown = set(spec) - _RANGE_KEYS
         if unknown or not {"low", "high"} <= set(spec):
-            raise TypeError(f"tunable {name!r} needs 'low' and 'high' (and optionally 'log', 'step'); "
-                            f"got {sorted(spec)}")
-        return cls(name, kind, low=spec["low"], high=spec["high"], log=bool(spec.get("log", False)),
-                   step=spec.get("step"), condition=pairs)
+            raise TypeError(
+                f"tunable {name!r} needs 'low' and 'high' (and optionally 'log', 'step'); got {sorted(spec)}"
+            )
+        return cls(
+            name,
+            kind,
+            low=spec["low"],
+            high=spec["high"],
+            log=bool(spec.get("log", False)),
+            step=spec.get("step"),
+            condition=pairs,
+        )
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a numeric tunable."""
+        if self.low is None or self.high is None:
+            raise TypeError(f"tunable {self.name!r} is categorical: it has choices, not a range")
+        return self.low, self.high
 
     @property
     def categorical(self) -> bool:
         return self.choices is not None
 
-    def spec(self) -> tuple[type, dict[str, Any]]:
+    def spec(self) -> tuple[builtins.type, dict[str, Any]]:
         """The ``(type, keyword arguments of Optuna's suggest_*)`` form of :meth:`LRPBase.get_tunables`."""
         if self.choices is not None:
             return self.type, {"choices": list(self.choices)}
@@ -78,14 +99,15 @@ class Tunable:
         kwargs: dict[str, Any] = {"log": self.log}
         if self.step is not None:
             kwargs["step"] = self.step
+        low, high = self.bounds
         if self.type is int:
-            return trial.suggest_int(param_name, int(self.low), int(self.high), **kwargs)  # type: ignore[arg-type]
-        return trial.suggest_float(param_name, self.low, self.high, **kwargs)
+            return trial.suggest_int(param_name, int(low), int(high), **kwargs)
+        return trial.suggest_float(param_name, low, high, **kwargs)
 
     def grid(self, points: int = 5) -> list[Any]:
         """``points`` values over the range (log-spaced where ``log``), or every choice."""
         if self.choices is not None:
             return list(self.choices)
         space = np.geomspace if self.log else np.linspace
-        values = space(self.low, self.high, points)
+        values = space(*self.bounds, points)
         return sorted({int(round(v)) for v in values}) if self.type is int else [float(v) for v in values]

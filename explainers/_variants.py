@@ -65,18 +65,23 @@ class LRPUniformEpsilon(_ZennitVariant):
     SUPPORTED_MODULES: ClassVar[list[type]] = [Linear, Convolution, LSTM, RNN, Attention]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
 
-    def __init__(self, model: nn.Module, epsilon: Stabilizer = 0.25, stabilizer: Stabilizer = 1e-6,
-                 **common: Any) -> None:
+    def __init__(
+        self, model: nn.Module, epsilon: Stabilizer = 0.25, stabilizer: Stabilizer = 1e-6, **common: Any
+    ) -> None:
         check_positive(epsilon=epsilon, stabilizer=stabilizer)
         self.epsilon = epsilon
         self.stabilizer = stabilizer
         super().__init__(model, **common)
 
     def build_composite(self, model: nn.Module) -> Composite:
-        layer_map = self.sequence_layer_map() + layer_map_base(self.stabilizer) + [
-            (Convolution, Epsilon(epsilon=self.epsilon)),
-            (nn.Linear, Epsilon(epsilon=self.epsilon)),
-        ]
+        layer_map = (
+            self.sequence_layer_map()
+            + layer_map_base(self.stabilizer)
+            + [
+                (Convolution, Epsilon(epsilon=self.epsilon)),
+                (nn.Linear, Epsilon(epsilon=self.epsilon)),
+            ]
+        )
         return LayerMapComposite(layer_map=layer_map, canonizers=self.canonizers(model))
 
 
@@ -94,8 +99,16 @@ class LRPEpsilonGammaBox(_ZennitVariant):
     SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL), "gamma": (float, LOG_UNIT_INTERVAL)}
 
-    def __init__(self, model: nn.Module, low: Bound = -3.0, high: Bound = 3.0, epsilon: Stabilizer = 1e-6,
-                 gamma: float = 0.25, stabilizer: Stabilizer = 1e-6, **common: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        low: Bound = -3.0,
+        high: Bound = 3.0,
+        epsilon: Stabilizer = 1e-6,
+        gamma: float = 0.25,
+        stabilizer: Stabilizer = 1e-6,
+        **common: Any,
+    ) -> None:
         check_positive(epsilon=epsilon, gamma=gamma, stabilizer=stabilizer)
         check_bounds(low, high)
         self.low = low
@@ -106,9 +119,15 @@ class LRPEpsilonGammaBox(_ZennitVariant):
         super().__init__(model, **common)
 
     def build_composite(self, model: nn.Module) -> Composite:
-        return EpsilonGammaBox(low=self.low, high=self.high, epsilon=self.epsilon, gamma=self.gamma,
-                               stabilizer=self.stabilizer, layer_map=self.sequence_layer_map(),
-                               canonizers=self.canonizers(model))
+        return EpsilonGammaBox(
+            low=self.low,
+            high=self.high,
+            epsilon=self.epsilon,
+            gamma=self.gamma,
+            stabilizer=self.stabilizer,
+            layer_map=self.sequence_layer_map(),
+            canonizers=self.canonizers(model),
+        )
 
 
 class _ConvolutionComposite(_ZennitVariant):
@@ -119,16 +138,21 @@ class _ConvolutionComposite(_ZennitVariant):
     SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
 
-    def __init__(self, model: nn.Module, epsilon: Stabilizer = 1e-6, stabilizer: Stabilizer = 1e-6,
-                 **common: Any) -> None:
+    def __init__(
+        self, model: nn.Module, epsilon: Stabilizer = 1e-6, stabilizer: Stabilizer = 1e-6, **common: Any
+    ) -> None:
         check_positive(epsilon=epsilon, stabilizer=stabilizer)
         self.epsilon = epsilon
         self.stabilizer = stabilizer
         super().__init__(model, **common)
 
     def build_composite(self, model: nn.Module) -> Composite:
-        return self.COMPOSITE(epsilon=self.epsilon, stabilizer=self.stabilizer, layer_map=self.sequence_layer_map(),
-                              canonizers=self.canonizers(model))
+        return self.COMPOSITE(
+            epsilon=self.epsilon,
+            stabilizer=self.stabilizer,
+            layer_map=self.sequence_layer_map(),
+            canonizers=self.canonizers(model),
+        )
 
 
 @register_explainer("epsilon_plus")

@@ -1,4 +1,5 @@
 """Batched faithfulness and quality metrics that score attributions, one score per sample."""
+
 from ._abpc import AbPC
 from ._base import Metric
 from ._complexity import Complexity

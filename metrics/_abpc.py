@@ -1,4 +1,5 @@
 """AbPC: the area between the LeRF and MoRF perturbation curves."""
+
 from __future__ import annotations
 
 import torch
@@ -28,12 +29,12 @@ class AbPC(RegionPerturbation):
     direction = "maximize"
     uses_reference = False  # so callers need not compute p(x) for it
 
-    def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
-                 reference: Tensor | None = None) -> Tensor:
+    def evaluate(
+        self, inputs: Tensor, targets: Tensor, attributions: Tensor, *, reference: Tensor | None = None
+    ) -> Tensor:
         """AbPC per sample, (B,). ``reference`` is accepted for a uniform API and not needed."""
         inputs, targets, attributions, layout = self._prepare(inputs, targets, attributions)
         self._check_reference(reference, inputs)
         steps = torch.arange(1, self.n_steps)
-        morf, lerf = self._curves(inputs, targets, attributions, layout, (True, False), steps,
-                                  with_reference=False)
+        morf, lerf = self._curves(inputs, targets, attributions, layout, (True, False), steps, with_reference=False)
         return (lerf - morf).sum(1) / self.n_steps

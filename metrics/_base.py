@@ -13,13 +13,15 @@ Inputs are one of
 
 Attributions always have exactly the shape of the inputs.
 """
+
 from __future__ import annotations
 
 import abc
 import inspect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, overload
 
 import torch
 from torch import Tensor, nn
@@ -60,8 +62,11 @@ class Metric(abc.ABC):
         """The keyword arguments the constructor takes besides the model (a caller holding one dict of
         settings for several metrics passes each the ones it takes)."""
         parameters = inspect.signature(cls.__init__).parameters.items()
-        return frozenset(name for name, p in parameters
-                         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "model"))
+        return frozenset(
+            name
+            for name, p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "model")
+        )
 
     def __call__(self, inputs: Tensor, targets: Tensor, attributions: Tensor, **kwargs: Any) -> Tensor:
         return self.evaluate(inputs, targets, attributions, **kwargs)
@@ -89,9 +94,9 @@ def _jsonable(value: Any) -> Any:
 class Layout:
     """Where the features sit in an input tensor of shape (B, *shape)."""
 
-    shape: tuple[int, ...]        # input shape without the batch dimension
+    shape: tuple[int, ...]  # input shape without the batch dimension
     reduce_dims: tuple[int, ...]  # dims (of the batched tensor) summed into one feature's relevance
-    positions: tuple[int, ...]    # the shape of the feature positions (H, W), (L,) or (D,)
+    positions: tuple[int, ...]  # the shape of the feature positions (H, W), (L,) or (D,)
 
     @property
     def n_positions(self) -> int:
@@ -110,8 +115,10 @@ def layout_of(inputs: Tensor) -> Layout:
         return Layout(shape, (1,), shape[1:])
     if inputs.ndim == 3:
         if not inputs.is_floating_point():
-            raise ValueError("3-d inputs are read as embeddings (B, L, E) and must be float; "
-                             f"got dtype {inputs.dtype}. Pass token ids as (B, L).")
+            raise ValueError(
+                "3-d inputs are read as embeddings (B, L, E) and must be float; "
+                f"got dtype {inputs.dtype}. Pass token ids as (B, L)."
+            )
         return Layout(shape, (2,), shape[:1])
     if inputs.ndim == 2:
         return Layout(shape, (), shape)
@@ -127,11 +134,17 @@ def position_relevance(attributions: Tensor, layout: Layout) -> Tensor:
     return relevance.reshape(len(attributions), -1)
 
 
+@overload
+def check_inputs(inputs: Tensor, targets: Tensor | Sequence[int], attributions: Tensor) -> Tensor: ...
+@overload
+def check_inputs(inputs: Tensor, targets: None, attributions: Tensor) -> None: ...
 def check_inputs(inputs: Tensor, targets: Tensor | Sequence[int] | None, attributions: Tensor) -> Tensor | None:
     """Raise ``ValueError`` on malformed arguments; returns ``targets`` as a LongTensor (or None)."""
     if not isinstance(inputs, Tensor) or not isinstance(attributions, Tensor):
-        raise ValueError("inputs and attributions must be torch tensors; got "
-                         f"{type(inputs).__name__} and {type(attributions).__name__}.")
+        raise ValueError(
+            "inputs and attributions must be torch tensors; got "
+            f"{type(inputs).__name__} and {type(attributions).__name__}."
+        )
     if tuple(attributions.shape) != tuple(inputs.shape):
         raise ValueError(
             f"attributions must have the shape of the inputs, {tuple(inputs.shape)}; got "

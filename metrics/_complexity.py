@@ -1,4 +1,5 @@
 """Complexity: the entropy of the fractional contributions (Bhatt et al. 2020)."""
+
 from __future__ import annotations
 
 import torch

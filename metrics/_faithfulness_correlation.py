@@ -1,12 +1,12 @@
 """Faithfulness correlation (Bhatt et al. 2020)."""
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
 from ._base import position_relevance
-from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn, feature_ids, \
-    feature_relevance
+from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn, feature_ids, feature_relevance
 
 
 class FaithfulnessCorrelation(PerturbationMetric):
@@ -34,17 +34,40 @@ class FaithfulnessCorrelation(PerturbationMetric):
 
     direction = "maximize"
 
-    def __init__(self, model: nn.Module, *, n_runs: int = 100, subset_size: int | float | None = None,
-                 seed: int = 0, patch_size: int | tuple[int, ...] = 1, baseline: Baseline = "zero",
-                 prob_fn: ProbFn | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 blur_sigma: float = 5.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        n_runs: int = 100,
+        subset_size: int | float | None = None,
+        seed: int = 0,
+        patch_size: int | tuple[int, ...] = 1,
+        baseline: Baseline = "zero",
+        prob_fn: ProbFn | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        blur_sigma: float = 5.0,
+    ) -> None:
         if not isinstance(n_runs, int) or n_runs < 2:
             raise ValueError(f"n_runs must be an int >= 2 to correlate; got {n_runs!r}.")
-        if not (subset_size is None or isinstance(subset_size, int) and subset_size >= 1
-                or isinstance(subset_size, float) and 0 < subset_size < 1):
+        if not (
+            subset_size is None
+            or isinstance(subset_size, int)
+            and subset_size >= 1
+            or isinstance(subset_size, float)
+            and 0 < subset_size < 1
+        ):
             raise ValueError(f"subset_size must be a positive int or a fraction in (0, 1); got {subset_size!r}.")
-        super().__init__(model, n_runs=n_runs, subset_size=subset_size, seed=seed, patch_size=patch_size,
-                         baseline=baseline, prob_fn=prob_fn, batch_size=batch_size, blur_sigma=blur_sigma)
+        super().__init__(
+            model,
+            n_runs=n_runs,
+            subset_size=subset_size,
+            seed=seed,
+            patch_size=patch_size,
+            baseline=baseline,
+            prob_fn=prob_fn,
+            batch_size=batch_size,
+            blur_sigma=blur_sigma,
+        )
         self.n_runs, self.subset_size, self.seed, self.patch_size = n_runs, subset_size, seed, patch_size
 
     def subsets(self, batch_size: int, n_features: int) -> Tensor:
@@ -57,23 +80,26 @@ class FaithfulnessCorrelation(PerturbationMetric):
         else:
             size = max(1, int(self.subset_size * n_features))
         if size >= n_features:
-            raise ValueError(f"subset_size={self.subset_size} leaves no feature unperturbed: there are "
-                             f"{n_features} features; use fewer (or a fraction such as 0.1).")
+            raise ValueError(
+                f"subset_size={self.subset_size} leaves no feature unperturbed: there are "
+                f"{n_features} features; use fewer (or a fraction such as 0.1)."
+            )
         generator = torch.Generator().manual_seed(self.seed)
         chosen = torch.rand(self.n_runs, 1, n_features, generator=generator).topk(size, dim=-1).indices
         subsets = torch.zeros(self.n_runs, 1, n_features, dtype=torch.bool).scatter_(-1, chosen, True)
         return subsets.expand(self.n_runs, batch_size, n_features)
 
-    def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
-                 reference: Tensor | None = None) -> Tensor:
+    def evaluate(
+        self, inputs: Tensor, targets: Tensor, attributions: Tensor, *, reference: Tensor | None = None
+    ) -> Tensor:
         """Faithfulness correlation per sample, (B,); ``reference``: p(x) from :meth:`reference`."""
         inputs, targets, attributions, layout = self._prepare(inputs, targets, attributions)
         reference = self._check_reference(reference, inputs)
         ids = feature_ids(layout, self.patch_size).to(inputs.device)
         relevance = feature_relevance(position_relevance(attributions, layout), ids)
         batch, n_features = relevance.shape
-        subsets = self.subsets(batch, n_features).to(inputs.device)   # (runs, B, F)
-        masks = subsets[:, :, ids].reshape(-1, layout.n_positions)    # run-major rows
+        subsets = self.subsets(batch, n_features).to(inputs.device)  # (runs, B, F)
+        masks = subsets[:, :, ids].reshape(-1, layout.n_positions)  # run-major rows
         rows = torch.arange(batch, device=inputs.device).repeat(self.n_runs)
         if reference is None:
             rows = torch.cat([rows, torch.arange(batch, device=inputs.device)])
@@ -81,7 +107,7 @@ class FaithfulnessCorrelation(PerturbationMetric):
         scores = self._scores(inputs, targets, layout, rows, masks)
         if reference is None:
             scores, reference = scores[:-batch], scores[-batch:]
-        drops = reference[None] - scores.view(self.n_runs, batch)       # (runs, B)
+        drops = reference[None] - scores.view(self.n_runs, batch)  # (runs, B)
         subset_relevance = (subsets * relevance[None]).sum(-1).float()  # (runs, B)
         return pearson(subset_relevance.T, drops.T)
 

@@ -1,4 +1,5 @@
 """IROF: iterative removal of features (superpixels), Rieger & Hansen 2020."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,8 @@ class IROF(PerturbationMetric):
 
     Each image is split into superpixels by SLIC (scikit-image; any number of channels; each image is
     min-max scaled to [0, 1] for the segmentation only, without Lab conversion: on normalised or
-    noisy RGB the Lab distances swamp ``compactness`` and SLIC collapses to one segment). Its n segments are ranked by their mean
-    relevance (summed over channels) and removed, most relevant first, one per step, taking the
+    noisy RGB the Lab distances swamp ``compactness`` and SLIC collapses to one segment). Its n segments
+    are ranked by their mean relevance (summed over channels) and removed, most relevant first, one per step, taking the
     baseline (default the per-sample, per-channel mean). With p the target's softmax probability
     and x^(k) the image after k removals, y_k = p(x^(k)) / p(x) (y_0 = 1), and
 
@@ -32,34 +33,62 @@ class IROF(PerturbationMetric):
 
     direction = "maximize"
 
-    def __init__(self, model: nn.Module, *, n_segments: int = 100, compactness: float = 1.0,
-                 baseline: Baseline = "mean", prob_fn: ProbFn | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, blur_sigma: float = 5.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        n_segments: int = 100,
+        compactness: float = 1.0,
+        baseline: Baseline = "mean",
+        prob_fn: ProbFn | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        blur_sigma: float = 5.0,
+    ) -> None:
         if not isinstance(n_segments, int) or n_segments < 2:
             raise ValueError(f"n_segments must be an int >= 2; got {n_segments!r}.")
-        super().__init__(model, n_segments=n_segments, compactness=compactness, baseline=baseline,
-                         prob_fn=prob_fn, batch_size=batch_size, blur_sigma=blur_sigma)
+        super().__init__(
+            model,
+            n_segments=n_segments,
+            compactness=compactness,
+            baseline=baseline,
+            prob_fn=prob_fn,
+            batch_size=batch_size,
+            blur_sigma=blur_sigma,
+        )
         self.n_segments, self.compactness = n_segments, compactness
 
     def segment(self, inputs: Tensor) -> Tensor:
         """SLIC superpixel labels 0..n_b-1 per image, a LongTensor (B, H, W) on the inputs' device."""
         if inputs.ndim != 4 or not inputs.is_floating_point():
-            raise ValueError(f"IROF needs float images (B, C, H, W); got shape {tuple(inputs.shape)}, "
-                             f"dtype {inputs.dtype}.")
-        images = inputs.detach().float().cpu()
-        low = images.flatten(1).amin(1).view(-1, 1, 1, 1)
-        high = images.flatten(1).amax(1).view(-1, 1, 1, 1)
-        images = ((images - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).double().numpy()
+            raise ValueError(
+                f"IROF needs float images (B, C, H, W); got shape {tuple(inputs.shape)}, dtype {inputs.dtype}."
+            )
+        pixels = inputs.detach().float().cpu()
+        low = pixels.flatten(1).amin(1).view(-1, 1, 1, 1)
+        high = pixels.flatten(1).amax(1).view(-1, 1, 1, 1)
+        images = ((pixels - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).double().numpy()
         labels = []
         for image in images:  # SLIC is per image; the forward passes below are batched
-            seg = slic(image if image.shape[-1] > 1 else image[..., 0], n_segments=self.n_segments,
-                       compactness=self.compactness, start_label=0, convert2lab=False,
-                       channel_axis=-1 if image.shape[-1] > 1 else None)
+            seg = slic(
+                image if image.shape[-1] > 1 else image[..., 0],
+                n_segments=self.n_segments,
+                compactness=self.compactness,
+                start_label=0,
+                convert2lab=False,
+                channel_axis=-1 if image.shape[-1] > 1 else None,
+            )
             labels.append(np.unique(seg, return_inverse=True)[1].reshape(seg.shape))
         return torch.from_numpy(np.stack(labels)).long().to(inputs.device)
 
-    def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
-                 reference: Tensor | None = None, segments: Tensor | None = None) -> Tensor:
+    def evaluate(
+        self,
+        inputs: Tensor,
+        targets: Tensor,
+        attributions: Tensor,
+        *,
+        reference: Tensor | None = None,
+        segments: Tensor | None = None,
+    ) -> Tensor:
         """IROF per sample, (B,). ``reference``: p(x) from :meth:`reference`; ``segments``: from
         :meth:`segment`, both optional and reusable across attributions of the same inputs."""
         inputs, targets, attributions, layout = self._prepare(inputs, targets, attributions)
@@ -68,11 +97,13 @@ class IROF(PerturbationMetric):
         reference = self._check_reference(reference, inputs)
         segments = self.segment(inputs) if segments is None else segments.to(inputs.device).long()
         if segments.shape != (len(inputs), *layout.positions):
-            raise ValueError(f"segments must be (B, H, W) = {(len(inputs), *layout.positions)} labels from "
-                             f".segment(inputs); got {tuple(segments.shape)}.")
+            raise ValueError(
+                f"segments must be (B, H, W) = {(len(inputs), *layout.positions)} labels from "
+                f".segment(inputs); got {tuple(segments.shape)}."
+            )
         batch, device = len(inputs), inputs.device
-        labels = segments.flatten(1)                                    # (B, P)
-        counts = labels.max(1).values + 1                               # n_b segments per image
+        labels = segments.flatten(1)  # (B, P)
+        counts = labels.max(1).values + 1  # n_b segments per image
         n_max = int(counts.max())
         relevance = position_relevance(attributions, layout).double()
         seg_sum = relevance.new_zeros(batch, n_max).scatter_add_(1, labels, relevance)
@@ -80,11 +111,11 @@ class IROF(PerturbationMetric):
         seg_mean = torch.where(seg_size > 0, seg_sum / seg_size.clamp_min(1), -torch.inf)
         order = torch.argsort(seg_mean, dim=1, descending=True, stable=True)
         rank = torch.empty_like(order).scatter_(1, order, torch.arange(n_max, device=device).expand_as(order))
-        position_rank = rank.gather(1, labels)                          # (B, P)
+        position_rank = rank.gather(1, labels)  # (B, P)
         # rows: for every image b and step k = 1..n_b, the image with its k best segments removed
         steps = torch.arange(1, n_max + 1, device=device)
-        valid = steps[None] <= counts[:, None]                          # (B, n_max)
-        sample, column = valid.nonzero(as_tuple=True)                   # sample-major, steps ascending
+        valid = steps[None] <= counts[:, None]  # (B, n_max)
+        sample, column = valid.nonzero(as_tuple=True)  # sample-major, steps ascending
         step = column + 1
         masks = position_rank[sample] < step[:, None]
         rows = sample
@@ -97,5 +128,6 @@ class IROF(PerturbationMetric):
         y = scores / reference.double()[sample]
         previous = torch.where(step == 1, torch.ones_like(y), torch.cat([y.new_ones(1), y[:-1]]))
         area = torch.zeros(batch, dtype=torch.double, device=device).index_add_(
-            0, sample, (previous + y) / 2 / counts[sample].double())
+            0, sample, (previous + y) / 2 / counts[sample].double()
+        )
         return (1 - area).float()

@@ -1,4 +1,5 @@
 """LeRF: region perturbation, least relevant features first."""
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -25,7 +26,8 @@ class LeRF(RegionPerturbation):
     direction = "minimize"
     most_relevant_first = False
 
-    def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
-                 reference: Tensor | None = None) -> Tensor:
+    def evaluate(
+        self, inputs: Tensor, targets: Tensor, attributions: Tensor, *, reference: Tensor | None = None
+    ) -> Tensor:
         """LeRF area per sample, (B,); ``reference``: p(x) from :meth:`reference`, if already known."""
         return self._aopc(inputs, targets, attributions, reference)

@@ -1,4 +1,5 @@
 """MoRF: region perturbation, most relevant features first (AOPC)."""
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -25,7 +26,8 @@ class MoRF(RegionPerturbation):
     direction = "maximize"
     most_relevant_first = True
 
-    def evaluate(self, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
-                 reference: Tensor | None = None) -> Tensor:
+    def evaluate(
+        self, inputs: Tensor, targets: Tensor, attributions: Tensor, *, reference: Tensor | None = None
+    ) -> Tensor:
         """MoRF AOPC per sample, (B,); ``reference``: p(x) from :meth:`reference`, if already known."""
         return self._aopc(inputs, targets, attributions, reference)

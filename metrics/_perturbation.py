@@ -5,11 +5,12 @@ features in this mask take the baseline?". :func:`masked_scores` answers it for 
 rows at once: it builds the perturbed copies chunk by chunk (``batch_size`` rows per forward pass)
 on the model's device, under ``torch.inference_mode()``, so no Python loop runs over samples.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Union
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,10 +18,10 @@ from torch import Tensor, nn
 
 from ._base import Layout, Metric, check_inputs, layout_of
 
-Baseline = Union[str, int, float, Tensor]
+Baseline = str | int | float | Tensor
 ProbFn = Callable[[Tensor], Tensor]
 
-#: Rows per forward pass. Measured on CPU with a ResNet-50 at 224x224 (benchmarks/metrics.py
+#: Rows per forward pass. Measured on CPU with a ResNet-50 at 224x224 (benchmarks/metric_speed.py
 #: --batch-sizes, 16-core CPU): 8 was fastest; larger stacks were slower, not faster.
 DEFAULT_BATCH_SIZE = 8
 
@@ -80,8 +81,9 @@ def make_baseline(inputs: Tensor, baseline: Baseline, layout: Layout, blur_sigma
         try:
             torch.broadcast_shapes(value.shape, inputs.shape)
         except RuntimeError:
-            raise ValueError(f"baseline tensor of shape {tuple(value.shape)} does not broadcast to the "
-                             f"inputs {tuple(inputs.shape)}.") from None
+            raise ValueError(
+                f"baseline tensor of shape {tuple(value.shape)} does not broadcast to the inputs {tuple(inputs.shape)}."
+            ) from None
         return value
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
         if not inputs.is_floating_point() and not isinstance(baseline, int):
@@ -92,8 +94,9 @@ def make_baseline(inputs: Tensor, baseline: Baseline, layout: Layout, blur_sigma
     if baseline not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, a number or a tensor; got {baseline!r}.")
     if not inputs.is_floating_point():
-        raise ValueError(f"baseline {baseline!r} needs float inputs; for token ids pass the pad or mask "
-                         "token id as an int baseline.")
+        raise ValueError(
+            f"baseline {baseline!r} needs float inputs; for token ids pass the pad or mask token id as an int baseline."
+        )
     if baseline == "min":
         return inputs.flatten(1).amin(1).view(-1, *[1] * (inputs.ndim - 1))
     position_dims = tuple(d for d in range(1, inputs.ndim) if d not in layout.reduce_dims)
@@ -136,8 +139,8 @@ def masked_scores(
     out = []
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
-            index = rows[start:start + batch_size]
-            mask = masks[start:start + batch_size].view(len(index), *layout.mask_shape)
+            index = rows[start : start + batch_size]
+            mask = masks[start : start + batch_size].view(len(index), *layout.mask_shape)
             perturbed = torch.where(mask, full_baseline[index], inputs[index])
             scores = prob_fn(model(perturbed))
             out.append(scores.gather(1, targets[index, None]).squeeze(1).float())
@@ -152,16 +155,31 @@ class PerturbationMetric(Metric):
     scores many attributions of the same inputs can compute once and pass as ``reference=``.
     """
 
+    model: nn.Module
     uses_reference = True  # evaluate(..., reference=self.reference(x, y)) reuses p(x) computed once
 
-    def __init__(self, model: nn.Module, *, baseline: Baseline = "zero", prob_fn: ProbFn | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, blur_sigma: float = 5.0, **settings) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        baseline: Baseline = "zero",
+        prob_fn: ProbFn | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        blur_sigma: float = 5.0,
+        **settings,
+    ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
         if isinstance(baseline, str) and baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, a number or a tensor; got {baseline!r}.")
-        super().__init__(model, **settings, baseline=baseline, prob_fn=prob_fn or softmax,
-                         batch_size=batch_size, blur_sigma=blur_sigma)
+        super().__init__(
+            model,
+            **settings,
+            baseline=baseline,
+            prob_fn=prob_fn or softmax,
+            batch_size=batch_size,
+            blur_sigma=blur_sigma,
+        )
         self.baseline = baseline
         self.prob_fn = prob_fn or softmax
         self.batch_size = batch_size
@@ -174,21 +192,27 @@ class PerturbationMetric(Metric):
     def _prepare(self, inputs: Tensor, targets: Tensor, attributions: Tensor | None = None):
         """Check the arguments, move them to the model's device; returns (inputs, targets, attr, layout)."""
         if attributions is None:
-            attributions = torch.zeros(inputs.shape, dtype=torch.float, device=inputs.device) \
-                if isinstance(inputs, Tensor) else inputs
+            attributions = (
+                torch.zeros(inputs.shape, dtype=torch.float, device=inputs.device)
+                if isinstance(inputs, Tensor)
+                else inputs
+            )
         targets = check_inputs(inputs, targets, attributions)
         layout = layout_of(inputs)
-        if self.model.training and any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout))
-                                       for m in self.model.modules()):
-            warnings.warn("the model is in training mode, so batch norm / dropout make scores depend on "
-                          "the batch; call model.eval() first.", stacklevel=3)
+        if self.model.training and any(
+            isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) for m in self.model.modules()
+        ):
+            warnings.warn(
+                "the model is in training mode, so batch norm / dropout make scores depend on "
+                "the batch; call model.eval() first.",
+                stacklevel=3,
+            )
         device = self.device
         return inputs.to(device), targets.to(device), attributions.to(device), layout
 
     def _scores(self, inputs: Tensor, targets: Tensor, layout: Layout, rows: Tensor, masks: Tensor) -> Tensor:
         baseline = make_baseline(inputs, self.baseline, layout, self.blur_sigma)
-        return masked_scores(self.model, inputs, targets, baseline, layout, rows, masks,
-                             self.prob_fn, self.batch_size)
+        return masked_scores(self.model, inputs, targets, baseline, layout, rows, masks, self.prob_fn, self.batch_size)
 
     def reference(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """The unperturbed target scores p(x), (B,): one forward pass per ``batch_size`` samples."""
@@ -202,6 +226,8 @@ class PerturbationMetric(Metric):
             return None
         reference = torch.as_tensor(reference)
         if reference.shape != (len(inputs),):
-            raise ValueError(f"reference must be the (B,) scores from .reference(inputs, targets), B = "
-                             f"{len(inputs)}; got shape {tuple(reference.shape)}.")
+            raise ValueError(
+                f"reference must be the (B,) scores from .reference(inputs, targets), B = "
+                f"{len(inputs)}; got shape {tuple(reference.shape)}."
+            )
         return reference.to(inputs.device, torch.float)

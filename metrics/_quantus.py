@@ -1,8 +1,10 @@
 """Any Quantus metric behind this package's ``Metric`` API."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,12 +19,12 @@ def numpy_compat() -> Iterator[None]:
     """Provide ``np.trapz`` (removed in numpy 2.4, still called by Quantus 0.6) for the duration."""
     added = not hasattr(np, "trapz")
     if added:
-        np.trapz = np.trapezoid
+        np.trapz = np.trapezoid  # type: ignore[attr-defined]
     try:
         yield
     finally:
         if added:
-            del np.trapz
+            del np.trapz  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -49,11 +51,14 @@ class QuantusMetric(Metric):
 
     requires_model = False
 
-    def __init__(self, metric: Any, model: nn.Module | None = None, *, seed: int | None = None,
-                 **call_kwargs: Any) -> None:
+    def __init__(
+        self, metric: Any, model: nn.Module | None = None, *, seed: int | None = None, **call_kwargs: Any
+    ) -> None:
         if not callable(metric) or not hasattr(metric, "score_direction"):
-            raise ValueError(f"from_quantus needs a Quantus metric instance, e.g. quantus.PixelFlipping("
-                             f"return_auc_per_sample=True); got {metric!r}.")
+            raise ValueError(
+                f"from_quantus needs a Quantus metric instance, e.g. quantus.PixelFlipping("
+                f"return_auc_per_sample=True); got {metric!r}."
+            )
         super().__init__(model, quantus_metric=type(metric).__name__, seed=seed)
         self.metric, self.seed, self.call_kwargs = metric, seed, call_kwargs
         direction = getattr(metric.score_direction, "value", str(metric.score_direction)).lower()
@@ -66,9 +71,13 @@ class QuantusMetric(Metric):
         if self.model is not None:
             kwargs.setdefault("device", str(model_device(self.model)))
         with numpy_compat(), numpy_seed(self.seed):
-            scores = self.metric(model=self.model, x_batch=inputs.detach().cpu().numpy(),
-                                 y_batch=targets.cpu().numpy(), a_batch=attributions.detach().cpu().numpy(),
-                                 **kwargs)
+            scores = self.metric(
+                model=self.model,
+                x_batch=inputs.detach().cpu().numpy(),
+                y_batch=targets.cpu().numpy(),
+                a_batch=attributions.detach().cpu().numpy(),
+                **kwargs,
+            )
         scores = np.asarray(scores, dtype=float)
         if scores.shape != (len(inputs),):
             raise ValueError(
@@ -79,8 +88,9 @@ class QuantusMetric(Metric):
         return torch.as_tensor(scores, dtype=torch.float, device=inputs.device)
 
 
-def from_quantus(metric: Any, model: nn.Module | None = None, *, seed: int | None = None,
-                 **call_kwargs: Any) -> QuantusMetric:
+def from_quantus(
+    metric: Any, model: nn.Module | None = None, *, seed: int | None = None, **call_kwargs: Any
+) -> QuantusMetric:
     """Wrap a Quantus metric instance (e.g. ``quantus.FaithfulnessCorrelation()``) as a ``Metric``.
 
     Args:

@@ -11,14 +11,14 @@ visualization of what a deep neural network has learned", IEEE TNNLS 28(11), 201
 perturbation, AOPC); S. Bach et al., "On pixel-wise explanations for non-linear classifier
 decisions by layer-wise relevance propagation", PLoS ONE 10(7), 2015 (pixel flipping).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
 from ._base import Layout, position_relevance
-from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn, feature_ids, \
-    feature_relevance
+from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn, feature_ids, feature_relevance
 
 
 class RegionPerturbation(PerturbationMetric):
@@ -37,13 +37,28 @@ class RegionPerturbation(PerturbationMetric):
 
     most_relevant_first = True
 
-    def __init__(self, model: nn.Module, *, n_steps: int = 10, patch_size: int | tuple[int, ...] = 1,
-                 baseline: Baseline = "zero", prob_fn: ProbFn | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, blur_sigma: float = 5.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        n_steps: int = 10,
+        patch_size: int | tuple[int, ...] = 1,
+        baseline: Baseline = "zero",
+        prob_fn: ProbFn | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        blur_sigma: float = 5.0,
+    ) -> None:
         if not isinstance(n_steps, int) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive int; got {n_steps!r}.")
-        super().__init__(model, n_steps=n_steps, patch_size=patch_size, baseline=baseline,
-                         prob_fn=prob_fn, batch_size=batch_size, blur_sigma=blur_sigma)
+        super().__init__(
+            model,
+            n_steps=n_steps,
+            patch_size=patch_size,
+            baseline=baseline,
+            prob_fn=prob_fn,
+            batch_size=batch_size,
+            blur_sigma=blur_sigma,
+        )
         self.n_steps = n_steps
         self.patch_size = patch_size
 
@@ -69,8 +84,16 @@ class RegionPerturbation(PerturbationMetric):
         rows = torch.arange(len(rank), device=rank.device).repeat(len(steps))
         return rows, masks.reshape(-1, rank.shape[1])
 
-    def _curves(self, inputs: Tensor, targets: Tensor, attributions: Tensor, layout: Layout,
-                orders: tuple[bool, ...], steps: Tensor, with_reference: bool) -> list[Tensor]:
+    def _curves(
+        self,
+        inputs: Tensor,
+        targets: Tensor,
+        attributions: Tensor,
+        layout: Layout,
+        orders: tuple[bool, ...],
+        steps: Tensor,
+        with_reference: bool,
+    ) -> list[Tensor]:
         """Scores (B, len(steps)) for each order, plus p(x) if ``with_reference``, in one batched run."""
         parts = []
         for most_relevant_first in orders:
@@ -78,28 +101,29 @@ class RegionPerturbation(PerturbationMetric):
             parts.append(self._step_masks(rank, n_features, steps))
         if with_reference:
             rows = torch.arange(len(inputs), device=inputs.device)
-            parts.append((rows, torch.zeros(len(inputs), layout.n_positions, dtype=torch.bool,
-                                            device=inputs.device)))
+            parts.append((rows, torch.zeros(len(inputs), layout.n_positions, dtype=torch.bool, device=inputs.device)))
         rows = torch.cat([r for r, _ in parts])
         masks = torch.cat([m for _, m in parts])
         scores = self._scores(inputs, targets, layout, rows, masks)
         batch, n = len(inputs), len(steps) * len(inputs)
-        curves = [scores[i * n:(i + 1) * n].view(len(steps), batch).T for i in range(len(orders))]
+        curves = [scores[i * n : (i + 1) * n].view(len(steps), batch).T for i in range(len(orders))]
         return curves + ([scores[-batch:]] if with_reference else [])
 
     def curve(self, inputs: Tensor, targets: Tensor, attributions: Tensor) -> Tensor:
         """The perturbation curve p(x^(k)), k = 1..S, shape (B, S), in this metric's order."""
         inputs, targets, attributions, layout = self._prepare(inputs, targets, attributions)
         steps = torch.arange(1, self.n_steps + 1)
-        return self._curves(inputs, targets, attributions, layout, (self.most_relevant_first,), steps,
-                            with_reference=False)[0]
+        return self._curves(
+            inputs, targets, attributions, layout, (self.most_relevant_first,), steps, with_reference=False
+        )[0]
 
     def _aopc(self, inputs: Tensor, targets: Tensor, attributions: Tensor, reference: Tensor | None) -> Tensor:
         """AOPC = 1/S sum_{k=1..S} p(x) - p(x^(k)) in this metric's order, (B,)."""
         inputs, targets, attributions, layout = self._prepare(inputs, targets, attributions)
         reference = self._check_reference(reference, inputs)
         steps = torch.arange(1, self.n_steps + 1)
-        out = self._curves(inputs, targets, attributions, layout, (self.most_relevant_first,), steps,
-                           with_reference=reference is None)
+        out = self._curves(
+            inputs, targets, attributions, layout, (self.most_relevant_first,), steps, with_reference=reference is None
+        )
         curve, reference = out[0], (out[1] if reference is None else reference)
         return (reference[:, None] - curve).mean(1)

@@ -1,4 +1,5 @@
 """The metrics by name, as the tuner and its command line refer to them."""
+
 from __future__ import annotations
 
 from typing import Any

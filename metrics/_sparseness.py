@@ -1,4 +1,5 @@
 """Sparseness: the Gini index of the absolute attribution (Chalasani et al. 2020)."""
+
 from __future__ import annotations
 
 import torch

@@ -36,8 +36,10 @@ def _read_cache(path: Path, warn: bool) -> tuple[ResNet, dict] | None:
         report = {"accuracy": stored["accuracy"], "train_seconds": stored["train_seconds"]}
     except Exception as exc:  # a corrupt or foreign cache file is retrained, never a crash
         if warn:
-            print(f"lrp-tuner: the cached digits model {path} is unreadable ({type(exc).__name__}); retraining it",
-                  file=sys.stderr)
+            print(
+                f"lrp-tuner: the cached digits model {path} is unreadable ({type(exc).__name__}); retraining it",
+                file=sys.stderr,
+            )
         return None
     return model, {**report, "path": path, "trained": False}
 
@@ -68,13 +70,19 @@ def cached_digits_model() -> tuple[ResNet, dict]:
         if cached is not None:
             return cached
         model, report = train_digits_model()
-        print(f"lrp-tuner: trained the digits model in {report['train_seconds']:.1f} s (held-out accuracy "
-              f"{report['accuracy']:.3f}); caching it at {path}", file=sys.stderr)
+        print(
+            f"lrp-tuner: trained the digits model in {report['train_seconds']:.1f} s (held-out accuracy "
+            f"{report['accuracy']:.3f}); caching it at {path}",
+            file=sys.stderr,
+        )
         try:
             save_atomically({"state_dict": model.state_dict(), **report}, path)
         except OSError as exc:
-            print(f"lrp-tuner: cannot cache the digits model in {path.parent} ({exc}); "
-                  "set LRP_TUNER_CACHE to a writable folder", file=sys.stderr)
+            print(
+                f"lrp-tuner: cannot cache the digits model in {path.parent} ({exc}); "
+                "set LRP_TUNER_CACHE to a writable folder",
+                file=sys.stderr,
+            )
     return model, {**report, "path": path, "trained": True}
 
 

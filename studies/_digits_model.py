@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
 # Everything that changes the trained weights; its hash names the cache file.
-RECIPE = {
+RECIPE: dict[str, Any] = {
     "version": 1,
     "size": 16,
     "widths": [16, 32, 64, 128],

@@ -37,7 +37,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise WeightsError(f"weights file {path} does not hold a state dict (a dict of tensors)")
     if loaded and all(key.startswith("module.") for key in loaded):  # saved from DataParallel
-        loaded = {key[len("module."):]: value for key, value in loaded.items()}
+        loaded = {key[len("module.") :]: value for key, value in loaded.items()}
     return loaded
 
 
@@ -46,9 +46,7 @@ def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = sorted(
-        key for key in set(expected) & set(state_dict) if expected[key].shape != state_dict[key].shape
-    )
+    mismatched = sorted(key for key in set(expected) & set(state_dict) if expected[key].shape != state_dict[key].shape)
     if missing or unexpected or mismatched:
         example = (missing + unexpected + mismatched)[0]
         raise WeightsError(

@@ -1,7 +1,8 @@
 """Small utilities for the tests that start real processes."""
 import socket
 import time
-from typing import Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -12,7 +13,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(probe: Callable[[], Optional[T]], timeout: float, interval: float = 0.2) -> T:
+def wait_for(probe: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
     """Call ``probe`` until it returns something other than None (or False); fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

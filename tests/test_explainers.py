@@ -3,9 +3,9 @@ import copy
 import inspect
 
 import pytest
-from helpers import hook_count, randomise_batch_norm, zero_biases
 import torch
 import torchvision
+from helpers import hook_count, randomise_batch_norm, zero_biases
 from torch import nn
 from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.core import Composite

@@ -4,9 +4,9 @@ import copy
 
 import optuna
 import pytest
-from helpers import hook_count, randomise_batch_norm, zero_biases
 import torch
 import torchvision
+from helpers import hook_count, randomise_batch_norm, zero_biases
 from torch import nn
 from zennit.types import Convolution
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import metrics
-from metrics import AbPC, Complexity, FaithfulnessCorrelation, IROF, LeRF, MoRF, Sparseness
+from metrics import IROF, AbPC, Complexity, FaithfulnessCorrelation, LeRF, MoRF, Sparseness
 
 
 class CountingModel(nn.Module):

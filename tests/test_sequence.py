@@ -52,40 +52,40 @@ PADDING = torch.tensor([[False] * 7, [False] * 5 + [True] * 2, [False] * 6 + [Tr
 
 # (name, module, input): every module output (tuples included) must be unchanged by the canonizers
 CASES = [
-    ('mha', lambda: SelfAttention(_mha(), need_weights=True), (7, 4, 16)),
-    ('mha-batch-first-masks', lambda: SelfAttention(
+    ("mha", lambda: SelfAttention(_mha(), need_weights=True), (7, 4, 16)),
+    ("mha-batch-first-masks", lambda: SelfAttention(
         _mha(batch_first=True), key_padding_mask=PADDING, attn_mask=_causal(7) < 0, average_attn_weights=False,
     ), (4, 7, 16)),
-    ('mha-float-masks', lambda: SelfAttention(
+    ("mha-float-masks", lambda: SelfAttention(
         _mha(batch_first=True), key_padding_mask=PADDING.float() * -1e9, attn_mask=_causal(7),
     ), (4, 7, 16)),
-    ('mha-kdim-vdim-no-bias', lambda: CrossAttention(), (4, 7, 16)),
-    ('mha-unbatched', lambda: SelfAttention(_mha()), (7, 16)),
-    ('encoder-post-norm', lambda: Call(
+    ("mha-kdim-vdim-no-bias", lambda: CrossAttention(), (4, 7, 16)),
+    ("mha-unbatched", lambda: SelfAttention(_mha()), (7, 16)),
+    ("encoder-post-norm", lambda: Call(
         nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0., batch_first=True), 2,
                               enable_nested_tensor=False), src_key_padding_mask=PADDING,
     ), (4, 7, 16)),
-    ('encoder-pre-norm-gelu-causal', lambda: Call(
-        nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0., activation='gelu', norm_first=True),
+    ("encoder-pre-norm-gelu-causal", lambda: Call(
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0., activation="gelu", norm_first=True),
                               2, norm=nn.LayerNorm(16), enable_nested_tensor=False), mask=_causal(7), is_causal=True,
     ), (7, 4, 16)),
-    ('decoder-memory-masks', lambda: Call(
+    ("decoder-memory-masks", lambda: Call(
         nn.TransformerDecoder(nn.TransformerDecoderLayer(16, 2, 32, dropout=0., batch_first=True), 2),
         torch.randn(4, 5, 16), tgt_mask=_causal(7), tgt_is_causal=True, memory_key_padding_mask=PADDING[:, 2:],
     ), (4, 7, 16)),
-    ('decoder-layer-pre-norm', lambda: Call(
+    ("decoder-layer-pre-norm", lambda: Call(
         nn.TransformerDecoderLayer(16, 2, 32, dropout=0., norm_first=True), torch.randn(5, 4, 16),
     ), (7, 4, 16)),
-    ('lstm', lambda: nn.LSTM(16, 8), (7, 4, 16)),
-    ('lstm-batch-first-2layer-bi', lambda: nn.LSTM(16, 8, num_layers=2, bidirectional=True, batch_first=True),
+    ("lstm", lambda: nn.LSTM(16, 8), (7, 4, 16)),
+    ("lstm-batch-first-2layer-bi", lambda: nn.LSTM(16, 8, num_layers=2, bidirectional=True, batch_first=True),
      (4, 7, 16)),
-    ('lstm-state-given', lambda: Call(nn.LSTM(16, 8, num_layers=2), (torch.randn(2, 4, 8), torch.randn(2, 4, 8))),
+    ("lstm-state-given", lambda: Call(nn.LSTM(16, 8, num_layers=2), (torch.randn(2, 4, 8), torch.randn(2, 4, 8))),
      (7, 4, 16)),
-    ('lstm-unbatched-no-bias', lambda: nn.LSTM(16, 8, bias=False, bidirectional=True), (7, 16)),
-    ('gru-2layer-bi', lambda: nn.GRU(16, 8, num_layers=2, bidirectional=True, batch_first=True), (4, 7, 16)),
-    ('gru-state-given', lambda: Call(nn.GRU(16, 8), torch.randn(1, 4, 8)), (7, 4, 16)),
-    ('rnn-tanh', lambda: nn.RNN(16, 8, num_layers=2), (7, 4, 16)),
-    ('rnn-relu-bi', lambda: nn.RNN(16, 8, nonlinearity='relu', bidirectional=True, batch_first=True), (4, 7, 16)),
+    ("lstm-unbatched-no-bias", lambda: nn.LSTM(16, 8, bias=False, bidirectional=True), (7, 16)),
+    ("gru-2layer-bi", lambda: nn.GRU(16, 8, num_layers=2, bidirectional=True, batch_first=True), (4, 7, 16)),
+    ("gru-state-given", lambda: Call(nn.GRU(16, 8), torch.randn(1, 4, 8)), (7, 4, 16)),
+    ("rnn-tanh", lambda: nn.RNN(16, 8, num_layers=2), (7, 4, 16)),
+    ("rnn-relu-bi", lambda: nn.RNN(16, 8, nonlinearity="relu", bidirectional=True, batch_first=True), (4, 7, 16)),
 ]
 
 
@@ -119,11 +119,11 @@ def _attribute(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _snapshot(model: nn.Module) -> dict:
     """Everything a canonizer could leave behind: parameters (bitwise), attributes, children, hooks."""
     return {
-        'state': {key: value.clone() for key, value in model.state_dict().items()},
-        'parameters': [id(param) for param in model.parameters()],
-        'modules': [(name, id(module)) for name, module in model.named_modules()],
-        'attributes': [(name, sorted(vars(module))) for name, module in model.named_modules()],
-        'hooks': [
+        "state": {key: value.clone() for key, value in model.state_dict().items()},
+        "parameters": [id(param) for param in model.parameters()],
+        "modules": [(name, id(module)) for name, module in model.named_modules()],
+        "attributes": [(name, sorted(vars(module))) for name, module in model.named_modules()],
+        "hooks": [
             len(module._forward_hooks) + len(module._forward_pre_hooks) + len(module._backward_hooks)
             for module in model.modules()
         ],
@@ -131,24 +131,24 @@ def _snapshot(model: nn.Module) -> dict:
 
 
 def _assert_same(before: dict, after: dict):
-    assert before['state'].keys() == after['state'].keys()
-    for key, value in before['state'].items():
-        assert torch.equal(value, after['state'][key]), key
-    assert before['parameters'] == after['parameters']
-    assert before['modules'] == after['modules']
-    assert before['attributes'] == after['attributes']
-    assert sum(after['hooks']) == 0
+    assert before["state"].keys() == after["state"].keys()
+    for key, value in before["state"].items():
+        assert torch.equal(value, after["state"][key]), key
+    assert before["parameters"] == after["parameters"]
+    assert before["modules"] == after["modules"]
+    assert before["attributes"] == after["attributes"]
+    assert sum(after["hooks"]) == 0
 
 
-@pytest.mark.parametrize('name,make,shape', CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("name,make,shape", CASES, ids=[case[0] for case in CASES])
 def test_canonized_forward_equals_original(name, make, shape):
     torch.manual_seed(0)
     model, x = make().eval(), torch.randn(*shape)
     expected = _flatten(model(x))
     composite = uniform_epsilon(model)
-    assert composite.canonizers[1:], 'no sequence canonizer found'
+    assert composite.canonizers[1:], "no sequence canonizer found"
     with composite.context(model):
-        assert any('forward' in vars(module) for module in model.modules()), 'the canonizer did not apply'
+        assert any("forward" in vars(module) for module in model.modules()), "the canonizer did not apply"
         actual = _flatten(model(x.requires_grad_()))
     assert len(actual) == len(expected)
     for want, got in zip(expected, actual):
@@ -156,7 +156,7 @@ def test_canonized_forward_equals_original(name, make, shape):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('name,make,shape', CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("name,make,shape", CASES, ids=[case[0] for case in CASES])
 def test_model_restored_exactly(name, make, shape):
     torch.manual_seed(0)
     model, x = make().eval(), torch.randn(*shape)
@@ -169,7 +169,7 @@ def test_model_restored_exactly(name, make, shape):
     with pytest.raises(KeyError):
         with uniform_epsilon(model).context(model) as canonized:
             canonized(x)
-            raise KeyError('raised while canonized')
+            raise KeyError("raised while canonized")
     _assert_same(before, _snapshot(model))
     for want, got in zip(output, _flatten(model(x))):
         assert torch.equal(want, got)
@@ -196,11 +196,11 @@ def test_canonizers_are_fresh_instances():
     assert all(a is not b for a, b in zip(first, second))
 
 
-@pytest.mark.parametrize('supported,unsupported,canonizer', [
+@pytest.mark.parametrize("supported,unsupported,canonizer", [
     (nn.LSTM(8, 8), nn.LSTM(8, 6, proj_size=3), RecurrentCanonizer),
     (nn.MultiheadAttention(8, 2), nn.MultiheadAttention(8, 2, add_bias_kv=True), AttentionCanonizer),
     (nn.MultiheadAttention(8, 2), nn.MultiheadAttention(8, 2, add_zero_attn=True), AttentionCanonizer),
-], ids=['lstm-proj-size', 'mha-bias-kv', 'mha-zero-attn'])
+], ids=["lstm-proj-size", "mha-bias-kv", "mha-zero-attn"])
 def test_unsupported_options_are_refused_before_anything_changes(supported, unsupported, canonizer):
     model = nn.Sequential(supported, unsupported)
     before = _snapshot(model)
@@ -215,7 +215,7 @@ def test_packed_sequence_is_refused_and_model_restored():
     model = nn.LSTM(4, 3)
     before = _snapshot(model)
     packed = pack_padded_sequence(torch.randn(5, 2, 4), torch.tensor([5, 3]))
-    with pytest.raises(NotImplementedError, match='PackedSequence'):
+    with pytest.raises(NotImplementedError, match="PackedSequence"):
         with uniform_epsilon(model).context(model):
             model(packed)
     _assert_same(before, _snapshot(model))
@@ -226,12 +226,12 @@ def test_canonizing_twice_is_refused():
     canonizer = sequence_canonizers(model)[0]
     instances = canonizer.apply(model)
     try:
-        with pytest.raises(ValueError, match='already canonized'):
+        with pytest.raises(ValueError, match="already canonized"):
             sequence_canonizers(model)[0].apply(model)
     finally:
         for instance in instances:
             instance.remove()
-    assert 'forward' not in vars(model) and not hasattr(model, 'lrp_cells')
+    assert "forward" not in vars(model) and not hasattr(model, "lrp_cells")
 
 
 def test_token_relevance():

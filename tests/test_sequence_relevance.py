@@ -25,7 +25,7 @@ def uniform_epsilon(model: nn.Module, epsilon: float, *, sequence_rules: bool = 
     )
 
 
-def attribute_tokens(model: 'TokenClassifier', ids: torch.Tensor, target: int, composite) -> torch.Tensor:
+def attribute_tokens(model: "TokenClassifier", ids: torch.Tensor, target: int, composite) -> torch.Tensor:
     """Relevance per token (B, L): Gradient attribution of the body at the embedding output."""
     embedded = model.embedding(ids if model.body.batch_first else ids.T).detach()
     with Gradient(model.body, composite) as attributor:
@@ -47,7 +47,7 @@ class TokenClassifier(nn.Module):
 class TransformerBody(nn.Module):
     """Transformer encoder classifier; mean-pooled through AvgPool1d (a sum rule) or the first token."""
 
-    def __init__(self, layers: int = 2, pool: str = 'mean'):
+    def __init__(self, layers: int = 2, pool: str = "mean"):
         super().__init__()
         self.batch_first, self.pool = True, pool
         layer = nn.TransformerEncoderLayer(WIDTH, 2, 2 * WIDTH, dropout=0., batch_first=True)
@@ -57,7 +57,7 @@ class TransformerBody(nn.Module):
 
     def forward(self, x):
         encoded = self.encoder(x)
-        pooled = self.mean(encoded.transpose(1, 2)).squeeze(-1) if self.pool == 'mean' else encoded[:, 0]
+        pooled = self.mean(encoded.transpose(1, 2)).squeeze(-1) if self.pool == "mean" else encoded[:, 0]
         return self.head(pooled)
 
 
@@ -94,25 +94,25 @@ class RecurrentBody(nn.Module):
 
 
 BODIES = {
-    'transformer-mean-2layer': lambda: TransformerBody(2, 'mean'),
-    'transformer-first-token-1layer': lambda: TransformerBody(1, 'first'),
-    'transformer-decoder': DecoderBody,
-    'lstm': lambda: RecurrentBody(nn.LSTM),
-    'lstm-2layer-bi-time-major': lambda: RecurrentBody(nn.LSTM, 2, True, batch_first=False),
-    'gru': lambda: RecurrentBody(nn.GRU),
-    'gru-2layer-bi': lambda: RecurrentBody(nn.GRU, 2, True),
-    'rnn-tanh-bi': lambda: RecurrentBody(nn.RNN, 1, True),
+    "transformer-mean-2layer": lambda: TransformerBody(2, "mean"),
+    "transformer-first-token-1layer": lambda: TransformerBody(1, "first"),
+    "transformer-decoder": DecoderBody,
+    "lstm": lambda: RecurrentBody(nn.LSTM),
+    "lstm-2layer-bi-time-major": lambda: RecurrentBody(nn.LSTM, 2, True, batch_first=False),
+    "gru": lambda: RecurrentBody(nn.GRU),
+    "gru-2layer-bi": lambda: RecurrentBody(nn.GRU, 2, True),
+    "rnn-tanh-bi": lambda: RecurrentBody(nn.RNN, 1, True),
 }
 
 
 def _zero_biases(model: nn.Module) -> nn.Module:
     for name, param in model.named_parameters():
-        if 'bias' in name.rsplit('.', 1)[-1]:
+        if "bias" in name.rsplit(".", 1)[-1]:
             param.data.zero_()
     return model
 
 
-@pytest.mark.parametrize('name', BODIES)
+@pytest.mark.parametrize("name", BODIES)
 def test_conservation(name):
     """Biases zeroed, epsilon tiny: each sample's relevance at the embedding output sums to the seed, 1.
 
@@ -130,7 +130,7 @@ def test_conservation(name):
 
 def _relu_rnn() -> nn.Module:
     torch.manual_seed(0)
-    return _zero_biases(RecurrentBody(nn.RNN, 2, True, nonlinearity='relu').eval())
+    return _zero_biases(RecurrentBody(nn.RNN, 2, True, nonlinearity="relu").eval())
 
 
 def _gradient_times_input(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -189,9 +189,9 @@ def _train(body: nn.Module) -> TokenClassifier:
     return model.eval()
 
 
-@pytest.fixture(scope='module', params=['transformer', 'lstm'])
+@pytest.fixture(scope="module", params=["transformer", "lstm"])
 def trained(request):
-    body = TransformerBody(1, 'mean') if request.param == 'transformer' else RecurrentBody(nn.LSTM)
+    body = TransformerBody(1, "mean") if request.param == "transformer" else RecurrentBody(nn.LSTM)
     return _train(body)
 
 
@@ -199,7 +199,7 @@ def test_marker_token_gets_the_most_relevance(trained):
     ids, labels = _marker_data(400, torch.Generator().manual_seed(1))
     with torch.no_grad():
         accuracy = (trained(ids).argmax(1) == labels).float().mean()
-    assert accuracy > 0.97, 'the toy model did not learn the task'
+    assert accuracy > 0.97, "the toy model did not learn the task"
 
     positives = ids[labels == 1]
     relevance = attribute_tokens(trained, positives, 1, uniform_epsilon(trained.body, 1e-6))
@@ -241,9 +241,9 @@ def test_tune_runs_end_to_end_on_token_models(trained):
     from tuner import tune
     ids, labels = _marker_data(64, torch.Generator().manual_seed(3))
     result = tune(LRPUniformEpsilon, trained, (ids, labels), n_trials=5, n_samples=8, batch_size=4,
-                  explainer_kwargs={'layer': trained.embedding}, metric_kwargs={'baseline': 0, 'n_steps': 5},
+                  explainer_kwargs={"layer": trained.embedding}, metric_kwargs={"baseline": 0, "n_steps": 5},
                   show_progress_bar=False)
-    values = [t.value for t in result.study.trials if t.state.name == 'COMPLETE']
+    values = [t.value for t in result.study.trials if t.state.name == "COMPLETE"]
     assert len(values) == 5 and len(set(values)) > 1
     assert result.best_value >= result.default_value
     assert result.scores(result.best_explainer).mean().item() == pytest.approx(result.best_value, abs=1e-6)

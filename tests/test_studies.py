@@ -24,12 +24,14 @@ from studies import (
     UnknownPresetError,
     WeightsError,
     WeightsUnavailableError,
+    _digits_cache,
+    _digits_model,
+    _registry,
     available_presets,
     bounds_from_normalization,
     get_preset,
     register_preset,
 )
-from studies import _digits_cache, _digits_model, _registry
 
 BUILTIN = ("digits", "resnet50", "resnet18", "vgg16")
 TORCHVISION = ("resnet50", "resnet18", "vgg16")

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from helpers import free_port, wait_for
-
+from optuna.trial import TrialState
 
 
 def worker_env() -> dict:

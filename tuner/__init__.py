@@ -9,5 +9,13 @@ from ._storage import StorageError, mask_url
 from ._study import StudyMismatchError
 from ._tune import tune
 
-__all__ = ["ALL_VARIANTS", "SearchSpace", "StorageError", "StudyMismatchError", "TrialFailed", "TuneResult",
-           "mask_url", "tune"]
+__all__ = [
+    "ALL_VARIANTS",
+    "SearchSpace",
+    "StorageError",
+    "StudyMismatchError",
+    "TrialFailed",
+    "TuneResult",
+    "mask_url",
+    "tune",
+]

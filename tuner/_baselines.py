@@ -1,13 +1,17 @@
 """Reference scores of non-LRP explainers (captum) with the study's metric, for the summary table."""
-from typing import Dict, Union
+
+from __future__ import annotations
 
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
 from ._objective import Objective
 
-CAPTUM = {"Saliency (captum)": Saliency, "InputXGradient (captum)": InputXGradient,
-          "IntegratedGradients (captum)": IntegratedGradients}
+CAPTUM = {
+    "Saliency (captum)": Saliency,
+    "InputXGradient (captum)": InputXGradient,
+    "IntegratedGradients (captum)": IntegratedGradients,
+}
 
 
 class _CaptumExplainer:
@@ -22,7 +26,7 @@ class _CaptumExplainer:
         return self.method.attribute(inputs, target=targets, **kwargs).detach()
 
 
-def captum_scores(objective: Objective, model: torch.nn.Module) -> Dict[str, Union[float, tuple]]:
+def captum_scores(objective: Objective, model: torch.nn.Module) -> dict[str, float | tuple]:
     """Mean score of each captum explainer on the objective's samples (a tuple with several metrics)."""
     scores = {}
     for name, cls in CAPTUM.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 
 import optuna
@@ -54,8 +54,15 @@ def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
     return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) is not None
 
 
-def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], object], n_trials: int, *,
-             timeout: float | None, show_progress_bar: bool, catch: tuple[type[Exception], ...]) -> None:
+def optimize(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float | Sequence[float]],
+    n_trials: int,
+    *,
+    timeout: float | None,
+    show_progress_bar: bool,
+    catch: tuple[type[Exception], ...],
+) -> None:
     """Run trials until the study has ``n_trials`` complete ones (pruned and failed ones do not count, Optuna's
     MaxTrialsCallback convention), ``timeout`` seconds pass, or trials keep failing."""
     finished = len(study.get_trials(deepcopy=False, states=COUNTED))
@@ -65,9 +72,15 @@ def optimize(study: optuna.Study, objective: Callable[[optuna.Trial], object], n
         return
     budget = optuna.study.MaxTrialsCallback(n_trials, states=COUNTED)
     # the failure guard stops a study whose configurations all fail, the cap one that prunes without end
-    study.optimize(objective, n_trials=10 * remaining + 10, timeout=timeout, catch=catch,
-                   callbacks=[budget, StopAfterFailures(limit=max(10, remaining))],
-                   show_progress_bar=show_progress_bar, gc_after_trial=False)
+    study.optimize(
+        objective,
+        n_trials=10 * remaining + 10,
+        timeout=timeout,
+        catch=catch,
+        callbacks=[budget, StopAfterFailures(limit=max(10, remaining))],
+        show_progress_bar=show_progress_bar,
+        gc_after_trial=False,
+    )
 
 
 class StopAfterFailures:

@@ -23,8 +23,15 @@ class Samples(NamedTuple):
     holdout_targets: torch.Tensor
 
 
-def fixed_samples(data: Data, model: nn.Module, n_samples: int | None, seed: int, device: torch.device,
-                  batch_size: int = 64, n_holdout: int | None = None) -> Samples:
+def fixed_samples(
+    data: Data,
+    model: nn.Module,
+    n_samples: int | None,
+    seed: int,
+    device: torch.device,
+    batch_size: int = 64,
+    n_holdout: int | None = None,
+) -> Samples:
     """``n_samples`` samples drawn once with ``seed``, so every trial scores the same ones, and up to
     ``n_holdout`` (default: as many) other samples held out from tuning. ``n_samples=None`` splits the data
     half and half.
@@ -33,17 +40,21 @@ def fixed_samples(data: Data, model: nn.Module, n_samples: int | None, seed: int
     """
     length, fetch = _indexable(data)
     if length == 0:
-        raise ValueError("data must hold at least one sample: (inputs, targets) tensors, an inputs tensor "
-                         "shaped (N, ...), a torch Dataset or a DataLoader")
+        raise ValueError(
+            "data must hold at least one sample: (inputs, targets) tensors, an inputs tensor "
+            "shaped (N, ...), a torch Dataset or a DataLoader"
+        )
     if n_samples is not None and n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
     n_tune, n_held = split_sizes(length, n_samples, n_holdout)
     order = torch.randperm(length, generator=torch.Generator().manual_seed(seed))
-    chosen, held_out = order[:n_tune].sort().values, order[n_tune:n_tune + n_held].sort().values
+    chosen, held_out = order[:n_tune].sort().values, order[n_tune : n_tune + n_held].sort().values
     inputs, targets = fetch(torch.cat([chosen, held_out]))  # only the samples used are loaded
     if not torch.is_tensor(inputs) or inputs.ndim < 2:
-        raise ValueError("data must hold inputs shaped (N, ...): (inputs, targets) tensors, an inputs tensor, "
-                         "a torch Dataset or a DataLoader")
+        raise ValueError(
+            "data must hold inputs shaped (N, ...): (inputs, targets) tensors, an inputs tensor, "
+            "a torch Dataset or a DataLoader"
+        )
     if targets is None:
         with torch.no_grad():
             targets = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)])
@@ -68,8 +79,9 @@ def _indexable(data: Data) -> tuple[int, Callable]:
     if isinstance(data, IterableDataset):
         inputs, targets = _collate(list(data))
         return _indexable((inputs, targets))
-    raise TypeError(f"data must be (inputs, targets), an inputs tensor, a Dataset or a DataLoader, "
-                    f"got {type(data).__name__}")
+    raise TypeError(
+        f"data must be (inputs, targets), an inputs tensor, a Dataset or a DataLoader, got {type(data).__name__}"
+    )
 
 
 def _collate(items: list):

@@ -1,11 +1,14 @@
 """Heatmap images of attributions: one PNG row per configuration, for the dashboard and ``--out``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from matplotlib import colormaps
+from PIL import Image, ImageDraw
 
 CELL = 96  # pixels per heatmap side
 
@@ -30,8 +33,9 @@ def colour(relevance: np.ndarray) -> Image.Image:
 def heatmap_row(attributions: torch.Tensor, n: int = 4) -> Image.Image:
     """The first ``n`` samples' heatmaps side by side (red positive, blue negative, white zero)."""
     maps = relevance_maps(attributions[:n])
-    cells = [colour(m).resize((CELL, max(8, int(CELL * m.shape[0] / max(m.shape)))), Image.NEAREST)
-             for m in maps]
+    cells = [
+        colour(m).resize((CELL, max(8, int(CELL * m.shape[0] / max(m.shape)))), Image.Resampling.NEAREST) for m in maps
+    ]
     height = max(cell.height for cell in cells)
     row = Image.new("RGB", (CELL * len(cells), height), "white")
     for index, cell in enumerate(cells):
@@ -39,7 +43,7 @@ def heatmap_row(attributions: torch.Tensor, n: int = 4) -> Image.Image:
     return row
 
 
-def heatmap_grid(rows: Sequence[tuple], path: Union[str, Path]) -> Path:
+def heatmap_grid(rows: Sequence[tuple], path: str | Path) -> Path:
     """A labelled grid: each row is (label, attributions). Saved as PNG at ``path``."""
     label_width = 220
     images = [(label, heatmap_row(attributions)) for label, attributions in rows]

@@ -22,8 +22,9 @@ logger = logging.getLogger("tuner")
 N_PROBE_SAMPLES = 4
 
 
-def inert_tunables(base: LRPBase, inputs: torch.Tensor, targets: torch.Tensor, *,
-                   tolerance: float = 1e-5) -> dict[str, str]:
+def inert_tunables(
+    base: LRPBase, inputs: torch.Tensor, targets: torch.Tensor, *, tolerance: float = 1e-5
+) -> dict[str, str]:
     """{name: reason} for each float tunable of ``base`` whose extremes give the same attributions up to scale.
 
     A conditional tunable is tested with its condition met (e.g. ``lower_gamma`` with ``lower_rule="gamma"``).
@@ -32,20 +33,24 @@ def inert_tunables(base: LRPBase, inputs: torch.Tensor, targets: torch.Tensor, *
     for name, tunable in base.tunables().items():
         if tunable.type is not float or tunable.categorical:
             continue
+        low_value, high_value = tunable.bounds
         condition = {other: values[0] for other, values in tunable.condition}
         try:
-            low = base.set_kwargs(**condition, **{name: tunable.low}).attribute(inputs, targets)
-            high = base.set_kwargs(**condition, **{name: tunable.high}).attribute(inputs, targets)
+            low = base.set_kwargs(**condition, **{name: low_value}).attribute(inputs, targets)
+            high = base.set_kwargs(**condition, **{name: high_value}).attribute(inputs, targets)
         except Exception:  # an extreme fails (NaN attributions, an error): the parameter matters
             continue
-        if _same_up_to_positive_scale(low, high, tolerance):
-            inert[name] = (f"{name}={tunable.low:g} and {name}={tunable.high:g} give attributions equal up to a "
-                           f"positive scale on {len(inputs)} samples: it cannot change a ranking")
+        if _same_up_to_positive_scale(low, high, tolerance):  # type: ignore[arg-type]  # one input tensor
+            inert[name] = (
+                f"{name}={low_value:g} and {name}={high_value:g} give attributions equal up to a "
+                f"positive scale on {len(inputs)} samples: it cannot change a ranking"
+            )
     return inert
 
 
-def held_at_default(study: optuna.Study, bases: Sequence[LRPBase], inputs: torch.Tensor, targets: torch.Tensor,
-                    drop_inert: bool) -> dict[str, list[str]]:
+def held_at_default(
+    study: optuna.Study, bases: Sequence[LRPBase], inputs: torch.Tensor, targets: torch.Tensor, drop_inert: bool
+) -> dict[str, list[str]]:
     """The tunables held at their default per class name: found on a new study (recorded in it, logged and
     written as a dashboard note), read back when the study is resumed."""
     if "inert_parameters" in study.user_attrs:
@@ -57,8 +62,9 @@ def held_at_default(study: optuna.Study, bases: Sequence[LRPBase], inputs: torch
         found = {variant: reasons for variant, reasons in found.items() if reasons}
     study.set_user_attr("inert_parameters", found)
     if found:
-        lines = [f"- {variant}.{name}: {reason}" for variant, reasons in found.items()
-                 for name, reason in reasons.items()]
+        lines = [
+            f"- {variant}.{name}: {reason}" for variant, reasons in found.items() for name, reason in reasons.items()
+        ]
         logger.warning("held at their defaults (inert on this model):\n%s", "\n".join(lines))
         save_note(study, "### Inert parameters (held at their defaults)\n\n" + "\n".join(lines))
     return {variant: list(reasons) for variant, reasons in found.items()}

@@ -22,8 +22,11 @@ from ._space import SearchSpace
 def per_input_feature(attributions: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Attributions shaped like the inputs: relevance at an embedding output (B, L, E) for token ids
     (B, L) is summed over the embedding dimension to one score per token."""
-    if attributions.shape != inputs.shape and attributions.shape[:inputs.ndim] == inputs.shape \
-            and attributions.ndim == inputs.ndim + 1:
+    if (
+        attributions.shape != inputs.shape
+        and attributions.shape[: inputs.ndim] == inputs.shape
+        and attributions.ndim == inputs.ndim + 1
+    ):
         return attributions.sum(-1)
     return attributions
 
@@ -40,11 +43,21 @@ class Objective:
     stop it early); with several, the trial has one value per metric (a multi-objective study).
     """
 
-    def __init__(self, space: SearchSpace, metrics: Sequence[Metric], inputs: torch.Tensor,
-                 targets: torch.Tensor, *, batch_size: int, trial_attrs: dict[str, Any],
-                 artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
-                 storage: optuna.storages.BaseStorage | None = None, n_heatmaps: int = 4,
-                 n_trials: int | None = None, share_work: bool = True):
+    def __init__(
+        self,
+        space: SearchSpace,
+        metrics: Sequence[Metric],
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        batch_size: int,
+        trial_attrs: dict[str, Any],
+        artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
+        storage: optuna.storages.BaseStorage | None = None,
+        n_heatmaps: int = 4,
+        n_trials: int | None = None,
+        share_work: bool = True,
+    ):
         self.space = space
         self.metrics = list(metrics)
         self.inputs = inputs
@@ -85,7 +98,7 @@ class Objective:
             trial.set_user_attr("repeat_of", repeated.number)
             if self.artifacts is not None:
                 self._copy_heatmaps(repeated, trial)
-            return repeated.value if len(self.metrics) == 1 else tuple(repeated.values)
+            return repeated.values[0] if len(self.metrics) == 1 else tuple(repeated.values)
         try:
             scores, shown = self._scores(trial, explainer)
         except optuna.TrialPruned:
@@ -107,17 +120,21 @@ class Objective:
 
     def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(self.inputs), self.batch_size):
-            yield self.inputs[start:start + self.batch_size], self.targets[start:start + self.batch_size]
+            yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
 
     def _scores(self, trial: optuna.Trial | None, explainer):
         """(metrics, B) scores and the first samples' attributions (for the heatmaps)."""
         scores, shown, start = [], None, 0
         for x, y in self._chunks():
             attributions = per_input_feature(explainer.attribute(x, y), x)
-            chunk = torch.stack([self._evaluate(metric, reference, x, y, attributions, start)
-                                 for metric, reference in zip(self.metrics, self.references)])
+            chunk = torch.stack(
+                [
+                    self._evaluate(metric, reference, x, y, attributions, start)
+                    for metric, reference in zip(self.metrics, self.references)
+                ]
+            )
             scores.append(chunk)
-            shown = attributions[:self.n_heatmaps] if shown is None else shown
+            shown = attributions[: self.n_heatmaps] if shown is None else shown
             if trial is not None and len(self.metrics) == 1:
                 self._report(trial, chunk[0], start)
             start += len(x)
@@ -125,7 +142,7 @@ class Objective:
 
     @staticmethod
     def _evaluate(metric, reference, x, y, attributions, start) -> torch.Tensor:
-        kwargs = {} if reference is None else {"reference": reference[start:start + len(x)]}
+        kwargs = {} if reference is None else {"reference": reference[start : start + len(x)]}
         scores = metric.evaluate(x, y, attributions, **kwargs).detach().float().cpu()
         if not torch.isfinite(scores).all():
             raise FloatingPointError(f"{type(metric).__name__} returned non-finite scores {scores.tolist()}")
@@ -150,17 +167,22 @@ class Objective:
 
     def _copy_heatmaps(self, source: optuna.trial.FrozenTrial, trial: optuna.Trial) -> None:
         """A repeated configuration shows the heatmaps of the trial that answered it."""
+        assert self.artifacts is not None, "heatmaps are copied only where artifacts are stored"
         for meta in optuna.artifacts.get_all_artifact_meta(source, storage=self.storage):
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / meta.filename
-                optuna.artifacts.download_artifact(artifact_store=self.artifacts, artifact_id=meta.artifact_id,
-                                                   file_path=str(path))
-                optuna.artifacts.upload_artifact(artifact_store=self.artifacts, file_path=str(path),
-                                                 study_or_trial=trial, mimetype=meta.mimetype)
+                optuna.artifacts.download_artifact(
+                    artifact_store=self.artifacts, artifact_id=meta.artifact_id, file_path=str(path)
+                )
+                optuna.artifacts.upload_artifact(
+                    artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype=meta.mimetype
+                )
 
     def _upload_heatmaps(self, trial: optuna.Trial, attributions: torch.Tensor) -> None:
+        assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
         label = f"trial {trial.number}: {trial.user_attrs.get('explainer', '')}"
         with tempfile.TemporaryDirectory() as folder:
             path = heatmap_grid([(label, attributions)], Path(folder) / f"heatmaps-trial-{trial.number}.png")
-            optuna.artifacts.upload_artifact(artifact_store=self.artifacts, file_path=str(path),
-                                             study_or_trial=trial, mimetype="image/png")
+            optuna.artifacts.upload_artifact(
+                artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype="image/png"
+            )

@@ -35,9 +35,13 @@ def study_name(model: str, metrics: Sequence[str], explainers: Sequence[type] | 
     return f"{model}-{'+'.join(metrics)}-{names}"
 
 
-def choose_from_front(front: Sequence[optuna.trial.FrozenTrial], directions: Sequence[Any], *,
-                      index: int | None = None,
-                      weights: Sequence[float] | None = None) -> optuna.trial.FrozenTrial:
+def choose_from_front(
+    front: Sequence[optuna.trial.FrozenTrial],
+    directions: Sequence[Any],
+    *,
+    index: int | None = None,
+    weights: Sequence[float] | None = None,
+) -> optuna.trial.FrozenTrial:
     """The ``index``-th trial of the front (by trial number), or the one maximising the weighted sum of the
     metrics rescaled to 0..1 over the front, 1 being the best in each metric's direction."""
     front = sorted(front, key=lambda t: t.number)
@@ -67,7 +71,12 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 def best_configuration(study: optuna.Study) -> dict[str, Any]:
     """The best trial of a stored study as JSON: explainer, Optuna params, value(s), trial, metric, direction."""
     best = best_trial(study)
-    return {"study_name": study.study_name, "explainer": best.user_attrs.get("explainer"),
-            "params": best.params, "value": best.value if len(best.values) == 1 else best.values,
-            "trial": best.number, "metric": best.user_attrs.get("metric"),
-            "direction": [d.name.lower() for d in study.directions]}
+    return {
+        "study_name": study.study_name,
+        "explainer": best.user_attrs.get("explainer"),
+        "params": best.params,
+        "value": best.value if len(best.values) == 1 else best.values,
+        "trial": best.number,
+        "metric": best.user_attrs.get("metric"),
+        "direction": [d.name.lower() for d in study.directions],
+    }

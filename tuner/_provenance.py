@@ -19,8 +19,11 @@ def model_fingerprint(model: nn.Module) -> dict[str, Any]:
     for key, value in model.state_dict().items():
         digest.update(key.encode())
         if torch.is_tensor(value):
-            digest.update(value.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
-                          if value.numel() else b"")
+            digest.update(
+                value.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
+                if value.numel()
+                else b""
+            )
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -36,4 +39,3 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-

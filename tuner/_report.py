@@ -23,17 +23,32 @@ def write_report(result: TuneResult, model: nn.Module, out: Path, *, study_name:
     out.mkdir(parents=True, exist_ok=True)
     table = result.summary()
     held_out = captum_scores(result.holdout, model) if result.holdout is not None else {}
-    references = pd.DataFrame([{"explainer": name, "default": score, "trials": 0,
-                                **({"default (held-out)": held_out[name]} if held_out else {})}
-                               for name, score in captum_scores(result.objective, model).items()])
+    references = pd.DataFrame(
+        [
+            {
+                "explainer": name,
+                "default": score,
+                "trials": 0,
+                **({"default (held-out)": held_out[name]} if held_out else {}),
+            }
+            for name, score in captum_scores(result.objective, model).items()
+        ]
+    )
     table = pd.concat([table, references.set_index("explainer")])
     table.to_csv(out / "summary.csv")
     if result.multi_objective:
         result.pareto_front().to_csv(out / "pareto.csv")
-    save_config(result.best_explainer, out / "best.json", value=result.best_value,
-                default_value=result.default_value, metric=result.study.user_attrs.get("metric"),
-                direction=[d.name.lower() for d in result.study.directions], trial=result.best_trial.number,
-                study_name=study_name, storage=mask_url(storage))
+    save_config(
+        result.best_explainer,
+        out / "best.json",
+        value=result.best_value,
+        default_value=result.default_value,
+        metric=result.study.user_attrs.get("metric"),
+        direction=[d.name.lower() for d in result.study.directions],
+        trial=result.best_trial.number,
+        study_name=study_name,
+        storage=mask_url(storage),
+    )
     _heatmaps(result, table, out / "heatmaps.png")
     return table
 

@@ -63,9 +63,15 @@ class TuneResult:
     def pareto_front(self) -> pd.DataFrame:
         """The non-dominated trials: their number, one column per metric, and parameters."""
         names = self._metric_names()
-        rows = [{"trial": t.number, **dict(zip(names, t.values)), "explainer": t.user_attrs.get("explainer"),
-                 "params": self.space.explainer_kwargs(t.params)}
-                for t in sorted(self.study.best_trials, key=lambda t: t.number)]
+        rows = [
+            {
+                "trial": t.number,
+                **dict(zip(names, t.values)),
+                "explainer": t.user_attrs.get("explainer"),
+                "params": self.space.explainer_kwargs(t.params),
+            }
+            for t in sorted(self.study.best_trials, key=lambda t: t.number)
+        ]
         return pd.DataFrame(rows).set_index("trial")
 
     def choose(self, index: int | None = None, weights: Sequence[float] | None = None) -> LRPBase:
@@ -74,10 +80,15 @@ class TuneResult:
         by default)."""
         return self.space.from_params(self._choose_trial(index, weights).params)
 
-    def _choose_trial(self, index: int | None = None, weights: Sequence[float] | None = None,
-                      among: list[optuna.trial.FrozenTrial] | None = None) -> optuna.trial.FrozenTrial:
-        return choose_from_front(self.study.best_trials if among is None else among, self.study.directions,
-                                 index=index, weights=weights)
+    def _choose_trial(
+        self,
+        index: int | None = None,
+        weights: Sequence[float] | None = None,
+        among: list[optuna.trial.FrozenTrial] | None = None,
+    ) -> optuna.trial.FrozenTrial:
+        return choose_from_front(
+            self.study.best_trials if among is None else among, self.study.directions, index=index, weights=weights
+        )
 
     def trials_dataframe(self) -> pd.DataFrame:
         """All trials as Optuna's pandas table (parameters, values, states, user attributes)."""
@@ -108,8 +119,13 @@ class TuneResult:
         rows = []
         for variant, base in self.space.variants.items():
             best = self._best_of(variant)
-            row = {"explainer": variant, "default": defaults.get(variant), "best": None, "best_params": None,
-                   "trials": sum(self.space.variant_of(t.params) == variant for t in self._complete())}
+            row = {
+                "explainer": variant,
+                "default": defaults.get(variant),
+                "best": None,
+                "best_params": None,
+                "trials": sum(self.space.variant_of(t.params) == variant for t in self._complete()),
+            }
             if best is not None:
                 explainer = self.space.from_params(best.params)
                 row["best"] = tuple(best.values) if self.multi_objective else best.value
@@ -125,8 +141,8 @@ class TuneResult:
 
     def _held_out(self, key: str, explainer: LRPBase):
         if key not in self._held_out_cache:
-            scores = self.held_out_scores(explainer)
-            means = scores.mean(-1)
+            assert self.holdout is not None, "held-out scores need held-out samples"
+            means = self.holdout.evaluate(explainer).mean(-1)
             self._held_out_cache[key] = tuple(means.tolist()) if self.multi_objective else float(means)
         return self._held_out_cache[key]
 
@@ -148,8 +164,11 @@ class TuneResult:
         return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
     def _defaults(self) -> dict[str, Any]:
-        return {self.space.variant_of(t.params): (tuple(t.values) if self.multi_objective else t.value)
-                for t in self._complete() if t.user_attrs.get("default_configuration")}
+        return {
+            self.space.variant_of(t.params): (tuple(t.values) if self.multi_objective else t.value)
+            for t in self._complete()
+            if t.user_attrs.get("default_configuration")
+        }
 
 
 def _importances(trials, directions) -> dict[str, float]:
@@ -162,4 +181,3 @@ def _importances(trials, directions) -> dict[str, float]:
         return {name: float(value) for name, value in optuna.importance.get_param_importances(study).items()}
     except (RuntimeError, ValueError):  # no parameter varies, or no shared search space
         return {}
-

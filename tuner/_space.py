@@ -49,8 +49,11 @@ class SearchSpace:
     def explainer_kwargs(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The tunables' values by their own names (the keywords of ``set_kwargs``) in Optuna ``params``."""
         prefix = f"{self.variant_of(params)}." if self.several else ""
-        return {key[len(prefix):]: value for key, value in params.items()
-                if key.startswith(prefix) and key != EXPLAINER_PARAM}
+        return {
+            key[len(prefix) :]: value
+            for key, value in params.items()
+            if key.startswith(prefix) and key != EXPLAINER_PARAM
+        }
 
     def variant_of(self, params: Mapping[str, Any]) -> str:
         """The explainer class name that Optuna ``params`` belong to."""
@@ -59,8 +62,11 @@ class SearchSpace:
     # -- explainers <-> parameters -------------------------------------------------------------------------
     def suggest(self, trial: optuna.Trial) -> LRPBase:
         """The explainer for this trial, built from its base through ``set_kwargs``."""
-        variant = (trial.suggest_categorical(EXPLAINER_PARAM, list(self.variants)) if self.several
-                   else next(iter(self.variants)))
+        variant = (
+            trial.suggest_categorical(EXPLAINER_PARAM, list(self.variants))
+            if self.several
+            else next(iter(self.variants))
+        )
         kwargs: dict[str, Any] = {}
         for name, tunable in self.tunables(variant).items():
             if tunable.applies(kwargs):
@@ -95,16 +101,22 @@ class SearchSpace:
     def grid(self, points: int = 5) -> dict[str, list[Any]]:
         """A grid for Optuna's GridSampler: ``points`` values per float (log-spaced where log)."""
         if self.several:
-            raise ValueError("the grid sampler searches one explainer at a time; pass one explainer "
-                             "or choose another sampler (tpe, random, gp, cmaes)")
+            raise ValueError(
+                "the grid sampler searches one explainer at a time; pass one explainer "
+                "or choose another sampler (tpe, random, gp, cmaes)"
+            )
         variant, base = next(iter(self.variants.items()))
         tunables = self.tunables(variant)
         if any(tunable.condition for tunable in base.tunables().values()):
-            raise ValueError(f"the grid sampler cannot search {variant}'s conditional parameters; "
-                             "choose another sampler (tpe, random, gp, cmaes)")
+            raise ValueError(
+                f"the grid sampler cannot search {variant}'s conditional parameters; "
+                "choose another sampler (tpe, random, gp, cmaes)"
+            )
         return {name: tunable.grid(points) for name, tunable in tunables.items()}
 
     def describe(self) -> dict[str, Any]:
         """The space as JSON (variant -> tunable -> [type name, spec]): what a study records and compares."""
-        return {variant: {name: [kind.__name__, spec] for name, (kind, spec) in base.get_tunables().items()}
-                for variant, base in self.variants.items()}
+        return {
+            variant: {name: [kind.__name__, spec] for name, (kind, spec) in base.get_tunables().items()}
+            for variant, base in self.variants.items()
+        }

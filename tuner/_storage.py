@@ -1,8 +1,11 @@
 """Study storages (SQLite, PostgreSQL, journal file), their artifact folders, and masked URLs."""
+
+from __future__ import annotations
+
 import re
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -18,7 +21,7 @@ class StorageError(ValueError):
     """The storage URL is malformed or the database cannot be reached."""
 
 
-def mask_url(url: Optional[str]) -> Optional[str]:
+def mask_url(url: str | None) -> str | None:
     """``url`` with any password replaced by ``***`` (safe to print, log or store)."""
     if url is None:
         return None
@@ -26,8 +29,9 @@ def mask_url(url: Optional[str]) -> Optional[str]:
     return re.sub(r"(password=)[^&\s]*", r"\1***", url, flags=re.IGNORECASE)
 
 
-def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,
-                 grace_period: Optional[int] = None, max_retry: int = 3):
+def open_storage(
+    url: str | None, *, heartbeat_interval: int | None = 60, grace_period: int | None = None, max_retry: int = 3
+):
     """An Optuna storage for ``url``; None keeps the study in memory.
 
     RDB storages (SQLite, PostgreSQL, MySQL) get heartbeats, and a trial whose worker died is failed and
@@ -42,12 +46,14 @@ def open_storage(url: Optional[str], *, heartbeat_interval: Optional[int] = 60,
         return JournalStorage(JournalFileBackend(str(journal)))
     _require_url(url)
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    heartbeat = {}
+        Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    heartbeat: dict[str, Any] = {}
     if heartbeat_interval:
-        heartbeat = {"heartbeat_interval": heartbeat_interval,
-                     "grace_period": grace_period or 2 * heartbeat_interval,
-                     "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
+        heartbeat = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period or 2 * heartbeat_interval,
+            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+        }
     for attempt in range(3):
         try:
             return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
@@ -78,12 +84,14 @@ def check_storage(url: str) -> None:
 
 def _require_url(url: str) -> None:
     if "://" not in url:
-        raise StorageError(f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
-                           "postgresql://user:password@host/db or a journal file path ending in .log")
+        raise StorageError(
+            f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
+            "postgresql://user:password@host/db or a journal file path ending in .log"
+        )
 
 
 def _first_line(error: Exception) -> str:
-    return mask_url(str(error).splitlines()[0]) if str(error) else type(error).__name__
+    return (mask_url(str(error).splitlines()[0]) or "") if str(error) else type(error).__name__
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -92,18 +100,18 @@ def _engine_kwargs(url: str) -> dict:
     return {}
 
 
-def _journal_path(url: str) -> Optional[Path]:
+def _journal_path(url: str) -> Path | None:
     if url.startswith("journal:"):
-        return Path(url[len("journal:"):]).expanduser()
+        return Path(url[len("journal:") :]).expanduser()
     if "://" not in url and url.endswith(JOURNAL_SUFFIXES):
         return Path(url).expanduser()
     return None
 
 
-def artifact_dir_for(url: Optional[str]) -> Path:
+def artifact_dir_for(url: str | None) -> Path:
     """Where a study's heatmaps go: beside the SQLite or journal file, else ./lrp-tuner-artifacts."""
     if url is not None:
-        local = _journal_path(url) or (Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None)
+        local = _journal_path(url) or (Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None)
         if local is not None:
             local = local.expanduser().resolve()
             return local.with_name(f"{local.stem}-artifacts")

@@ -20,16 +20,26 @@ class StudyMismatchError(ValueError):
 COMPARED = ("metric", "search_space")
 
 
-def open_study(storage: BaseStorage | None, study_name: str | None, directions: Sequence[str],
-               attrs: dict[str, Any], pruner: optuna.pruners.BasePruner) -> optuna.Study:
+def open_study(
+    storage: BaseStorage | None,
+    study_name: str | None,
+    directions: Sequence[str],
+    attrs: dict[str, Any],
+    pruner: optuna.pruners.BasePruner,
+) -> optuna.Study:
     """Create the study, or load it after checking that it measures the same thing (else nothing is written);
     ``attrs`` are recorded where the study does not hold them yet."""
     if storage is not None and study_name is not None:
         existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
         if study_name in existing:
             check_same_study(existing[study_name], directions, attrs)
-    study = optuna.create_study(storage=storage, study_name=study_name, directions=list(directions),
-                                pruner=pruner, load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        directions=list(directions),  # type: ignore[arg-type]
+        pruner=pruner,
+        load_if_exists=True,
+    )
     for key, value in attrs.items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
@@ -41,13 +51,17 @@ def check_same_study(summary: optuna.study.StudySummary, directions: Sequence[st
     name = summary.study_name
     stored = [d.name.lower() for d in summary.directions]
     if stored != list(directions):
-        raise StudyMismatchError(f"study {name!r} exists with direction {', '.join(stored)}, "
-                                 f"but this run would {', '.join(directions)}; choose another --study-name")
+        raise StudyMismatchError(
+            f"study {name!r} exists with direction {', '.join(stored)}, "
+            f"but this run would {', '.join(directions)}; choose another --study-name"
+        )
     stored_attrs = summary.user_attrs
     for key in COMPARED:
         if key in stored_attrs and _canonical(stored_attrs[key]) != _canonical(attrs[key]):
-            raise StudyMismatchError(f"study {name!r} exists with another {key.replace('_', ' ')} "
-                                     f"({stored_attrs[key]}); choose another --study-name to start a new study")
+            raise StudyMismatchError(
+                f"study {name!r} exists with another {key.replace('_', ' ')} "
+                f"({stored_attrs[key]}); choose another --study-name to start a new study"
+            )
 
 
 def _canonical(value: Any) -> str:

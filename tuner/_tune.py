@@ -84,7 +84,7 @@ def tune(
     configurations answered from the study): for benchmarks only.
     """
     _check_counts(n_trials=n_trials, batch_size=batch_size)
-    metric_list = list(metric) if isinstance(metric, (list, tuple)) else [metric]
+    metric_list: list[str | Metric] = list(metric) if isinstance(metric, (list, tuple)) else [metric]  # type: ignore[list-item]
     check_strategies(sampler, pruner, len(metric_list))
     device = resolve_device(device, model)
     model = model.to(device).eval()
@@ -114,26 +114,46 @@ def tune(
         study.set_user_attr("storage", mask_url(storage))
     trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
     pruning = not isinstance(optuna_pruner, optuna.pruners.NopPruner)
-    objective = Objective(space, metrics, samples.inputs, samples.targets,
-                          batch_size=chunk_size(batch_size, len(samples.inputs), pruning=pruning),
-                          trial_attrs=trial_attrs, artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
-                          storage=storage_obj, n_heatmaps=n_heatmaps,
-                          n_trials=n_trials if storage is not None else None, share_work=share_work)
-    holdout = Objective(space, metrics, samples.holdout_inputs, samples.holdout_targets, batch_size=batch_size,
-                        trial_attrs={}, share_work=False) if len(samples.holdout_inputs) else None
+    objective = Objective(
+        space,
+        metrics,
+        samples.inputs,
+        samples.targets,
+        batch_size=chunk_size(batch_size, len(samples.inputs), pruning=pruning),
+        trial_attrs=trial_attrs,
+        artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
+        storage=storage_obj,
+        n_heatmaps=n_heatmaps,
+        n_trials=n_trials if storage is not None else None,
+        share_work=share_work,
+    )
+    holdout = (
+        Objective(
+            space,
+            metrics,
+            samples.holdout_inputs,
+            samples.holdout_targets,
+            batch_size=batch_size,
+            trial_attrs={},
+            share_work=False,
+        )
+        if len(samples.holdout_inputs)
+        else None
+    )
     enqueue_defaults(study, space)
     if space.empty:
         logger.warning("nothing to tune: every tunable is inert on this model; evaluating the defaults only")
         n_trials = min(n_trials, len(space.initial_params()))
     optimize(study, objective, n_trials, timeout=timeout, show_progress_bar=show_progress_bar, catch=(TrialFailed,))
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        reasons = {t.user_attrs.get("fail_reason") for t in study.trials} - {None}
+        reasons = {str(t.user_attrs["fail_reason"]) for t in study.trials if "fail_reason" in t.user_attrs}
         raise RuntimeError(f"no trial completed; failures: {'; '.join(sorted(reasons)) or 'none recorded'}")
     return TuneResult(study=study, space=space, objective=objective, holdout=holdout)
 
 
-def _study_attrs(metrics: list[Metric], model: nn.Module, space: SearchSpace, samples: Samples,
-                 seed: int) -> dict[str, Any]:
+def _study_attrs(
+    metrics: list[Metric], model: nn.Module, space: SearchSpace, samples: Samples, seed: int
+) -> dict[str, Any]:
     """What the study records once: what is measured, on which model, with which libraries and space."""
     several = len(metrics) > 1
     return {
@@ -168,8 +188,11 @@ def _check_counts(*, n_trials: int, batch_size: int) -> None:
 def _bases(explainer_cls: ExplainerClasses, model: nn.Module, kwargs: dict[str, Any]) -> list[LRPBase]:
     """One base explainer per class, with the ``explainer_kwargs`` it accepts; with None, the default
     explainers that support the model."""
-    classes = list(DEFAULT_EXPLAINERS) if explainer_cls is None else (
-        list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls])
+    classes = (
+        list(DEFAULT_EXPLAINERS)
+        if explainer_cls is None
+        else (list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls])
+    )
     bases = []
     for cls in classes:
         if not (isinstance(cls, type) and issubclass(cls, LRPBase)):

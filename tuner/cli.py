@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except KeyboardInterrupt:
-        print("interrupted: the running trial was marked failed; run the same command again to resume",
-              file=sys.stderr)
+        print("interrupted: the running trial was marked failed; run the same command again to resume", file=sys.stderr)
         return 130
     except (CliError, ValueError, OSError) as error:
         print(f"error: {mask_url(str(error))}", file=sys.stderr)
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 class _OneLineParser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line (and the hint to --help), not the whole usage."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -68,19 +67,26 @@ def _positive(value: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="lrp-tuner", description="Find the most faithful LRP configuration "
-                                     "for a model with an Optuna study.")
+    parser = _OneLineParser(
+        prog="lrp-tuner", description="Find the most faithful LRP configuration for a model with an Optuna study."
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run (or resume) a study")
     run.add_argument("--model", help="preset name (default: the embedded digits ResNet)")
     run.add_argument("--weights", help="DEFAULT (torchvision), a state-dict PATH, or none (random)")
     run.add_argument("--data", help="image folder (flat or one subfolder per class)")
-    run.add_argument("--explainers", default="all", help="all, or comma-separated names "
-                     "(uniform_epsilon, epsilon_gamma_box, epsilon_plus, epsilon_alpha2_beta1)")
+    run.add_argument(
+        "--explainers",
+        default="all",
+        help="all, or comma-separated names (uniform_epsilon, epsilon_gamma_box, epsilon_plus, epsilon_alpha2_beta1)",
+    )
     run.add_argument("--metric", default="abpc", help="abpc, morf, lerf, faithfulness_correlation, irof, ...")
-    run.add_argument("--objectives", help="several metrics, comma-separated (e.g. abpc,sparseness): a "
-                     "multi-objective study whose result is a Pareto front")
+    run.add_argument(
+        "--objectives",
+        help="several metrics, comma-separated (e.g. abpc,sparseness): a "
+        "multi-objective study whose result is a Pareto front",
+    )
     run.add_argument("--n-trials", type=_positive, help="total finished trials of the study")
     run.add_argument("--n-samples", type=_positive, help="samples every trial scores")
     run.add_argument("--batch-size", type=_positive, help="samples attributed at once")
@@ -92,11 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     run.add_argument("--out", default="lrp-tuner-out", help="folder for the table, best configuration, heatmaps")
-    run.add_argument("--heartbeat", type=_positive, default=60, help="seconds between a worker's heartbeats; "
-                     "a trial silent for twice as long is failed and retried (RDB storages)")
+    run.add_argument(
+        "--heartbeat",
+        type=_positive,
+        default=60,
+        help="seconds between a worker's heartbeats; "
+        "a trial silent for twice as long is failed and retried (RDB storages)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--no-report", action="store_true", help="skip the table and the files of --out (baselines, "
-                     "held-out scores, heatmaps): for extra workers of a shared study, which then exit at once")
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the table and the files of --out (baselines, "
+        "held-out scores, heatmaps): for extra workers of a shared study, which then exit at once",
+    )
     run.set_defaults(command=_run)
 
     dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study storage")
@@ -127,8 +142,11 @@ def _run(args: argparse.Namespace) -> int:
     for name in metric_names:
         if name not in METRICS:
             raise CliError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
-    classes = None if args.explainers == "all" else \
-        [get_explainer(name.strip()) for name in args.explainers.split(",") if name.strip()]
+    classes = (
+        None
+        if args.explainers == "all"
+        else [get_explainer(name.strip()) for name in args.explainers.split(",") if name.strip()]
+    )
     if args.data is not None and not Path(args.data).is_dir():
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
     given = {"n_trials": args.n_trials, "n_samples": args.n_samples, "batch_size": args.batch_size}
@@ -140,20 +158,33 @@ def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = preset.load_model(args.weights, device=device)
     study_name = args.study_name or _policy.study_name(preset.name, metric_names, classes)
-    print(f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
-          f"{n_tune} samples ({n_held} held out), metric {', '.join(metric_names)}", file=sys.stderr)
+    print(
+        f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
+        f"{n_tune} samples ({n_held} held out), metric {', '.join(metric_names)}",
+        file=sys.stderr,
+    )
 
     # a folder's class names need not be the model's classes: explain the model's own predictions there
     data = (inputs, labels) if labels is not None and args.data is None else inputs
-    result = tune(classes, model, data,
-                  metric=metric_names if len(metric_names) > 1 else metric_names[0],
-                  n_trials=settings["n_trials"], n_samples=settings["n_samples"],
-                  sampler=args.sampler, pruner=args.pruner, storage=args.storage, study_name=study_name,
-                  seed=args.seed, device=device, batch_size=settings["batch_size"],
-                  timeout=args.timeout, show_progress_bar=not args.no_progress,
-                  heartbeat_interval=args.heartbeat,
-                  explainer_kwargs={"low": preset.low, "high": preset.high,
-                                    "zennit_canonizers": preset.canonizers() or None})
+    result = tune(
+        classes,
+        model,
+        data,
+        metric=metric_names if len(metric_names) > 1 else metric_names[0],
+        n_trials=settings["n_trials"],
+        n_samples=settings["n_samples"],
+        sampler=args.sampler,
+        pruner=args.pruner,
+        storage=args.storage,
+        study_name=study_name,
+        seed=args.seed,
+        device=device,
+        batch_size=settings["batch_size"],
+        timeout=args.timeout,
+        show_progress_bar=not args.no_progress,
+        heartbeat_interval=args.heartbeat,
+        explainer_kwargs={"low": preset.low, "high": preset.high, "zennit_canonizers": preset.canonizers() or None},
+    )
     if args.no_report:
         print(f"best so far: {_best_line(_policy.best_configuration(result.study))}")
     else:
@@ -178,6 +209,7 @@ def _readable(table: pd.DataFrame) -> pd.DataFrame:
         if isinstance(value, dict):
             return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
         return "" if value is None else str(value)
+
     return table.drop(columns=["configuration"], errors="ignore").apply(lambda column: column.map(cell))
 
 
@@ -193,7 +225,7 @@ def _print_details(result: TuneResult) -> None:
 
 def _load_storage(url: str) -> optuna.storages.BaseStorage:
     storage = open_storage(url, heartbeat_interval=None)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         raise CliError(f"no study storage at {url}; run `python -m tuner run` first or pass --storage")
     return storage
 
@@ -202,8 +234,9 @@ def _best(args: argparse.Namespace) -> int:
     storage = _load_storage(args.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if args.study_name not in names:
-        raise CliError(f"no study {args.study_name!r} in {mask_url(args.storage)}; studies there: "
-                       f"{', '.join(names) or 'none'}")
+        raise CliError(
+            f"no study {args.study_name!r} in {mask_url(args.storage)}; studies there: {', '.join(names) or 'none'}"
+        )
     config = _policy.best_configuration(optuna.load_study(study_name=args.study_name, storage=storage))
     print(json.dumps(config, indent=2) if args.json else _best_line(config))
     return 0
@@ -212,8 +245,10 @@ def _best(args: argparse.Namespace) -> int:
 def _best_line(config: dict) -> str:
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config["params"].items())
     values = config["value"] if isinstance(config["value"], (list, tuple)) else [config["value"]]
-    return (f"{config['explainer']}({params}): {config['metric']} = {', '.join(f'{v:.4f}' for v in values)} "
-            f"(trial {config['trial']})")
+    return (
+        f"{config['explainer']}({params}): {config['metric']} = {', '.join(f'{v:.4f}' for v in values)} "
+        f"(trial {config['trial']})"
+    )
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -221,8 +256,10 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     storage = _load_storage(args.storage)
     directory = Path(args.artifact_dir) if args.artifact_dir else _recorded_artifact_dir(storage, args.storage)
-    print(f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, "
-          f"artifacts {directory})", file=sys.stderr)
+    print(
+        f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, artifacts {directory})",
+        file=sys.stderr,
+    )
     run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
     return 0
 

@@ -5,19 +5,14 @@ number of plain forward passes of the same images (S + 1 passes of B images for 
 2 (S - 1) for AbPC). Every method is timed in the same repetition loop (side by side, interleaved),
 and medians are reported. Also sweeps ``batch_size`` to pick the default.
 
-    python benchmarks/metrics.py --repeats 3
-    python benchmarks/metrics.py --quick          # a smoke run: small images, one repeat
+    python benchmarks/metric_speed.py --repeats 3
+    python benchmarks/metric_speed.py --quick          # a smoke run: small images, one repeat
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
-
-# run as a script, this file's folder comes first on sys.path and its name would shadow the package
-sys.path[:1] = [str(Path(__file__).resolve().parents[1])]
 
 import numpy as np
 import torch
@@ -143,7 +138,7 @@ def main() -> None:
     print(f"ResNet-50 (random weights), {size}x{size}, S={args.steps}, device={args.device}, "
           f"torch threads={torch.get_num_threads()}, repeats={repeats}, our batch_size={batch_size}")
     rows = [r for b in args.batches for r in compare(model, b, size, args.steps, repeats, batch_size)]
-    print(f"\n| B | method | forward calls | median s | x limit | Quantus / ours |")
+    print("\n| B | method | forward calls | median s | x limit | Quantus / ours |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         group = "AbPC" if "AbPC" in r["method"] or "x2" in r["method"] else "MoRF"
