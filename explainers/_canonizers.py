@@ -1,4 +1,4 @@
-"""Automatic choice of zennit canonizers for a model (DESIGN.md: canonizers are automatic)."""
+"""Automatic choice of zennit canonizers for a model (docs/architecture.md: canonizers are automatic)."""
 
 from __future__ import annotations
 
