@@ -41,7 +41,7 @@ def test_run_end_to_end(finished_run, trained_digits):
         assert {"explainer", "explainer_params", "metric", "metric_settings", "model",
                 "library_versions"} <= trial.user_attrs.keys()
         assert trial.user_attrs["model"]["parameters"] == sum(p.numel() for p in trained_digits[0].parameters())
-        artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+        artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=optuna.storages.get_storage(storage))
         assert artifacts and artifacts[0].mimetype == "image/png"
         stored = Path(study.user_attrs["artifact_dir"]) / artifacts[0].artifact_id
         assert Image.open(stored).size[0] > 0
@@ -50,7 +50,11 @@ def test_run_end_to_end(finished_run, trained_digits):
     table = pd.read_csv(out / "summary.csv", index_col=0)
     assert {"LRPEpsilonGammaBox", "LRPEpsilonPlus", "Saliency (captum)", "InputXGradient (captum)",
             "IntegratedGradients (captum)"} <= set(table.index)
-    assert table.loc["LRPEpsilonPlus", "best"] >= table.loc["LRPEpsilonPlus", "default"]
+    plus = [t.value for t in complete if t.params["explainer"] == "LRPEpsilonPlus"]
+    assert table.loc["LRPEpsilonPlus", "best"] == pytest.approx(max(plus))  # the best of that explainer's trials
+    default = next(t for t in complete if t.params["explainer"] == "LRPEpsilonPlus"
+                   and t.user_attrs.get("default_configuration"))
+    assert table.loc["LRPEpsilonPlus", "default"] == pytest.approx(default.value)
     assert Image.open(out / "heatmaps.png").size[1] >= 4 * 8
     saved = json.loads((out / "best.json").read_text())
     assert saved["value"] == pytest.approx(study.best_value)

@@ -57,7 +57,7 @@ def _state(model):
     (LRPEpsilonPlus, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
     (LRPEpsilonAlpha2Beta1, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
 ])
-def test_api_table(cls, own, supported, tunables, resnet):
+def test_each_variant_declares_its_parameters_modules_and_tunables(cls, own, supported, tunables, resnet):
     """A variant's constructor takes its own parameters, then the shared options as ``**common``."""
     parameters = inspect.signature(cls.__init__).parameters
     assert list(parameters)[:2] == ["self", "model"]
@@ -80,7 +80,7 @@ def test_api_table(cls, own, supported, tunables, resnet):
     assert all(f"{name}=" in repr(explainer) for name in own)
 
 
-def test_base_api(resnet, images):
+def test_base_takes_a_composite_and_the_shared_options_keyword_only(resnet, images):
     """LRPBase takes a model and a composite; the shared options are its keyword-only arguments."""
     parameters = inspect.signature(LRPBase.__init__).parameters
     assert list(parameters)[1:3] == ["model", "zennit_composite"]
@@ -310,3 +310,26 @@ def test_copies_of_a_checked_explainer_skip_the_probe_forward(resnet, images):
         handle.remove()
     with pytest.raises(ModelInputError):
         LRPEpsilonPlus(resnet).check_inputs(torch.randn(2, 5))
+
+
+def test_the_registry_names_every_explainer_and_refuses_unknown_names():
+    """Each explainer registers itself by a short name; a study with none searches the four variants."""
+    import explainers
+
+    assert explainers.EXPLAINERS == {
+        "uniform_epsilon": LRPUniformEpsilon,
+        "epsilon_gamma_box": LRPEpsilonGammaBox,
+        "epsilon_plus": LRPEpsilonPlus,
+        "epsilon_alpha2_beta1": LRPEpsilonAlpha2Beta1,
+        "layerwise": explainers.LRPLayerwise,
+    }
+    assert explainers.DEFAULT_EXPLAINERS == VARIANTS
+    assert explainers.get_explainer("epsilon_plus") is explainers.get_explainer("LRPEpsilonPlus") is LRPEpsilonPlus
+    with pytest.raises(ValueError, match="valid names: uniform_epsilon, epsilon_gamma_box"):
+        explainers.get_explainer("epsilon_minus")
+    with pytest.raises(TypeError, match="tunables its constructor does not take: gama"):
+
+        @explainers.register_explainer("misspelt")
+        class Misspelt(LRPUniformEpsilon):
+            TUNABLES = {"gama": (float, UNIT)}
+    assert "misspelt" not in explainers.EXPLAINERS

@@ -23,6 +23,7 @@ from zennit.rules import Epsilon
 
 from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
 from tuner import ALL_VARIANTS, StudyMismatchError, TuneResult, tune
+from tuner._provenance import model_fingerprint
 
 N_SAMPLES = 8
 FAST = {"n_samples": N_SAMPLES, "show_progress_bar": False}
@@ -115,7 +116,9 @@ def _better_or_equal(study: optuna.Study, a: float, b: float) -> bool:
 
 
 # -- tune() end to end ------------------------------------------------------------------------------------
-def test_objective_is_not_flat_and_best_is_at_least_the_default(gamma_box_study):
+def test_objective_is_not_flat_and_best_is_the_best_trial(gamma_box_study):
+    """Configurations score differently, best_value is the maximum over complete trials (AbPC maximises) and
+    default_value is trial 0's (the default configuration), not some other trial's."""
     result = gamma_box_study
     assert isinstance(result, TuneResult)
     values = [t.value for t in _complete(result.study)]
@@ -123,8 +126,8 @@ def test_objective_is_not_flat_and_best_is_at_least_the_default(gamma_box_study)
     assert len({round(v, 9) for v in values}) >= 3, f"flat objective: {values}"
     assert all(math.isfinite(v) for v in values)
     assert result.study.direction == optuna.study.StudyDirection.MAXIMIZE  # AbPC: higher is better
-    assert result.best_value >= result.default_value
     assert result.best_value == max(values)
+    assert result.default_value == result.study.trials[0].value
 
 
 def test_trial_zero_is_the_default_configuration(gamma_box_study, digits):
@@ -187,7 +190,13 @@ def test_summary_and_dataframe(gamma_box_study):
 
 
 def test_user_attributes_record_the_evidence(gamma_box_study, digits):
+    """Each trial records its explainer's parameters, the metric, the model's fingerprint (which changes
+    with the weights) and the library versions."""
     model = digits[0]
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1.0)
+    changed_sha = model_fingerprint(changed)["sha256"]
     for trial in gamma_box_study.study.trials:
         attrs = trial.user_attrs
         assert attrs["explainer"] == "LRPEpsilonGammaBox"
@@ -198,7 +207,8 @@ def test_user_attributes_record_the_evidence(gamma_box_study, digits):
         fingerprint = attrs["model"]
         assert fingerprint["parameters"] == sum(p.numel() for p in model.parameters())
         assert fingerprint["class"].endswith("Sequential")
-        assert len(fingerprint["sha256"]) == 64 and int(fingerprint["sha256"], 16) >= 0
+        assert fingerprint["sha256"] == model_fingerprint(model)["sha256"]  # the weights of this model
+        assert fingerprint["sha256"] != changed_sha  # and not of any model with its architecture
         versions = attrs["library_versions"]
         for library in ("torch", "optuna", "zennit"):
             assert versions[library] == metadata.version(library)
@@ -371,8 +381,9 @@ def test_resume_continues_the_stored_study(digits, tmp_path):
     assert second.scores(second.best_explainer).mean().item() == pytest.approx(second.best_value, abs=1e-6)
 
     # n_trials is the study's total: asking for fewer than it has adds nothing
+    n_before = len(study.trials)
     tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, **options)
-    assert len(optuna.load_study(study_name="resume", storage=_sqlite(tmp_path)).trials) == len(study.trials)
+    assert len(optuna.load_study(study_name="resume", storage=_sqlite(tmp_path)).trials) == n_before
 
 
 def test_resumed_study_is_reproducible(digits, tmp_path):
@@ -550,3 +561,15 @@ def test_existing_study_of_another_explainer_is_refused(digits, tmp_path):
     with pytest.raises(StudyMismatchError, match="search space"):
         tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=4, explainer_kwargs=BOUNDS, **options)
     assert _stored_studies(tmp_path) == {"shared": 2}
+
+
+def test_sampler_and_pruner_objects_are_used_as_given(digits):
+    """tune() takes Optuna sampler and pruner objects besides their names, and uses those very objects."""
+    model, inputs, labels = digits
+    sampler, pruner = optuna.samplers.RandomSampler(seed=3), optuna.pruners.MedianPruner(n_startup_trials=1)
+    options = {key: value for key, value in FAST.items() if key not in ("sampler", "pruner")}
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler=sampler, pruner=pruner, **options)
+    assert result.study.sampler is sampler and result.study.pruner is pruner
+    assert len(_complete(result.study)) == 3
+    with pytest.raises(TypeError, match="Optuna sampler"):
+        tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler=object(), **options)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
 
 from ._space import SearchSpace
+from ._storage import artifact_dir_for, mask_url
 
 
 class StudyMismatchError(ValueError):
@@ -75,6 +77,18 @@ def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
     for label, params in space.initial_params():  # skip_if_exists: workers starting together enqueue them once
         attrs = {"default_configuration": True} if label.endswith(" default") else {"initial_configuration": label}
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+
+
+def record_storage(study: optuna.Study, storage: str | None) -> Path | None:
+    """Note in the study where it is stored (password masked) and where its heatmaps go; returns that
+    folder (None for an in-memory study, which keeps no artifacts)."""
+    if storage is None:
+        return None
+    artifacts_dir = artifact_dir_for(storage)
+    if "artifact_dir" not in study.user_attrs:
+        study.set_user_attr("artifact_dir", str(artifacts_dir))
+    study.set_user_attr("storage", mask_url(storage))
+    return artifacts_dir
 
 
 def save_note(study: optuna.Study, text: str) -> None:

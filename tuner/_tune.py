@@ -27,9 +27,9 @@ from ._objective import Objective, TrialFailed
 from ._provenance import library_versions, model_fingerprint
 from ._result import TuneResult
 from ._space import SearchSpace
-from ._storage import artifact_dir_for, artifact_store, mask_url, open_storage
+from ._storage import artifact_store, open_storage
 from ._strategies import Pruner, Sampler, check_strategies, chunk_size, make_pruner, make_sampler, sampler_seed
-from ._study import StudyMismatchError, enqueue_defaults, open_study
+from ._study import StudyMismatchError, enqueue_defaults, open_study, record_storage
 
 __all__ = ["StudyMismatchError", "resolve_device", "tune"]
 
@@ -107,11 +107,7 @@ def tune(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.sampler = make_sampler(sampler, space, sampler_seed(seed, study, storage))
-    artifacts_dir = artifact_dir_for(storage) if storage is not None else None
-    if artifacts_dir is not None and "artifact_dir" not in study.user_attrs:
-        study.set_user_attr("artifact_dir", str(artifacts_dir))
-    if storage is not None:
-        study.set_user_attr("storage", mask_url(storage))
+    artifacts_dir = record_storage(study, storage)
     trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
     pruning = not isinstance(optuna_pruner, optuna.pruners.NopPruner)
     objective = Objective(
@@ -127,28 +123,38 @@ def tune(
         n_trials=n_trials if storage is not None else None,
         share_work=share_work,
     )
-    holdout = (
-        Objective(
-            space,
-            metrics,
-            samples.holdout_inputs,
-            samples.holdout_targets,
-            batch_size=batch_size,
-            trial_attrs={},
-            share_work=False,
-        )
-        if len(samples.holdout_inputs)
-        else None
-    )
+    holdout = _holdout_objective(space, metrics, samples, batch_size)
     enqueue_defaults(study, space)
     if space.empty:
         logger.warning("nothing to tune: every tunable is inert on this model; evaluating the defaults only")
         n_trials = min(n_trials, len(space.initial_params()))
     optimize(study, objective, n_trials, timeout=timeout, show_progress_bar=show_progress_bar, catch=(TrialFailed,))
+    _check_completed(study)
+    return TuneResult(study=study, space=space, objective=objective, holdout=holdout)
+
+
+def _holdout_objective(
+    space: SearchSpace, metrics: list[Metric], samples: Samples, batch_size: int
+) -> Objective | None:
+    """The objective that scores configurations on the held-out samples (none without held-out samples)."""
+    if not len(samples.holdout_inputs):
+        return None
+    return Objective(
+        space,
+        metrics,
+        samples.holdout_inputs,
+        samples.holdout_targets,
+        batch_size=batch_size,
+        trial_attrs={},
+        share_work=False,
+    )
+
+
+def _check_completed(study: optuna.Study) -> None:
+    """Raise RuntimeError, with the recorded reasons, when no trial of the study completed."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         reasons = {str(t.user_attrs["fail_reason"]) for t in study.trials if "fail_reason" in t.user_attrs}
         raise RuntimeError(f"no trial completed; failures: {'; '.join(sorted(reasons)) or 'none recorded'}")
-    return TuneResult(study=study, space=space, objective=objective, holdout=holdout)
 
 
 def _study_attrs(
