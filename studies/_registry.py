@@ -7,7 +7,7 @@ from importlib.metadata import EntryPoint, entry_points
 from ._base import Preset
 from ._digits import DIGITS
 from ._errors import PresetError, UnknownPresetError, first_line
-from ._torchvision import RESNET18, RESNET50, VGG16
+from ._torchvision import GENERIC_DEFAULTS, RESNET18, RESNET50, VGG16, torchvision_classifiers, torchvision_preset
 
 ENTRY_POINT_GROUP = "lrp_tuner.presets"
 DEFAULT_PRESET: str = DIGITS.name
@@ -71,7 +71,10 @@ def get_preset(name: str) -> Preset:
     found = _entry_points().get(name)
     if found is not None:
         return _load_entry_point(found)
+    if name in torchvision_classifiers():
+        return torchvision_preset(name, f"torchvision {name} on ImageNet photographs", GENERIC_DEFAULTS)
     raise UnknownPresetError(
-        f"unknown preset {name!r}; known presets: {', '.join(available_presets())} "
-        "(add your own with studies.register_preset)"
+        f"unknown preset {name!r}; known presets: {', '.join(available_presets())}, and every classification "
+        "architecture of torchvision.models, e.g. efficientnet_b0 or vit_b_16 (add your own with "
+        "studies.register_preset)"
     )

@@ -32,12 +32,27 @@ def _download(arch: str, weights: WeightsEnum) -> dict[str, Tensor]:
         ) from exc
 
 
+def random_model(arch: str, seed: int = 0, **kwargs: object) -> nn.Module:
+    """torchvision model ``arch`` with random weights drawn from ``seed`` (the same command builds the same model).
+
+    torchvision starts a few weights at zero (ViT's head and class token); those are drawn from N(0, 0.02) so that
+    a random model's logits, and so its relevance, are not all zero.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = torchvision.models.get_model(arch, weights=None, **kwargs)
+        for name, parameter in model.named_parameters():
+            if not name.endswith("bias") and not parameter.detach().any():
+                nn.init.normal_(parameter, std=0.02)
+    return model
+
+
 def load_torchvision_model(arch: str, weights: str | None, device: torch.device) -> nn.Module:
     """Build torchvision model `arch` with weights DEFAULT (or an enum name like IMAGENET1K_V1), none, or PATH."""
     spec = "DEFAULT" if weights is None else str(weights)
     members = _weights_enum(arch).__members__
     if spec.lower() == "none":
-        return torchvision.models.get_model(arch, weights=None)
+        return random_model(arch)
     if spec.upper() == "DEFAULT" or spec in members:
         chosen = _weights_enum(arch).DEFAULT if spec.upper() == "DEFAULT" else members[spec]
         state_dict = _download(arch, chosen)
@@ -68,6 +83,15 @@ def torchvision_preset(arch: str, description: str, defaults: dict) -> Preset:
         high=high,
         defaults=defaults,
     )
+
+
+#: study defaults of a torchvision architecture that has no preset of its own
+GENERIC_DEFAULTS = {"n_samples": 16, "n_trials": 20, "batch_size": 4}
+
+
+def torchvision_classifiers() -> list[str]:
+    """The names of torchvision's classification architectures (``--model`` takes any of them)."""
+    return torchvision.models.list_models(module=torchvision.models)
 
 
 RESNET50 = torchvision_preset(
