@@ -1,7 +1,9 @@
 """LRP explainers on zennit: LRPBase and its variants, with automatic canonizers and layer attribution."""
 from ._attributors import InputGradient, LayerGradient, ModelInputError
 from ._base import LRPBase, NonFiniteAttributionError
-from ._canonizers import default_canonizers
+from ._canonizers import default_canonizers, register_canonizer
+from ._conservation import conservation_model, relevance_sums
+from ._guard import UnsupportedModelError, check_supported
 from ._layerwise import LRPLayerwise
 from ._variants import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
 
@@ -17,4 +19,9 @@ __all__ = [
     "ModelInputError",
     "NonFiniteAttributionError",
     "default_canonizers",
+    "register_canonizer",
+    "check_supported",
+    "UnsupportedModelError",
+    "conservation_model",
+    "relevance_sums",
 ]

@@ -9,6 +9,7 @@ from torch import nn
 from zennit.core import Composite
 
 from ._attributors import InputGradient, LayerGradient, as_tuple, run_model
+from ._guard import check_supported
 
 Inputs = Union[torch.Tensor, Tuple[torch.Tensor, ...]]
 ForwardArgumentExtractor = Callable[[Inputs], Inputs]
@@ -33,6 +34,8 @@ class LRPBase:
     """
 
     EXPLANATION_TYPE = "attribution"
+    #: explain models with modules no rule covers (relevance may then not be conserved); see check_supported
+    allow_unsupported = False
     SUPPORTED_MODULES: List[type] = []
     TUNABLES: Tunables = {}
 
@@ -157,6 +160,8 @@ class LRPBase:
         Raises ValueError for targets of the wrong length or out of range and for inputs the model
         rejects (before any attribution work), and NonFiniteAttributionError when the result holds NaN/Inf.
         """
+        if not self.allow_unsupported:
+            check_supported(self.model)
         forward_args, additional_args, several_inputs = self._split_inputs(inputs)
         if not self._n_classes_checked:
             self._infer_n_classes(forward_args, additional_args)

@@ -1,0 +1,2 @@
+"""Canonizers for torchvision's convolutional blocks beyond ResNet and VGG (residual adds, gates, layer scale)."""
+from __future__ import annotations
