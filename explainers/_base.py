@@ -2,6 +2,7 @@
 import difflib
 import functools
 import inspect
+from contextvars import ContextVar
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -16,6 +17,10 @@ ForwardArgumentExtractor = Callable[[Inputs], Inputs]
 TargetLayer = Union[str, nn.Module]
 TargetLayerOrListOfTargetLayers = Union[TargetLayer, Sequence[TargetLayer]]
 Tunables = Dict[str, Tuple[type, dict]]
+
+#: during ``LRPBase.attribute``, the dict into which canonizers report relevance absorbed by model constants
+#: (e.g. a ViT's class token and position embedding): name -> per-sample relevance, shape (B,)
+ABSORBED: ContextVar[Optional[Dict[str, torch.Tensor]]] = ContextVar("absorbed_relevance", default=None)
 
 
 class NonFiniteAttributionError(ValueError):
@@ -59,6 +64,8 @@ class LRPBase:
         self.n_classes = n_classes
         self._n_classes_guessed = False
         self._n_classes_checked = False
+        #: relevance per sample absorbed by model constants in the last attribution (see ABSORBED); {} if none
+        self.last_absorbed: Dict[str, torch.Tensor] = {}
         if type(self).__init__ is LRPBase.__init__:
             self._finish_init()
 
@@ -167,8 +174,13 @@ class LRPBase:
             self._infer_n_classes(forward_args, additional_args)
         targets = self._check_targets(targets, forward_args[0].shape[0])
         attributor = self.explainer(self.model, additional_args)
-        with torch.enable_grad():
-            _, relevance = attributor(forward_args, attr_output=lambda output: self._seed(targets, output))
+        self.last_absorbed = {}
+        absorbed = ABSORBED.set(self.last_absorbed)
+        try:
+            with torch.enable_grad():
+                _, relevance = attributor(forward_args, attr_output=lambda output: self._seed(targets, output))
+        finally:
+            ABSORBED.reset(absorbed)
         relevance = tuple(r.detach() for r in relevance)
         _check_finite(relevance, self)
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))

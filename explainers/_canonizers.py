@@ -113,6 +113,7 @@ def _first_of(module: nn.Module) -> nn.Module:
 def _register_builtin_canonizers() -> None:
     """Import the modules whose canonizers register themselves (once; imports are cached)."""
     from . import _vision_cnn, _vision_transformers  # noqa: F401
+    from . import _vision_concat  # noqa: F401
 
 
 def _sequence_canonizers(model: nn.Module) -> list[Canonizer]:

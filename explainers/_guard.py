@@ -15,7 +15,7 @@ from torchvision.ops.misc import Permute
 from zennit.layer import Sum
 from zennit.types import Activation, AvgPool, BatchNorm, Linear, MaxPool
 
-from ._canonizers import _register_builtin_canonizers, canonized_types
+from ._canonizers import _is_plain_sequential, _register_builtin_canonizers, canonized_types
 
 
 class UnsupportedModelError(ValueError):
@@ -126,22 +126,15 @@ def check_supported(model: nn.Module) -> None:
     canonized = canonized_types()
     known = RULED + STRUCTURAL + SEQUENCE + canonized
     hidden = _hidden_arithmetic()
-    skip: set[int] = set()
     for name, module in model.named_modules():
-        if id(module) in skip:
-            continue
-        if isinstance(module, canonized + SEQUENCE):
-            # the canonizer (or the sequence rules) takes the whole block: its children need no separate check
-            skip.update(id(child) for child in module.modules())
-            continue
+        if isinstance(module, known) or _is_plain_sequential(module):
+            continue  # covered itself; its children are checked in their turn
         if isinstance(module, hidden):
             raise UnsupportedModelError(
                 f"{name or 'the model itself'} ({type(module).__module__}.{type(module).__qualname__}) computes "
                 "outside its submodules (a residual add, a gate or a functional pooling) and no canonizer covers "
                 "it, so relevance would not be conserved; pass allow_unsupported=True to explain it anyway."
             )
-        if isinstance(module, known):
-            continue
         has_children = next(module.children(), None) is not None
         own_parameters = [
             key for key, value in module._parameters.items() if value is not None

@@ -7,10 +7,11 @@ from torch import nn
 from zennit.canonizers import Canonizer
 from zennit.composites import layer_map_base
 from zennit.core import Composite, Hook
-from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, ZBox, ZPlus
+from zennit.rules import Epsilon, Flat, Gamma, ZBox
 from zennit.types import Convolution
 
 from ._base import ForwardArgumentExtractor, TargetLayerOrListOfTargetLayers, Tunables
+from ._rules import ConservingAlphaBeta, ConservingZPlus
 from ._variants import (
     LOG_UNIT_INTERVAL, LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon, Stabilizer,
     _check_positive, _ZennitVariant, check_bounds,
@@ -27,8 +28,8 @@ RULE_WORDS = {"epsilon": "epsilon", "gamma": "gamma", "alpha2beta1": "alpha2-bet
 _RULE_BUILDERS: Dict[str, Callable[["LRPLayerwise", str], Hook]] = {
     "epsilon": lambda lrp, group: Epsilon(epsilon=getattr(lrp, f"{group}_epsilon")),
     "gamma": lambda lrp, group: Gamma(gamma=getattr(lrp, f"{group}_gamma"), stabilizer=lrp.stabilizer),
-    "alpha2beta1": lambda lrp, group: AlphaBeta(alpha=2, beta=1, stabilizer=lrp.stabilizer),
-    "zplus": lambda lrp, group: ZPlus(stabilizer=lrp.stabilizer),
+    "alpha2beta1": lambda lrp, group: ConservingAlphaBeta(alpha=2, beta=1, stabilizer=lrp.stabilizer),
+    "zplus": lambda lrp, group: ConservingZPlus(stabilizer=lrp.stabilizer),
     "zbox": lambda lrp, group: ZBox(low=lrp.low, high=lrp.high, stabilizer=lrp.stabilizer),
     "flat": lambda lrp, group: Flat(stabilizer=lrp.stabilizer),
 }
