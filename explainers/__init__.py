@@ -6,8 +6,10 @@ is saved and loaded as JSON here (:func:`save_config`, :func:`load_explainer`).
 
 from ._attributors import InputGradient, LayerGradient, ModelInputError
 from ._base import COMMON_OPTIONS, LRPBase, NonFiniteAttributionError
-from ._canonizers import default_canonizers
+from ._canonizers import default_canonizers, register_canonizer
 from ._config import explainer_config, load_explainer, save_config
+from ._conservation import conservation_model, relevance_sums
+from ._guard import UnsupportedModelError, check_supported
 from ._layerwise import GroupRule, LRPLayerwise
 from ._registry import DEFAULT_EXPLAINERS, EXPLAINERS, get_explainer, register_explainer
 from ._tunable import Tunable
@@ -35,4 +37,9 @@ __all__ = [
     "load_explainer",
     "register_explainer",
     "save_config",
+    "register_canonizer",
+    "check_supported",
+    "UnsupportedModelError",
+    "conservation_model",
+    "relevance_sums",
 ]

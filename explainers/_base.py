@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import inspect
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import torch
@@ -15,12 +16,17 @@ from zennit.core import Composite
 
 from ._attributors import InputGradient, LayerGradient, as_tuple, run_model
 from ._canonizers import default_canonizers
+from ._guard import check_supported
 from ._tunable import Tunable, Tunables
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 ForwardArgumentExtractor = Callable[[Inputs], Inputs]
 TargetLayer = str | nn.Module
 TargetLayerOrListOfTargetLayers = TargetLayer | Sequence[TargetLayer]
+
+#: during ``LRPBase.attribute``, the dict into which canonizers report relevance absorbed by model constants
+#: (e.g. a ViT's class token and position embedding): name -> per-sample relevance, shape (B,)
+ABSORBED: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("absorbed_relevance", default=None)
 
 
 class NonFiniteAttributionError(ValueError):
@@ -52,6 +58,7 @@ class LRPBase:
         additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,
         layer: TargetLayerOrListOfTargetLayers | None = None,
         n_classes: int | None = None,
+        allow_unsupported: bool = False,
     ) -> None:
         """The options every explainer shares are the keyword-only arguments here; a variant takes its own
         parameters and passes the rest on as ``**common``. A new shared option is one more keyword-only
@@ -69,6 +76,9 @@ class LRPBase:
         self.n_classes = n_classes
         self._n_classes_guessed = False
         self._n_classes_checked = False
+        self.allow_unsupported = allow_unsupported
+        #: relevance per sample absorbed by model constants in the last attribution (see ABSORBED); {} if none
+        self.last_absorbed: dict[str, torch.Tensor] = {}
         self._finish_init()
 
     def _finish_init(self) -> None:
@@ -202,15 +212,24 @@ class LRPBase:
 
         Returns a tensor shaped like the inputs, or a tuple for tuple inputs or a list of layers.
         Raises ValueError for targets of the wrong length or out of range and for inputs the model
-        rejects (before any attribution work), and NonFiniteAttributionError when the result holds NaN/Inf.
+        rejects (before any attribution work), UnsupportedModelError for a model part no rule or canonizer
+        covers (unless ``allow_unsupported``), and NonFiniteAttributionError when the result holds NaN/Inf.
+        Relevance absorbed by model constants (a ViT's class token) is in :attr:`last_absorbed` afterwards.
         """
+        if not self.allow_unsupported:
+            check_supported(self.model)
         forward_args, additional_args, several_inputs = self._split_inputs(inputs)
         if not self._n_classes_checked:
             self._infer_n_classes(forward_args, additional_args)
         targets = self._check_targets(targets, forward_args[0].shape[0])
         attributor = self.explainer(self.model, additional_args)
-        with torch.enable_grad():
-            _, relevance = attributor(forward_args, attr_output=lambda output: self._seed(targets, output))
+        self.last_absorbed = {}
+        absorbed = ABSORBED.set(self.last_absorbed)
+        try:
+            with torch.enable_grad():
+                _, relevance = attributor(forward_args, attr_output=lambda output: self._seed(targets, output))
+        finally:
+            ABSORBED.reset(absorbed)
         relevance = tuple(r.detach() for r in relevance)
         _check_finite(relevance, self)
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))

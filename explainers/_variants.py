@@ -7,13 +7,14 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, LayerMapComposite, layer_map_base
+from zennit.composites import EpsilonGammaBox, LayerMapComposite, layer_map_base
 from zennit.core import Composite
 from zennit.rules import Epsilon
 from zennit.types import Convolution, Linear
 
 from ._base import LRPBase
 from ._registry import register_explainer
+from ._rules import ConservingEpsilonAlpha2Beta1, ConservingEpsilonPlus
 from ._types import LSTM, RNN, Attention
 
 Stabilizer = float | Callable[[torch.Tensor], torch.Tensor]
@@ -159,17 +160,19 @@ class _ConvolutionComposite(_ZennitVariant):
 class LRPEpsilonPlus(_ConvolutionComposite):
     """zennit's EpsilonPlus :cite:p:`kohlbrenner2020towards`: z-plus on convolutions, epsilon on dense layers.
 
-    z-plus keeps only positive contributions; ``epsilon=0`` makes the dense layers LRP-0.
+    z-plus keeps only positive contributions; ``epsilon=0`` makes the dense layers LRP-0. A neuron without positive
+    contributions passes its relevance to the negative ones (:class:`explainers._rules.ConservingZPlus`).
     """
 
-    COMPOSITE = EpsilonPlus
+    COMPOSITE = ConservingEpsilonPlus
 
 
 @register_explainer("epsilon_alpha2_beta1")
 class LRPEpsilonAlpha2Beta1(_ConvolutionComposite):
     """zennit's EpsilonAlpha2Beta1 :cite:p:`bach2015pixel`: alpha=2, beta=1 on convolutions, epsilon on dense layers.
 
-    Positive contributions count twice, negative ones once against; ``epsilon=0`` makes dense layers LRP-0.
+    Positive contributions count twice, negative ones once against; ``epsilon=0`` makes dense layers LRP-0. A neuron
+    with only one kind gives it all its relevance (:class:`explainers._rules.ConservingAlphaBeta`).
     """
 
-    COMPOSITE = EpsilonAlpha2Beta1
+    COMPOSITE = ConservingEpsilonAlpha2Beta1

@@ -51,3 +51,59 @@ def zero_biases(model):
 
 def hook_count(model) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+
+
+def zoo_variants():
+    """The four variants with a negligible epsilon and stabilizer, so a conserving configuration sums to 1 to
+    float64 precision (epsilon and the stabilizer absorb relevance by design)."""
+    from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+    tiny = {"epsilon": 1e-12, "stabilizer": 1e-12}
+    return {
+        "LRPUniformEpsilon": lambda model: LRPUniformEpsilon(model, **tiny),
+        "LRPEpsilonPlus": lambda model: LRPEpsilonPlus(model, **tiny),
+        "LRPEpsilonGammaBox": lambda model: LRPEpsilonGammaBox(model, low=-4.0, high=4.0, **tiny),
+        "LRPEpsilonAlpha2Beta1": lambda model: LRPEpsilonAlpha2Beta1(model, **tiny),
+    }
+
+
+def model_state(model):
+    """Everything an explainer must leave as it found: parameters, buffers (bit for bit), hooks, modes."""
+    return {
+        "tensors": {name: value.detach().clone() for name, value in model.state_dict(keep_vars=True).items()},
+        "hooks": hook_count(model),
+        "training": [module.training for module in model.modules()],
+        "forwards": [module.__dict__.get("forward") for module in model.modules()],
+        "modules": [name for name, _ in model.named_modules()],
+    }
+
+
+def assert_same_state(before, after):
+    assert before["modules"] == after["modules"], "modules were added or removed"
+    assert before["hooks"] == after["hooks"], "hooks were left on the model"
+    assert before["training"] == after["training"], "training flags changed"
+    assert before["forwards"] == after["forwards"], "a forward method was left replaced"
+    assert before["tensors"].keys() == after["tensors"].keys()
+    for name, value in before["tensors"].items():
+        assert torch_equal(value, after["tensors"][name]), f"{name} changed"
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def assert_conserves(explainer, inputs, targets, *, tolerance=1e-6):
+    """The input relevance (plus what the explainer reports as absorbed elsewhere, e.g. by a class token) sums
+    to 1 per sample, and it is not degenerate: most of it reaches the input and many inputs receive some."""
+    import torch
+
+    from explainers._conservation import relevance_sums
+    relevance = explainer.attribute(inputs, targets)
+    sums = relevance_sums(relevance)
+    absorbed = getattr(explainer, "last_absorbed", None) or {}
+    total = sums + sum(absorbed.values()) if absorbed else sums
+    assert torch.allclose(total, torch.ones_like(total), atol=tolerance, rtol=0), f"sums {total.tolist()}"
+    nonzero = (relevance.abs() > 1e-12).double().mean()
+    assert nonzero > 0.1, f"only {nonzero:.1%} of the inputs receive relevance: a degenerate fixture"
+    assert bool((relevance.flatten(1).abs().sum(1) > 1e-3).all()), "a sample with (almost) no relevance"
+    return relevance

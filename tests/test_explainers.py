@@ -26,7 +26,7 @@ from explainers import (
 VARIANTS = [LRPUniformEpsilon, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPEpsilonAlpha2Beta1]
 UNIT = {"low": 1e-6, "high": 1, "log": True}
 COMMON = {"zennit_canonizers": None, "forward_arg_extractor": None, "additional_forward_arg_extractor": None,
-          "layer": None, "n_classes": None}
+          "layer": None, "n_classes": None, "allow_unsupported": False}
 
 
 @pytest.fixture(scope="module")

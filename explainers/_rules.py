@@ -1,0 +1,189 @@
+"""Conserving z-plus and alpha-beta rules, and the composites of the variants that use them.
+
+zennit's :class:`~zennit.rules.ZPlus` and :class:`~zennit.rules.AlphaBeta` split a neuron's relevance among its
+positive contributions (and, for alpha-beta, its negative ones) by their share of the positive (negative) total.
+Where that total is empty the share is 0/0, which zennit's stabilizer turns into zero: z-plus drops the relevance of
+a neuron with no positive contribution, and alpha2-beta1 hands out ``2 R`` (or ``-R``) at a neuron with no negative
+(positive) contribution. Such neurons are frequent on depthwise 3x3 convolutions (nine contributions from a single
+channel) and on narrow layers, where they made ShuffleNet v2 lose 95% of its relevance under z-plus and multiply it
+tenfold under alpha2-beta1. The rules here fall back, at exactly those neurons, to the part that is not empty, so
+every neuron's relevance is distributed in full; everywhere else they equal zennit's rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from zennit.composites import LayerMapComposite, layer_map_base
+from zennit.core import BasicHook, Stabilizer
+from zennit.rules import ClampMod, Epsilon, NoMod, zero_bias
+from zennit.types import Convolution
+
+StabilizerLike = float | Callable[[torch.Tensor], torch.Tensor]
+
+
+def _positive(input: torch.Tensor) -> torch.Tensor:
+    return input.clamp(min=0)
+
+
+def _negative(input: torch.Tensor) -> torch.Tensor:
+    return input.clamp(max=0)
+
+
+class ConservingZPlus(BasicHook):
+    """LRP z-plus :cite:p:`bach2015pixel,montavon2017explaining` that distributes every neuron's relevance.
+
+    R_i = sum_j z+_ij / z+_j R_j with z+_ij = x+_i w+_ij + x-_i w-_ij (alpha=1, beta=0, negative inputs allowed, as
+    zennit's :class:`~zennit.rules.ZPlus`). Fallback: at a neuron without any positive contribution (z+_j = 0, where
+    zennit's rule loses R_j) the relevance goes to the negative contributions, R_i = z_ij / z_j R_j (there every
+    z_ij is negative, so this is the z-minus share of the generalized rule, the gamma -> infinity limit of the
+    generalized gamma rule :cite:p:`montavon2019layer,andeol2021learning` at a neuron with z_j < 0). Equals zennit's
+    ZPlus wherever zennit's conserves, bit for bit, at zennit's cost (two passes of the layer); a third pass, LRP-0 at
+    the empty neurons, runs only when a neuron is empty.
+    """
+
+    def __init__(self, stabilizer: StabilizerLike = 1e-6, zero_params: list[str] | None = None) -> None:
+        self.arguments = {"stabilizer": stabilizer, "zero_params": zero_params}
+        stabilizer_fn = Stabilizer.ensure(stabilizer)
+
+        def share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+            positive = sum(outputs)
+            self.stored_tensors["empty"] = empty = positive == 0
+            return [torch.where(empty, 0.0, out_grad / stabilizer_fn(positive))] * 2
+
+        def fallback_share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [torch.where(self.stored_tensors["empty"], out_grad / stabilizer_fn(outputs[0]), 0.0)]
+
+        super().__init__(
+            input_modifiers=[_positive, _negative],
+            param_modifiers=[
+                ClampMod(min=0.0, zero_params=zero_params),
+                ClampMod(max=0.0, zero_params=zero_bias(zero_params)),
+            ],
+            output_modifiers=[lambda output: output] * 2,
+            gradient_mapper=share,
+            reducer=lambda inputs, gradients: inputs[0] * gradients[0] + inputs[1] * gradients[1],
+        )
+        self.fallback = BasicHook(
+            input_modifiers=[lambda input: input],
+            param_modifiers=[NoMod(zero_params=zero_params)],
+            output_modifiers=[lambda output: output],
+            gradient_mapper=fallback_share,
+            reducer=lambda inputs, gradients: inputs[0] * gradients[0],
+        )
+
+    def backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
+        """z-plus; then, only if some neuron had no positive contribution, LRP-0 at those neurons added."""
+        relevance = super().backward(module, grad_input, grad_output)
+        if not bool(self.stored_tensors["empty"].any()):
+            return relevance
+        self.fallback.stored_tensors = self.stored_tensors
+        extra = self.fallback.backward(module, grad_input, grad_output)
+        return tuple(None if part is None else part + more for part, more in zip(relevance, extra))
+
+    def copy(self) -> ConservingZPlus:
+        """A fresh instance per module (the fallback reads the empty neurons this instance recorded)."""
+        return type(self)(**self.arguments)
+
+
+class ConservingAlphaBeta(BasicHook):
+    """LRP alpha-beta :cite:p:`bach2015pixel` that distributes every neuron's relevance.
+
+    R_i = sum_j (alpha z+_ij / z+_j - beta z-_ij / z-_j) R_j, z+ and z- the positive and negative contributions (as
+    zennit's :class:`~zennit.rules.AlphaBeta`; alpha - beta = 1). Fallback: where one part is empty the other gets the
+    whole relevance, R_i = z+_ij / z+_j R_j where z-_j = 0 (zennit's rule hands out alpha R_j there) and
+    R_i = z-_ij / z-_j R_j where z+_j = 0 (zennit's: -beta R_j), as the generalized rules treat a one-signed neuron
+    :cite:p:`andeol2021learning`. Equals zennit's AlphaBeta wherever zennit's conserves (bit for bit for alpha=2,
+    beta=1 and alpha=1, beta=0); same four passes of the layer.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 2.0,
+        beta: float = 1.0,
+        stabilizer: StabilizerLike = 1e-6,
+        zero_params: list[str] | None = None,
+    ) -> None:
+        if alpha < 0 or beta < 0:
+            raise ValueError(f"alpha and beta must be non-negative, got alpha={alpha}, beta={beta}")
+        if alpha - beta != 1.0:
+            raise ValueError(f"alpha - beta must equal 1, got alpha={alpha}, beta={beta}")
+        stabilizer_fn = Stabilizer.ensure(stabilizer)
+
+        def gradient_mapper(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+            positive, negative = sum(outputs[:2]), sum(outputs[2:])
+            no_positive, no_negative = positive == 0, negative == 0
+            ratio_positive, ratio_negative = out_grad / stabilizer_fn(positive), out_grad / stabilizer_fn(negative)
+            # alpha and -beta where both parts exist, the whole relevance (1) to a part that is alone, 0 to an empty one
+            share_positive = torch.where(no_negative, ratio_positive, alpha * ratio_positive)
+            share_negative = torch.where(no_positive, ratio_negative, -beta * ratio_negative)
+            share_positive = share_positive.where(~no_positive, 0.0)
+            share_negative = share_negative.where(~no_negative, 0.0)
+            return [share_positive, share_positive, share_negative, share_negative]
+
+        super().__init__(
+            input_modifiers=[_positive, _negative, _positive, _negative],
+            param_modifiers=[
+                ClampMod(min=0.0, zero_params=zero_params),
+                ClampMod(max=0.0, zero_params=zero_bias(zero_params)),
+                ClampMod(max=0.0, zero_params=zero_params),
+                ClampMod(min=0.0, zero_params=zero_bias(zero_params)),
+            ],
+            output_modifiers=[lambda output: output] * 4,
+            gradient_mapper=gradient_mapper,
+            reducer=lambda inputs, gradients: (
+                (inputs[0] * gradients[0] + inputs[1] * gradients[1])
+                + (inputs[2] * gradients[2] + inputs[3] * gradients[3])
+            ),
+        )
+
+
+class ConservingEpsilonPlus(LayerMapComposite):
+    """zennit's EpsilonPlus composite with :class:`ConservingZPlus` on convolutions (epsilon on dense layers).
+
+    Same signature as :class:`zennit.composites.EpsilonPlus`; ``layer_map`` is prepended.
+    """
+
+    def __init__(
+        self,
+        epsilon: StabilizerLike = 1e-6,
+        stabilizer: StabilizerLike = 1e-6,
+        layer_map: list | None = None,
+        zero_params: list[str] | None = None,
+        canonizers: list | None = None,
+    ) -> None:
+        layer_map = (
+            list(layer_map or [])
+            + layer_map_base(stabilizer)
+            + [
+                (Convolution, ConservingZPlus(stabilizer=stabilizer, zero_params=zero_params)),
+                (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params)),
+            ]
+        )
+        super().__init__(layer_map=layer_map, canonizers=canonizers)
+
+
+class ConservingEpsilonAlpha2Beta1(LayerMapComposite):
+    """zennit's EpsilonAlpha2Beta1 composite with :class:`ConservingAlphaBeta` (alpha=2, beta=1) on convolutions.
+
+    Same signature as :class:`zennit.composites.EpsilonAlpha2Beta1`; ``layer_map`` is prepended.
+    """
+
+    def __init__(
+        self,
+        epsilon: StabilizerLike = 1e-6,
+        stabilizer: StabilizerLike = 1e-6,
+        layer_map: list | None = None,
+        zero_params: list[str] | None = None,
+        canonizers: list | None = None,
+    ) -> None:
+        layer_map = (
+            list(layer_map or [])
+            + layer_map_base(stabilizer)
+            + [
+                (Convolution, ConservingAlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)),
+                (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params)),
+            ]
+        )
+        super().__init__(layer_map=layer_map, canonizers=canonizers)

@@ -1,0 +1,143 @@
+"""The conserving z-plus and alpha-beta rules: equal to zennit's where zennit's conserves, conserving elsewhere."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from zennit.attribution import Gradient
+from zennit.composites import LayerMapComposite
+from zennit.rules import AlphaBeta, Epsilon, ZPlus
+
+from explainers._rules import ConservingAlphaBeta, ConservingZPlus
+
+
+def layer_relevance(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """The relevance ``rule`` gives the input of ``layer`` for ``relevance`` at its output."""
+    composite = LayerMapComposite(layer_map=[((nn.Conv2d, nn.Linear), rule)])
+    with Gradient(model=layer, composite=composite) as attributor:
+        _, result = attributor(x.clone().requires_grad_(), relevance)
+    return result
+
+
+def parts(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positive and negative contributions z+_j, z-_j of every output neuron (bias zero)."""
+    def apply(weight, inputs):
+        if isinstance(layer, nn.Linear):
+            return nn.functional.linear(inputs, weight)
+        return nn.functional.conv2d(inputs, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+    w_plus, w_minus = layer.weight.clamp(min=0), layer.weight.clamp(max=0)
+    x_plus, x_minus = x.clamp(min=0), x.clamp(max=0)
+    return apply(w_plus, x_plus) + apply(w_minus, x_minus), apply(w_minus, x_plus) + apply(w_plus, x_minus)
+
+
+def conv(in_channels: int, out_channels: int, groups: int = 1) -> nn.Conv2d:
+    torch.manual_seed(0)
+    return nn.Conv2d(in_channels, out_channels, 3, groups=groups, bias=False).double()
+
+
+def linear() -> nn.Linear:
+    torch.manual_seed(0)
+    return nn.Linear(12, 7, bias=False).double()
+
+
+def seed(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A positive relevance at every output neuron."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        return torch.rand_like(layer(x)) + 0.1
+
+
+TINY = 1e-12
+RULE_PAIRS = {
+    "zplus": (lambda: ZPlus(stabilizer=TINY), lambda: ConservingZPlus(stabilizer=TINY)),
+    "alpha2beta1": (lambda: AlphaBeta(2, 1, stabilizer=TINY), lambda: ConservingAlphaBeta(2, 1, stabilizer=TINY)),
+    "alpha1beta0": (lambda: AlphaBeta(1, 0, stabilizer=TINY), lambda: ConservingAlphaBeta(1, 0, stabilizer=TINY)),
+}
+
+
+def mixed_layers():
+    """Layers and inputs where every output neuron has positive and negative contributions."""
+    torch.manual_seed(2)
+    return {"conv": (conv(4, 5), torch.randn(2, 4, 6, 6, dtype=torch.float64)),
+            "linear": (linear(), torch.randn(3, 12, dtype=torch.float64))}
+
+
+@pytest.mark.parametrize("rule", list(RULE_PAIRS))
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_equal_to_zennit_where_zennit_conserves(rule, kind):
+    layer, x = mixed_layers()[kind]
+    positive, negative = parts(layer, x)
+    assert bool((positive > 0).all() and (negative < 0).all()), "every neuron must have both parts"
+    zennit_rule, ours = RULE_PAIRS[rule]
+    relevance = seed(layer, x)
+    ours_relevance = layer_relevance(ours(), layer, x, relevance)
+    assert torch.equal(ours_relevance, layer_relevance(zennit_rule(), layer, x, relevance))
+
+
+def test_alpha_beta_other_parameters_equal_to_zennit():
+    layer, x = mixed_layers()["conv"]
+    relevance = seed(layer, x)
+    ours = layer_relevance(ConservingAlphaBeta(1.5, 0.5, stabilizer=TINY), layer, x, relevance)
+    theirs = layer_relevance(AlphaBeta(1.5, 0.5, stabilizer=TINY), layer, x, relevance)
+    torch.testing.assert_close(ours, theirs, rtol=1e-13, atol=1e-15)
+
+
+def one_signed_depthwise() -> tuple[nn.Conv2d, torch.Tensor]:
+    """A depthwise 3x3 convolution on a positive input: channel 0 has only negative weights (no positive part: z-plus
+    loses it, alpha2-beta1 gives -R), channel 1 only positive ones (no negative part: alpha2-beta1 gives 2R), channel 2
+    mixed weights; plus random channels as they come."""
+    layer = conv(5, 5, groups=5)
+    with torch.no_grad():
+        layer.weight[0] = -layer.weight[0].abs()
+        layer.weight[1] = layer.weight[1].abs()
+    torch.manual_seed(3)
+    x = torch.rand(2, 5, 6, 6, dtype=torch.float64)
+    x[:, 3:] = torch.randn(2, 2, 6, 6, dtype=torch.float64)
+    return layer, x
+
+
+def sums(relevance: torch.Tensor) -> torch.Tensor:
+    return relevance.flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("rule", list(RULE_PAIRS))
+def test_conserves_where_a_part_is_empty_and_zennit_does_not(rule):
+    layer, x = one_signed_depthwise()
+    positive, negative = parts(layer, x)
+    assert bool((positive == 0).any()) and bool((negative == 0).any())
+    relevance = seed(layer, x)
+    zennit_rule, ours = RULE_PAIRS[rule]
+    torch.testing.assert_close(sums(layer_relevance(ours(), layer, x, relevance)), sums(relevance), rtol=1e-9, atol=0)
+    # the check would catch zennit's leak
+    leak = (sums(layer_relevance(zennit_rule(), layer, x, relevance)) - sums(relevance)).abs() / sums(relevance)
+    assert bool((leak > 0.05).all()), f"zennit's {rule} should leak here, leak {leak.tolist()}"
+
+
+@pytest.mark.parametrize("rule", [lambda: ConservingZPlus(stabilizer=TINY),
+                                  lambda: ConservingAlphaBeta(2, 1, stabilizer=TINY)], ids=["zplus", "alpha2beta1"])
+def test_fallback_is_the_z_rule_on_a_neuron_with_negative_contributions_only(rule):
+    """Where z+ = 0 every contribution is negative and the fallback shares relevance as LRP-0 does."""
+    layer, x = one_signed_depthwise()
+    layer, x = nn.Conv2d(1, 1, 3, bias=False).double(), x[:, :1]
+    with torch.no_grad():
+        layer.weight.copy_(-torch.rand_like(layer.weight) - 0.1)
+    relevance = seed(layer, x)
+    assert bool((parts(layer, x)[0] == 0).all())
+    torch.testing.assert_close(layer_relevance(rule(), layer, x, relevance),
+                               layer_relevance(Epsilon(epsilon=TINY), layer, x, relevance), rtol=1e-10, atol=1e-14)
+
+
+def test_conserving_zplus_equals_conserving_alpha1_beta0():
+    """z-plus plus LRP-0 at the empty neurons (an extra pass run only then) gives what alpha-beta's four passes give."""
+    layer, x = one_signed_depthwise()
+    relevance = seed(layer, x)
+    torch.testing.assert_close(layer_relevance(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
+                               layer_relevance(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_alpha_beta_parameters_are_checked():
+    with pytest.raises(ValueError, match="alpha - beta"):
+        ConservingAlphaBeta(3, 1)
+    with pytest.raises(ValueError, match="non-negative"):
+        ConservingAlphaBeta(-1, -2)
