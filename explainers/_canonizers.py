@@ -62,7 +62,22 @@ def default_canonizers(model: nn.Module) -> list[Canonizer]:
     return canonizers + _sequence_canonizers(model)
 
 
-class AdjacentMergeBatchNorm(MergeBatchNorm):
+class ExactMergeBatchNorm(MergeBatchNorm):
+    """zennit's BatchNorm merging, made exact: zennit's merge leaves the BatchNorm computing ``x / sqrt(1 + eps)``;
+    here its ``eps`` is 0 while merged (and restored afterwards), so the canonized model computes what the original
+    does. A subclass says which pairs to merge (``apply``)."""
+
+    def register(self, linears: tuple[nn.Module, ...], batch_norm: nn.Module) -> None:
+        self.eps = batch_norm.eps
+        super().register(linears, batch_norm)
+        batch_norm.eps = 0.0
+
+    def remove(self) -> None:
+        super().remove()
+        self.batch_norm.eps = self.eps
+
+
+class AdjacentMergeBatchNorm(ExactMergeBatchNorm):
     """Merge a BatchNorm into the linear layer it directly follows inside an ``nn.Sequential``, and nowhere else.
 
     zennit's ``SequentialMergeBatchNorm`` pairs a BatchNorm with the previous leaf in registration order, which is

@@ -40,16 +40,15 @@ from torchvision.models.inception import (
 )
 from zennit.canonizers import AttributeCanonizer, CompositeCanonizer, MergeBatchNorm
 
-from ._canonizers import register_canonizer
+from ._canonizers import ExactMergeBatchNorm, register_canonizer
 from ._sequence_layers import ForwardCanonizer, relay
 
 
-class ExactMergeBatchNorm(MergeBatchNorm):
+class NamedPairMergeBatchNorm(ExactMergeBatchNorm):
     """Merge a block's BatchNorm into the convolution it directly follows, the pairs named per block type.
 
-    ``PAIRS`` maps a block type to the names of its (convolution, BatchNorm) children. zennit's merge leaves the
-    BatchNorm computing ``x / sqrt(1 + eps)``; here its ``eps`` is set to 0 while merged (and restored afterwards),
-    so the canonized model computes exactly what the original does.
+    ``PAIRS`` maps a block type to the names of its (convolution, BatchNorm) children; the merge is exact
+    (:class:`explainers._canonizers.ExactMergeBatchNorm`).
     """
 
     PAIRS: ClassVar[dict[type, tuple[str, str]]] = {}
@@ -70,24 +69,15 @@ class ExactMergeBatchNorm(MergeBatchNorm):
             instances.append(instance)
         return instances
 
-    def register(self, linears: tuple[nn.Module, ...], batch_norm: nn.Module) -> None:
-        self.eps = batch_norm.eps
-        super().register(linears, batch_norm)
-        batch_norm.eps = 0.0
 
-    def remove(self) -> None:
-        super().remove()
-        self.batch_norm.eps = self.eps
-
-
-class DenseLayerMergeBatchNorm(ExactMergeBatchNorm):
+class DenseLayerMergeBatchNorm(NamedPairMergeBatchNorm):
     """DenseNet's conv1 -> norm2 (a true sequence); norm1 follows a concatenation and is left alone."""
 
     PAIRS: ClassVar[dict[type, tuple[str, str]]] = {_DenseLayer: ("conv1", "norm2")}
 
 
 @register_canonizer(GoogLeNetBasicConv2d, InceptionBasicConv2d)
-class BasicConv2dMergeBatchNorm(ExactMergeBatchNorm):
+class BasicConv2dMergeBatchNorm(NamedPairMergeBatchNorm):
     """GoogLeNet's and Inception v3's ``BasicConv2d``: conv -> bn -> relu, the bn merged into the conv."""
 
     PAIRS: ClassVar[dict[type, tuple[str, str]]] = {
