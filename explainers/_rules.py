@@ -31,12 +31,18 @@ def _negative(input: torch.Tensor) -> torch.Tensor:
     return input.clamp(max=0)
 
 
+def _empty(part: torch.Tensor, stabilizer_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Where a part (the positive or negative total of a neuron) is no larger than what the stabilizer adds to it:
+    dividing by it would hand the neuron's relevance to the stabilizer, so the part counts as empty."""
+    return part.abs() <= (stabilizer_fn(part) - part).abs()
+
+
 class ConservingZPlus(BasicHook):
     """LRP z-plus :cite:p:`bach2015pixel,montavon2017explaining` that distributes every neuron's relevance.
 
     R_i = sum_j z+_ij / z+_j R_j with z+_ij = x+_i w+_ij + x-_i w-_ij (alpha=1, beta=0, negative inputs allowed, as
-    zennit's :class:`~zennit.rules.ZPlus`). Fallback: at a neuron without any positive contribution (z+_j = 0, where
-    zennit's rule loses R_j) the relevance goes to the negative contributions, R_i = z_ij / z_j R_j (there every
+    zennit's :class:`~zennit.rules.ZPlus`). Fallback: at a neuron without any positive contribution (z+_j = 0, or no
+    larger than the stabilizer, where zennit's rule loses R_j) the relevance goes to the negative contributions, R_i = z_ij / z_j R_j (there every
     z_ij is negative, so this is the z-minus share of the generalized rule, the gamma -> infinity limit of the
     generalized gamma rule :cite:p:`montavon2019layer,andeol2021learning` at a neuron with z_j < 0). Equals zennit's
     ZPlus wherever zennit's conserves, bit for bit, at zennit's cost (two passes of the layer); a third pass, LRP-0 at
@@ -49,7 +55,7 @@ class ConservingZPlus(BasicHook):
 
         def share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             positive = sum(outputs)
-            self.stored_tensors["empty"] = empty = positive == 0
+            self.stored_tensors["empty"] = empty = _empty(positive, stabilizer_fn)
             return [torch.where(empty, 0.0, out_grad / stabilizer_fn(positive))] * 2
 
         def fallback_share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -91,8 +97,8 @@ class ConservingAlphaBeta(BasicHook):
     """LRP alpha-beta :cite:p:`bach2015pixel` that distributes every neuron's relevance.
 
     R_i = sum_j (alpha z+_ij / z+_j - beta z-_ij / z-_j) R_j, z+ and z- the positive and negative contributions (as
-    zennit's :class:`~zennit.rules.AlphaBeta`; alpha - beta = 1). Fallback: where one part is empty the other gets the
-    whole relevance, R_i = z+_ij / z+_j R_j where z-_j = 0 (zennit's rule hands out alpha R_j there) and
+    zennit's :class:`~zennit.rules.AlphaBeta`; alpha - beta = 1). Fallback: where one part is empty (or no larger than the stabilizer) the
+    other gets the whole relevance, R_i = z+_ij / z+_j R_j where z-_j = 0 (zennit's rule hands out alpha R_j there) and
     R_i = z-_ij / z-_j R_j where z+_j = 0 (zennit's: -beta R_j), as the generalized rules treat a one-signed neuron
     :cite:p:`andeol2021learning`. Equals zennit's AlphaBeta wherever zennit's conserves (bit for bit for alpha=2,
     beta=1 and alpha=1, beta=0); same four passes of the layer.
@@ -113,7 +119,7 @@ class ConservingAlphaBeta(BasicHook):
 
         def gradient_mapper(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             positive, negative = sum(outputs[:2]), sum(outputs[2:])
-            no_positive, no_negative = positive == 0, negative == 0
+            no_positive, no_negative = _empty(positive, stabilizer_fn), _empty(negative, stabilizer_fn)
             ratio_positive, ratio_negative = out_grad / stabilizer_fn(positive), out_grad / stabilizer_fn(negative)
             # alpha and -beta where both parts exist, the whole relevance (1) to a part that is alone, 0 to an empty one
             share_positive = torch.where(no_negative, ratio_positive, alpha * ratio_positive)
