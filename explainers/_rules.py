@@ -7,7 +7,8 @@ a neuron with no positive contribution, and alpha2-beta1 hands out ``2 R`` (or `
 (positive) contribution. Such neurons are frequent on depthwise 3x3 convolutions (nine contributions from a single
 channel) and on narrow layers, where they made ShuffleNet v2 lose 95% of its relevance under z-plus and multiply it
 tenfold under alpha2-beta1. The rules here fall back, at exactly those neurons, to the part that is not empty, so
-every neuron's relevance is distributed in full; everywhere else they equal zennit's rules.
+every neuron's relevance is distributed in full; everywhere else they equal zennit's rules (without the relevance
+zennit's stabilizer absorbs: the stabilizer here only marks empty parts).
 """
 
 from __future__ import annotations
@@ -37,16 +38,23 @@ def _empty(part: torch.Tensor, stabilizer_fn: Callable[[torch.Tensor], torch.Ten
     return part.abs() <= (stabilizer_fn(part) - part).abs()
 
 
+def _exact(part: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
+    """The part itself as the denominator where it is not empty (so the shares sum exactly to the neuron's
+    relevance; the stabilizer's only job is to say which parts are empty), 1 where it is (a share of 0 there)."""
+    return torch.where(empty, torch.ones_like(part), part)
+
+
 class ConservingZPlus(BasicHook):
     """LRP z-plus :cite:p:`bach2015pixel,montavon2017explaining` that distributes every neuron's relevance.
 
     R_i = sum_j z+_ij / z+_j R_j with z+_ij = x+_i w+_ij + x-_i w-_ij (alpha=1, beta=0, negative inputs allowed, as
     zennit's :class:`~zennit.rules.ZPlus`). Fallback: at a neuron without any positive contribution (z+_j = 0, or no
-    larger than the stabilizer, where zennit's rule loses R_j) the relevance goes to the negative contributions, R_i = z_ij / z_j R_j (there every
-    z_ij is negative, so this is the z-minus share of the generalized rule, the gamma -> infinity limit of the
-    generalized gamma rule :cite:p:`montavon2019layer,andeol2021learning` at a neuron with z_j < 0). Equals zennit's
-    ZPlus wherever zennit's conserves, bit for bit, at zennit's cost (two passes of the layer); a third pass, LRP-0 at
-    the empty neurons, runs only when a neuron is empty.
+    larger than the stabilizer, where zennit's rule loses R_j) the relevance goes to the negative contributions,
+    R_i = z_ij / z_j R_j (there every z_ij is negative, so this is the z-minus share of the generalized rule, the
+    gamma -> infinity limit of the generalized gamma rule :cite:p:`montavon2019layer,andeol2021learning` at a neuron
+    with z_j < 0). The stabilizer only marks the empty parts: elsewhere the shares divide by the exact totals, so they
+    sum exactly to R_j, and equal zennit's ZPlus without its stabilizer. Two passes of the layer, as zennit's; a third,
+    LRP-0 at the empty neurons, runs only when a neuron is empty.
     """
 
     def __init__(self, stabilizer: StabilizerLike = 1e-6, zero_params: list[str] | None = None) -> None:
@@ -56,10 +64,12 @@ class ConservingZPlus(BasicHook):
         def share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             positive = sum(outputs)
             self.stored_tensors["empty"] = empty = _empty(positive, stabilizer_fn)
-            return [torch.where(empty, 0.0, out_grad / stabilizer_fn(positive))] * 2
+            return [torch.where(empty, 0.0, out_grad / _exact(positive, empty))] * 2
 
         def fallback_share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-            return [torch.where(self.stored_tensors["empty"], out_grad / stabilizer_fn(outputs[0]), 0.0)]
+            total = outputs[0]
+            share = out_grad / _exact(total, _empty(total, stabilizer_fn))
+            return [torch.where(self.stored_tensors["empty"], share, 0.0)]
 
         super().__init__(
             input_modifiers=[_positive, _negative],
@@ -97,11 +107,11 @@ class ConservingAlphaBeta(BasicHook):
     """LRP alpha-beta :cite:p:`bach2015pixel` that distributes every neuron's relevance.
 
     R_i = sum_j (alpha z+_ij / z+_j - beta z-_ij / z-_j) R_j, z+ and z- the positive and negative contributions (as
-    zennit's :class:`~zennit.rules.AlphaBeta`; alpha - beta = 1). Fallback: where one part is empty (or no larger than the stabilizer) the
-    other gets the whole relevance, R_i = z+_ij / z+_j R_j where z-_j = 0 (zennit's rule hands out alpha R_j there) and
-    R_i = z-_ij / z-_j R_j where z+_j = 0 (zennit's: -beta R_j), as the generalized rules treat a one-signed neuron
-    :cite:p:`andeol2021learning`. Equals zennit's AlphaBeta wherever zennit's conserves (bit for bit for alpha=2,
-    beta=1 and alpha=1, beta=0); same four passes of the layer.
+    zennit's :class:`~zennit.rules.AlphaBeta`; alpha - beta = 1). Fallback: where one part is empty (or no larger than
+    the stabilizer) the other gets the whole relevance, R_i = z+_ij / z+_j R_j where z-_j = 0 (zennit's rule hands
+    out alpha R_j there) and R_i = z-_ij / z-_j R_j where z+_j = 0 (zennit's: -beta R_j), as the generalized rules
+    treat a one-signed neuron :cite:p:`andeol2021learning`. The stabilizer only marks the empty parts: elsewhere the
+    shares divide by the exact totals and equal zennit's AlphaBeta without its stabilizer; same four passes.
     """
 
     def __init__(
@@ -120,7 +130,8 @@ class ConservingAlphaBeta(BasicHook):
         def gradient_mapper(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             positive, negative = sum(outputs[:2]), sum(outputs[2:])
             no_positive, no_negative = _empty(positive, stabilizer_fn), _empty(negative, stabilizer_fn)
-            ratio_positive, ratio_negative = out_grad / stabilizer_fn(positive), out_grad / stabilizer_fn(negative)
+            ratio_positive = out_grad / _exact(positive, no_positive)
+            ratio_negative = out_grad / _exact(negative, no_negative)
             # alpha and -beta where both parts exist, the whole relevance (1) to a part that is alone, 0 to an empty one
             share_positive = torch.where(no_negative, ratio_positive, alpha * ratio_positive)
             share_negative = torch.where(no_positive, ratio_negative, -beta * ratio_negative)
