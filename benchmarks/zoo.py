@@ -35,6 +35,7 @@ from explainers import (
     relevance_sums,
 )
 from studies._images import sample_photos
+from studies._torchvision import random_model
 
 TINY = {"epsilon": 1e-12, "stabilizer": 1e-12}
 EXPLAINERS = {
@@ -67,16 +68,11 @@ def input_size(name: str) -> int:
 
 
 def build(name: str, size: int) -> nn.Module:
-    kwargs = {"image_size": size} if name.startswith("vit") else {}
+    """``name`` with the random weights of ``--weights none`` (seed 0), at ``size`` where the model fixes it."""
+    kwargs: dict = {"image_size": size} if name.startswith("vit") else {}
     if name in ("googlenet", "inception_v3"):
         kwargs.update(aux_logits=False, init_weights=True)
-    torch.manual_seed(0)
-    model = torchvision.models.get_model(name, weights=None, **kwargs).eval()
-    for parameter_name, parameter in model.named_parameters():
-        # torchvision starts some weights at zero (ViT's head and class token): no relevance would reach the input
-        if not parameter_name.endswith("bias") and not parameter.detach().any():
-            torch.nn.init.normal_(parameter, std=0.02)
-    return model
+    return random_model(name, seed=0, **kwargs).eval()
 
 
 def photos(size: int, n: int) -> torch.Tensor:
