@@ -45,8 +45,8 @@ class LRPBase:
     ``"one_hot"`` a 1 whatever the logit. With a conserving configuration and every bias zero, each sample's
     input relevance sums to what was put in: ±1, the logit, or 1. With biases, part of it is absorbed by the
     biases and the epsilon/stabilizer terms. ``"one_hot"`` inverts the map of a sample whose target logit is
-    negative (relevance ∝ gradient×input / logit), so the default never uses it. Explainers are values: :meth:`copy` and :meth:`set_kwargs` return new
-    explainers and leave this one unchanged.
+    negative (relevance ∝ gradient×input / logit), so the default never uses it. Explainers are values:
+    :meth:`copy` and :meth:`set_kwargs` return new explainers and leave this one unchanged.
 
     Reference: Bach S., Binder A., Montavon G., Klauschen F., Müller K.-R., and Samek W. On pixel-wise
     explanations for non-linear classifier decisions by layer-wise relevance propagation. PLoS ONE, 2015.
