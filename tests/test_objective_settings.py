@@ -89,12 +89,14 @@ def test_resuming_with_other_metric_settings_is_refused(tmp_path):
     assert summary.user_attrs["metric_settings"]["baseline"] == "min"
 
 
-@pytest.mark.parametrize("argument", [["--baseline", "black"], ["--metric-kwargs", "n_step=4"],
-                                      ["--metric-kwargs", "n_steps"]])
-def test_cli_refuses_bad_objective_settings_in_one_line(argument, tmp_path):
+@pytest.mark.parametrize(("argument", "said"), [(["--baseline", "black"], "invalid choice: 'black'"),
+                                               (["--metric-kwargs", "n_step=4"], "'n_step' are not settings of AbPC"),
+                                               (["--metric-kwargs", "n_steps"], "expected key=value")])
+def test_cli_refuses_bad_objective_settings_in_one_line(argument, said, tmp_path):
     done = subprocess.run([sys.executable, "-m", "tuner", "run", "--storage", f"sqlite:///{tmp_path / 'db'}",
                            *argument], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert said in done.stderr, done.stderr
     assert not (tmp_path / "db").exists()
 
 
