@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from ._base import position_relevance
 from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn, feature_ids, feature_relevance
 
-#: subset draws averaged by default; measured in benchmarks/fc_repeats.py (see the class docstring)
+#: subset draws averaged by default; benchmarks/fc_repeats.py measures the spread it leaves (class docstring)
 N_REPEATS = 4
 
 
@@ -25,8 +25,9 @@ class FaithfulnessCorrelation(PerturbationMetric):
     call (the global RNGs are never touched), so the same inputs and seed give the same score and
     every attribution of the same inputs is scored on the same subsets. The score is the mean of FC over
     ``n_repeats`` independent draws of the n_runs subsets (seeds ``seed`` .. ``seed + n_repeats - 1``): one
-    draw of 100 subsets moves a 128-sample mean by up to 0.046 between seeds, more than tuning gains; the
-    default N_REPEATS keeps a 64-sample mean within 0.01 between seeds (benchmarks/fc_repeats.py). Where the
+    draw of 100 subsets moves a 64-sample mean of the digits by up to 0.064 between 8 seeds, two draws by 0.052
+    (benchmarks/fc_repeats.py): the subsets are shared by all samples, so their noise does not average out over
+    samples, and the default N_REPEATS = 4 does not yet reach the 0.01 target. Where the
     subset relevances or the drops are constant the correlation is undefined and the score is 0. Makes
     ceil((n_repeats n_runs + 1) B / batch_size) forward passes (n_repeats n_runs B with ``reference``).
 
