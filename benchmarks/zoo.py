@@ -37,7 +37,7 @@ from explainers import (
 from studies._images import sample_photos
 from studies._torchvision import random_model
 
-TINY = {"epsilon": 1e-12, "stabilizer": 1e-12}
+TINY = {"epsilon": 1e-12, "stabilizer": 1e-12, "seed": "one_hot"}  # the one-hot seed: relevance sums to 1
 EXPLAINERS = {
     "UniformEpsilon": lambda m: LRPUniformEpsilon(m, **TINY),
     "EpsilonPlus": lambda m: LRPEpsilonPlus(m, **TINY),
@@ -53,7 +53,7 @@ BEGIN, END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
 def _tiny_epsilons(explainer: LRPLayerwise) -> LRPLayerwise:
     """The default layer-group rules with every epsilon and the stabilizer negligible."""
     tiny = {name: 1e-12 for name in explainer.get_tunables() if name.endswith("epsilon")}
-    return explainer.set_kwargs(stabilizer=1e-12, **tiny)
+    return explainer.set_kwargs(stabilizer=1e-12, seed="one_hot", **tiny)
 
 
 def input_size(name: str) -> int:

@@ -29,6 +29,10 @@ TargetLayerOrListOfTargetLayers = TargetLayer | Sequence[TargetLayer]
 ABSORBED: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("absorbed_relevance", default=None)
 
 
+#: the relevance put in at the target output: its logit's sign, the logit, or 1 (see LRPBase)
+SEEDS: tuple[str, ...] = ("sign", "logit", "one_hot")
+
+
 class NonFiniteAttributionError(ValueError):
     """The attributions hold NaN or Inf: the configuration is numerically unstable for this model."""
 
@@ -36,9 +40,13 @@ class NonFiniteAttributionError(ValueError):
 class LRPBase:
     """Layer-wise relevance propagation :cite:p:`bach2015pixel` with a zennit composite.
 
-    Relevance starts at the one-hot target, so with a conserving configuration each sample's input
-    relevance sums to about 1. Explainers are values: :meth:`copy` and :meth:`set_kwargs` return new
-    explainers and leave this one unchanged.
+    Relevance starts at the target output, scaled by ``seed``: ``"sign"`` (the default) puts in the sign of the
+    target's logit, ``"logit"`` the logit itself (the LRP convention: LRP-0 then equals gradient×input), and
+    ``"one_hot"`` a 1 whatever the logit. With a conserving configuration and every bias zero, each sample's
+    input relevance sums to what was put in: ±1, the logit, or 1. With biases, part of it is absorbed by the
+    biases and the epsilon/stabilizer terms. ``"one_hot"`` inverts the map of a sample whose target logit is
+    negative (relevance ∝ gradient×input / logit), so the default never uses it. Explainers are values:
+    :meth:`copy` and :meth:`set_kwargs` return new explainers and leave this one unchanged.
 
     Reference: Bach S., Binder A., Montavon G., Klauschen F., Müller K.-R., and Samek W. On pixel-wise
     explanations for non-linear classifier decisions by layer-wise relevance propagation. PLoS ONE, 2015.
@@ -59,6 +67,7 @@ class LRPBase:
         layer: TargetLayerOrListOfTargetLayers | None = None,
         n_classes: int | None = None,
         allow_unsupported: bool = False,
+        seed: str = "sign",
     ) -> None:
         """The options every explainer shares are the keyword-only arguments here; a variant takes its own
         parameters and passes the rest on as ``**common``. A new shared option is one more keyword-only
@@ -77,6 +86,9 @@ class LRPBase:
         self._n_classes_guessed = False
         self._n_classes_checked = False
         self.allow_unsupported = allow_unsupported
+        if seed not in SEEDS:
+            raise ValueError(f"seed must be one of {', '.join(map(repr, SEEDS))}, got {seed!r}")
+        self.seed = seed
         #: relevance per sample absorbed by model constants in the last attribution (see ABSORBED); {} if none
         self.last_absorbed: dict[str, torch.Tensor] = {}
         self._finish_init()
@@ -277,7 +289,8 @@ class LRPBase:
         self._n_classes_checked = True
 
     def _seed(self, targets: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """The one-hot relevance at the output; checks the targets against the output's batch size."""
+        """The relevance put in at the output (see ``seed``); checks the targets against the output's batch
+        size."""
         if targets.ndim == 0:
             targets = targets.expand(output.shape[0])
         if targets.shape[0] != output.shape[0]:
@@ -286,7 +299,13 @@ class LRPBase:
                 f"({output.shape[0]},), got {tuple(targets.shape)}"
             )
         assert self.n_classes is not None, "n_classes is learnt before the first attribution"
-        return torch.nn.functional.one_hot(targets, self.n_classes).to(output.dtype)
+        one_hot = torch.nn.functional.one_hot(targets, self.n_classes).to(output.dtype)
+        if self.seed == "one_hot":
+            return one_hot
+        logit = output.detach().gather(1, targets.view(-1, 1))
+        if self.seed == "logit":
+            return one_hot * logit
+        return one_hot * torch.where(logit < 0, -1.0, 1.0).to(output.dtype)
 
     def _check_targets(self, targets, batch_size: int) -> torch.Tensor:
         targets = torch.as_tensor(targets, device=self.device)

@@ -15,8 +15,9 @@ from torch import nn
 from ._base import COMMON_OPTIONS, LRPBase
 from ._registry import get_explainer
 
-# not part of a configuration: they belong to the model and the caller (extractors, layers, canonizers)
-_NOT_SAVED = frozenset({"zennit_composite", *COMMON_OPTIONS})
+# not part of a configuration: they belong to the model and the caller (extractors, layers, canonizers); the
+# relevance seed is saved, since it decides the sign and scale of every map
+_NOT_SAVED = frozenset({"zennit_composite", *COMMON_OPTIONS}) - {"seed"}
 
 
 def explainer_config(explainer: LRPBase) -> dict[str, Any]:

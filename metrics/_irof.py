@@ -10,11 +10,15 @@ from torch import Tensor, nn
 from ._base import position_relevance
 from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn
 
+MIN_SEGMENTS, MAX_SEGMENTS = 4, 100
+AUTO_SEGMENTS = f"auto: H*W // 16, between {MIN_SEGMENTS} and {MAX_SEGMENTS}"
+
 
 class IROF(PerturbationMetric):
     """Area over the curve of the normalised target score as superpixels are removed. Higher is better.
 
-    Each image is split into superpixels by SLIC (scikit-image; any number of channels; each image is
+    Each image is split into superpixels by SLIC (``n_segments`` asked for; default from the input size, see
+    :meth:`segments_for`) (scikit-image; any number of channels; each image is
     min-max scaled to [0, 1] for the segmentation only, without Lab conversion: on normalised or
     noisy RGB the Lab distances swamp ``compactness`` and SLIC collapses to one segment). Its n segments
     are ranked by their mean relevance (summed over channels) and removed, most relevant first, one per step, taking the
@@ -37,15 +41,16 @@ class IROF(PerturbationMetric):
         self,
         model: nn.Module,
         *,
-        n_segments: int = 100,
+        n_segments: int | None = None,
         compactness: float = 1.0,
         baseline: Baseline = "mean",
         prob_fn: ProbFn | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         blur_sigma: float = 5.0,
+        baseline_seed: int = 0,
     ) -> None:
-        if not isinstance(n_segments, int) or n_segments < 2:
-            raise ValueError(f"n_segments must be an int >= 2; got {n_segments!r}.")
+        if n_segments is not None and (not isinstance(n_segments, int) or n_segments < 2):
+            raise ValueError(f"n_segments must be an int >= 2 or None (from the input size); got {n_segments!r}.")
         super().__init__(
             model,
             n_segments=n_segments,
@@ -54,8 +59,19 @@ class IROF(PerturbationMetric):
             prob_fn=prob_fn,
             batch_size=batch_size,
             blur_sigma=blur_sigma,
+            baseline_seed=baseline_seed,
         )
         self.n_segments, self.compactness = n_segments, compactness
+        if n_segments is None:  # settings() says how the number is chosen, not a number it is not
+            self._settings["n_segments"] = AUTO_SEGMENTS
+
+    def segments_for(self, height: int, width: int) -> int:
+        """The number of SLIC segments asked for on ``height`` × ``width`` images: ``n_segments``, or with
+        None one per 4 × 4 pixels, between 4 and 100 (16 on 16×16 digits, 100 on 224×224 photos): a fixed
+        100 on a small image asks SLIC for segments of one or two pixels, and it falls back to a grid."""
+        if self.n_segments is not None:
+            return self.n_segments
+        return max(MIN_SEGMENTS, min(MAX_SEGMENTS, height * width // 16))
 
     def segment(self, inputs: Tensor) -> Tensor:
         """SLIC superpixel labels 0..n_b-1 per image, a LongTensor (B, H, W) on the inputs' device."""
@@ -71,7 +87,7 @@ class IROF(PerturbationMetric):
         for image in images:  # SLIC is per image; the forward passes below are batched
             seg = slic(
                 image if image.shape[-1] > 1 else image[..., 0],
-                n_segments=self.n_segments,
+                n_segments=self.segments_for(*image.shape[:2]),
                 compactness=self.compactness,
                 start_label=0,
                 convert2lab=False,

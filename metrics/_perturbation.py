@@ -25,7 +25,8 @@ ProbFn = Callable[[Tensor], Tensor]
 #: --batch-sizes, 16-core CPU): 8 was fastest; larger stacks were slower, not faster.
 DEFAULT_BATCH_SIZE = 8
 
-BASELINES = ("zero", "mean", "min", "blur")
+#: the named baselines (see :func:`make_baseline`); a number or a tensor is accepted too
+BASELINES = ("zero", "min", "mean", "blur", "uniform")
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -68,13 +69,18 @@ def feature_relevance(position_rel: Tensor, ids: Tensor) -> Tensor:
     return out.index_add_(1, ids.to(position_rel.device), position_rel)
 
 
-def make_baseline(inputs: Tensor, baseline: Baseline, layout: Layout, blur_sigma: float = 5.0) -> Tensor:
+def make_baseline(
+    inputs: Tensor, baseline: Baseline, layout: Layout, blur_sigma: float = 5.0, baseline_seed: int = 0
+) -> Tensor:
     """The values perturbed features take, broadcastable to ``inputs``.
 
-    ``"zero"``: 0; ``"mean"``: mean per sample and channel (over positions); ``"min"``: the
-    per-sample minimum (Quantus's ``"black"``); ``"blur"``: the Gaussian-blurred image
-    (``blur_sigma`` pixels); a number (e.g. a pad / mask token id); or a tensor broadcastable to
-    the inputs.
+    ``"zero"``: 0 (on normalised images, the data's mean colour: the reference point of Integrated Gradients
+    with a zero reference and of gradient×input, which this baseline therefore favours); ``"min"``: the
+    per-sample minimum, the data's lower bound (black for images; Quantus's ``"black"``); ``"mean"``: mean per
+    sample and channel (over positions); ``"blur"``: the Gaussian-blurred image (``blur_sigma`` pixels);
+    ``"uniform"``: noise drawn uniformly between each sample's minimum and maximum from a generator seeded
+    with ``baseline_seed`` on every call (the same noise for every attribution of the same inputs); a number
+    (e.g. a pad / mask token id); or a tensor broadcastable to the inputs.
     """
     if isinstance(baseline, Tensor):
         value = baseline.to(inputs.device, inputs.dtype)
@@ -97,8 +103,13 @@ def make_baseline(inputs: Tensor, baseline: Baseline, layout: Layout, blur_sigma
         raise ValueError(
             f"baseline {baseline!r} needs float inputs; for token ids pass the pad or mask token id as an int baseline."
         )
+    per_sample = (-1, *[1] * (inputs.ndim - 1))
     if baseline == "min":
-        return inputs.flatten(1).amin(1).view(-1, *[1] * (inputs.ndim - 1))
+        return inputs.flatten(1).amin(1).view(per_sample)
+    if baseline == "uniform":
+        low, high = inputs.flatten(1).amin(1).view(per_sample), inputs.flatten(1).amax(1).view(per_sample)
+        noise = torch.rand(inputs.shape, generator=torch.Generator().manual_seed(baseline_seed), dtype=inputs.dtype)
+        return low + (high - low) * noise.to(inputs.device)
     position_dims = tuple(d for d in range(1, inputs.ndim) if d not in layout.reduce_dims)
     if baseline == "mean":
         return inputs.mean(dim=position_dims, keepdim=True)
@@ -166,12 +177,17 @@ class PerturbationMetric(Metric):
         prob_fn: ProbFn | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         blur_sigma: float = 5.0,
+        baseline_seed: int = 0,
         **settings,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
         if isinstance(baseline, str) and baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, a number or a tensor; got {baseline!r}.")
+        if isinstance(baseline, bool) or not isinstance(baseline, (str, int, float, Tensor)):
+            raise ValueError(f"baseline must be one of {BASELINES}, a number or a tensor; got {baseline!r}.")
+        if not isinstance(blur_sigma, (int, float)) or isinstance(blur_sigma, bool) or not blur_sigma > 0:
+            raise ValueError(f"blur_sigma must be a positive number of pixels; got {blur_sigma!r}.")
         super().__init__(
             model,
             **settings,
@@ -179,11 +195,13 @@ class PerturbationMetric(Metric):
             prob_fn=prob_fn or softmax,
             batch_size=batch_size,
             blur_sigma=blur_sigma,
+            baseline_seed=baseline_seed,
         )
         self.baseline = baseline
         self.prob_fn = prob_fn or softmax
         self.batch_size = batch_size
         self.blur_sigma = blur_sigma
+        self.baseline_seed = baseline_seed
 
     @property
     def device(self) -> torch.device:
@@ -211,7 +229,7 @@ class PerturbationMetric(Metric):
         return inputs.to(device), targets.to(device), attributions.to(device), layout
 
     def _scores(self, inputs: Tensor, targets: Tensor, layout: Layout, rows: Tensor, masks: Tensor) -> Tensor:
-        baseline = make_baseline(inputs, self.baseline, layout, self.blur_sigma)
+        baseline = make_baseline(inputs, self.baseline, layout, self.blur_sigma, self.baseline_seed)
         return masked_scores(self.model, inputs, targets, baseline, layout, rows, masks, self.prob_fn, self.batch_size)
 
     def reference(self, inputs: Tensor, targets: Tensor) -> Tensor:

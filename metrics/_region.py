@@ -28,11 +28,15 @@ class RegionPerturbation(PerturbationMetric):
         model: the classifier; its device is used for all work.
         n_steps: S, the number of equal perturbation steps (at most the number of features).
         patch_size: features are patches of this many positions per dimension (int or tuple).
-        baseline: ``"zero"``, ``"mean"`` (per sample and channel), ``"min"`` (per sample),
-            ``"blur"``, a number (e.g. a pad / mask token id for token-id inputs) or a tensor.
+        baseline: what a removed feature becomes: ``"zero"``, ``"min"`` (per sample: black for images),
+            ``"mean"`` (per sample and channel), ``"blur"``, ``"uniform"`` (seeded noise), a number (e.g. a
+            pad / mask token id for token-id inputs) or a tensor (see :func:`metrics._perturbation.make_baseline`).
+            The choice decides rankings: ``"zero"`` is the reference point of gradient×input and of
+            Integrated Gradients with a zero reference, and favours them.
         prob_fn: maps model outputs (N, classes) to scores; default softmax probabilities.
         batch_size: perturbed copies per forward pass (see ``DEFAULT_BATCH_SIZE``).
         blur_sigma: Gaussian sigma in pixels for ``baseline="blur"``.
+        baseline_seed: seed of the noise of ``baseline="uniform"``.
     """
 
     most_relevant_first = True
@@ -47,6 +51,7 @@ class RegionPerturbation(PerturbationMetric):
         prob_fn: ProbFn | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         blur_sigma: float = 5.0,
+        baseline_seed: int = 0,
     ) -> None:
         if not isinstance(n_steps, int) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive int; got {n_steps!r}.")
@@ -58,6 +63,7 @@ class RegionPerturbation(PerturbationMetric):
             prob_fn=prob_fn,
             batch_size=batch_size,
             blur_sigma=blur_sigma,
+            baseline_seed=baseline_seed,
         )
         self.n_steps = n_steps
         self.patch_size = patch_size

@@ -40,6 +40,8 @@ class Preset:
     None means the preset's own data. ``low``/``high`` (shape (1, C, 1, 1)) bound a valid input
     after preprocessing, per channel (see :func:`bounds_from_normalization`). ``canonizer_factory``
     returns fresh extra zennit canonizers; ResNet/VGG canonizers are chosen by the explainers.
+    ``metric_kwargs`` are the objective's settings for this preset (e.g. the perturbation baseline), stated and
+    justified in the preset's module; the command line's ``--baseline`` and ``--metric-kwargs`` override them.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Preset:
     high: Tensor
     defaults: dict = field(default_factory=dict)
     canonizer_factory: Callable[[], list] = _no_canonizers
+    metric_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):

@@ -57,7 +57,7 @@ def zoo_variants():
     """The four variants with a negligible epsilon and stabilizer, so a conserving configuration sums to 1 to
     float64 precision (epsilon and the stabilizer absorb relevance by design)."""
     from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
-    tiny = {"epsilon": 1e-12, "stabilizer": 1e-12}
+    tiny = {"epsilon": 1e-12, "stabilizer": 1e-12, "seed": "one_hot"}
     return {
         "LRPUniformEpsilon": lambda model: LRPUniformEpsilon(model, **tiny),
         "LRPEpsilonPlus": lambda model: LRPEpsilonPlus(model, **tiny),
@@ -92,9 +92,25 @@ def torch_equal(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b))
 
 
+def seed_totals(explainer, inputs, targets):
+    """The relevance the explainer puts in at the output per sample: 1 (one-hot seed), the target logit, or its
+    sign (see LRPBase)."""
+    import torch
+
+    from explainers._attributors import run_model
+    forward_args, additional_args, _ = explainer._split_inputs(inputs)
+    with torch.no_grad():
+        output = run_model(explainer.model, forward_args, additional_args)
+    logit = output.gather(1, torch.as_tensor(targets, device=output.device).long().view(-1, 1)).squeeze(1)
+    if explainer.seed == "one_hot":
+        return torch.ones_like(logit)
+    return logit if explainer.seed == "logit" else torch.where(logit < 0, -1.0, 1.0).to(logit.dtype)
+
+
 def assert_conserves(explainer, inputs, targets, *, tolerance=1e-6):
     """The input relevance (plus what the explainer reports as absorbed elsewhere, e.g. by a class token) sums
-    to 1 per sample, and it is not degenerate: most of it reaches the input and many inputs receive some."""
+    to the seed's total per sample (1 with the one-hot seed, see :func:`seed_totals`), and it is not
+    degenerate: most of it reaches the input and many inputs receive some."""
     import torch
 
     from explainers._conservation import relevance_sums
@@ -102,7 +118,10 @@ def assert_conserves(explainer, inputs, targets, *, tolerance=1e-6):
     sums = relevance_sums(relevance)
     absorbed = getattr(explainer, "last_absorbed", None) or {}
     total = sums + sum(absorbed.values()) if absorbed else sums
-    assert torch.allclose(total, torch.ones_like(total), atol=tolerance, rtol=0), f"sums {total.tolist()}"
+    expected = seed_totals(explainer, inputs, targets)
+    if explainer.seed == "logit":  # relative to the logit's size
+        total, expected = total / expected.abs(), expected / expected.abs()
+    assert torch.allclose(total, expected, atol=tolerance, rtol=0), f"sums {total.tolist()}"
     nonzero = (relevance.abs() > 1e-12).double().mean()
     assert nonzero > 0.1, f"only {nonzero:.1%} of the inputs receive relevance: a degenerate fixture"
     assert bool((relevance.flatten(1).abs().sum(1) > 1e-3).all()), "a sample with (almost) no relevance"

@@ -48,8 +48,9 @@ def test_run_end_to_end(finished_run, trained_digits):
 
     out = folder / "out"
     table = pd.read_csv(out / "summary.csv", index_col=0)
-    assert {"LRPEpsilonGammaBox", "LRPEpsilonPlus", "Saliency (captum)", "InputXGradient (captum)",
-            "IntegratedGradients (captum)"} <= set(table.index)
+    assert {"LRPEpsilonGammaBox", "LRPEpsilonPlus", "Saliency (captum, no reference)",
+            "InputXGradient (captum, zero reference)",
+            "IntegratedGradients (captum, zero reference)"} <= set(table.index)
     plus = [t.value for t in complete if t.params["explainer"] == "LRPEpsilonPlus"]
     assert table.loc["LRPEpsilonPlus", "best"] == pytest.approx(max(plus))  # the best of that explainer's trials
     default = next(t for t in complete if t.params["explainer"] == "LRPEpsilonPlus"

@@ -255,7 +255,7 @@ def test_abpc_faithfulness_and_irof_batch_their_forward_passes(metric_linear):
     assert counting.calls == math.ceil(2 * 4 * 16 / 10)
     counting.calls = 0
     FaithfulnessCorrelation(counting, n_runs=6, subset_size=5, batch_size=10)(x, y, a)
-    assert counting.calls == math.ceil(7 * 16 / 10)
+    assert counting.calls == math.ceil((4 * 6 + 1) * 16 / 10)  # N_REPEATS = 4 draws of 6 subsets, and p(x)
     counting.calls = 0
     irof = IROF(counting, n_segments=8, batch_size=50)
     segments = irof.segment(x)

@@ -7,10 +7,12 @@ from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
 from ._objective import Objective
 
+#: the reference rows, each named with its reference point: IG integrates from the zero input and
+#: gradient×input is a first-order Taylor expansion at it; saliency (|gradient|) has none
 CAPTUM = {
-    "Saliency (captum)": Saliency,
-    "InputXGradient (captum)": InputXGradient,
-    "IntegratedGradients (captum)": IntegratedGradients,
+    "Saliency (captum, no reference)": Saliency,
+    "InputXGradient (captum, zero reference)": InputXGradient,
+    "IntegratedGradients (captum, zero reference)": IntegratedGradients,
 }
 
 

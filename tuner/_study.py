@@ -18,8 +18,10 @@ class StudyMismatchError(ValueError):
     """An existing study of that name has another direction, metric or search space."""
 
 
-# the study attributes that must match for a run to resume a study
-COMPARED = ("metric", "search_space")
+# the study attributes that must match for a run to resume a study (the metric's settings without its
+# batch_size, which changes speed, not scores)
+COMPARED = ("metric", "metric_settings", "search_space")
+IGNORED_SETTINGS = frozenset({"batch_size"})
 
 
 def open_study(
@@ -62,12 +64,21 @@ def check_same_study(summary: optuna.study.StudySummary, directions: Sequence[st
         if key in stored_attrs and _canonical(stored_attrs[key]) != _canonical(attrs[key]):
             raise StudyMismatchError(
                 f"study {name!r} exists with another {key.replace('_', ' ')} "
-                f"({stored_attrs[key]}); choose another --study-name to start a new study"
+                f"({_canonical(stored_attrs[key])}; this run: {_canonical(attrs[key])}); "
+                "choose another --study-name to start a new study"
             )
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    return json.dumps(_without_ignored(value), sort_keys=True)
+
+
+def _without_ignored(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in IGNORED_SETTINGS}
+    if isinstance(value, list):
+        return [_without_ignored(v) for v in value]
+    return value
 
 
 def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:

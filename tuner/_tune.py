@@ -19,6 +19,7 @@ from torch import nn
 from explainers import DEFAULT_EXPLAINERS, LRPBase
 from metrics import METRICS, Metric, get_metric
 
+from . import _policy
 from ._budget import optimize
 from ._data import Data, Samples, fixed_samples
 from ._device import resolve_device
@@ -31,7 +32,7 @@ from ._storage import artifact_store, open_storage
 from ._strategies import Pruner, Sampler, check_strategies, chunk_size, make_pruner, make_sampler, sampler_seed
 from ._study import StudyMismatchError, enqueue_defaults, open_study, record_storage
 
-__all__ = ["StudyMismatchError", "resolve_device", "tune"]
+__all__ = ["StudyMismatchError", "check_metric_kwargs", "resolve_device", "tune"]
 
 logger = logging.getLogger("tuner")
 ExplainerClasses = type[LRPBase] | Sequence[type[LRPBase]] | None
@@ -75,21 +76,26 @@ def tune(
     ``zennit_canonizers``) go to each class that accepts them.
 
     ``sampler`` and ``pruner`` are names (``tpe``, ``random``, ``grid``, ``gp``, ``cmaes``; ``wilcoxon``,
-    ``median``, ``none``) or Optuna objects (``TPESampler(seed=1)``, ``WilcoxonPruner(p_threshold=0.05)``),
-    which are used as given. ``metric`` may be a list: a multi-objective study whose result is a Pareto front
-    (never pruned). ``n_holdout`` samples (default: as many as ``n_samples``, where the data has them) are never
-    tuned on; the summary reports the default and the best configurations on them too. With ``drop_inert``,
-    tunables whose extreme values give the same attributions up to scale are held at their default.
-    ``share_work=False`` turns off what trials share (the metrics' unperturbed scores computed once, repeated
-    configurations answered from the study): for benchmarks only.
+    ``median``, ``none``) or Optuna objects (``TPESampler(seed=1)``, ``WilcoxonPruner(p_threshold=0.05)``), which
+    are used as given. ``metric_kwargs`` set the metric (e.g. ``baseline="min"``, ``blur_sigma=2``, ``n_steps=20``);
+    for images that name no baseline, the perturbation baseline is a Gaussian blur (see
+    :func:`tuner._policy.objective_settings`: a zero baseline would favour the zero-reference rows). The metric's
+    settings belong to the study: resuming it with other settings is refused. ``metric`` may be a list: a
+    multi-objective study whose result is a Pareto front (never pruned). ``n_holdout`` samples (default: as many as
+    ``n_samples``, where the data has them) are never tuned on; the summary reports the default and the best
+    configurations on them too. With ``drop_inert``, tunables whose extreme values give the same attributions up to
+    scale are held at their default. ``share_work=False`` turns off what trials share (the metrics' unperturbed
+    scores computed once, repeated configurations answered from the study): for benchmarks only.
     """
     _check_counts(n_trials=n_trials, batch_size=batch_size)
     metric_list: list[str | Metric] = list(metric) if isinstance(metric, (list, tuple)) else [metric]  # type: ignore[list-item]
     check_strategies(sampler, pruner, len(metric_list))
     device = resolve_device(device, model)
     model = model.to(device).eval()
+    check_metric_kwargs(metric_list, metric_kwargs or {})
     samples = fixed_samples(data, model, n_samples, seed, device, batch_size, n_holdout)
-    metrics = [_metric(m, model, metric_kwargs or {}) for m in metric_list]
+    objective_settings = _policy.objective_settings(samples.inputs, metric_kwargs)
+    metrics = [_metric(m, model, objective_settings) for m in metric_list]
     bases = _bases(explainer_cls, model, explainer_kwargs or {})
     for base in bases:
         base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
@@ -182,6 +188,21 @@ def _metric(metric: str | Metric, model: nn.Module, kwargs: dict[str, Any]) -> M
         get_metric(metric)  # raises, listing the valid names
     accepted = METRICS[metric].accepted_settings()
     return get_metric(metric, model, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def check_metric_kwargs(metric_list: list[str | Metric], kwargs: dict[str, Any]) -> None:
+    """Raise ValueError for a ``metric_kwargs`` key that none of the named metrics takes (a typo would
+    otherwise be dropped silently and the study would measure something else than asked)."""
+    named = [METRICS[m] for m in metric_list if isinstance(m, str) and m in METRICS]
+    if not named or len(named) < len(metric_list):
+        return  # metric objects are built by the caller; an unknown name fails in _metric with the valid names
+    accepted = frozenset().union(*(cls.accepted_settings() for cls in named))
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(
+            f"metric_kwargs {', '.join(map(repr, unknown))} are not settings of "
+            f"{', '.join(c.__name__ for c in named)}; valid: {', '.join(sorted(accepted))}"
+        )
 
 
 def _check_counts(*, n_trials: int, batch_size: int) -> None:

@@ -22,6 +22,8 @@ from ._result import TuneResult
 from ._storage import DEFAULT_STORAGE, artifact_dir_for, artifact_store, check_storage, mask_url, open_storage
 from ._strategies import PRUNERS, SAMPLERS
 
+BASELINES = ("zero", "min", "mean", "blur", "uniform")  # metrics._perturbation.BASELINES, without importing torch
+
 EXIT_BAD_INPUT = 2
 
 
@@ -66,6 +68,45 @@ def _positive(value: str) -> int:
     return number
 
 
+def _key_values(text: str) -> dict[str, Any]:
+    """``key=value,...`` as a dict; values read as int, float, true/false/none, else kept as text."""
+    settings: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, got {item!r}")
+        settings[key.strip()] = _value(value.strip())
+    return settings
+
+
+def _value(text: str) -> Any:
+    named = {"true": True, "false": False, "none": None}
+    if text.lower() in named:
+        return named[text.lower()]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _objective_settings(preset: Any, metric_names: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """The metric's settings: the preset's (those the chosen metrics take), then --metric-kwargs, then
+    --baseline; a key none of the metrics takes is refused here, before any work."""
+    from metrics import METRICS
+
+    from ._tune import check_metric_kwargs
+
+    given = {**args.metric_kwargs, **({"baseline": args.baseline} if args.baseline else {})}
+    check_metric_kwargs(list(metric_names), given)
+    accepted = frozenset().union(*(METRICS[name].accepted_settings() for name in metric_names))
+    preset_settings = {k: v for k, v in getattr(preset, "metric_kwargs", {}).items() if k in accepted}
+    if "baseline" in given and given["baseline"] != "blur":
+        preset_settings.pop("blur_sigma", None)  # the preset's blur width belongs to its blur baseline
+    return {**preset_settings, **given}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="lrp-tuner", description="Find the most faithful LRP configuration for a model with an Optuna study."
@@ -86,6 +127,18 @@ def _parser() -> argparse.ArgumentParser:
         "--objectives",
         help="several metrics, comma-separated (e.g. abpc,sparseness): a "
         "multi-objective study whose result is a Pareto front",
+    )
+    run.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        help="what a perturbed feature becomes (default: the preset's, a blur for images; see README)",
+    )
+    run.add_argument(
+        "--metric-kwargs",
+        type=_key_values,
+        default={},
+        metavar="KEY=VALUE,...",
+        help="the metric's settings, e.g. n_steps=20,blur_sigma=2; part of the study: resuming with others is refused",
     )
     run.add_argument("--n-trials", type=_positive, help="total finished trials of the study")
     run.add_argument("--n-samples", type=_positive, help="samples every trial scores")
@@ -147,6 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.explainers == "all"
         else [get_explainer(name.strip()) for name in args.explainers.split(",") if name.strip()]
     )
+    metric_kwargs = _objective_settings(preset, metric_names, args)
     if args.data is not None and not Path(args.data).is_dir():
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
     given = {"n_trials": args.n_trials, "n_samples": args.n_samples, "batch_size": args.batch_size}
@@ -160,7 +214,8 @@ def _run(args: argparse.Namespace) -> int:
     study_name = args.study_name or _policy.study_name(preset.name, metric_names, classes)
     print(
         f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
-        f"{n_tune} samples ({n_held} held out), metric {', '.join(metric_names)}",
+        f"{n_tune} samples ({n_held} held out), metric {', '.join(metric_names)}"
+        + (f" ({', '.join(f'{k}={v}' for k, v in metric_kwargs.items())})" if metric_kwargs else ""),
         file=sys.stderr,
     )
 
@@ -183,6 +238,7 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         show_progress_bar=not args.no_progress,
         heartbeat_interval=args.heartbeat,
+        metric_kwargs=metric_kwargs,
         explainer_kwargs={"low": preset.low, "high": preset.high, "zennit_canonizers": preset.canonizers() or None},
     )
     if args.no_report:

@@ -1,0 +1,131 @@
+"""The objective's settings are a stated choice: named baselines, the preset's default and why, the study's
+identity; IROF's segments from the input size; FaithfulnessCorrelation averaged over subset draws."""
+
+import subprocess
+import sys
+
+import optuna
+import pytest
+import torch
+from torch import nn
+
+import studies
+from metrics import IROF, AbPC, FaithfulnessCorrelation
+from metrics._base import layout_of
+from metrics._perturbation import BASELINES, make_baseline
+from tuner import StudyMismatchError, tune
+from tuner._baselines import CAPTUM
+from tuner._policy import objective_settings
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)).eval()
+
+
+def images(n: int = 6, side: int = 8) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(n, 1, side, side)
+
+
+def test_every_named_baseline_and_what_it_is():
+    x = images()
+    layout = layout_of(x)
+    assert set(BASELINES) == {"zero", "min", "mean", "blur", "uniform"}
+    assert torch.equal(make_baseline(x, "min", layout).flatten(), x.flatten(1).amin(1))  # black: the lower bound
+    uniform = make_baseline(x, "uniform", layout, baseline_seed=3)
+    assert torch.equal(uniform, make_baseline(x, "uniform", layout, baseline_seed=3))  # seeded: reproducible
+    assert not torch.equal(uniform, make_baseline(x, "uniform", layout, baseline_seed=4))
+    low, high = x.flatten(1).amin(1), x.flatten(1).amax(1)
+    assert bool(((uniform.flatten(1) >= low[:, None]) & (uniform.flatten(1) <= high[:, None])).all())
+    wide, narrow = make_baseline(x, "blur", layout, blur_sigma=4.0), make_baseline(x, "blur", layout, blur_sigma=0.5)
+    assert float((narrow - x).abs().mean()) < float((wide - x).abs().mean())
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        AbPC(small_cnn(), baseline="black")
+    with pytest.raises(ValueError, match="blur_sigma"):
+        AbPC(small_cnn(), baseline="blur", blur_sigma=0)
+
+
+def test_the_baseline_changes_the_score():
+    """Not a decoration: the same attributions score differently under zero and min baselines."""
+    model, x = small_cnn(), images()
+    targets, relevance = torch.zeros(6, dtype=torch.long), torch.randn(6, 1, 8, 8)
+    zero = AbPC(model, baseline="zero", n_steps=4)(x, targets, relevance)
+    black = AbPC(model, baseline="min", n_steps=4)(x, targets, relevance)
+    assert not torch.allclose(zero, black)
+
+
+def test_image_objective_default_is_not_a_reference_rows_point():
+    """For images the default baseline is a blur: 0 is the reference point of the zero-reference rows."""
+    assert all("reference" in name for name in CAPTUM)
+    zero_reference_rows = [name for name in CAPTUM if "zero reference" in name]
+    assert zero_reference_rows, "the rows name their reference"
+    assert objective_settings(images(side=16), None) == {"baseline": "blur", "blur_sigma": 2.0}
+    assert objective_settings(images(side=224, n=1), None)["blur_sigma"] == 5.0
+    assert objective_settings(images(), {"baseline": "min"}) == {"baseline": "min"}
+    assert objective_settings(torch.randn(3, 5), None) == {}  # tabular: the metric's own default
+    for preset in ("digits", "resnet18"):
+        settings = studies.get_preset(preset).metric_kwargs
+        assert settings["baseline"] not in ("zero",), preset
+
+
+
+def test_resuming_with_other_metric_settings_is_refused(tmp_path):
+    from explainers import LRPUniformEpsilon
+
+    model, x = small_cnn(), images(8)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    options = {"storage": storage, "study_name": "s", "n_samples": 4, "show_progress_bar": False, "n_trials": 1}
+    tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "min", "n_steps": 4}, **options)
+    tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "min", "n_steps": 4, "batch_size": 3}, **options)
+    with pytest.raises(StudyMismatchError, match="another metric settings") as error:
+        tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "blur", "n_steps": 4}, **options)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="'n_step'.*not settings of AbPC"):
+        tune(LRPUniformEpsilon, model, x, metric_kwargs={"n_step": 4}, **options)
+    summary = optuna.get_all_study_summaries(storage)[0]
+    assert summary.user_attrs["metric_settings"]["baseline"] == "min"
+
+
+@pytest.mark.parametrize(("argument", "said"), [(["--baseline", "black"], "invalid choice: 'black'"),
+                                               (["--metric-kwargs", "n_step=4"], "'n_step' are not settings of AbPC"),
+                                               (["--metric-kwargs", "n_steps"], "expected key=value")])
+def test_cli_refuses_bad_objective_settings_in_one_line(argument, said, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tuner", "run", "--storage", f"sqlite:///{tmp_path / 'db'}",
+                           *argument], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert said in done.stderr, done.stderr
+    assert not (tmp_path / "db").exists()
+
+
+def test_cli_reads_key_values():
+    from tuner.cli import _key_values
+
+    assert _key_values("n_steps=20,blur_sigma=2.5, baseline=min") == {"n_steps": 20, "blur_sigma": 2.5,
+                                                                      "baseline": "min"}
+
+
+def test_irof_segments_follow_the_input_size():
+    metric = IROF(small_cnn())
+    assert metric.settings()["n_segments"].startswith("auto")
+    assert metric.segments_for(16, 16) == 16 and metric.segments_for(224, 224) == 100 and metric.segments_for(4, 4) == 4
+    assert IROF(small_cnn(), n_segments=7).segments_for(224, 224) == 7
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 16, 16)
+    segments = IROF(small_cnn()).segment(x)
+    distinct = {tuple(s.flatten().tolist()) for s in segments}
+    assert len(distinct) == 4, "segments follow each image, not one fixed grid"
+    fixed = IROF(small_cnn(), n_segments=100).segment(x)
+    assert len({tuple(s.flatten().tolist()) for s in fixed}) == 1  # what the old fixed 100 did on 16×16 inputs
+
+
+def test_faithfulness_correlation_averages_its_draws():
+    model, x = small_cnn(), images()
+    targets, relevance = torch.zeros(6, dtype=torch.long), torch.randn(6, 1, 8, 8)
+    draws = [FaithfulnessCorrelation(model, n_runs=10, n_repeats=1, seed=s)(x, targets, relevance) for s in (5, 6, 7)]
+    averaged = FaithfulnessCorrelation(model, n_runs=10, n_repeats=3, seed=5)(x, targets, relevance)
+    torch.testing.assert_close(averaged, torch.stack(draws).mean(0), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="n_repeats"):
+        FaithfulnessCorrelation(model, n_repeats=0)
