@@ -44,7 +44,8 @@ def spreads(n_samples: int, n_seeds: int, repeats: list[int]) -> dict[int, float
                 ]
                 spread = max(spread, max(means) - min(means))
         worst[n_repeats] = spread
-        print(f"n_repeats={n_repeats}: largest spread of the {n_samples}-sample mean over {n_seeds} seeds = {spread:.4f}")
+        print(f"n_repeats={n_repeats}: largest spread of the {n_samples}-sample mean over {n_seeds} seeds = "
+              f"{spread:.4f}")
     return worst
 
 
