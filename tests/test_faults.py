@@ -48,7 +48,8 @@ def count(storage: str, state: TrialState, name: str = "s") -> int:
 def one_clear_line(done: subprocess.CompletedProcess) -> None:
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert [line.startswith("error:") for line in lines][-1:] == [True] and len(lines) <= 2, done.stderr
 
 
 # -- artifacts never block a study -----------------------------------------------------------------------------

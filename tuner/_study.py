@@ -72,7 +72,7 @@ def check_same_study(summary: optuna.study.StudySummary, directions: Sequence[st
 def _short(value: Any) -> str:
     """A stored attribute for a one-line message: fingerprints by their first hash digits."""
     if isinstance(value, dict) and "sha256" in value:
-        return ", ".join(f"{k} {str(v)[:12] if k == 'sha256' else v}" for k, v in value.items())
+        return f"sha256 {str(value['sha256'])[:12]}"
     return str(value)
 
 
