@@ -119,7 +119,8 @@ class Objective:
     def evaluate(self, explainer) -> torch.Tensor:
         """Per-sample scores of ``explainer`` on the study's samples (no trial, no pruning): shape (B,) with
         one metric, (metrics, B) with several. The model runs in eval mode and is left in its own mode."""
-        with evaluation_mode(explainer.model):
+        model = next(iter(self.space.variants.values())).model  # the study's model, whatever scores it
+        with evaluation_mode(model):
             scores = self._scores(None, explainer)[0]
         return scores[0] if len(self.metrics) == 1 else scores
 
