@@ -272,8 +272,8 @@ def test_tune_checks_its_input_before_any_study_exists(change, error, message, t
     model = change.pop("model", _tiny_model())
     storage = tmp_path / "g.db"
     with pytest.raises(error, match=message):
-        tune(LRPUniformEpsilon, model, (x, y), n_trials=2, n_samples=4, storage=f"sqlite:///{storage}",
-             show_progress_bar=False, **change)
+        tune(LRPUniformEpsilon, model, (x, y), **{"n_trials": 2, "n_samples": 4, "storage": f"sqlite:///{storage}",
+                                                  "show_progress_bar": False, **change})
     assert not storage.exists()
 
 
