@@ -11,6 +11,7 @@ from ._config import explainer_config, load_explainer, save_config
 from ._conservation import conservation_model, relevance_sums
 from ._guard import UnsupportedModelError, check_supported
 from ._layerwise import GroupRule, LRPLayerwise
+from ._model_state import evaluation_mode
 from ._registry import DEFAULT_EXPLAINERS, EXPLAINERS, get_explainer, register_explainer
 from ._tunable import Tunable
 from ._variants import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
@@ -42,4 +43,5 @@ __all__ = [
     "UnsupportedModelError",
     "conservation_model",
     "relevance_sums",
+    "evaluation_mode",
 ]

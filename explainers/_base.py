@@ -17,6 +17,7 @@ from zennit.core import Composite
 from ._attributors import InputGradient, LayerGradient, as_tuple, run_model
 from ._canonizers import default_canonizers
 from ._guard import check_supported
+from ._model_state import evaluation_mode
 from ._tunable import Tunable, Tunables
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
@@ -75,7 +76,7 @@ class LRPBase:
         the saved configuration follow from this signature."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model.eval()
+        self.model = model  # left in the mode it came in; attribution runs it in eval mode (evaluation_mode)
         self._zennit_composite = zennit_composite
         self.zennit_canonizers = zennit_canonizers
         self.forward_arg_extractor = forward_arg_extractor
@@ -94,7 +95,9 @@ class LRPBase:
         self._finish_init()
 
     def _finish_init(self) -> None:
-        """The checks that need the model and the class: supported modules, a first guess of n_classes."""
+        """The checks that need the model and the class: finite parameters, supported modules, a first guess of
+        n_classes."""
+        _check_finite_parameters(self)
         self._check_supported_modules()
         if self.n_classes is None:
             # a guess from the model's structure, confirmed by one forward pass at the first attribution
@@ -231,17 +234,18 @@ class LRPBase:
         if not self.allow_unsupported:
             check_supported(self.model)
         forward_args, additional_args, several_inputs = self._split_inputs(inputs)
-        if not self._n_classes_checked:
-            self._infer_n_classes(forward_args, additional_args)
-        targets = self._check_targets(targets, forward_args[0].shape[0])
-        attributor = self.explainer(self.model, additional_args)
-        self.last_absorbed = {}
-        absorbed = ABSORBED.set(self.last_absorbed)
-        try:
-            with torch.enable_grad():
-                _, relevance = attributor(forward_args, attr_output=lambda output: self._seed(targets, output))
-        finally:
-            ABSORBED.reset(absorbed)
+        with evaluation_mode(self.model):  # the model comes back in its mode, with its hooks, also on error
+            if not self._n_classes_checked:
+                self._infer_n_classes(forward_args, additional_args)
+            targets = self._check_targets(targets, forward_args[0].shape[0])
+            attributor = self.explainer(self.model, additional_args)
+            self.last_absorbed = {}
+            absorbed = ABSORBED.set(self.last_absorbed)
+            try:
+                with torch.enable_grad():
+                    _, relevance = attributor(forward_args, attr_output=lambda output: self._seed(targets, output))
+            finally:
+                ABSORBED.reset(absorbed)
         relevance = tuple(r.detach() for r in relevance)
         _check_finite(relevance, self)
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))
@@ -251,7 +255,8 @@ class LRPBase:
         """Run the model once on the first sample of ``inputs``: raises ModelInputError if it rejects them,
         and learns ``n_classes``. Explainers made from this one by set_kwargs/copy skip the check."""
         forward_args, additional_args, _ = self._split_inputs(inputs)
-        self._infer_n_classes(forward_args, additional_args)
+        with evaluation_mode(self.model):
+            self._infer_n_classes(forward_args, additional_args)
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _split_inputs(self, inputs: Inputs) -> tuple[tuple[torch.Tensor, ...], tuple, bool]:
@@ -374,6 +379,18 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, nn.Module):
         return type(value).__name__
     return getattr(value, "__qualname__", None) or type(value).__name__
+
+
+def _check_finite_parameters(explainer: LRPBase) -> None:
+    """Refuse NaN or infinite numbers among the explainer's parameters (``epsilon=inf`` is no configuration)."""
+    for name, value in explainer.parameters().items():
+        numbers = value if torch.is_tensor(value) else torch.tensor(value) if _is_number(value) else None
+        if numbers is not None and numbers.is_floating_point() and not bool(torch.isfinite(numbers).all()):
+            raise ValueError(f"{type(explainer).__name__}: {name} must be finite, got {jsonable(value)!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _last_linear_out_features(model: nn.Module) -> int | None:

@@ -59,10 +59,15 @@ class Preset:
             raise ValueError("a preset needs a non-empty string name")
         object.__setattr__(self, "defaults", {**STUDY_DEFAULTS, **self.defaults})
 
-    def load_model(self, weights: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
-        """Build the model with the given weights, on `device`, in eval mode."""
+    def load_model(self, weights: str | None = None, device: str | torch.device = "cpu", seed: int = 0) -> nn.Module:
+        """Build the model with the given weights, on `device`, in eval mode. Random weights (``"none"``) are
+        drawn from ``seed`` (torch's generator is seeded while the model is built, and restored after), so the
+        same command builds the same model and a resumed study scores the model it started with."""
         device = torch.device(device)
-        return self.model(weights, device).to(device).eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = self.model(weights, device)
+        return model.to(device).eval()
 
     def load_data(
         self, data_dir: str | Path | None = None, n_samples: int | None = None

@@ -58,7 +58,7 @@ def load_torchvision_model(arch: str, weights: str | None, device: torch.device)
     spec = "DEFAULT" if weights is None else str(weights)
     members = _weights_enum(arch).__members__
     if spec.lower() == "none":
-        return random_model(arch)
+        return random_model(arch, seed=torch.initial_seed())  # Preset.load_model seeds it from --seed
     if spec.upper() == "DEFAULT" or spec in members:
         chosen = _weights_enum(arch).DEFAULT if spec.upper() == "DEFAULT" else members[spec]
         state_dict = _download(arch, chosen)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -29,9 +31,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"weights file not found: {path}; pass --weights DEFAULT, --weights none, or a path to a state dict"
         )
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a bad file
-        raise WeightsError(f"cannot read weights file {path} ({first_line(exc)}); is it a torch state dict?") from exc
+        raise WeightsError(
+            f"cannot read weights file {path} ({_reason(exc)}); pass a torch state dict saved with torch.save"
+        ) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -39,6 +45,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if loaded and all(key.startswith("module.") for key in loaded):  # saved from DataParallel
         loaded = {key[len("module.") :]: value for key, value in loaded.items()}
     return loaded
+
+
+def _reason(exc: BaseException) -> str:
+    """Why torch could not read a file, without torch's advice to load it unsafely (weights_only=False runs
+    whatever code the file holds)."""
+    if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
+        return "corrupt, or it holds objects other than tensors"
+    return first_line(exc)
 
 
 def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | Path) -> nn.Module:

@@ -71,6 +71,7 @@ def optimize(
         logger.info("study %s already has %d finished trials", study.study_name, finished)
         return
     budget = optuna.study.MaxTrialsCallback(n_trials, states=COUNTED)
+    started = time.monotonic()
     # the failure guard stops a study whose configurations all fail, the cap one that prunes without end
     study.optimize(
         objective,
@@ -81,6 +82,14 @@ def optimize(
         show_progress_bar=show_progress_bar,
         gc_after_trial=False,
     )
+    complete = len(study.get_trials(deepcopy=False, states=COUNTED))
+    if timeout is not None and complete < n_trials and time.monotonic() - started >= timeout:
+        logger.warning(
+            "stopped by the timeout of %gs: %d of %d trials complete; run the same command again to continue",
+            timeout,
+            complete,
+            n_trials,
+        )
 
 
 class StopAfterFailures:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from ._checks import check_inputs, check_targets
 from ._policy import split_sizes
 
 Data = tuple[torch.Tensor, torch.Tensor] | torch.Tensor | Dataset | DataLoader
@@ -55,10 +56,11 @@ def fixed_samples(
             "data must hold inputs shaped (N, ...): (inputs, targets) tensors, an inputs tensor, "
             "a torch Dataset or a DataLoader"
         )
+    check_inputs(inputs)
     if targets is None:
         with torch.no_grad():
             targets = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)])
-    targets = torch.as_tensor(targets).long()
+    targets = check_targets(targets, len(inputs))
     inputs, targets = inputs.to(device), targets.to(device)
     return Samples(inputs[:n_tune], targets[:n_tune], inputs[n_tune:], targets[n_tune:])
 

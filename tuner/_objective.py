@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -12,11 +13,14 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from explainers import evaluation_mode
 from metrics import Metric
 
 from ._budget import Admission, admit
 from ._heatmaps import heatmap_grid
 from ._space import SearchSpace
+
+logger = logging.getLogger("tuner")
 
 
 def per_input_feature(attributions: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -96,8 +100,8 @@ class Objective:
         repeated = self._repeated(trial) if self.share_work else None
         if repeated is not None:
             trial.set_user_attr("repeat_of", repeated.number)
-            if self.artifacts is not None:
-                self._copy_heatmaps(repeated, trial)
+            if self.artifacts is not None and not self._copy_heatmaps(repeated, trial):
+                self._upload_heatmaps(trial, self._shown(explainer))  # the original's heatmaps are gone
             return repeated.values[0] if len(self.metrics) == 1 else tuple(repeated.values)
         try:
             scores, shown = self._scores(trial, explainer)
@@ -114,9 +118,16 @@ class Objective:
 
     def evaluate(self, explainer) -> torch.Tensor:
         """Per-sample scores of ``explainer`` on the study's samples (no trial, no pruning): shape (B,) with
-        one metric, (metrics, B) with several."""
-        scores = self._scores(None, explainer)[0]
+        one metric, (metrics, B) with several. The model runs in eval mode and is left in its own mode."""
+        model = next(iter(self.space.variants.values())).model  # the study's model, whatever scores it
+        with evaluation_mode(model):
+            scores = self._scores(None, explainer)[0]
         return scores[0] if len(self.metrics) == 1 else scores
+
+    def _shown(self, explainer) -> torch.Tensor:
+        """The attributions of the first samples, as the heatmaps show them."""
+        x, y = self.inputs[: self.n_heatmaps], self.targets[: self.n_heatmaps]
+        return per_input_feature(explainer.attribute(x, y), x)
 
     def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(self.inputs), self.batch_size):
@@ -165,24 +176,46 @@ class Objective:
                 return other
         return None
 
-    def _copy_heatmaps(self, source: optuna.trial.FrozenTrial, trial: optuna.Trial) -> None:
-        """A repeated configuration shows the heatmaps of the trial that answered it."""
+    def _copy_heatmaps(self, source: optuna.trial.FrozenTrial, trial: optuna.Trial) -> bool:
+        """A repeated configuration shows the heatmaps of the trial that answered it; False (after a warning
+        that names it) when such a heatmap is missing: a moved, deleted or copied storage never blocks a study."""
         assert self.artifacts is not None, "heatmaps are copied only where artifacts are stored"
         for meta in optuna.artifacts.get_all_artifact_meta(source, storage=self.storage):
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / meta.filename
-                optuna.artifacts.download_artifact(
-                    artifact_store=self.artifacts, artifact_id=meta.artifact_id, file_path=str(path)
-                )
-                optuna.artifacts.upload_artifact(
-                    artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype=meta.mimetype
-                )
+                try:
+                    optuna.artifacts.download_artifact(
+                        artifact_store=self.artifacts, artifact_id=meta.artifact_id, file_path=str(path)
+                    )
+                except (optuna.artifacts.exceptions.ArtifactNotFound, OSError) as error:
+                    logger.warning(
+                        "heatmap %s of trial %d is missing (%s); trial %d draws its own",
+                        meta.artifact_id,
+                        source.number,
+                        _first_line(error),
+                        trial.number,
+                    )
+                    return False
+                self._upload(trial, path, meta.mimetype)
+        return True
 
     def _upload_heatmaps(self, trial: optuna.Trial, attributions: torch.Tensor) -> None:
         assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
         label = f"trial {trial.number}: {trial.user_attrs.get('explainer', '')}"
         with tempfile.TemporaryDirectory() as folder:
             path = heatmap_grid([(label, attributions)], Path(folder) / f"heatmaps-trial-{trial.number}.png")
+            self._upload(trial, path, "image/png")
+
+    def _upload(self, trial: optuna.Trial, path: Path, mimetype: str) -> None:
+        """Store one heatmap; an artifact folder that cannot be written is a warning, never a failed trial."""
+        assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
+        try:
             optuna.artifacts.upload_artifact(
-                artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype="image/png"
+                artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype=mimetype
             )
+        except OSError as error:
+            logger.warning("heatmap of trial %d not stored: %s", trial.number, _first_line(error))
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

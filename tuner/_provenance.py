@@ -19,16 +19,28 @@ def model_fingerprint(model: nn.Module) -> dict[str, Any]:
     for key, value in model.state_dict().items():
         digest.update(key.encode())
         if torch.is_tensor(value):
-            digest.update(
-                value.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
-                if value.numel()
-                else b""
-            )
+            digest.update(_bytes(value))
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "parameters": sum(p.numel() for p in model.parameters()),
         "sha256": digest.hexdigest(),
     }
+
+
+def data_fingerprint(inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+    """Count, shape and a SHA-256 of the samples a study tunes on (inputs and targets): a resumed study must
+    score the same samples, or its trials are not comparable."""
+    digest = hashlib.sha256()
+    for tensor in (inputs, targets):
+        digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(_bytes(tensor))
+    return {"n_samples": len(inputs), "shape": list(inputs.shape[1:]), "sha256": digest.hexdigest()}
+
+
+def _bytes(value: torch.Tensor) -> bytes:
+    if not value.numel():
+        return b""
+    return value.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
 
 
 def library_versions() -> dict[str, str]:

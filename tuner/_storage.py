@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
+import json
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,48 @@ class StorageError(ValueError):
 
 
 def mask_url(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***`` (safe to print, log or store)."""
+    """``url`` with its password replaced by ``***`` (safe to print, log or store), whatever characters the
+    password holds (``@``, ``:``, ``/``, spaces, percent escapes): the URL is parsed, not pattern-matched. The
+    user information ends at the last ``@`` before the query; the password is what follows the user's ``:``.
+    A ``password=`` query parameter is masked too."""
+    if url is None or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    base, question, query = rest.partition("?")
+    if "@" in base:
+        userinfo, host = base.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
+        base = f"{user}:***@{host}" if colon else f"{userinfo}@{host}"
+    if question:
+        fields = [field.partition("=") for field in query.split("&")]
+        query = "&".join(
+            f"{key}={'***' if key.lower() == 'password' else value}" if equals else key for key, equals, value in fields
+        )
+    return f"{scheme}://{base}{question}{query}"
+
+
+def redact(text: str, url: str | None) -> str:
+    """``text`` (an error message, a log line) with ``url``'s password removed wherever it appears, raw or
+    percent-decoded, and the URL itself masked."""
     if url is None:
+        return text
+    text = text.replace(url, mask_url(url) or "")
+    secret = _password(url)
+    if secret:
+        for form in {secret, urllib.parse.unquote(secret)}:
+            if len(form) >= 3:  # a shorter one would blank ordinary letters; the URL itself is masked above
+                text = text.replace(form, "***")
+    return text
+
+
+def _password(url: str) -> str | None:
+    if "://" not in url:
         return None
-    url = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
-    return re.sub(r"(password=)[^&\s]*", r"\1***", url, flags=re.IGNORECASE)
+    base = url.split("://", 1)[1].partition("?")[0]
+    if "@" not in base:
+        return None
+    _, colon, password = base.rsplit("@", 1)[0].partition(":")
+    return password if colon and password else None
 
 
 def open_storage(
@@ -42,8 +80,12 @@ def open_storage(
         return None
     journal = _journal_path(url)
     if journal is not None:
+        _check_journal(journal)
         journal.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(journal)))
+        try:
+            return JournalStorage(JournalFileBackend(str(journal)))
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise StorageError(f"journal file {journal} is corrupt ({_first_line(error)}); {_MOVE_AWAY}") from None
     _require_url(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -59,19 +101,28 @@ def open_storage(
             return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
         except sqlalchemy.exc.DatabaseError as error:
             if "already exists" not in str(error) and "duplicate" not in str(error):
-                raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error)}") from None
+                raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error, url)}") from None
             time.sleep(0.5 * (attempt + 1))  # another worker created the tables at the same moment
         except Exception as error:  # sqlalchemy raises many types for bad URLs and unreachable servers
-            raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error)}") from None
+            raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error, url)}") from None
     return RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeat)
 
 
-def check_storage(url: str) -> None:
-    """Fail now, with StorageError, if ``url`` cannot work; creates nothing (no file, no tables)."""
-    if _journal_path(url) is not None:
+def check_storage(url: str, *, must_exist: bool = False) -> None:
+    """Fail now, with StorageError, if ``url`` cannot work; creates nothing (no file, no tables). With
+    ``must_exist`` (the read-only commands) a SQLite or journal file that does not exist is an error too."""
+    journal = _journal_path(url)
+    if journal is not None:
+        if must_exist and not journal.is_file():
+            raise StorageError(f"no study storage at {journal}; run `python -m tuner run` first or pass --storage")
+        _check_journal(journal)
         return
     _require_url(url)
     if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :]).expanduser()
+        if must_exist and not path.is_file():
+            raise StorageError(f"no study storage at {url}; run `python -m tuner run` first or pass --storage")
+        _check_sqlite(path)
         return
     try:
         engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))
@@ -79,7 +130,37 @@ def check_storage(url: str) -> None:
             pass
         engine.dispose()
     except Exception as error:  # bad driver name, unreachable server, refused login
-        raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error)}") from None
+        raise StorageError(f"cannot open storage {mask_url(url)}: {_first_line(error, url)}") from None
+
+
+_MOVE_AWAY = "move it away or pass another --storage"
+
+
+def _check_journal(path: Path) -> None:
+    """An existing journal file must start with an Optuna journal record (JSON), else it is named as corrupt."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    try:
+        record = json.loads(first)
+    except (ValueError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise StorageError(f"journal file {path} is corrupt or not an Optuna journal; {_MOVE_AWAY}")
+
+
+def _check_sqlite(path: Path) -> None:
+    """An existing SQLite file must be a database; read-only, so nothing is created or changed."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            connection.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise StorageError(f"SQLite file {path} is corrupt or not a database ({error}); {_MOVE_AWAY}") from None
 
 
 def _require_url(url: str) -> None:
@@ -90,8 +171,8 @@ def _require_url(url: str) -> None:
         )
 
 
-def _first_line(error: Exception) -> str:
-    return (mask_url(str(error).splitlines()[0]) or "") if str(error) else type(error).__name__
+def _first_line(error: Exception, url: str | None = None) -> str:
+    return redact(str(error).splitlines()[0], url) if str(error) else type(error).__name__
 
 
 def _engine_kwargs(url: str) -> dict:

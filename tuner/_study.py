@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.trial import TrialState
 
 from ._space import SearchSpace
 from ._storage import artifact_dir_for, mask_url
 
 
 class StudyMismatchError(ValueError):
-    """An existing study of that name has another direction, metric or search space."""
+    """An existing study of that name has another direction, metric, search space, model or data."""
 
 
-# the study attributes that must match for a run to resume a study (the metric's settings without its
-# batch_size, which changes speed, not scores)
-COMPARED = ("metric", "metric_settings", "search_space")
+# the study attributes that must match for a run to resume a study: one study measures one thing (the metric and
+# its settings, without its batch_size, which changes speed, not scores) on one model and one data set
+COMPARED = ("metric", "metric_settings", "search_space", "model", "data")
 IGNORED_SETTINGS = frozenset({"batch_size"})
 
 
@@ -64,9 +66,16 @@ def check_same_study(summary: optuna.study.StudySummary, directions: Sequence[st
         if key in stored_attrs and _canonical(stored_attrs[key]) != _canonical(attrs[key]):
             raise StudyMismatchError(
                 f"study {name!r} exists with another {key.replace('_', ' ')} "
-                f"({_canonical(stored_attrs[key])}; this run: {_canonical(attrs[key])}); "
+                f"({_short(stored_attrs[key])}; this run: {_short(attrs[key])}); "
                 "choose another --study-name to start a new study"
             )
+
+
+def _short(value: Any) -> str:
+    """A stored attribute for a one-line message: fingerprints by their first hash digits."""
+    if isinstance(value, dict) and "sha256" in value:
+        return f"sha256 {str(value['sha256'])[:12]}"
+    return _canonical(value)
 
 
 def _canonical(value: Any) -> str:
@@ -81,13 +90,48 @@ def _without_ignored(value: Any) -> Any:
     return value
 
 
-def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
-    """Each variant's default configuration first, so 'tuned versus default' is always in the study."""
-    if study.get_trials(deepcopy=False):
+def enqueue_defaults(study: optuna.Study, space: SearchSpace, n_trials: int | None = None) -> None:
+    """Each variant's default configuration first, so 'tuned versus default' is always in the study.
+
+    On resume, a default (or other initial configuration) whose trial was interrupted (Ctrl-C, SIGTERM, a dead
+    worker) and not retried is enqueued again; one whose configuration itself failed is not. Nothing is enqueued
+    into a study that already has its ``n_trials`` complete trials.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if trials and n_trials is not None and sum(t.state == TrialState.COMPLETE for t in trials) >= n_trials:
         return
-    for label, params in space.initial_params():  # skip_if_exists: workers starting together enqueue them once
+    for label, params in space.initial_params():
+        if trials and any(_settled(trial) and _same_params(_fixed_params(trial), params) for trial in trials):
+            continue
         attrs = {"default_configuration": True} if label.endswith(" default") else {"initial_configuration": label}
-        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+        # skip_if_exists (a fresh study only): workers starting together enqueue the defaults once
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=not trials)
+
+
+def _settled(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial answers (or will answer) its configuration: finished, running, waiting, or failed by the
+    configuration itself. A trial failed without a reason of its own was interrupted and does not count."""
+    if trial.state != TrialState.FAIL:
+        return True
+    reason = str(trial.user_attrs.get("fail_reason", ""))
+    return bool(reason) and not reason.startswith("not run")
+
+
+def _fixed_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    return trial.system_attrs.get("fixed_params", trial.params)
+
+
+def _same_params(stored: dict[str, Any], params: dict[str, Any]) -> bool:
+    if stored.keys() != params.keys():
+        return False
+    for key, value in params.items():
+        other = stored[key]
+        if isinstance(value, (int, float)) and isinstance(other, (int, float)) and not isinstance(value, bool):
+            if not math.isclose(float(value), float(other), rel_tol=1e-12, abs_tol=0.0):
+                return False
+        elif value != other:
+            return False
+    return True
 
 
 def record_storage(study: optuna.Study, storage: str | None) -> Path | None:
@@ -95,8 +139,8 @@ def record_storage(study: optuna.Study, storage: str | None) -> Path | None:
     folder (None for an in-memory study, which keeps no artifacts)."""
     if storage is None:
         return None
-    artifacts_dir = artifact_dir_for(storage)
-    if "artifact_dir" not in study.user_attrs:
+    artifacts_dir = artifact_dir_for(storage)  # beside the storage as it is now called (it may have been copied)
+    if study.user_attrs.get("artifact_dir") != str(artifacts_dir):
         study.set_user_attr("artifact_dir", str(artifacts_dir))
     study.set_user_attr("storage", mask_url(storage))
     return artifacts_dir

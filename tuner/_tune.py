@@ -16,16 +16,17 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
-from explainers import DEFAULT_EXPLAINERS, LRPBase
+from explainers import DEFAULT_EXPLAINERS, LRPBase, evaluation_mode
 from metrics import METRICS, Metric, get_metric
 
 from . import _policy
 from ._budget import optimize
+from ._checks import check_arguments, check_model, check_target_range
 from ._data import Data, Samples, fixed_samples
 from ._device import resolve_device
 from ._inert import held_at_default
 from ._objective import Objective, TrialFailed
-from ._provenance import library_versions, model_fingerprint
+from ._provenance import data_fingerprint, library_versions, model_fingerprint
 from ._result import TuneResult
 from ._space import SearchSpace
 from ._storage import artifact_store, open_storage
@@ -87,56 +88,69 @@ def tune(
     scale are held at their default. ``share_work=False`` turns off what trials share (the metrics' unperturbed
     scores computed once, repeated configurations answered from the study): for benchmarks only.
     """
-    _check_counts(n_trials=n_trials, batch_size=batch_size)
+    check_model(model)
+    check_arguments(
+        n_trials=n_trials,
+        n_samples=n_samples,
+        batch_size=batch_size,
+        seed=seed,
+        timeout=timeout,
+        n_heatmaps=n_heatmaps,
+        heartbeat_interval=heartbeat_interval,
+        n_holdout=n_holdout,
+    )
     metric_list: list[str | Metric] = list(metric) if isinstance(metric, (list, tuple)) else [metric]  # type: ignore[list-item]
+    _check_distinct(metric_list)
     check_strategies(sampler, pruner, len(metric_list))
     device = resolve_device(device, model)
-    model = model.to(device).eval()
     check_metric_kwargs(metric_list, metric_kwargs or {})
-    samples = fixed_samples(data, model, n_samples, seed, device, batch_size, n_holdout)
-    objective_settings = _policy.objective_settings(samples.inputs, metric_kwargs)
-    metrics = [_metric(m, model, objective_settings) for m in metric_list]
-    bases = _bases(explainer_cls, model, explainer_kwargs or {})
-    for base in bases:
-        base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
-    full_space = SearchSpace(bases)
-    if sampler == "grid":
-        full_space.grid()  # raises for several explainers, before any study exists
+    model = model.to(device)
+    with evaluation_mode(model):  # the model comes back in its mode, with its hooks and flags, also on error
+        samples = fixed_samples(data, model, n_samples, seed, device, batch_size, n_holdout)
+        objective_settings = _policy.objective_settings(samples.inputs, metric_kwargs)
+        metrics = [_metric(m, model, objective_settings) for m in metric_list]
+        bases = _bases(explainer_cls, model, explainer_kwargs or {})
+        for base in bases:
+            base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
+        check_target_range(torch.cat([samples.targets, samples.holdout_targets]), bases[0].n_classes)
+        full_space = SearchSpace(bases)
+        if sampler == "grid":
+            full_space.grid()  # raises for several explainers, before any study exists
 
-    study_attrs = _study_attrs(metrics, model, full_space, samples, seed)
-    with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna_pruner = make_pruner(pruner, len(metrics))
-        storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
-        study = open_study(storage_obj, study_name, [m.direction for m in metrics], study_attrs, optuna_pruner)
-    space = SearchSpace(bases, fixed=held_at_default(study, bases, samples.inputs, samples.targets, drop_inert))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.sampler = make_sampler(sampler, space, sampler_seed(seed, study, storage))
-    artifacts_dir = record_storage(study, storage)
-    trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
-    pruning = not isinstance(optuna_pruner, optuna.pruners.NopPruner)
-    objective = Objective(
-        space,
-        metrics,
-        samples.inputs,
-        samples.targets,
-        batch_size=chunk_size(batch_size, len(samples.inputs), pruning=pruning),
-        trial_attrs=trial_attrs,
-        artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
-        storage=storage_obj,
-        n_heatmaps=n_heatmaps,
-        n_trials=n_trials if storage is not None else None,
-        share_work=share_work,
-    )
-    holdout = _holdout_objective(space, metrics, samples, batch_size)
-    enqueue_defaults(study, space)
-    if space.empty:
-        logger.warning("nothing to tune: every tunable is inert on this model; evaluating the defaults only")
-        n_trials = min(n_trials, len(space.initial_params()))
-    optimize(study, objective, n_trials, timeout=timeout, show_progress_bar=show_progress_bar, catch=(TrialFailed,))
-    _check_completed(study)
-    return TuneResult(study=study, space=space, objective=objective, holdout=holdout)
+        study_attrs = _study_attrs(metrics, model, full_space, samples, seed)
+        with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna_pruner = make_pruner(pruner, len(metrics))
+            storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
+            study = open_study(storage_obj, study_name, [m.direction for m in metrics], study_attrs, optuna_pruner)
+        space = SearchSpace(bases, fixed=held_at_default(study, bases, samples.inputs, samples.targets, drop_inert))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = make_sampler(sampler, space, sampler_seed(seed, study, storage))
+        artifacts_dir = record_storage(study, storage)
+        trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
+        pruning = not isinstance(optuna_pruner, optuna.pruners.NopPruner)
+        objective = Objective(
+            space,
+            metrics,
+            samples.inputs,
+            samples.targets,
+            batch_size=chunk_size(batch_size, len(samples.inputs), pruning=pruning),
+            trial_attrs=trial_attrs,
+            artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
+            storage=storage_obj,
+            n_heatmaps=n_heatmaps,
+            n_trials=n_trials if storage is not None else None,
+            share_work=share_work,
+        )
+        holdout = _holdout_objective(space, metrics, samples, batch_size)
+        enqueue_defaults(study, space, n_trials)
+        if space.empty:
+            logger.warning("nothing to tune: every tunable is inert on this model; evaluating the defaults only")
+            n_trials = min(n_trials, len(space.initial_params()))
+        optimize(study, objective, n_trials, timeout=timeout, show_progress_bar=show_progress_bar, catch=(TrialFailed,))
+        _check_completed(study)
+        return TuneResult(study=study, space=space, objective=objective, holdout=holdout)
 
 
 def _holdout_objective(
@@ -172,6 +186,7 @@ def _study_attrs(
         "metric": [type(m).__name__ for m in metrics] if several else type(metrics[0]).__name__,
         "metric_settings": [m.settings() for m in metrics] if several else metrics[0].settings(),
         "model": model_fingerprint(model),
+        "data": data_fingerprint(samples.inputs, samples.targets),
         "library_versions": library_versions(),
         "explainers": list(space.variants),
         "search_space": space.describe(),
@@ -190,26 +205,12 @@ def _metric(metric: str | Metric, model: nn.Module, kwargs: dict[str, Any]) -> M
     return get_metric(metric, model, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
-def check_metric_kwargs(metric_list: list[str | Metric], kwargs: dict[str, Any]) -> None:
-    """Raise ValueError for a ``metric_kwargs`` key that none of the named metrics takes (a typo would
-    otherwise be dropped silently and the study would measure something else than asked)."""
-    named = [METRICS[m] for m in metric_list if isinstance(m, str) and m in METRICS]
-    if not named or len(named) < len(metric_list):
-        return  # metric objects are built by the caller; an unknown name fails in _metric with the valid names
-    accepted = frozenset().union(*(cls.accepted_settings() for cls in named))
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise ValueError(
-            f"metric_kwargs {', '.join(map(repr, unknown))} are not settings of "
-            f"{', '.join(c.__name__ for c in named)}; valid: {', '.join(sorted(accepted))}"
-        )
-
-
-def _check_counts(*, n_trials: int, batch_size: int) -> None:
-    if not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be an integer of at least 1, got {n_trials!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+def _check_distinct(metrics: list[str | Metric]) -> None:
+    """Each objective once: ``abpc,abpc`` would be a two-objective study of one metric."""
+    names = [m if isinstance(m, str) else type(m).__name__ for m in metrics]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"each metric may be an objective only once; repeated: {', '.join(repeated)}")
 
 
 def _bases(explainer_cls: ExplainerClasses, model: nn.Module, kwargs: dict[str, Any]) -> list[LRPBase]:
@@ -234,3 +235,18 @@ def _bases(explainer_cls: ExplainerClasses, model: nn.Module, kwargs: dict[str, 
     if not bases:
         raise ValueError("none of the explainers supports this model")
     return bases
+
+
+def check_metric_kwargs(metric_list: list[str | Metric], kwargs: dict[str, Any]) -> None:
+    """Raise ValueError for a ``metric_kwargs`` key that none of the named metrics takes (a typo would
+    otherwise be dropped silently and the study would measure something else than asked)."""
+    named = [METRICS[m] for m in metric_list if isinstance(m, str) and m in METRICS]
+    if not named or len(named) < len(metric_list):
+        return  # metric objects are built by the caller; an unknown name fails in _metric with the valid names
+    accepted = frozenset().union(*(cls.accepted_settings() for cls in named))
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(
+            f"metric_kwargs {', '.join(map(repr, unknown))} are not settings of "
+            f"{', '.join(c.__name__ for c in named)}; valid: {', '.join(sorted(accepted))}"
+        )

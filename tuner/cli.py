@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -19,7 +21,15 @@ import pandas as pd
 
 from . import _policy
 from ._result import TuneResult
-from ._storage import DEFAULT_STORAGE, artifact_dir_for, artifact_store, check_storage, mask_url, open_storage
+from ._storage import (
+    DEFAULT_STORAGE,
+    artifact_dir_for,
+    artifact_store,
+    check_storage,
+    mask_url,
+    open_storage,
+    redact,
+)
 from ._strategies import PRUNERS, SAMPLERS
 
 BASELINES = ("zero", "min", "mean", "blur", "uniform")  # metrics._perturbation.BASELINES, without importing torch
@@ -27,8 +37,19 @@ BASELINES = ("zero", "min", "mean", "blur", "uniform")  # metrics._perturbation.
 EXIT_BAD_INPUT = 2
 
 
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
 class CliError(Exception):
     """Bad input: printed as one line, exit code 2, nothing created."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C: Optuna marks the running trial failed at once (not after the heartbeat)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,14 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger("optuna").handlers:
         handler.addFilter(_without_traceback)  # a failed trial is one line; its reason is in the storage
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.command(args)
-    except KeyboardInterrupt:
-        print("interrupted: the running trial was marked failed; run the same command again to resume", file=sys.stderr)
-        return 130
-    except (CliError, ValueError, OSError) as error:
-        print(f"error: {mask_url(str(error))}", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(
+            f"{'terminated' if terminated else 'interrupted'}: the running trial was marked failed; "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if terminated else 130
+    except (CliError, ValueError, TypeError, OSError) as error:
+        print(f"error: {redact(str(error), getattr(args, 'storage', None))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -107,6 +136,13 @@ def _objective_settings(preset: Any, metric_names: list[str], args: argparse.Nam
     return {**preset_settings, **given}
 
 
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="lrp-tuner", description="Find the most faithful LRP configuration for a model with an Optuna study."
@@ -149,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pruner", default="wilcoxon", choices=PRUNERS)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
-    run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    run.add_argument("--timeout", type=_seconds, help="seconds after which no new trial starts")
     run.add_argument("--out", default="lrp-tuner-out", help="folder for the table, best configuration, heatmaps")
     run.add_argument(
         "--heartbeat",
@@ -195,6 +231,9 @@ def _run(args: argparse.Namespace) -> int:
     for name in metric_names:
         if name not in METRICS:
             raise CliError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
+    repeated = sorted({name for name in metric_names if metric_names.count(name) > 1})
+    if repeated:
+        raise CliError(f"--objectives names {', '.join(repeated)} more than once; give each metric once")
     classes = (
         None
         if args.explainers == "all"
@@ -205,12 +244,18 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
     given = {"n_trials": args.n_trials, "n_samples": args.n_samples, "batch_size": args.batch_size}
     settings = {**preset.defaults, **{k: v for k, v in given.items() if v is not None}}
+    check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
     inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
     settings["n_samples"] = _policy.tuned_on(settings["n_samples"], len(inputs), explicit=args.n_samples is not None)
     n_tune, n_held = _policy.split_sizes(len(inputs), settings["n_samples"])
-    check_storage(args.storage)  # a bad URL or an unreachable server fails here, before any work
+    if args.n_samples is not None and args.n_samples > n_tune:
+        print(
+            f"--n-samples {args.n_samples} is more than the data holds: tuning on all {n_tune} samples, "
+            f"{n_held} held out",
+            file=sys.stderr,
+        )
     device = resolve_device(args.device)
-    model = preset.load_model(args.weights, device=device)
+    model = preset.load_model(args.weights, device=device, seed=args.seed)
     study_name = args.study_name or _policy.study_name(preset.name, metric_names, classes)
     print(
         f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
@@ -280,10 +325,9 @@ def _print_details(result: TuneResult) -> None:
 
 
 def _load_storage(url: str) -> optuna.storages.BaseStorage:
-    storage = open_storage(url, heartbeat_interval=None)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
-        raise CliError(f"no study storage at {url}; run `python -m tuner run` first or pass --storage")
-    return storage
+    """The storage of a read-only command: one that does not exist is an error, never created."""
+    check_storage(url, must_exist=True)
+    return open_storage(url, heartbeat_interval=None)
 
 
 def _best(args: argparse.Namespace) -> int:

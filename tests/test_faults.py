@@ -1,0 +1,315 @@
+"""Fault injection: what a hostile or unlucky user does to a study, and the study afterwards.
+
+Real `python -m tuner` processes where a process is involved (moved artifacts, other weights, Ctrl-C and
+SIGTERM in a default's trial, read-only commands, bad input); each test reads the stored study back (trial
+states and counts, fingerprints, attributes), not only the exit code.
+"""
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from helpers import hook_count, wait_for
+from optuna.trial import TrialState
+from PIL import Image
+from torch import nn
+from test_workers import worker_env
+
+from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
+from tuner import tune
+from tuner._storage import mask_url, redact
+from tuner._study import StudyMismatchError, record_storage
+
+FAST = ["--explainers", "uniform_epsilon", "--pruner", "none", "--batch-size", "8", "--no-progress", "--no-report"]
+
+
+def cli(*args, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuner", *args], capture_output=True, text=True, cwd=cwd,
+                          env=worker_env(), timeout=timeout)
+
+
+def run(storage: str, *args: str, cwd: Path, n_trials: int = 3, n_samples: int = 8) -> subprocess.CompletedProcess:
+    return cli("run", "--storage", storage, "--study-name", "s", "--n-trials", str(n_trials),
+               "--n-samples", str(n_samples), *FAST, *args, cwd=cwd)
+
+
+def trials(storage: str, name: str = "s") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def count(storage: str, state: TrialState, name: str = "s") -> int:
+    return sum(t.state == state for t in trials(storage, name))
+
+
+def one_clear_line(done: subprocess.CompletedProcess) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert [line.startswith("error:") for line in lines][-1:] == [True] and len(lines) <= 2, done.stderr
+
+
+# -- artifacts never block a study -----------------------------------------------------------------------------
+def test_a_copied_storage_whose_heatmaps_are_gone_resumes(trained_digits, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    first = run(storage, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    shutil.copy(tmp_path / "a.db", tmp_path / "b.db")  # a copy under another name, its artifacts not copied
+    shutil.rmtree(tmp_path / "a-artifacts")  # and the original's heatmaps deleted
+    copy = f"sqlite:///{tmp_path / 'b.db'}"
+    study = optuna.load_study(study_name="s", storage=copy)
+    answered = study.best_trial
+    study.enqueue_trial(answered.params)  # a repeat: answered from the study, whose heatmap is gone
+
+    again = run(copy, cwd=tmp_path, n_trials=5)
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr and "is missing" in again.stderr
+    stored = trials(copy)
+    assert [t.state for t in stored].count(TrialState.COMPLETE) == 5
+    assert TrialState.FAIL not in [t.state for t in stored]
+    repeat = next(t for t in stored if t.user_attrs.get("repeat_of") == answered.number)
+    metas = optuna.artifacts.get_all_artifact_meta(repeat, storage=optuna.storages.RDBStorage(copy))
+    assert len(metas) == 1 and (tmp_path / "b-artifacts" / metas[0].artifact_id).is_file()  # it drew its own
+    assert optuna.load_study(study_name="s", storage=copy).user_attrs["artifact_dir"] == str(tmp_path / "b-artifacts")
+
+
+# -- one study, one model ---------------------------------------------------------------------------------------
+def test_random_weights_are_drawn_from_the_seed_and_another_model_is_refused(trained_digits, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'b.db'}"
+    first = run(storage, "--weights", "none", cwd=tmp_path, n_trials=2)
+    assert first.returncode == 0, first.stderr
+    second = run(storage, "--weights", "none", cwd=tmp_path, n_trials=4)  # the same command: the same model
+    assert second.returncode == 0, second.stderr
+    stored = trials(storage)
+    assert [t.state for t in stored].count(TrialState.COMPLETE) == 4
+    assert len({t.user_attrs["model"]["sha256"] for t in stored}) == 1
+
+    for other in (["--n-trials", "6"], ["--weights", "none", "--seed", "1", "--n-trials", "6"]):
+        done = run(storage, *other, cwd=tmp_path)  # the trained model, then random weights of another seed
+        one_clear_line(done)
+        assert "another model" in done.stderr or "another data" in done.stderr
+        assert [(t.number, t.state) for t in trials(storage)] == [(t.number, t.state) for t in stored]
+
+
+def _tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 10))
+
+
+def test_tune_refuses_to_resume_with_other_weights_or_other_samples(tmp_path):
+    model, storage = _tiny_model(), f"sqlite:///{tmp_path / 't.db'}"
+    x, y = torch.randn(24, 1, 8, 8), torch.randint(0, 10, (24,))
+    options = dict(n_trials=2, n_samples=4, storage=storage, study_name="t", show_progress_bar=False, pruner="none")
+    tune(LRPUniformEpsilon, model, (x, y), **options)
+    before = [(t.number, t.state) for t in trials(storage, "t")]
+    recorded = optuna.load_study(study_name="t", storage=storage).user_attrs
+    assert {"model", "data"} <= recorded.keys()
+    other = _tiny_model()
+    with torch.no_grad():
+        other[0].weight.add_(1e-3)
+    with pytest.raises(StudyMismatchError, match="another model"):
+        tune(LRPUniformEpsilon, other, (x, y), **{**options, "n_trials": 4})
+    with pytest.raises(StudyMismatchError, match="another data"):
+        tune(LRPUniformEpsilon, model, (x + 1, y), **{**options, "n_trials": 4})
+    assert [(t.number, t.state) for t in trials(storage, "t")] == before
+
+
+# -- interrupted defaults, SIGTERM -----------------------------------------------------------------------------
+def _freeze_in_first_trial(process: subprocess.Popen, storage: str) -> None:
+    """SIGSTOP the process while trial 0 (the default configuration) runs."""
+    def probe():
+        try:
+            stored = trials(storage)
+        except KeyError:
+            return None
+        return bool(stored) and stored[0].state == TrialState.RUNNING
+    wait_for(probe, timeout=300, interval=0.05)
+    process.send_signal(signal.SIGSTOP)
+    assert probe(), "trial 0 finished before the process could be frozen in it; use more samples"
+
+
+@pytest.mark.parametrize("sent, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                              (signal.SIGTERM, 143, "terminated")])
+def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, word, trained_digits, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'c.db'}"
+    command = [sys.executable, "-m", "tuner", "run", "--storage", storage, "--study-name", "s", "--n-trials", "3",
+               "--n-samples", "256", *FAST]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(),
+                             cwd=tmp_path)
+    try:
+        _freeze_in_first_trial(first, storage)
+        first.send_signal(sent)
+        first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == code and word in err and "Traceback" not in err, err
+    stored = trials(storage)
+    assert stored[0].state == TrialState.FAIL  # at once, not after the heartbeat
+    assert stored[0].user_attrs.get("default_configuration") and TrialState.RUNNING not in [t.state for t in stored]
+
+    again = subprocess.run(command, capture_output=True, text=True, env=worker_env(), cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr
+    stored = trials(storage)
+    defaults = [t for t in stored if t.user_attrs.get("default_configuration")]
+    assert [t.state for t in defaults] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert defaults[1].params == defaults[0].params
+    assert [t.state for t in stored].count(TrialState.COMPLETE) == 3
+
+
+# -- read-only commands, bad input -----------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["best", "dashboard"])
+@pytest.mark.parametrize("storage", ["sqlite:///{tmp}/typo/studies.db", "{tmp}/typo/journal.log"])
+def test_read_only_commands_never_create_a_storage(command, storage, tmp_path):
+    url = storage.replace("{tmp}", str(tmp_path))
+    extra = ["--study-name", "s"] if command == "best" else ["--port", "1"]
+    done = cli(command, "--storage", url, *extra, cwd=tmp_path, timeout=120)
+    one_clear_line(done)
+    assert "no study storage" in done.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def _digit_folder(tmp_path: Path, n: int = 6) -> Path:
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for index, image in enumerate(load_digits().images[:n]):
+        Image.fromarray((image * 255 / 16).astype("uint8"), mode="L").save(folder / f"{index}.png")
+    return folder
+
+
+def test_n_samples_beyond_the_data_and_a_timeout_say_what_happened(trained_digits, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'd.db'}"
+    done = cli("run", "--storage", storage, "--study-name", "s", "--data", str(_digit_folder(tmp_path)),
+               "--n-samples", "100000", "--n-trials", "500", "--timeout", "1", *FAST, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "--n-samples 100000 is more than the data holds: tuning on all 6 samples, 0 held out" in done.stderr
+    complete = count(storage, TrialState.COMPLETE)
+    assert 0 < complete < 500
+    assert f"stopped by the timeout of 1s: {complete} of 500 trials complete" in done.stderr
+    assert optuna.load_study(study_name="s", storage=storage).user_attrs["n_samples"] == 6
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--objectives", "abpc,abpc"], "more than once"),
+    (["--timeout", "-5"], "positive number of seconds"),
+    (["--timeout", "nan"], "positive number of seconds"),
+])
+def test_bad_arguments_store_nothing(args, message, tmp_path):
+    done = run(f"sqlite:///{tmp_path / 'e.db'}", *args, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "e.db").exists()
+
+
+@pytest.mark.parametrize("name", ["corrupt.db", "corrupt.log"])
+def test_a_corrupt_storage_file_is_named_and_left_as_it_was(name, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(b"{not json, not SQLite\n" * 50)
+    url = f"sqlite:///{path}" if name.endswith(".db") else str(path)
+    done = run(url, cwd=tmp_path)
+    one_clear_line(done)
+    assert str(path) in done.stderr and "corrupt" in done.stderr
+    assert path.read_bytes() == b"{not json, not SQLite\n" * 50
+
+
+def test_a_corrupt_weights_file_is_named_without_unsafe_advice(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"\x80\x04garbage" * 40)
+    done = run(f"sqlite:///{tmp_path / 'f.db'}", "--weights", str(weights), cwd=tmp_path)
+    one_clear_line(done)
+    assert str(weights) in done.stderr and "weights_only" not in done.stderr
+    assert not (tmp_path / "f.db").exists()
+
+
+# -- secrets ---------------------------------------------------------------------------------------------------
+PASSWORDS = ["p@ss", "pa:ss", "pa/ss", "pass word", "p%40ss%2Fw", "a@b:c/d e%20f"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_storage_password_is_masked_whatever_it_holds(password):
+    url = f"postgresql://user:{password}@db.example:5432/studies?sslmode=require"
+    assert mask_url(url) == "postgresql://user:***@db.example:5432/studies?sslmode=require"
+    message = f"connection to {url} failed for password {password} ({optuna.__name__})"
+    assert password not in redact(message, url)
+    study = optuna.create_study()
+    record_storage(study, url)
+    assert password not in str(study.user_attrs) and "user:***@db.example" in study.user_attrs["storage"]
+
+
+def test_an_unreachable_storage_error_shows_no_part_of_the_password(tmp_path):
+    secret = "s3@c:r/e t%40X"
+    done = run(f"postgresql://user:{secret}@127.0.0.1:1/db", cwd=tmp_path)
+    one_clear_line(done)
+    for piece in ("s3", "r/e", "t%40X", "e t"):
+        assert piece not in done.stderr + done.stdout, done.stderr
+    assert "user:***@127.0.0.1:1/db" in done.stderr
+
+
+# -- tune(): validated before any study; the model returned as it came --------------------------------------------
+@pytest.mark.parametrize("change, error, message", [
+    ({"targets": 15}, ValueError, "out of range"),
+    ({"targets": -1}, ValueError, "out of range"),
+    ({"targets": 1.5}, ValueError, "integer class indices"),
+    ({"inputs": float("nan")}, ValueError, "NaN or infinite"),
+    ({"model": "resnet50"}, TypeError, "torch.nn.Module"),
+    ({"model": lambda x: x}, TypeError, "torch.nn.Module"),
+    ({"timeout": -5}, ValueError, "timeout"),
+    ({"n_trials": 0}, ValueError, "n_trials"),
+    ({"n_samples": 2.5}, TypeError, "n_samples"),
+    ({"n_heatmaps": -1}, ValueError, "n_heatmaps"),
+    ({"metric": ["abpc", "abpc"]}, ValueError, "only once"),
+])
+def test_tune_checks_its_input_before_any_study_exists(change, error, message, tmp_path):
+    x, y = torch.randn(12, 1, 8, 8), torch.randint(0, 10, (12,))
+    if "targets" in change:
+        y = torch.full((12,), change.pop("targets"))
+    if "inputs" in change:
+        x[::3, 0, 2, 2] = change.pop("inputs")  # a third of the samples: some are among those chosen
+    model = change.pop("model", _tiny_model())
+    storage = tmp_path / "g.db"
+    with pytest.raises(error, match=message):
+        tune(LRPUniformEpsilon, model, (x, y), **{"n_trials": 2, "n_samples": 4, "storage": f"sqlite:///{storage}",
+                                                  "show_progress_bar": False, **change})
+    assert not storage.exists()
+
+
+def _state(model: nn.Module):
+    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()], hook_count(model),
+            {k: v.clone() for k, v in model.state_dict().items()})
+
+
+def _same(before, after) -> bool:
+    return before[:3] == after[:3] and all(torch.equal(before[3][k], after[3][k]) for k in before[3])
+
+
+def test_explainers_and_tune_return_the_model_as_it_came_also_on_error():
+    model = _tiny_model().train()
+    model[0].weight.requires_grad_(False)
+    model[4].register_forward_hook(lambda module, args, output: None)
+    before = _state(model)
+    x, y = torch.randn(12, 1, 8, 8), torch.randint(0, 10, (12,))
+    explainer = LRPEpsilonGammaBox(model, low=-4.0, high=4.0)
+    explainer.attribute(x[:2], y[:2])
+    assert _same(before, _state(model))
+    with pytest.raises(ValueError, match="out of range"):
+        explainer.attribute(x[:2], torch.tensor([0, 99]))
+    assert _same(before, _state(model))
+    result = tune(LRPUniformEpsilon, model, (x, y), n_trials=2, n_samples=4, show_progress_bar=False)
+    assert _same(before, _state(model))
+    result.summary()  # scores after tune() run the model in eval mode and leave it in training mode
+    assert _same(before, _state(model))
+    with pytest.raises(ValueError):
+        tune(LRPUniformEpsilon, model, (x, torch.full((12,), 42)), n_trials=2, n_samples=4, show_progress_bar=False)
+    assert _same(before, _state(model))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_explainer_parameters_are_refused(value):
+    explainer = LRPEpsilonGammaBox(_tiny_model())
+    for name in ("epsilon", "stabilizer", "gamma", "low"):
+        with pytest.raises(ValueError, match=name):
+            explainer.set_kwargs(**{name: value})
