@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.request
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def _download(arch: str, weights: WeightsEnum) -> dict[str, Tensor]:
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     absent = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
+        if not (folder / Path(weights.url).name).is_file():
+            _reachable(weights.url)  # fail before torch.hub announces a download
         return torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True, weights_only=True)
     except (OSError, RuntimeError) as exc:  # URLError and socket errors are OSErrors
         for created in absent:  # torch.hub made these folders before the download failed
@@ -37,6 +40,12 @@ def _download(arch: str, weights: WeightsEnum) -> dict[str, Tensor]:
             f"hub cache folder {folder} (as {Path(weights.url).name}): put the file there, or pass --weights PATH "
             "(a local state dict) or --weights none (random weights)"
         ) from exc
+
+
+def _reachable(url: str) -> None:
+    """Raise URLError (an OSError) when ``url`` cannot be reached within 15 seconds."""
+    with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15):
+        pass
 
 
 def random_model(arch: str, seed: int = 0, **kwargs: object) -> nn.Module:

@@ -21,6 +21,7 @@ class Samples(NamedTuple):
     targets: torch.Tensor
     holdout_inputs: torch.Tensor
     holdout_targets: torch.Tensor
+    targets_from: str = "label"  # "label" (the data's) or "prediction" (the model's)
 
 
 def fixed_samples(
@@ -55,12 +56,13 @@ def fixed_samples(
             "data must hold inputs shaped (N, ...): (inputs, targets) tensors, an inputs tensor, "
             "a torch Dataset or a DataLoader"
         )
+    targets_from = "label" if targets is not None else "prediction"
     if targets is None:
         with torch.no_grad():
             targets = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)])
     targets = torch.as_tensor(targets).long()
     inputs, targets = inputs.to(device), targets.to(device)
-    return Samples(inputs[:n_tune], targets[:n_tune], inputs[n_tune:], targets[n_tune:])
+    return Samples(inputs[:n_tune], targets[:n_tune], inputs[n_tune:], targets[n_tune:], targets_from)
 
 
 def _indexable(data: Data) -> tuple[int, Callable]:
