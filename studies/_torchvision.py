@@ -98,7 +98,7 @@ def load_torchvision_model(
     check_weights(arch, weights)
     chosen = pretrained_weights(arch, weights)
     extra = {} if num_classes is None else {"num_classes": num_classes}
-    if str(weights).lower() == "none":
+    if weights is not None and weights.lower() == "none":
         return random_model(arch, **extra)
     if chosen is not None:
         n_categories = len(chosen.meta["categories"])
