@@ -29,3 +29,7 @@ def first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+class ModelImportError(PresetError):
+    """A ``module:callable`` model cannot be imported, found, or built."""

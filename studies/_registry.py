@@ -64,17 +64,24 @@ def available_presets() -> list[str]:
     return sorted({*_PRESETS, *_entry_points()})
 
 
-def get_preset(name: str) -> Preset:
-    """Return the preset called `name`, or raise UnknownPresetError listing the known names."""
+def registered_preset(name: str) -> Preset | None:
+    """The preset registered (or installed through an entry point) as `name`, else None."""
     if name in _PRESETS:
         return _PRESETS[name]
     found = _entry_points().get(name)
-    if found is not None:
-        return _load_entry_point(found)
+    return None if found is None else _load_entry_point(found)
+
+
+def get_preset(name: str) -> Preset:
+    """Return the preset called `name` (registered, installed, or any torchvision classification architecture
+    with its DEFAULT weights' preprocessing), or raise UnknownPresetError listing the known names."""
+    registered = registered_preset(name)
+    if registered is not None:
+        return registered
     if name in torchvision_classifiers():
         return torchvision_preset(name, f"torchvision {name} on ImageNet photographs", GENERIC_DEFAULTS)
     raise UnknownPresetError(
         f"unknown preset {name!r}; known presets: {', '.join(available_presets())}, and every classification "
-        "architecture of torchvision.models, e.g. efficientnet_b0 or vit_b_16 (add your own with "
-        "studies.register_preset)"
+        "architecture of torchvision.models, e.g. efficientnet_b0 or vit_b_16, or an import path "
+        "package.module:callable or file.py:callable"
     )

@@ -8,6 +8,8 @@ structure a classifier reads and coincides with no reference row's reference poi
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from functools import partial
 from pathlib import Path
 
@@ -16,10 +18,10 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
-from ._base import Preset, bounds_from_normalization
-from ._errors import WeightsUnavailableError, first_line
-from ._images import load_image_folder, sample_photos
-from ._weights import apply_state_dict, read_state_dict
+from ._base import Preset
+from ._errors import WeightsError, WeightsUnavailableError, first_line
+from ._preprocessing import Preprocessing, load_images
+from ._weights import apply_state_dict, head_size, read_state_dict
 
 
 def _weights_enum(arch: str) -> type[WeightsEnum]:
@@ -27,15 +29,29 @@ def _weights_enum(arch: str) -> type[WeightsEnum]:
 
 
 def _download(arch: str, weights: WeightsEnum) -> dict[str, Tensor]:
-    """Fetch torchvision weights into the torch hub cache (or read them from it)."""
+    """Fetch torchvision weights into torchvision's hub cache, or read them from it without a network; when they
+    can be neither, raise WeightsUnavailableError and leave no folder behind."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    absent = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
+        if not (folder / Path(weights.url).name).is_file():
+            _reachable(weights.url)  # fail before torch.hub announces a download
         return torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True, weights_only=True)
     except (OSError, RuntimeError) as exc:  # URLError and socket errors are OSErrors
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        for created in absent:  # torch.hub made these folders before the download failed
+            if created.is_dir() and not any(created.iterdir()):
+                created.rmdir()
         raise WeightsUnavailableError(
-            f"cannot get the {arch} weights {weights} ({first_line(exc)}); when offline, put the file at "
-            f"{cached}, or pass --weights PATH (a local state dict) or --weights none (random weights)"
+            f"cannot fetch the {arch} weights {weights.name} ({first_line(exc)}); torchvision looks for them in its "
+            f"hub cache folder {folder} (as {Path(weights.url).name}): put the file there, or pass --weights PATH "
+            "(a local state dict) or --weights none (random weights)"
         ) from exc
+
+
+def _reachable(url: str) -> None:
+    """Raise URLError (an OSError) when ``url`` cannot be reached within 15 seconds."""
+    with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15):
+        pass
 
 
 def random_model(arch: str, seed: int = 0, **kwargs: object) -> nn.Module:
@@ -53,38 +69,82 @@ def random_model(arch: str, seed: int = 0, **kwargs: object) -> nn.Module:
     return model
 
 
-def load_torchvision_model(arch: str, weights: str | None, device: torch.device) -> nn.Module:
-    """Build torchvision model `arch` with weights DEFAULT (or an enum name like IMAGENET1K_V1), none, or PATH."""
-    spec = "DEFAULT" if weights is None else str(weights)
-    members = _weights_enum(arch).__members__
-    if spec.lower() == "none":
-        return random_model(arch, seed=torch.initial_seed())  # Preset.load_model seeds it from --seed
-    if spec.upper() == "DEFAULT" or spec in members:
-        chosen = _weights_enum(arch).DEFAULT if spec.upper() == "DEFAULT" else members[spec]
+def default_weights(arch: str) -> WeightsEnum:
+    """The DEFAULT weights of ``arch``: their preprocessing serves random weights and state dicts too."""
+    return _weights_enum(arch).DEFAULT
+
+
+def pretrained_weights(arch: str, spec: str | None) -> WeightsEnum | None:
+    """The torchvision weights that ``--weights`` names (DEFAULT, or an enum member name such as IMAGENET1K_V2;
+    None means DEFAULT), or None for ``none`` and a state-dict path."""
+    spec = "DEFAULT" if spec is None else str(spec)
+    enum = _weights_enum(arch)
+    if spec.upper() == "DEFAULT":
+        return enum.DEFAULT
+    return enum.__members__.get(spec)
+
+
+def check_weights(arch: str, spec: str | None) -> None:
+    """Raise WeightsError, listing the valid names, when ``--weights`` looks like a weights enum name that
+    ``arch`` does not have (and is no file)."""
+    if spec is None or spec.lower() == "none" or pretrained_weights(arch, spec) is not None:
+        return
+    if not Path(spec).expanduser().exists() and re.fullmatch(r"[A-Z][A-Z0-9_]*", spec):
+        raise WeightsError(
+            f"{arch} has no weights {spec}; pass --weights DEFAULT, "
+            f"{', '.join(k for k in _weights_enum(arch).__members__ if k != 'DEFAULT')}, none, or a state-dict path"
+        )
+
+
+def load_torchvision_model(
+    arch: str, weights: str | None, device: torch.device, *, num_classes: int | None = None
+) -> nn.Module:
+    """Build torchvision model `arch` with weights DEFAULT (or an enum name like IMAGENET1K_V1), none, or PATH;
+    ``num_classes`` sets the head (read from a state dict's head when not given)."""
+    check_weights(arch, weights)
+    chosen = pretrained_weights(arch, weights)
+    extra = {} if num_classes is None else {"num_classes": num_classes}
+    if weights is not None and weights.lower() == "none":
+        return random_model(arch, seed=torch.initial_seed(), **extra)  # Preset.load_model seeds it from --seed
+    if chosen is not None:
+        n_categories = len(chosen.meta["categories"])
+        if num_classes is not None and num_classes != n_categories:
+            raise WeightsError(
+                f"the {arch} weights {chosen.name} have {n_categories} classes, not {num_classes}; pass --weights PATH "
+                "(a state dict with that head) or --weights none"
+            )
         state_dict = _download(arch, chosen)
         return apply_state_dict(torchvision.models.get_model(arch, weights=None), state_dict, chosen.url)
-    state_dict = read_state_dict(spec)
-    return apply_state_dict(torchvision.models.get_model(arch, weights=None), state_dict, spec)
+    state_dict = read_state_dict(str(weights))
+    if num_classes is None:
+        num_classes = head_size(torchvision.models.get_model(arch, weights=None), state_dict)
+        extra = {} if num_classes is None else {"num_classes": num_classes}
+    return apply_state_dict(torchvision.models.get_model(arch, weights=None, **extra), state_dict, str(weights))
 
 
-def load_torchvision_data(arch: str, data_dir: Path | None, n_samples: int | None) -> tuple[Tensor, Tensor | None]:
-    """Preprocess an image folder, or the bundled sample photographs (no labels), with the weights' transforms."""
-    transform = _weights_enum(arch).DEFAULT.transforms()
-    if data_dir is not None:
-        return load_image_folder(data_dir, transform, n_samples)
-    photos = sample_photos()[:n_samples]
-    return torch.stack([transform(photo) for photo in photos]), None
+def torchvision_preprocessing(arch: str, weights: str | None = None) -> Preprocessing:
+    """The preprocessing of the weights ``--weights`` names; for none or a path, that of the DEFAULT weights."""
+    chosen = pretrained_weights(arch, weights)
+    return Preprocessing.from_weights(chosen if chosen is not None else default_weights(arch))
 
 
-def torchvision_preset(arch: str, description: str, defaults: dict) -> Preset:
-    """Make the preset of torchvision model `arch`, with bounds from its weights' normalisation."""
-    transform = _weights_enum(arch).DEFAULT.transforms()
-    low, high = bounds_from_normalization(transform.mean, transform.std)
+def torchvision_preset(
+    arch: str,
+    description: str,
+    defaults: dict,
+    *,
+    preprocessing: Preprocessing | None = None,
+    num_classes: int | None = None,
+) -> Preset:
+    """Make the preset of torchvision model `arch`: its data and bounds follow ``preprocessing`` (default: that of
+    its DEFAULT weights), its model has ``num_classes`` outputs (default: those of the weights)."""
+    preprocessing = preprocessing or torchvision_preprocessing(arch)
+    low, high = preprocessing.bounds()
     return Preset(
         name=arch,
         description=description,
-        model=partial(load_torchvision_model, arch),
-        data=partial(load_torchvision_data, arch),
+        model=partial(load_torchvision_model, arch, num_classes=num_classes),
+        data=partial(load_images, preprocessing),
         low=low,
         high=high,
         defaults=defaults,
@@ -94,6 +154,12 @@ def torchvision_preset(arch: str, description: str, defaults: dict) -> Preset:
 
 #: study defaults of a torchvision architecture that has no preset of its own
 GENERIC_DEFAULTS = {"n_samples": 16, "n_trials": 20, "batch_size": 4}
+#: study defaults of the torchvision architectures that have a preset
+TORCHVISION_DEFAULTS = {
+    "resnet50": {"n_samples": 16, "n_trials": 20, "batch_size": 4},
+    "resnet18": {"n_samples": 16, "n_trials": 40, "batch_size": 8},
+    "vgg16": {"n_samples": 16, "n_trials": 12, "batch_size": 4},
+}
 
 
 def torchvision_classifiers() -> list[str]:
@@ -102,11 +168,9 @@ def torchvision_classifiers() -> list[str]:
 
 
 RESNET50 = torchvision_preset(
-    "resnet50", "torchvision ResNet-50 on ImageNet photographs", {"n_samples": 16, "n_trials": 20, "batch_size": 4}
+    "resnet50", "torchvision ResNet-50 on ImageNet photographs", TORCHVISION_DEFAULTS["resnet50"]
 )
 RESNET18 = torchvision_preset(
-    "resnet18", "torchvision ResNet-18 on ImageNet photographs", {"n_samples": 16, "n_trials": 40, "batch_size": 8}
+    "resnet18", "torchvision ResNet-18 on ImageNet photographs", TORCHVISION_DEFAULTS["resnet18"]
 )
-VGG16 = torchvision_preset(
-    "vgg16", "torchvision VGG-16 on ImageNet photographs", {"n_samples": 16, "n_trials": 12, "batch_size": 4}
-)
+VGG16 = torchvision_preset("vgg16", "torchvision VGG-16 on ImageNet photographs", TORCHVISION_DEFAULTS["vgg16"])

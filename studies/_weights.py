@@ -56,20 +56,43 @@ def _reason(exc: BaseException) -> str:
 
 
 def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
-    """Load `state_dict` into `model`, or raise WeightsError counting missing/unexpected/mismatched keys."""
+    """Load `state_dict` into `model` strictly, or raise WeightsError listing, in one line, the missing,
+    unexpected and mismatched-shape keys."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = sorted(key for key in set(expected) & set(state_dict) if expected[key].shape != state_dict[key].shape)
     if missing or unexpected or mismatched:
-        example = (missing + unexpected + mismatched)[0]
+        shapes = [f"{k} {list(state_dict[k].shape)} vs {list(expected[k].shape)}" for k in mismatched]
+        problems = [
+            f"{len(keys)} {kind}" + (f" ({_listed(keys)})" if keys else "")
+            for kind, keys in (("missing", missing), ("unexpected", unexpected), ("mismatched-shape", shapes))
+        ]
         raise WeightsError(
-            f"weights file {source} does not match {type(model).__name__}: {len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(mismatched)} mismatched-shape keys (e.g. {example!r}); "
+            f"weights file {source} does not match {type(model).__name__}: {'; '.join(problems)} keys; "
             "pass the weights saved from this architecture, or --weights none"
         )
     model.load_state_dict(state_dict)
     return model
+
+
+def _listed(keys: list[str], shown: int = 4) -> str:
+    more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def head_size(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> int | None:
+    """The number of classes of a state dict saved from ``model``'s architecture with another head (the rows
+    of its last weight), or None when its keys or any shape outside that head differ (the load then lists them)."""
+    expected = model.state_dict()
+    if set(expected) != set(state_dict):
+        return None
+    differing = [key for key in expected if expected[key].shape != state_dict[key].shape]
+    head = [key for key in expected if key.endswith("weight")][-1:]
+    module = head[0].rsplit(".", 1)[0] if head else None
+    if not differing or any(key.rsplit(".", 1)[0] != module for key in differing):
+        return None
+    return int(state_dict[head[0]].shape[0])
 
 
 def save_atomically(obj: object, path: Path) -> None:

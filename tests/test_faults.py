@@ -16,8 +16,8 @@ import torch
 from helpers import hook_count, wait_for
 from optuna.trial import TrialState
 from PIL import Image
-from torch import nn
 from test_workers import worker_env
+from torch import nn
 
 from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
 from tuner import tune

@@ -22,6 +22,7 @@ class Samples(NamedTuple):
     targets: torch.Tensor
     holdout_inputs: torch.Tensor
     holdout_targets: torch.Tensor
+    targets_from: str = "label"  # "label" (the data's) or "prediction" (the model's)
 
 
 def fixed_samples(
@@ -57,12 +58,13 @@ def fixed_samples(
             "a torch Dataset or a DataLoader"
         )
     check_inputs(inputs)
+    targets_from = "label" if targets is not None else "prediction"
     if targets is None:
         with torch.no_grad():
             targets = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)])
     targets = check_targets(targets, len(inputs))
     inputs, targets = inputs.to(device), targets.to(device)
-    return Samples(inputs[:n_tune], targets[:n_tune], inputs[n_tune:], targets[n_tune:])
+    return Samples(inputs[:n_tune], targets[:n_tune], inputs[n_tune:], targets[n_tune:], targets_from)
 
 
 def _indexable(data: Data) -> tuple[int, Callable]:

@@ -191,6 +191,7 @@ def _study_attrs(
         "explainers": list(space.variants),
         "search_space": space.describe(),
         "n_samples": len(samples.inputs),
+        "targets": samples.targets_from,
         "seed": seed,
     }
 

@@ -143,6 +143,13 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _floats(value: str) -> list[float]:
+    try:
+        return [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="lrp-tuner", description="Find the most faithful LRP configuration for a model with an Optuna study."
@@ -150,9 +157,30 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run (or resume) a study")
-    run.add_argument("--model", help="preset name (default: the embedded digits ResNet)")
-    run.add_argument("--weights", help="DEFAULT (torchvision), a state-dict PATH, or none (random)")
-    run.add_argument("--data", help="image folder (flat or one subfolder per class)")
+    run.add_argument(
+        "--model",
+        help="a preset (default: the embedded digits ResNet), any torchvision classifier (efficientnet_b0, "
+        "vit_b_16, ...), or your own: package.module:callable or path/to/file.py:callable returning an nn.Module",
+    )
+    run.add_argument(
+        "--weights",
+        help="DEFAULT or a torchvision weights name (IMAGENET1K_V2), a state-dict PATH, or none (random); "
+        "default: the preset's, torchvision's DEFAULT, or the callable's own initialisation",
+    )
+    run.add_argument("--num-classes", type=_positive, help="outputs of the model's head (passed as num_classes=)")
+    run.add_argument("--input-size", type=_positive, help="crop size in pixels (default: from the weights, or 224)")
+    run.add_argument("--mean", type=_floats, help="normalisation mean per channel, e.g. 0.5,0.5,0.5 (one: grayscale)")
+    run.add_argument("--std", type=_floats, help="normalisation std per channel, e.g. 0.25,0.25,0.25")
+    run.add_argument(
+        "--data",
+        help="image folder (flat or one subfolder per class), preprocessed for the model; default: the preset's "
+        "data, or sample photographs",
+    )
+    run.add_argument(
+        "--targets",
+        choices=["label", "prediction"],
+        help="explain the label or the model's prediction (default: the label where the data has one)",
+    )
     run.add_argument(
         "--explainers",
         default="all",
@@ -226,7 +254,14 @@ def _run(args: argparse.Namespace) -> int:
     from ._device import resolve_device
     from ._tune import tune
 
-    preset = studies.get_preset(args.model or studies.DEFAULT_PRESET)
+    preset = studies.model_preset(
+        args.model or studies.DEFAULT_PRESET,
+        weights=args.weights,
+        input_size=args.input_size,
+        mean=args.mean,
+        std=args.std,
+        num_classes=args.num_classes,
+    )
     metric_names = [name.strip() for name in (args.objectives or args.metric).split(",") if name.strip()]
     for name in metric_names:
         if name not in METRICS:
@@ -246,6 +281,12 @@ def _run(args: argparse.Namespace) -> int:
     settings = {**preset.defaults, **{k: v for k, v in given.items() if v is not None}}
     check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
     inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
+    targets = args.targets or ("label" if labels is not None else "prediction")
+    if targets == "label" and labels is None:
+        raise CliError(
+            f"--targets label needs labelled data, but {args.data or 'the default data'} has no labels; "
+            "pass --data with one subfolder per class, or --targets prediction"
+        )
     settings["n_samples"] = _policy.tuned_on(settings["n_samples"], len(inputs), explicit=args.n_samples is not None)
     n_tune, n_held = _policy.split_sizes(len(inputs), settings["n_samples"])
     if args.n_samples is not None and args.n_samples > n_tune:
@@ -255,8 +296,11 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     device = resolve_device(args.device)
-    model = preset.load_model(args.weights, device=device, seed=args.seed)
+    model = preset.load_model(device=device, seed=args.seed)  # the weights are bound in the preset
+    if targets == "label":
+        _check_labels(model, inputs, labels)
     study_name = args.study_name or _policy.study_name(preset.name, metric_names, classes)
+    print(f"model {preset.name}: {preset.description}", file=sys.stderr)
     print(
         f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
         f"{n_tune} samples ({n_held} held out), metric {', '.join(metric_names)}"
@@ -264,8 +308,7 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
 
-    # a folder's class names need not be the model's classes: explain the model's own predictions there
-    data = (inputs, labels) if labels is not None and args.data is None else inputs
+    data = (inputs, labels) if targets == "label" and labels is not None else inputs
     result = tune(
         classes,
         model,
@@ -297,6 +340,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nresults in {Path(args.out).resolve()}")
     print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
     return 0
+
+
+def _check_labels(model: Any, inputs: Any, labels: Any) -> None:
+    """A folder's class indices (its subfolders in sorted order) must be outputs of the model."""
+    import torch
+
+    device = next(model.parameters(), torch.empty(0)).device
+    try:
+        with torch.no_grad():
+            n_outputs = model(inputs[:1].to(device)).shape[-1]
+    except RuntimeError:
+        return  # inputs the model rejects: tune() says why in one line
+    if int(labels.max()) >= n_outputs:
+        raise CliError(
+            f"the data has {int(labels.max()) + 1} classes but the model has {n_outputs} outputs; "
+            "pass --targets prediction, or --num-classes with a matching head"
+        )
 
 
 def _readable(table: pd.DataFrame) -> pd.DataFrame:
