@@ -156,51 +156,50 @@ class ConservingAlphaBeta(BasicHook):
         )
 
 
-class ConservingEpsilonPlus(LayerMapComposite):
+class _EpsilonDenseComposite(LayerMapComposite):
+    """A zennit-style composite: a conserving rule on convolutions, epsilon on dense layers, ``layer_map``
+    prepended; a subclass names its convolution rule (:meth:`convolution_rule`)."""
+
+    def __init__(
+        self,
+        epsilon: StabilizerLike = 1e-6,
+        stabilizer: StabilizerLike = 1e-6,
+        layer_map: list | None = None,
+        zero_params: list[str] | None = None,
+        canonizers: list | None = None,
+    ) -> None:
+        layer_map = (
+            list(layer_map or [])
+            + layer_map_base(stabilizer)
+            + [
+                (Convolution, self.convolution_rule(stabilizer, zero_params)),
+                (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params)),
+            ]
+        )
+        super().__init__(layer_map=layer_map, canonizers=canonizers)
+
+    @staticmethod
+    def convolution_rule(stabilizer: StabilizerLike, zero_params: list[str] | None) -> BasicHook:
+        raise NotImplementedError
+
+
+class ConservingEpsilonPlus(_EpsilonDenseComposite):
     """zennit's EpsilonPlus composite with :class:`ConservingZPlus` on convolutions (epsilon on dense layers).
 
     Same signature as :class:`zennit.composites.EpsilonPlus`; ``layer_map`` is prepended.
     """
 
-    def __init__(
-        self,
-        epsilon: StabilizerLike = 1e-6,
-        stabilizer: StabilizerLike = 1e-6,
-        layer_map: list | None = None,
-        zero_params: list[str] | None = None,
-        canonizers: list | None = None,
-    ) -> None:
-        layer_map = (
-            list(layer_map or [])
-            + layer_map_base(stabilizer)
-            + [
-                (Convolution, ConservingZPlus(stabilizer=stabilizer, zero_params=zero_params)),
-                (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params)),
-            ]
-        )
-        super().__init__(layer_map=layer_map, canonizers=canonizers)
+    @staticmethod
+    def convolution_rule(stabilizer: StabilizerLike, zero_params: list[str] | None) -> BasicHook:
+        return ConservingZPlus(stabilizer=stabilizer, zero_params=zero_params)
 
 
-class ConservingEpsilonAlpha2Beta1(LayerMapComposite):
+class ConservingEpsilonAlpha2Beta1(_EpsilonDenseComposite):
     """zennit's EpsilonAlpha2Beta1 composite with :class:`ConservingAlphaBeta` (alpha=2, beta=1) on convolutions.
 
     Same signature as :class:`zennit.composites.EpsilonAlpha2Beta1`; ``layer_map`` is prepended.
     """
 
-    def __init__(
-        self,
-        epsilon: StabilizerLike = 1e-6,
-        stabilizer: StabilizerLike = 1e-6,
-        layer_map: list | None = None,
-        zero_params: list[str] | None = None,
-        canonizers: list | None = None,
-    ) -> None:
-        layer_map = (
-            list(layer_map or [])
-            + layer_map_base(stabilizer)
-            + [
-                (Convolution, ConservingAlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)),
-                (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params)),
-            ]
-        )
-        super().__init__(layer_map=layer_map, canonizers=canonizers)
+    @staticmethod
+    def convolution_rule(stabilizer: StabilizerLike, zero_params: list[str] | None) -> BasicHook:
+        return ConservingAlphaBeta(alpha=2.0, beta=1.0, stabilizer=stabilizer, zero_params=zero_params)
