@@ -101,7 +101,7 @@ def test_cli_refuses_bad_objective_settings_in_one_line(argument, said, tmp_path
 
 
 def test_cli_reads_key_values():
-    from tuner.cli import _key_values
+    from tuner._cli_parser import _key_values
 
     assert _key_values("n_steps=20,blur_sigma=2.5, baseline=min") == {"n_steps": 20, "blur_sigma": 2.5,
                                                                       "baseline": "min"}
