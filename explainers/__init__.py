@@ -5,8 +5,9 @@ is saved and loaded as JSON here (:func:`save_config`, :func:`load_explainer`).
 """
 
 from ._attributors import InputGradient, LayerGradient, ModelInputError
-from ._base import COMMON_OPTIONS, LRPBase, NonFiniteAttributionError
+from ._base import COMMON_OPTIONS, LRPBase
 from ._canonizers import default_canonizers, register_canonizer
+from ._checks import NonFiniteAttributionError
 from ._config import explainer_config, load_explainer, save_config
 from ._conservation import conservation_model, relevance_sums
 from ._guard import UnsupportedModelError, check_supported

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from zennit.core import Composite
 
 from ._attributors import InputGradient, LayerGradient, as_tuple, run_model
 from ._canonizers import default_canonizers
+from ._checks import check_finite, check_finite_parameters, jsonable
 from ._guard import check_supported
 from ._model_state import evaluation_mode
 from ._tunable import Tunable, Tunables
@@ -32,10 +32,6 @@ ABSORBED: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("absorbed_rele
 
 #: the relevance put in at the target output: its logit's sign, the logit, or 1 (see LRPBase)
 SEEDS: tuple[str, ...] = ("sign", "logit", "one_hot")
-
-
-class NonFiniteAttributionError(ValueError):
-    """The attributions hold NaN or Inf: the configuration is numerically unstable for this model."""
 
 
 class LRPBase:
@@ -97,7 +93,7 @@ class LRPBase:
     def _finish_init(self) -> None:
         """The checks that need the model and the class: finite parameters, supported modules, a first guess of
         n_classes."""
-        _check_finite_parameters(self)
+        check_finite_parameters(self)
         self._check_supported_modules()
         if self.n_classes is None:
             # a guess from the model's structure, confirmed by one forward pass at the first attribution
@@ -247,7 +243,7 @@ class LRPBase:
             finally:
                 ABSORBED.reset(absorbed)
         relevance = tuple(r.detach() for r in relevance)
-        _check_finite(relevance, self)
+        check_finite(relevance, self)
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))
         return relevance if several else relevance[0]
 
@@ -365,47 +361,9 @@ class LRPBase:
         return resolved
 
 
-def jsonable(value: Any) -> Any:
-    """A JSON-serialisable stand-in for a parameter: numbers and strings as they are, tensors as numbers or
-    flat lists, value objects as dicts, modules and callables by name."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if torch.is_tensor(value):
-        return value.item() if value.numel() == 1 else value.flatten().tolist()
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, nn.Module):
-        return type(value).__name__
-    return getattr(value, "__qualname__", None) or type(value).__name__
-
-
-def _check_finite_parameters(explainer: LRPBase) -> None:
-    """Refuse NaN or infinite numbers among the explainer's parameters (``epsilon=inf`` is no configuration)."""
-    for name, value in explainer.parameters().items():
-        numbers = value if torch.is_tensor(value) else torch.tensor(value) if _is_number(value) else None
-        if numbers is not None and numbers.is_floating_point() and not bool(torch.isfinite(numbers).all()):
-            raise ValueError(f"{type(explainer).__name__}: {name} must be finite, got {jsonable(value)!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _last_linear_out_features(model: nn.Module) -> int | None:
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     return linears[-1].out_features if linears else None
-
-
-def _check_finite(relevance: tuple[torch.Tensor, ...], explainer: LRPBase) -> None:
-    bad = sum(int((~torch.isfinite(r)).sum()) for r in relevance)
-    if bad:
-        total = sum(r.numel() for r in relevance)
-        raise NonFiniteAttributionError(
-            f"{explainer!r} produced {bad} NaN/Inf values out of {total}; "
-            "the configuration is numerically unstable for this model (try a larger epsilon or stabilizer)"
-        )
 
 
 def _to_device(tensors: tuple, device: torch.device) -> tuple:

@@ -49,7 +49,9 @@ def one_clear_line(done: subprocess.CompletedProcess) -> None:
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert [line.startswith("error:") for line in lines][-1:] == [True] and len(lines) <= 2, done.stderr
+    # at most the model line and the study line before it, then the one error line
+    context = [line for line in lines[:-1] if not line.startswith(("model ", "study "))]
+    assert lines[-1:] and lines[-1].startswith("error:") and not context and len(lines) <= 3, done.stderr
 
 
 # -- artifacts never block a study -----------------------------------------------------------------------------
