@@ -193,6 +193,9 @@ def render(records: list[dict], reference: dict[str, float] | None, args: argpar
         text += (f"\n\nReference, zennit's own composites on resnet50 at {args.reference_size} px, batch {args.batch}: "
                  f"EpsilonPlus {reference['EpsilonPlus'] / reference['gradient']:.1f}× and EpsilonGammaBox "
                  f"{reference['EpsilonGammaBox'] / reference['gradient']:.1f}× its gradient.")
+    missing = [name for name in classification_models() if name not in {r["name"] for r in records}]
+    if missing:
+        text += f"\n\nNot measured in this run ({len(missing)}): {', '.join(missing)}."
     return f"{text}\n\nMeasured on: {machine()}"
 
 
