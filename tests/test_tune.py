@@ -490,6 +490,21 @@ def test_the_study_note_says_what_the_steps_are(digits):
     assert "reports none" in optuna_dashboard.get_note(several.study)
 
 
+def test_every_study_names_its_metrics(digits, tmp_path):
+    """Plots and the dashboard say the metric's name, not "Objective 0", also on a resumed study."""
+    model, inputs, labels = digits
+    single = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
+    assert single.study.metric_names == ["AbPC"]
+    several = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, metric=["abpc", "sparseness"], **FAST)
+    assert several.study.metric_names == ["AbPC", "Sparseness"]
+    storage = f"sqlite:///{tmp_path / 'old.db'}"
+    old = optuna.create_study(storage=storage, study_name="old", direction="maximize")  # no names, as before
+    assert old.metric_names is None
+    options = {"storage": storage, "study_name": "old", **FAST}
+    resumed = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **options)
+    assert optuna.load_study(study_name="old", storage=storage).metric_names == ["AbPC"] == resumed.study.metric_names
+
+
 def test_a_fully_scored_trial_is_not_pruned(digits):
     """Four samples are one chunk (the Wilcoxon test needs four pairs): no work is left to save, so every
     trial completes with the mean of its scores."""

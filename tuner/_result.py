@@ -91,7 +91,8 @@ class TuneResult:
         )
 
     def trials_dataframe(self) -> pd.DataFrame:
-        """All trials as Optuna's pandas table (parameters, values, states, user attributes)."""
+        """All trials as Optuna's pandas table (parameters, values named after the metrics, e.g. ``value_AbPC``,
+        states, user attributes)."""
         return self.study.trials_dataframe()
 
     def scores(self, explainer: LRPBase) -> torch.Tensor:

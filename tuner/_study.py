@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,17 @@ def open_study(
     for key, value in attrs.items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
+    name_metrics(study, attrs["metric"])
     return study
+
+
+def name_metrics(study: optuna.Study, metric: str | Sequence[str]) -> None:
+    """The metrics' names on the study, so plots and the dashboard say "AbPC", not "Objective 0"."""
+    names = [metric] if isinstance(metric, str) else list(metric)
+    if study.metric_names != names:
+        with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
 
 
 def check_same_study(summary: optuna.study.StudySummary, directions: Sequence[str], attrs: dict[str, Any]) -> None:
