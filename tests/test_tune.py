@@ -481,6 +481,21 @@ def test_a_pruned_trial_shows_the_mean_of_the_samples_it_scored(digits):
         assert trial.value != scored[-1]  # Optuna's default: the last sample's score
 
 
+def test_the_progress_bar_counts_complete_trials_out_of_n_trials(digits, capsys):
+    """The bar's total is n_trials (not Optuna's internal cap), its count the complete trials; its postfix
+    gives the pruned and failed trials and the best value."""
+    model, inputs, labels = digits
+    options = {key: value for key, value in FAST.items() if key != "show_progress_bar"}
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="random", pruner=_PruneOddTrials(),
+                  show_progress_bar=True, **options)
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    bars = [line for line in shown if line.startswith("trials:")]
+    assert bars and all("/3 " in line for line in bars), bars
+    last = bars[-1]
+    assert "3/3 " in last and "pruned=2" in last and "failed=0" in last
+    assert f"best={result.best_value:.4g}" in last
+
+
 def test_the_study_note_says_what_the_steps_are(digits):
     model, inputs, labels = digits
     result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
