@@ -121,3 +121,37 @@ def test_a_trial_stopped_by_ctrl_c_is_not_logged_by_optuna():
     failed = logging.LogRecord("optuna", logging.WARNING, "f", 1, "Trial 1 failed", None, None)
     assert not handler.filter(interrupted) and handler.filter(failed)
     cli.configure_output(verbose=False)
+
+
+def test_an_error_after_a_signal_that_lost_its_context_is_still_one_line(monkeypatch, capsys):
+    """SIGTERM during a database commit: Optuna's own error (its context lost) still ends in the one line."""
+    import os
+    import signal
+
+    def signalled_run(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
+        except KeyboardInterrupt:
+            pass  # swallowed, as a failed commit does
+        raise AssertionError("Should not reach.")
+
+    monkeypatch.setattr(cli, "_run", signalled_run)
+    assert cli.main(["run"]) == cli.EXIT_TERMINATED
+    err = capsys.readouterr().err
+    assert err.startswith("terminated:") and err.count("\n") == 1, err
+
+
+def test_ctrl_c_closes_the_dashboard_with_one_line(monkeypatch, capsys, tmp_path):
+    import optuna_dashboard
+
+    def interrupted_server(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    import optuna
+
+    optuna.create_study(storage=storage, study_name="s")
+    monkeypatch.setattr(optuna_dashboard, "run_server", interrupted_server)
+    assert cli.main(["dashboard", "--storage", storage]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "dashboard stopped" and "Traceback" not in err and "trial" not in err, err

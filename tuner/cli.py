@@ -48,21 +48,33 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C: Optuna marks the running trial failed at once (not after the heartbeat)."""
 
 
+RECEIVED: list[KeyboardInterrupt] = []  # the signals of this command: an error raised while one was handled
+# (a database call cut short, Optuna failing to record the trial) may have lost it from its context
+
+
 def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated()
+    RECEIVED.append(Terminated())
+    raise RECEIVED[-1]
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    RECEIVED.append(KeyboardInterrupt())
+    raise RECEIVED[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     configure_output(verbose=getattr(args, "verbose", False))
+    RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _terminate)
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
     try:
         return args.command(args)
     except KeyboardInterrupt as interrupt:
         return _interrupted(interrupt)
     except Exception as error:
-        interruption = _interruption(error)
+        interruption = _interruption(error) or (RECEIVED[-1] if RECEIVED else None)
         if interruption is not None:  # e.g. a database driver's error raised while Ctrl-C was handled
             return _interrupted(interruption)
         if not isinstance(error, (CliError, ValueError, TypeError, OSError)):
@@ -71,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 QUIETED_LOGGERS = ("matplotlib", "PIL", "sqlalchemy")  # the font cache's messages, a pool's reset tracebacks
@@ -487,7 +500,12 @@ def _dashboard(args: argparse.Namespace) -> int:
         f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, artifacts {directory})",
         file=sys.stderr,
     )
-    run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
+    try:
+        run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, Terminated):
+            raise
+        print("dashboard stopped", file=sys.stderr)  # Ctrl-C is how a dashboard is closed: no trial was running
     return 0
 
 
