@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 import optuna
+import optuna_dashboard
 import pytest
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -445,7 +446,8 @@ def test_wilcoxon_prunes_clearly_worse_configurations(digits):
     for trial in reversed_:
         assert trial.state == TrialState.PRUNED
         assert trial.user_attrs["pruned_after_samples"] == 4
-        assert sorted(trial.intermediate_values) == [0, 1, 2, 3]  # the second half was never scored
+        # the second half was never scored; step 8 (one past the last sample) holds the mean of the four scored
+        assert sorted(trial.intermediate_values) == [0, 1, 2, 3, N_SAMPLES]
     for trial in _complete(result.study):
         assert sorted(trial.intermediate_values) == list(range(N_SAMPLES))
     assert trials[0].state == TrialState.COMPLETE  # the default is never pruned
@@ -458,6 +460,64 @@ def test_wilcoxon_prunes_clearly_worse_configurations(digits):
     for trial in unpruned.study.trials[1:]:
         if trial.params["epsilon"] < UNSTABLE_BELOW:
             assert all(trial.intermediate_values[s] < default.intermediate_values[s] for s in range(N_SAMPLES))
+
+
+class _PruneOddTrials(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.number % 2 == 1
+
+
+def test_a_pruned_trial_shows_the_mean_of_the_samples_it_scored(digits):
+    """The dashboard shows a pruned trial's value: the mean of its scored samples, never one sample's score."""
+    model, inputs, labels = digits
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="random",
+                  pruner=_PruneOddTrials(), **FAST)
+    pruned = result.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    assert len(pruned) == 2
+    for trial in pruned:
+        scored = [trial.intermediate_values[step] for step in range(4)]
+        assert trial.value == pytest.approx(sum(scored) / 4, abs=1e-6)
+        assert trial.intermediate_values[N_SAMPLES] == trial.value
+        assert trial.value != scored[-1]  # Optuna's default: the last sample's score
+
+
+def test_the_progress_bar_counts_complete_trials_out_of_n_trials(digits, capsys):
+    """The bar's total is n_trials (not Optuna's internal cap), its count the complete trials; its postfix
+    gives the pruned and failed trials and the best value."""
+    model, inputs, labels = digits
+    options = {key: value for key, value in FAST.items() if key != "show_progress_bar"}
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="random", pruner=_PruneOddTrials(),
+                  show_progress_bar=True, **options)
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    bars = [line for line in shown if line.startswith("trials:")]
+    assert bars and all("/3 " in line for line in bars), bars
+    last = bars[-1]
+    assert "3/3 " in last and "pruned=2" in last and "failed=0" in last
+    assert f"best={result.best_value:.4g}" in last
+
+
+def test_the_study_note_says_what_the_steps_are(digits):
+    model, inputs, labels = digits
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
+    note = optuna_dashboard.get_note(result.study)
+    assert "score of **sample *i***" in note and f"at step {N_SAMPLES}, the mean" in note
+    several = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, metric=["abpc", "sparseness"], **FAST)
+    assert "reports none" in optuna_dashboard.get_note(several.study)
+
+
+def test_every_study_names_its_metrics(digits, tmp_path):
+    """Plots and the dashboard say the metric's name, not "Objective 0", also on a resumed study."""
+    model, inputs, labels = digits
+    single = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
+    assert single.study.metric_names == ["AbPC"]
+    several = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, metric=["abpc", "sparseness"], **FAST)
+    assert several.study.metric_names == ["AbPC", "Sparseness"]
+    storage = f"sqlite:///{tmp_path / 'old.db'}"
+    old = optuna.create_study(storage=storage, study_name="old", direction="maximize")  # no names, as before
+    assert old.metric_names is None
+    options = {"storage": storage, "study_name": "old", **FAST}
+    resumed = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **options)
+    assert optuna.load_study(study_name="old", storage=storage).metric_names == ["AbPC"] == resumed.study.metric_names
 
 
 def test_a_fully_scored_trial_is_not_pruned(digits):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: the same one line as anywhere else, no traceback
+    print("interrupted: nothing was started; run the same command again", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

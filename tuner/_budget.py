@@ -21,6 +21,8 @@ from enum import Enum
 import optuna
 from optuna.trial import TrialState
 
+from ._progress import TrialProgress
+
 logger = logging.getLogger("tuner")
 
 COUNTED = (TrialState.COMPLETE,)  # pruned and failed trials do not use up the budget
@@ -72,16 +74,20 @@ def optimize(
         return
     budget = optuna.study.MaxTrialsCallback(n_trials, states=COUNTED)
     started = time.monotonic()
+    progress = TrialProgress(study, n_trials, enabled=show_progress_bar)  # Optuna's would count to the cap
     # the failure guard stops a study whose configurations all fail, the cap one that prunes without end
-    study.optimize(
-        objective,
-        n_trials=10 * remaining + 10,
-        timeout=timeout,
-        catch=catch,
-        callbacks=[budget, StopAfterFailures(limit=max(10, remaining))],
-        show_progress_bar=show_progress_bar,
-        gc_after_trial=False,
-    )
+    try:
+        study.optimize(
+            objective,
+            n_trials=10 * remaining + 10,
+            timeout=timeout,
+            catch=catch,
+            callbacks=[budget, StopAfterFailures(limit=max(10, remaining)), progress],
+            show_progress_bar=False,
+            gc_after_trial=False,
+        )
+    finally:
+        progress.close()
     complete = len(study.get_trials(deepcopy=False, states=COUNTED))
     if timeout is not None and complete < n_trials and time.monotonic() - started >= timeout:
         logger.warning(

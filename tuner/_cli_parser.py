@@ -139,6 +139,11 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Optuna's and matplotlib's warnings, database logs and failed trials' tracebacks",
+    )
+    run.add_argument(
         "--no-report",
         action="store_true",
         help="skip the table and the files of --out (baselines, "
@@ -146,11 +151,27 @@ def parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(command="run")
 
-    dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study storage")
-    dashboard.add_argument("--storage", default=DEFAULT_STORAGE)
-    dashboard.add_argument("--host", default="127.0.0.1")
-    dashboard.add_argument("--port", type=_positive, default=8080)
-    dashboard.add_argument("--artifact-dir", help="default: the folder the studies recorded")
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="open optuna-dashboard on a study storage",
+        description="Serve optuna-dashboard on the studies of a storage, with their heatmaps; stop it with Ctrl-C.",
+    )
+    dashboard.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help="the storage `run` wrote: an Optuna storage URL or a journal file path (default: %(default)s)",
+    )
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 serves other machines too (default: %(default)s, this machine only)",
+    )
+    dashboard.add_argument("--port", type=_positive, default=8080, help="port to listen on (default: %(default)s)")
+    dashboard.add_argument(
+        "--artifact-dir",
+        help="folder of the trials' heatmaps, if it was moved (default: the folder the studies recorded, "
+        "else the one beside the storage)",
+    )
     dashboard.set_defaults(command="dashboard")
 
     best = commands.add_parser("best", help="print a study's best configuration")

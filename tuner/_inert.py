@@ -16,8 +16,6 @@ import torch
 
 from explainers import LRPBase
 
-from ._study import save_note
-
 logger = logging.getLogger("tuner")
 N_PROBE_SAMPLES = 4
 
@@ -51,8 +49,8 @@ def inert_tunables(
 def held_at_default(
     study: optuna.Study, bases: Sequence[LRPBase], inputs: torch.Tensor, targets: torch.Tensor, drop_inert: bool
 ) -> dict[str, list[str]]:
-    """The tunables held at their default per class name: found on a new study (recorded in it, logged and
-    written as a dashboard note), read back when the study is resumed."""
+    """The tunables held at their default per class name: found on a new study (recorded in it and logged;
+    the dashboard note lists them, :func:`tuner._study.study_note`), read back when the study is resumed."""
     if "inert_parameters" in study.user_attrs:
         return {variant: list(reasons) for variant, reasons in study.user_attrs["inert_parameters"].items()}
     found: dict[str, dict[str, str]] = {}
@@ -66,7 +64,6 @@ def held_at_default(
             f"- {variant}.{name}: {reason}" for variant, reasons in found.items() for name, reason in reasons.items()
         ]
         logger.warning("held at their defaults (inert on this model):\n%s", "\n".join(lines))
-        save_note(study, "### Inert parameters (held at their defaults)\n\n" + "\n".join(lines))
     return {variant: list(reasons) for variant, reasons in found.items()}
 
 

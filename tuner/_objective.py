@@ -147,7 +147,7 @@ class Objective:
             scores.append(chunk)
             shown = attributions[: self.n_heatmaps] if shown is None else shown
             if trial is not None and len(self.metrics) == 1:
-                self._report(trial, chunk[0], start)
+                self._report(trial, torch.cat(scores, dim=1)[0], start)
             start += len(x)
         return torch.cat(scores, dim=1), shown
 
@@ -159,14 +159,20 @@ class Objective:
             raise FloatingPointError(f"{type(metric).__name__} returned non-finite scores {scores.tolist()}")
         return scores
 
-    def _report(self, trial: optuna.Trial, scores: torch.Tensor, start: int) -> None:
-        """Each sample's score as an intermediate value; prune between chunks, never a first (enqueued) trial."""
-        for offset, score in enumerate(scores.tolist()):
+    def _report(self, trial: optuna.Trial, scored: torch.Tensor, start: int) -> None:
+        """Each new sample's score (``scored[start:]``) as the intermediate value at its sample index; prune between
+        chunks, never a first (enqueued) trial.
+
+        A pruned trial reports the mean of the samples it scored at step ``n_samples`` (one past the last sample
+        index) before it stops: Optuna gives a pruned trial its last step's value, so the dashboard shows that
+        mean, not the score of the last sample scored."""
+        for offset, score in enumerate(scored[start:].tolist()):
             trial.report(score, step=start + offset)
-        done = start + len(scores)
+        done = len(scored)
         protected = trial.user_attrs.get("default_configuration") or trial.user_attrs.get("initial_configuration")
         if done < len(self.inputs) and not protected and trial.should_prune():
             trial.set_user_attr("pruned_after_samples", done)
+            trial.report(float(scored.mean()), step=len(self.inputs))
             raise optuna.TrialPruned(f"pruned after {done} samples")
 
     def _repeated(self, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:

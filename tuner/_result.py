@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,8 @@ from explainers import LRPBase
 from ._objective import Objective
 from ._policy import best_trial, choose_from_front
 from ._space import SearchSpace
+
+logger = logging.getLogger("tuner")
 
 
 @dataclass(eq=False)
@@ -91,7 +95,8 @@ class TuneResult:
         )
 
     def trials_dataframe(self) -> pd.DataFrame:
-        """All trials as Optuna's pandas table (parameters, values, states, user attributes)."""
+        """All trials as Optuna's pandas table (parameters, values named after the metrics, e.g. ``value_AbPC``,
+        states, user attributes)."""
         return self.study.trials_dataframe()
 
     def scores(self, explainer: LRPBase) -> torch.Tensor:
@@ -177,7 +182,14 @@ def _importances(trials, directions) -> dict[str, float]:
         return {}
     study = optuna.create_study(direction=directions[0].name.lower())
     study.add_trials(trials)
-    try:
-        return {name: float(value) for name, value in optuna.importance.get_param_importances(study).items()}
-    except (RuntimeError, ValueError):  # no parameter varies, or no shared search space
-        return {}
+    # the evaluator's warnings (few trials, a constant parameter) qualify a number in a table: a debug line
+    # (shown by the CLI's --verbose), not a warning in every run's output
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return {name: float(value) for name, value in optuna.importance.get_param_importances(study).items()}
+        except (RuntimeError, ValueError):  # no parameter varies, or no shared search space
+            return {}
+        finally:
+            for warning in caught:
+                logger.debug("parameter importances: %s", warning.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,17 @@ def open_study(
     for key, value in attrs.items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)
+    name_metrics(study, attrs["metric"])
     return study
+
+
+def name_metrics(study: optuna.Study, metric: str | Sequence[str]) -> None:
+    """The metrics' names on the study, so plots and the dashboard say "AbPC", not "Objective 0"."""
+    names = [metric] if isinstance(metric, str) else list(metric)
+    if study.metric_names != names:
+        with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
 
 
 def check_same_study(summary: optuna.study.StudySummary, directions: Sequence[str], attrs: dict[str, Any]) -> None:
@@ -147,7 +158,33 @@ def record_storage(study: optuna.Study, storage: str | None) -> Path | None:
 
 
 def save_note(study: optuna.Study, text: str) -> None:
-    """A note optuna-dashboard shows on the study's page."""
+    """A note optuna-dashboard shows on the study's page (written only when its text changes)."""
+    from optuna_dashboard import get_note
     from optuna_dashboard import save_note as save
 
-    save(study, text)
+    if get_note(study) != text:
+        save(study, text)
+
+
+def study_note(study: optuna.Study, n_samples: int) -> str:
+    """The study page's note: what the intermediate values are, and the parameters held at their defaults."""
+    if len(study.directions) > 1:
+        sections = [
+            "### Intermediate values\n\nA multi-objective study reports none: every trial scores all "
+            f"{n_samples} samples, and its values are the means of their scores per metric."
+        ]
+    else:
+        sections = [
+            "### Intermediate values\n\n"
+            f"Step *i* (0 to {n_samples - 1}) is the score of **sample *i***, not a training epoch: the "
+            '"Intermediate values" plot shows per-sample scores, not a learning curve. A complete trial\'s value '
+            f"is the mean of its {n_samples} scores. A pruned trial also reports, at step {n_samples}, the mean of "
+            "the samples it scored; that mean is the value the dashboard shows for it."
+        ]
+    inert = study.user_attrs.get("inert_parameters") or {}
+    if inert:
+        lines = [
+            f"- {variant}.{name}: {reason}" for variant, reasons in inert.items() for name, reason in reasons.items()
+        ]
+        sections.append("### Inert parameters (held at their defaults)\n\n" + "\n".join(lines))
+    return "\n\n".join(sections)

@@ -31,7 +31,7 @@ from ._result import TuneResult
 from ._space import SearchSpace
 from ._storage import artifact_store, open_storage
 from ._strategies import Pruner, Sampler, check_strategies, chunk_size, make_pruner, make_sampler, sampler_seed
-from ._study import StudyMismatchError, enqueue_defaults, open_study, record_storage
+from ._study import StudyMismatchError, enqueue_defaults, open_study, record_storage, save_note, study_note
 
 __all__ = ["StudyMismatchError", "check_metric_kwargs", "resolve_device", "tune"]
 
@@ -124,6 +124,7 @@ def tune(
             storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
             study = open_study(storage_obj, study_name, [m.direction for m in metrics], study_attrs, optuna_pruner)
         space = SearchSpace(bases, fixed=held_at_default(study, bases, samples.inputs, samples.targets, drop_inert))
+        save_note(study, study_note(study, len(samples.inputs)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.sampler = make_sampler(sampler, space, sampler_seed(seed, study, storage))

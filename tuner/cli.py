@@ -42,39 +42,98 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C: Optuna marks the running trial failed at once (not after the heartbeat)."""
 
 
+RECEIVED: list[KeyboardInterrupt] = []  # the signals of this command: an error raised while one was handled
+# (a database call cut short, Optuna failing to record the trial) may have lost it from its context
+
+
 def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated()
+    RECEIVED.append(Terminated())
+    raise RECEIVED[-1]
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    RECEIVED.append(KeyboardInterrupt())
+    raise RECEIVED[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(format="%(message)s", level=logging.INFO)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for handler in logging.getLogger("optuna").handlers:
-        handler.addFilter(_without_traceback)  # a failed trial is one line; its reason is in the storage
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    configure_output(verbose=getattr(args, "verbose", False))
+    RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _terminate)
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as interrupt:
-        terminated = isinstance(interrupt, Terminated)
-        print(
-            f"{'terminated' if terminated else 'interrupted'}: the running trial was marked failed; "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_TERMINATED if terminated else 130
-    except (CliError, ValueError, TypeError, OSError) as error:
+        return _interrupted(interrupt)
+    except Exception as error:
+        interruption = _interruption(error) or (RECEIVED[-1] if RECEIVED else None)
+        if interruption is not None:  # e.g. a database driver's error raised while Ctrl-C was handled
+            return _interrupted(interruption)
+        if not isinstance(error, (CliError, ValueError, TypeError, OSError)):
+            raise
         print(f"error: {redact(str(error), getattr(args, 'storage', None))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+QUIETED_LOGGERS = ("matplotlib", "PIL", "sqlalchemy")  # the font cache's messages, a pool's reset tracebacks
+
+
+def configure_output(*, verbose: bool) -> None:
+    """What a CLI user reads: the tuner's lines and Optuna's warnings about trials, one line each. Optuna's
+    experimental and other Python warnings, matplotlib's font-cache messages and the database drivers' logs are
+    shown only with ``verbose`` (which also shows the tracebacks of failed trials and the tuner's debug lines)."""
+    logging.basicConfig(format="%(message)s", level=logging.INFO)
+    logging.getLogger("tuner").setLevel(logging.DEBUG if verbose else logging.INFO)
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    for name in QUIETED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL)
+    for handler in logging.getLogger("optuna").handlers:
+        handler.removeFilter(_without_traceback)
+        handler.removeFilter(_not_interrupted)
+        handler.addFilter(_not_interrupted)
+        if not verbose:
+            handler.addFilter(_without_traceback)  # a failed trial is one line; its reason is in the storage
+    if not verbose:
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", module=r"(optuna|matplotlib)(\.|$)")
+
+
+def _interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM) during whose handling ``error`` was raised, if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM anywhere in a command: one line, no traceback; the exit code says which."""
+    terminated = isinstance(interrupt, Terminated)
+    print(
+        f"{'terminated' if terminated else 'interrupted'}: a trial that was running is marked failed; "
+        "run the same command again to resume",
+        file=sys.stderr,
+    )
+    return EXIT_TERMINATED if terminated else 130
 
 
 def _without_traceback(record: logging.LogRecord) -> bool:
     record.exc_info, record.exc_text = None, None
     return True
+
+
+def _not_interrupted(record: logging.LogRecord) -> bool:
+    """No record of a trial stopped by Ctrl-C or SIGTERM: main's one line says so."""
+    return not (record.exc_info and _interruption(record.exc_info[1]) is not None)  # type: ignore[arg-type]
 
 
 def _objective_settings(preset: Any, metric_names: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -267,7 +326,12 @@ def _dashboard(args: argparse.Namespace) -> int:
         f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, artifacts {directory})",
         file=sys.stderr,
     )
-    run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
+    try:
+        run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, Terminated):
+            raise
+        print("dashboard stopped", file=sys.stderr)  # Ctrl-C is how a dashboard is closed: no trial was running
     return 0
 
 
