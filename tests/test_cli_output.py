@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from tuner import _cli_parser
+from tuner import _cli_parser, cli
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:

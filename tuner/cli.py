@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     previous_int = signal.signal(signal.SIGINT, _interrupt)
     try:
-        return COMMANDS[args.command](args)
+        command = {"run": _run, "dashboard": _dashboard, "best": _best}[args.command]  # looked up per call
+        return command(args)
     except KeyboardInterrupt as interrupt:
         return _interrupted(interrupt)
     except Exception as error:
@@ -344,6 +345,3 @@ def _recorded_artifact_dir(storage: optuna.storages.BaseStorage, url: str) -> Pa
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-COMMANDS = {"run": _run, "dashboard": _dashboard, "best": _best}
