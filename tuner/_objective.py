@@ -18,6 +18,7 @@ from metrics import Metric
 
 from ._budget import Admission, admit
 from ._heatmaps import heatmap_grid
+from ._interrupt import raise_if_received
 from ._space import SearchSpace
 
 logger = logging.getLogger("tuner")
@@ -137,6 +138,7 @@ class Objective:
         """(metrics, B) scores and the first samples' attributions (for the heatmaps)."""
         scores, shown, start = [], None, 0
         for x, y in self._chunks():
+            raise_if_received()  # a Ctrl-C or SIGTERM whose exception Python swallowed ends the trial here
             attributions = per_input_feature(explainer.attribute(x, y), x)
             chunk = torch.stack(
                 [
@@ -149,6 +151,7 @@ class Objective:
             if trial is not None and len(self.metrics) == 1:
                 self._report(trial, torch.cat(scores, dim=1)[0], start)
             start += len(x)
+        raise_if_received()
         return torch.cat(scores, dim=1), shown
 
     @staticmethod

@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pandas as pd
 from . import _policy
 from ._cli_parser import EXIT_BAD_INPUT
 from ._cli_parser import parser as _parser
+from ._interrupt import RECEIVED
 from ._result import TuneResult
 from ._storage import (
     artifact_dir_for,
@@ -42,10 +44,6 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C: Optuna marks the running trial failed at once (not after the heartbeat)."""
 
 
-RECEIVED: list[KeyboardInterrupt] = []  # the signals of this command: an error raised while one was handled
-# (a database call cut short, Optuna failing to record the trial) may have lost it from its context
-
-
 def _terminate(signum: int, frame: Any) -> None:
     RECEIVED.append(Terminated())
     raise RECEIVED[-1]
@@ -65,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     previous_int = signal.signal(signal.SIGINT, _interrupt)
     try:
         command = {"run": _run, "dashboard": _dashboard, "best": _best}[args.command]  # looked up per call
-        return command(args)
+        code = command(args)
+        return _interrupted(RECEIVED[-1]) if RECEIVED else code  # a signal whose exception Python swallowed
     except KeyboardInterrupt as interrupt:
         return _interrupted(interrupt)
     except Exception as error:
@@ -79,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+        RECEIVED.clear()  # a later tune() in this process must not see this command's signals
 
 
 QUIETED_LOGGERS = ("matplotlib", "PIL", "sqlalchemy")  # the font cache's messages, a pool's reset tracebacks
@@ -99,9 +99,18 @@ def configure_output(*, verbose: bool) -> None:
         handler.addFilter(_not_interrupted)
         if not verbose:
             handler.addFilter(_without_traceback)  # a failed trial is one line; its reason is in the storage
+    threading.excepthook = threading.__excepthook__ if verbose else _thread_error_line
     if not verbose:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", module=r"(optuna|matplotlib)(\.|$)")
+
+
+def _thread_error_line(args: threading.ExceptHookArgs) -> None:
+    """An error in a background thread (Optuna's heartbeat finding the database locked while a trial is being
+    failed at Ctrl-C) as one warning line, not a traceback."""
+    message = str(args.exc_value).strip().splitlines()[0] if str(args.exc_value).strip() else ""
+    name = args.thread.name if args.thread is not None else "a thread"
+    print(f"warning: {name}: {type(args.exc_value).__name__}: {message}", file=sys.stderr)
 
 
 def _interruption(error: BaseException) -> KeyboardInterrupt | None:
