@@ -12,8 +12,9 @@ rules do the arithmetic on those parts:
   the terms;
 - gate products: signal-take-all :cite:p:`arras2017explaining`; attention: value path only, nothing into the softmax
   :cite:p:`ali2022xai,achtibat2024attnlrp`;
-- ``nn.LayerNorm`` (and ``nn.RMSNorm``): the normalisation is a constant scaling, identity rule (``Pass``), so
-  relevance is conserved :cite:p:`ali2022xai,achtibat2024attnlrp`.
+- ``nn.LayerNorm``: the standard deviation held constant, the rest a linear map with the epsilon rule
+  (:class:`explainers._rules.ConservingLayerNorm`); ``nn.RMSNorm`` is then a constant scaling, identity rule
+  (``Pass``); both conserve relevance :cite:p:`ali2022xai,achtibat2024attnlrp`.
 
 Use :func:`sequence_canonizers` and :func:`sequence_layer_map` together::
 
@@ -34,6 +35,7 @@ from zennit.canonizers import Canonizer
 from zennit.core import Hook, RemovableHandle, RemovableHandleList, Stabilizer
 from zennit.rules import Epsilon, Norm, Pass
 
+from ._rules import ConservingLayerNorm
 from ._sequence_attention import (
     AttentionCanonizer,
     EncoderCanonizer,
@@ -145,14 +147,16 @@ def sequence_layer_map(epsilon: float | Stabilizer, stabilizer: float | Stabiliz
       (``epsilon=0`` gives LRP-0; larger values absorb more relevance);
     - per-step sums: ``Norm`` (proportional split), ``stabilizer`` guarding its division;
     - ``nn.MultiheadAttention`` itself: no hook (its canonized parts carry the rules);
-    - ``nn.LayerNorm``/``nn.RMSNorm``: identity rule (``Pass``), the normalisation held as a constant scaling
-      :cite:p:`ali2022xai,achtibat2024attnlrp`.
+    - ``nn.LayerNorm``: the standard deviation held constant, epsilon rule on the remaining linear map (mean
+      subtraction and scale), ``stabilizer`` guarding its division; ``nn.RMSNorm``: identity rule (``Pass``), the
+      normalisation a constant scaling :cite:p:`ali2022xai,achtibat2024attnlrp`.
     """
     return [
         (StepLinear, PerCall(Epsilon(epsilon))),
         (StepSum, PerCall(Norm(stabilizer))),
         (AttentionValues, Epsilon(epsilon)),
         (nn.MultiheadAttention, NoRule()),
+        (nn.LayerNorm, ConservingLayerNorm(stabilizer)),
         (_NORMS, Pass()),
     ]
 

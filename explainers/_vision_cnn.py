@@ -166,7 +166,7 @@ class ConvNeXtCanonizer(BlockCanonizer):
 
     The layer scale is a constant per-channel factor: the identity rule passes relevance through it unchanged
     (as a BatchNorm scale); the plain product would multiply the relevance by the scale. The add goes through a
-    Sum, whose proportional split sees the scaled branch. LayerNorm2d inside gets the LayerNorm identity rule.
+    Sum, whose proportional split sees the scaled branch. LayerNorm2d inside gets the LayerNorm rule.
     """
 
     block_type = convnext.CNBlock

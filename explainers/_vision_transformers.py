@@ -17,7 +17,10 @@ class an explicit forward that computes the same output from hookable parts, for
 - residual adds ``x + f(x)``: through a zennit :class:`~zennit.layer.Sum`, whose ``Norm`` rule splits relevance in
   proportion to the two terms (instead of copying it into both, which doubles it at every block);
 - padding, cyclic shifts, window / grid partitions and patch merging are re-indexings whose gradient passes
-  relevance on unchanged; LayerNorm, GELU and Tanh take the identity rule (``Pass``) of the composites.
+  relevance on unchanged; GELU and Tanh take the identity rule (``Pass``) of the composites, LayerNorm the epsilon
+  rule on its linear map with the standard deviation held constant (:class:`explainers._rules.ConservingLayerNorm`:
+  the identity rule put relevance on inputs the mean subtraction had moved near zero, and Swin v2's post-norm
+  blocks then amplified it to 1e9).
 
 ViT's class token and position embedding are constants of the model, not functions of the image, so they absorb
 relevance like a bias does. It is reported, not lost: the position embedding add ``tokens + pos_embedding`` goes
@@ -188,8 +191,8 @@ def patch_merging_forward(
 ) -> torch.Tensor:
     """``PatchMerging(V2).forward`` reporting the relevance that reaches the zero padding of an odd-sized map.
 
-    In v1 the LayerNorm follows the padding; its identity rule passes relevance to the padded entries (their output
-    is not zero: the mean is subtracted), which are constants of the model like ViT's class token.
+    In v1 the LayerNorm follows the padding; its rule gives the zero entries no relevance (it is proportional to the
+    input), so the report is zero unless a rule gives zeros relevance.
     """
     height, width = x.shape[-3], x.shape[-2]
     padded = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
@@ -291,8 +294,8 @@ class MaxViTCanonizer(ForwardCanonizer):
 
     ``WindowPartition``, ``WindowDepartition`` and ``SwapAxes`` are re-indexings (reshape / permute) whose gradient
     passes relevance on unchanged; they are listed so that :func:`explainers.check_supported` counts them covered.
-    The classifier head (average pooling, LayerNorm, Linear, Tanh, Linear) has rules of its own (Norm, identity,
-    epsilon, identity, epsilon).
+    The classifier head (average pooling, LayerNorm, Linear, Tanh, Linear) has rules of its own (Norm, the LayerNorm
+    rule, epsilon, identity, epsilon).
     """
 
     def __init__(self) -> None:

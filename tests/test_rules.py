@@ -1,14 +1,16 @@
-"""The conserving z-plus and alpha-beta rules: equal to zennit's where zennit's conserves, conserving elsewhere."""
+"""The conserving z-plus and alpha-beta rules: equal to zennit's where zennit's conserves, conserving elsewhere; the
+LayerNorm rule: the epsilon rule on LayerNorm's linear map once its standard deviation is held constant."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
+from torchvision.models.convnext import LayerNorm2d
 from zennit.attribution import Gradient
 from zennit.composites import LayerMapComposite
 from zennit.rules import AlphaBeta, Epsilon, ZPlus
 
-from explainers._rules import ConservingAlphaBeta, ConservingZPlus
+from explainers._rules import ConservingAlphaBeta, ConservingLayerNorm, ConservingZPlus
 
 
 def layer_relevance(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
@@ -151,3 +153,38 @@ def test_alpha_beta_parameters_are_checked():
         ConservingAlphaBeta(3, 1)
     with pytest.raises(ValueError, match="non-negative"):
         ConservingAlphaBeta(-1, -2)
+
+
+def _layer_norm_oracle(norm: nn.LayerNorm, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """LRP-0 on the explicit matrix W = diag(gamma) (I - 11^T / N) / std of each row of ``x`` (N features, last dim)."""
+    n = x.shape[-1]
+    rows = []
+    for row, row_relevance in zip(x.reshape(-1, n), relevance.reshape(-1, n)):
+        std = (row.var(unbiased=False) + norm.eps).sqrt()
+        matrix = torch.diag(norm.weight.detach()) @ (torch.eye(n, dtype=x.dtype) - 1.0 / n) / std
+        contributions = matrix * row  # z_ij = W_ij x_j
+        rows.append((contributions / contributions.sum(1, keepdim=True) * row_relevance[:, None]).sum(0))
+    return torch.stack(rows).reshape(x.shape)
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_layer_norm_rule_is_lrp0_on_its_linear_map(channels_first):
+    """An oracle: the explicit matrix of the centred, scaled map; the relevance is conserved and zeros get none."""
+    torch.manual_seed(0)
+    norm = (LayerNorm2d(6) if channels_first else nn.LayerNorm(6)).double()
+    nn.init.uniform_(norm.weight, 0.5, 1.5)
+    nn.init.zeros_(norm.bias)
+    x = torch.randn(3, 4, 6, dtype=torch.float64)
+    x[0, 0, 2] = 0.0
+    relevance = torch.randn(3, 4, 6, dtype=torch.float64)
+    expected = _layer_norm_oracle(norm, x, relevance)
+    if channels_first:  # (B, C, H, W) with the 6 channels in dim 1
+        x, relevance, expected = (t.permute(0, 2, 1).unsqueeze(-1) for t in (x, relevance, expected))
+    composite = LayerMapComposite(layer_map=[(nn.LayerNorm, ConservingLayerNorm(stabilizer=1e-300))])
+    with Gradient(model=norm, composite=composite) as attributor:
+        _, result = attributor(x.clone().requires_grad_(), relevance)
+    assert torch.allclose(result, expected, atol=1e-10, rtol=0)
+    assert torch.allclose(result.sum(), relevance.sum(), atol=1e-10, rtol=0)
+    zero = (0, 2, 0, 0) if channels_first else (0, 0, 2)
+    assert float(result[zero]) == 0.0
+    assert not torch.allclose(result, relevance, atol=1e-3)  # not the identity rule
