@@ -4,6 +4,8 @@ constants (ViT's class token and position embedding, Swin's patch-merging paddin
 afterwards."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from helpers import assert_conserves, assert_same_state, model_state, zoo_variants
@@ -196,3 +198,29 @@ def test_relevance_stays_bounded_through_post_norm_blocks(family, monkeypatch):
         ],
     )
     assert magnitude() > 1000
+
+
+@functools.cache
+def _full_size(name: str) -> nn.Module:
+    from studies._torchvision import random_model
+
+    return random_model(name, seed=0, **({"image_size": 32} if name.startswith("vit") else {})).eval()
+
+
+@pytest.mark.parametrize("variant", ["LRPEpsilonPlus", "LRPEpsilonGammaBox"])
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_t", "swin_v2_t"])
+def test_full_size_transformers_are_finite_with_default_parameters(name, variant):
+    """The issue's NaN (vit_b_16 under EpsilonPlus and EpsilonGammaBox) and 1e18 (Swin): the real architectures, in
+    float32 with their biases and the variants' default epsilon and stabilizer, at 32 px to stay fast. The relevance
+    is finite and its sum is at most the relevance put in (biases and epsilon absorb a share, they create none)."""
+    import explainers
+
+    model = _full_size(name)
+    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        targets = model(inputs).argmax(1)
+    explainer = getattr(explainers, variant)(model, seed="one_hot")
+    relevance = explainer.attribute(inputs, targets)
+    assert bool(torch.isfinite(relevance).all())
+    total = relevance_sums(relevance) + sum((explainer.last_absorbed or {}).values())
+    assert bool(((total > 0.1) & (total < 1.0 + 1e-3)).all()), total.tolist()
