@@ -5,11 +5,13 @@ on the bundled sample photographs, every bias and BatchNorm shift zeroed, float6
 largest |sum of input relevance (+ relevance absorbed by a class token or position embedding) - 1| over the
 samples, "refused" when the explainer refuses the model (UnsupportedModelError), or the error. Then, in float32 on
 the untouched model, the median seconds of one attribution divided by the median seconds of one gradient
-(forward + backward to the input) of the same batch, measured side by side. zennit's own EpsilonPlus and
-EpsilonGammaBox composites on ResNet-50 are the reference rows (``--reference``).
+(forward + backward to the input) of the same batch, the repetitions interleaved. On ResNet-50, zennit's own
+EpsilonPlus and EpsilonGammaBox composites run in the same loop: the reference the issue measures against.
 
     python benchmarks/zoo.py                          # every architecture, writes the table into README.md
     python benchmarks/zoo.py --names resnet50 vit_b_16 --no-readme
+    python benchmarks/zoo.py --names resnet50 --no-conservation --timing-size 224 --save benchmarks/RESULTS-zoo.jsonl
+    python benchmarks/zoo.py --from-saved benchmarks/RESULTS-zoo.jsonl   # the table from the records (latest wins)
 """
 
 from __future__ import annotations
@@ -108,51 +110,44 @@ def conservation(model: nn.Module, images: torch.Tensor, n_samples: int) -> dict
     return cells
 
 
-def timing(model: nn.Module, images: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median seconds of one gradient and of one attribution per timed explainer, interleaved."""
+def timing(model: nn.Module, images: torch.Tensor, repeats: int, resnet: bool = False) -> dict[str, float]:
+    """Median seconds of one gradient (to the input only, as an attribution) and of one attribution per timed
+    explainer, the repetitions interleaved; with ``resnet``, zennit's own composites too (``zennit <variant>``)."""
     targets = torch.zeros(images.shape[0], dtype=torch.long)
 
     def gradient() -> None:
         x = images.clone().requires_grad_(True)
-        model(x)[torch.arange(len(x)), targets].sum().backward()
+        torch.autograd.grad(model(x)[torch.arange(len(x)), targets].sum(), x)
 
-    explainers = {label: EXPLAINERS[label](model) for label in TIMED}
-    seconds: dict[str, list[float]] = {"gradient": [], **{label: [] for label in TIMED}}
-    for label, explainer in explainers.items():
-        explainer.attribute(images[:1], targets[:1])  # warm-up (and the one-off class-count check)
+    runs = {label: (lambda e=EXPLAINERS[label](model): e.attribute(images, targets)) for label in TIMED}
+    if resnet:
+        runs.update(zennit_runs(model, images, targets))
+    seconds: dict[str, list[float]] = {"gradient": [], **{label: [] for label in runs}}
+    for run in runs.values():
+        run()  # warm-up (and the explainers' one-off class-count check)
     for _ in range(repeats):
         seconds["gradient"].append(timed(gradient)[0])
-        for label, explainer in explainers.items():
-            seconds[label].append(timed(lambda e=explainer: e.attribute(images, targets))[0])
+        for label, run in runs.items():
+            seconds[label].append(timed(run)[0])
     return {label: median(values) for label, values in seconds.items()}
 
 
-def zennit_reference(repeats: int, batch: int, size: int) -> dict[str, float]:
-    """zennit's own composites on ResNet-50, relative to its gradient: the speed the issue measures against."""
+def zennit_runs(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> dict:
+    """zennit's own EpsilonPlus and EpsilonGammaBox composites on a ResNet (its ResNet canonizer): the reference."""
     from zennit.attribution import Gradient
     from zennit.composites import EpsilonGammaBox, EpsilonPlus
     from zennit.torchvision import ResNetCanonizer
 
-    model = build("resnet50", size)
-    images = photos(size, batch)
-    targets = torch.zeros(batch, dtype=torch.long)
-    composites = {"EpsilonPlus": lambda: EpsilonPlus(canonizers=[ResNetCanonizer()]),
-                  "EpsilonGammaBox": lambda: EpsilonGammaBox(-3.0, 3.0, canonizers=[ResNetCanonizer()])}
-
-    def gradient() -> None:
-        x = images.clone().requires_grad_(True)
-        model(x)[torch.arange(batch), targets].sum().backward()
+    composites = {
+        "zennit EpsilonPlus": lambda: EpsilonPlus(canonizers=[ResNetCanonizer()]),
+        "zennit EpsilonGammaBox": lambda: EpsilonGammaBox(-3.0, 3.0, canonizers=[ResNetCanonizer()]),
+    }
 
     def attribute(composite) -> None:
         with Gradient(model, composite()) as attributor:
             attributor(images, torch.eye(1000)[targets])
 
-    seconds: dict[str, list[float]] = {"gradient": [], "EpsilonPlus": [], "EpsilonGammaBox": []}
-    for _ in range(repeats):
-        seconds["gradient"].append(timed(gradient)[0])
-        for label, composite in composites.items():
-            seconds[label].append(timed(lambda c=composite: attribute(c))[0])
-    return {label: median(values) for label, values in seconds.items()}
+    return {label: (lambda c=composite: attribute(c)) for label, composite in composites.items()}
 
 
 def _conserves(cell: str) -> bool:
@@ -167,32 +162,60 @@ def classification_models() -> list[str]:
 
 
 def measure(name: str, args: argparse.Namespace) -> dict:
-    """One architecture's record: input size, conservation cells, median seconds."""
+    """One architecture's record: input size, conservation cells, median seconds (and what they were timed on)."""
     size = input_size(name)
-    model = build(name, size)
-    images = photos(size, max(4, args.batch))
-    cells = conservation(model, images, args.samples)
-    seconds = {} if args.no_timing else timing(model, images[: args.batch], args.repeats)
-    return {"name": name, "size": size, "cells": cells, "seconds": seconds}
+    record: dict = {"name": name, "size": size, "cells": {}, "seconds": {}}
+    if not args.no_conservation:
+        record["cells"] = conservation(build(name, size), photos(size, max(4, args.samples)), args.samples)
+    if not args.no_timing:
+        timing_size = args.timing_size or size
+        model = build(name, timing_size)
+        record["seconds"] = timing(model, photos(timing_size, args.batch), args.repeats, resnet=name == "resnet50")
+        record["timing"] = {"size": timing_size, "batch": args.batch, "repeats": args.repeats, "machine": machine()}
+    return record
 
 
-def render(records: list[dict], reference: dict[str, float] | None, args: argparse.Namespace) -> str:
+def merged(records: list[dict]) -> list[dict]:
+    """One record per architecture, in first-seen order: the latest conservation cells and the latest timing."""
+    by_name: dict[str, dict] = {}
+    for record in records:
+        current = by_name.setdefault(record["name"], {"name": record["name"], "size": record["size"], "cells": {},
+                                                      "seconds": {}})
+        if record.get("cells"):
+            current["cells"], current["size"] = record["cells"], record["size"]
+        if record.get("seconds"):
+            current["seconds"], current["timing"] = record["seconds"], record.get("timing")
+    return list(by_name.values())
+
+
+def _timed_on(record: dict) -> str:
+    timing = record.get("timing") or {}
+    return f"{timing['batch']}×{timing['size']}²" if timing else ""
+
+
+def render(records: list[dict]) -> str:
     """The Markdown table, its one-line summary, the reference sentence and the machine."""
     rows = []
     for record in records:
         seconds = record["seconds"]
         ratios = [f"{seconds[label] / seconds['gradient']:.1f}×" if seconds else "" for label in TIMED]
-        rows.append([record["name"], record["size"], *record["cells"].values(), *ratios,
+        cells = [record["cells"].get(label, "not measured") for label in EXPLAINERS]
+        rows.append([record["name"], record["size"], *cells, _timed_on(record), *ratios,
                      f"{seconds['EpsilonGammaBox']:.2f}" if seconds else ""])
-    header = ["architecture", "px", *EXPLAINERS, *(f"{label} ÷ gradient" for label in TIMED), "EpsilonGammaBox s"]
-    conserving = sum(all(_conserves(cell) for cell in record["cells"].values()) for record in records)
-    refused = sum(any(cell == "refused" for cell in record["cells"].values()) for record in records)
-    text = (f"{conserving} of {len(records)} architectures conserve (|sum - 1| < 1e-4) under all five explainers; "
-            f"{refused} refused; {len(records) - conserving - refused} wrong.\n\n{table(header, rows)}")
+    header = ["architecture", "px", *EXPLAINERS, "timed on", *(f"{label} ÷ gradient" for label in TIMED),
+              "EpsilonGammaBox s"]
+    measured = [record for record in records if record["cells"]]
+    conserving = sum(all(_conserves(cell) for cell in record["cells"].values()) for record in measured)
+    refused = sum(any(cell == "refused" for cell in record["cells"].values()) for record in measured)
+    text = (f"{conserving} of {len(measured)} architectures conserve (|sum - 1| < 1e-4) under all five explainers; "
+            f"{refused} refused; {len(measured) - conserving - refused} wrong.\n\n{table(header, rows)}")
+    reference = next((r for r in records if r["name"] == "resnet50" and "zennit EpsilonPlus" in r["seconds"]), None)
     if reference:
-        text += (f"\n\nReference, zennit's own composites on resnet50 at {args.reference_size} px, batch {args.batch}: "
-                 f"EpsilonPlus {reference['EpsilonPlus'] / reference['gradient']:.1f}× and EpsilonGammaBox "
-                 f"{reference['EpsilonGammaBox'] / reference['gradient']:.1f}× its gradient.")
+        seconds = reference["seconds"]
+        text += (f"\n\nReference, measured in the same loop on resnet50 ({_timed_on(reference)}): zennit's own "
+                 f"composites take {seconds['zennit EpsilonPlus'] / seconds['gradient']:.1f}× (EpsilonPlus) and "
+                 f"{seconds['zennit EpsilonGammaBox'] / seconds['gradient']:.1f}× (EpsilonGammaBox) its gradient; "
+                 f"timed on {reference['timing']['machine']}, medians of {reference['timing']['repeats']} repetitions.")
     missing = [name for name in classification_models() if name not in {r["name"] for r in records}]
     if missing:
         text += f"\n\nNot measured in this run ({len(missing)}): {', '.join(missing)}."
@@ -206,15 +229,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="batch size of the timing (default 4)")
     parser.add_argument("--repeats", type=int, default=3, help="timing repetitions, medians reported (default 3)")
     parser.add_argument("--no-timing", action="store_true", help="conservation only")
-    parser.add_argument("--reference-size", type=int, default=224, help="input size of the zennit reference rows")
+    parser.add_argument("--no-conservation", action="store_true", help="timing only")
+    parser.add_argument("--timing-size", type=int, help="input size of the timing (default: the conservation size)")
     parser.add_argument("--save", type=Path, help="append one JSON line per architecture to this file")
     parser.add_argument("--from-saved", type=Path, help="render the table from the JSON lines of an earlier --save")
     parser.add_argument("--no-readme", action="store_true", help="print the table only")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     print(machine(), flush=True)
+    if args.no_timing and args.no_conservation:
+        parser.error("--no-timing and --no-conservation leave nothing to measure")
     if args.from_saved:
-        records = [json.loads(line) for line in args.from_saved.read_text().splitlines() if line.strip()]
+        lines = args.from_saved.read_text().splitlines()
+        records = merged([json.loads(line) for line in lines if line.strip()])
     else:
         records = []
         for name in args.names or classification_models():
@@ -223,8 +250,7 @@ def main() -> None:
             if args.save:
                 with args.save.open("a") as handle:
                     handle.write(json.dumps(records[-1]) + "\n")
-    reference = None if args.no_timing else zennit_reference(args.repeats, args.batch, args.reference_size)
-    text = render(records, reference, args)
+    text = render(records)
     print(text)
     if not args.no_readme:
         readme = README.read_text()

@@ -42,7 +42,7 @@ def _empty(part: torch.Tensor, stabilizer_fn: Callable[[torch.Tensor], torch.Ten
 def _exact(part: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
     """The part itself as the denominator where it is not empty (so the shares sum exactly to the neuron's
     relevance; the stabilizer's only job is to say which parts are empty), 1 where it is (a share of 0 there)."""
-    return torch.where(empty, torch.ones_like(part), part)
+    return part.masked_fill(empty, 1.0)
 
 
 class ConservingZPlus(BasicHook):
@@ -65,12 +65,12 @@ class ConservingZPlus(BasicHook):
         def share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             positive = sum(outputs)
             self.stored_tensors["empty"] = empty = _empty(positive, stabilizer_fn)
-            return [torch.where(empty, 0.0, out_grad / _exact(positive, empty))] * 2
+            return [(out_grad / _exact(positive, empty)).masked_fill_(empty, 0.0)] * 2
 
         def fallback_share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             total = outputs[0]
             share = out_grad / _exact(total, _empty(total, stabilizer_fn))
-            return [torch.where(self.stored_tensors["empty"], share, 0.0)]
+            return [share.masked_fill_(~self.stored_tensors["empty"], 0.0)]
 
         super().__init__(
             input_modifiers=[_positive, _negative],
@@ -136,8 +136,8 @@ class ConservingAlphaBeta(BasicHook):
             # alpha and -beta where both parts exist, the whole relevance (1) to a part that is alone, 0 to an empty one
             share_positive = torch.where(no_negative, ratio_positive, alpha * ratio_positive)
             share_negative = torch.where(no_positive, ratio_negative, -beta * ratio_negative)
-            share_positive = share_positive.where(~no_positive, 0.0)
-            share_negative = share_negative.where(~no_negative, 0.0)
+            share_positive = share_positive.masked_fill_(no_positive, 0.0)
+            share_negative = share_negative.masked_fill_(no_negative, 0.0)
             return [share_positive, share_positive, share_negative, share_negative]
 
         super().__init__(
