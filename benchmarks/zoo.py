@@ -188,6 +188,11 @@ def merged(records: list[dict]) -> list[dict]:
     return list(by_name.values())
 
 
+def _unmeasured(record: dict) -> bool:
+    """A record saying why an architecture could not be measured (e.g. ``"not measured: memory"`` in its cells)."""
+    return any(str(cell).startswith("not measured") for cell in record["cells"].values())
+
+
 def _timed_on(record: dict) -> str:
     timing = record.get("timing") or {}
     return f"{timing['batch']}×{timing['size']}²" if timing else ""
@@ -204,11 +209,14 @@ def render(records: list[dict]) -> str:
                      f"{seconds['EpsilonGammaBox']:.2f}" if seconds else ""])
     header = ["architecture", "px", *EXPLAINERS, "timed on", *(f"{label} ÷ gradient" for label in TIMED),
               "EpsilonGammaBox s"]
-    measured = [record for record in records if record["cells"]]
+    measured = [record for record in records if record["cells"] and not _unmeasured(record)]
     conserving = sum(all(_conserves(cell) for cell in record["cells"].values()) for record in measured)
     refused = sum(any(cell == "refused" for cell in record["cells"].values()) for record in measured)
+    unmeasured = [record["name"] for record in records if _unmeasured(record)]
     text = (f"{conserving} of {len(measured)} architectures conserve (|sum - 1| < 1e-4) under all five explainers; "
-            f"{refused} refused; {len(measured) - conserving - refused} wrong.\n\n{table(header, rows)}")
+            f"{refused} refused; {len(measured) - conserving - refused} wrong"
+            + (f"; not measured: {', '.join(unmeasured)}" if unmeasured else "")
+            + f".\n\n{table(header, rows)}")
     reference = next((r for r in records if r["name"] == "resnet50" and "zennit EpsilonPlus" in r["seconds"]), None)
     if reference:
         seconds = reference["seconds"]
