@@ -64,6 +64,9 @@ def test_variants_with_nothing_to_tune_run_once_and_free_ones_get_their_stage(fa
     free = [v for v in space.variants if v not in ONE_HEAD]
     assert all(sampled[v] >= quota for v in free), sampled
     assert sum(map(counts_towards_budget, trials)) == 16
+    stage = [t for t in trials if t.user_attrs.get("search_stage")]  # never pruned, never an enqueued default
+    assert len(stage) >= quota * len(free) and all(t.state == TrialState.COMPLETE for t in stage)
+    assert not any(map(is_enqueued, stage))
 
 
 def test_summary_counts_configurations_and_marks_variants_never_searched(fair_study):

@@ -12,7 +12,9 @@ parameter only:
 2. **A per-variant stage first.** While a variant with free tunables has fewer than
    ``min(5, n_trials // n_variants)`` sampled configurations (trials beyond the enqueued ones, complete or
    pruned, not answered from the study; running trials count, so workers sharing a study spread out), the
-   trial goes to the variant with the fewest, in the order of the study's variants (round-robin).
+   trial goes to the variant with the fewest, in the order of the study's variants (round-robin). A stage trial
+   is never pruned (:func:`in_stage`, :mod:`tuner._objective`): the pruner compares a trial with the study's
+   best, of any variant, and would otherwise leave a weaker variant's row at its default.
 3. **Then the sampler concentrates**, except that a proposal of a variant with nothing to tune goes to the
    free variant of the best trial so far.
 
@@ -65,6 +67,12 @@ def configurations(trials: Iterable[FrozenTrial], space: SearchSpace, *, sampled
     return counts
 
 
+def in_stage(trial: optuna.Trial) -> bool:
+    """Whether the study's :class:`FairSampler` chose this running trial's variant in the stage."""
+    sampler = trial.study.sampler
+    return isinstance(sampler, FairSampler) and trial.number in sampler.staged
+
+
 def stage_quota(n_trials: int, n_variants: int) -> int:
     """Sampled configurations each free variant gets before the sampler may concentrate."""
     return min(STAGE, n_trials // max(1, n_variants))
@@ -84,6 +92,7 @@ class FairSampler(optuna.samplers.BaseSampler):
         self.free = [variant for variant in space.variants if space.tunables(variant)]
         self.quota = stage_quota(n_trials, len(space.variants))
         self._choices: dict[int, str] = {}  # trial number -> its variant, decided once per trial
+        self.staged: set[int] = set()  # numbers of this process's running trials chosen by the stage
 
     def __str__(self) -> str:
         return f"FairSampler({self.base})"
@@ -117,6 +126,7 @@ class FairSampler(optuna.samplers.BaseSampler):
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
         self._choices.pop(trial.number, None)
+        self.staged.discard(trial.number)
         self.base.after_trial(study, trial, state, values)
 
     def choose(self, study: optuna.Study, trial: FrozenTrial, proposed: str | None) -> str | None:
@@ -132,6 +142,9 @@ class FairSampler(optuna.samplers.BaseSampler):
         return self._choices[trial.number]
 
     def _decide(self, study: optuna.Study, trial: FrozenTrial, proposed: str | None) -> str | None:
+        fixed = trial.system_attrs.get("fixed_params") or {}
+        if EXPLAINER_PARAM in fixed:  # an enqueued configuration: the queue decides, not the stage
+            return str(fixed[EXPLAINER_PARAM])
         trials = study.get_trials(deepcopy=False)
         counts = configurations(trials, self.space, sampled_only=True)
         for other in trials:  # running trials of other workers are on their way to a configuration
@@ -140,6 +153,7 @@ class FairSampler(optuna.samplers.BaseSampler):
                     counts[self.space.variant_of(other.params)] += 1
         behind = [variant for variant in self.free if counts[variant] < self.quota]
         if behind:
+            self.staged.add(trial.number)
             return min(behind, key=lambda variant: counts[variant])  # min keeps the variants' order on ties
         if proposed is None or proposed in self.free:
             return proposed

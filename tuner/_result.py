@@ -185,10 +185,10 @@ class TuneResult:
 def _not_searched(space: SearchSpace, variant: str) -> str:
     """Why the sampler never proposed ``variant``."""
     if not space.variants[variant].tunables():
-        return "nothing to tune: the variant has no tunable"
+        return "nothing to tune (no tunable)"
     if not space.tunables(variant):
-        return "nothing to tune: every tunable is inert on this model (held at its default)"
-    return "default only: the budget ended before the sampler proposed it"
+        return "nothing to tune (all inert)"
+    return "default only (budget too small)"
 
 
 def _importances(trials, directions) -> dict[str, float]:
