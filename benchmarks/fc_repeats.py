@@ -28,6 +28,7 @@ def spreads(
     repeats: list[int],
     shared: bool = False,
     baselines: tuple[str, ...] = ("zero", "blur"),
+    explainers: tuple[str, ...] = (),
 ) -> dict[int, float]:
     preset = studies.get_preset("digits")
     inputs, labels = preset.load_data(None, n_samples)
@@ -37,6 +38,7 @@ def spreads(
             model, **{k: v for k, v in {"low": preset.low, "high": preset.high}.items() if k in cls.accepted_kwargs()}
         ).attribute(inputs, labels)
         for cls in DEFAULT_EXPLAINERS
+        if not explainers or cls.__name__ in explainers
     ]
     worst = {}
     for n_repeats in repeats:
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--n-seeds", type=int, default=8)
     parser.add_argument("--repeats", default="1,2,4,8")
     parser.add_argument("--baselines", default="zero,blur", help="comma-separated (blur: sigma 2, the preset's)")
+    parser.add_argument("--explainers", default="", help="comma-separated class names (default: the four variants)")
     parser.add_argument("--shared", action="store_true", help="one draw of subsets per batch (Quantus)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -81,6 +84,7 @@ def main() -> None:
         [int(r) for r in args.repeats.split(",")],
         args.shared,
         tuple(args.baselines.split(",")),
+        tuple(name for name in args.explainers.split(",") if name),
     )
 
 

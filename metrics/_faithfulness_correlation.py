@@ -12,7 +12,7 @@ from ._base import position_relevance
 from ._perturbation import PerturbationMetric, feature_ids, feature_relevance
 
 #: subset draws averaged by default; benchmarks/fc_repeats.py measures the spread it leaves (class docstring)
-N_REPEATS = 4
+N_REPEATS = 24
 
 
 class FaithfulnessCorrelation(PerturbationMetric):
