@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from skimage.segmentation import slic
 from torch import Tensor, nn
 
 from ._base import position_relevance
-from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn
+from ._perturbation import PerturbationMetric
 
 MIN_SEGMENTS, MAX_SEGMENTS = 4, 100
 AUTO_SEGMENTS = f"auto: H*W // 16, between {MIN_SEGMENTS} and {MAX_SEGMENTS}"
@@ -43,11 +45,7 @@ class IROF(PerturbationMetric):
         *,
         n_segments: int | None = None,
         compactness: float = 1.0,
-        baseline: Baseline = "mean",
-        prob_fn: ProbFn | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        blur_sigma: float = 5.0,
-        baseline_seed: int = 0,
+        **common: Any,
     ) -> None:
         if n_segments is not None and (not isinstance(n_segments, int) or n_segments < 2):
             raise ValueError(f"n_segments must be an int >= 2 or None (from the input size); got {n_segments!r}.")
@@ -55,11 +53,7 @@ class IROF(PerturbationMetric):
             model,
             n_segments=n_segments,
             compactness=compactness,
-            baseline=baseline,
-            prob_fn=prob_fn,
-            batch_size=batch_size,
-            blur_sigma=blur_sigma,
-            baseline_seed=baseline_seed,
+            **{"baseline": "mean", **common},  # IROF's default baseline is the mean, the others' zero
         )
         self.n_segments, self.compactness = n_segments, compactness
         if n_segments is None:  # settings() says how the number is chosen, not a number it is not

@@ -8,9 +8,11 @@ on the model's device, under ``torch.inference_mode()``, so no Python loop runs 
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -164,6 +166,10 @@ class PerturbationMetric(Metric):
     Holds the model, the baseline, the score function and the batch size; prepares the (checked,
     on-device) tensors; computes the unperturbed ``reference`` scores p(x), which a caller that
     scores many attributions of the same inputs can compute once and pass as ``reference=``.
+
+    The shared options are this constructor's keyword-only arguments (:data:`COMMON_OPTIONS`); a metric takes
+    its own parameters and passes these on as ``**common`` (as the explainers do), so a new shared option is one
+    keyword-only argument here. A keyword that is neither the metric's own nor a shared option is refused.
     """
 
     model: nn.Module
@@ -178,8 +184,12 @@ class PerturbationMetric(Metric):
         batch_size: int = DEFAULT_BATCH_SIZE,
         blur_sigma: float = 5.0,
         baseline_seed: int = 0,
-        **settings,
+        **settings: Any,
     ) -> None:
+        own = inspect.signature(type(self).__init__).parameters
+        unknown = [name for name in settings if name not in own or own[name].kind is inspect.Parameter.VAR_KEYWORD]
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
         if isinstance(baseline, str) and baseline not in BASELINES:
@@ -202,6 +212,11 @@ class PerturbationMetric(Metric):
         self.batch_size = batch_size
         self.blur_sigma = blur_sigma
         self.baseline_seed = baseline_seed
+
+    @classmethod
+    def accepted_settings(cls) -> frozenset[str]:
+        """The metric's own keyword arguments and the shared options (:data:`COMMON_OPTIONS`)."""
+        return super().accepted_settings() | frozenset(COMMON_OPTIONS)
 
     @property
     def device(self) -> torch.device:
@@ -249,3 +264,9 @@ class PerturbationMetric(Metric):
                 f"{len(inputs)}; got shape {tuple(reference.shape)}."
             )
         return reference.to(inputs.device, torch.float)
+
+
+#: the options every perturbation metric takes (keyword-only, passed on as ``**common``)
+COMMON_OPTIONS: tuple[str, ...] = tuple(
+    name for name, p in inspect.signature(PerturbationMetric.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY
+)

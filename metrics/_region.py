@@ -14,11 +14,13 @@ decisions by layer-wise relevance propagation", PLoS ONE 10(7), 2015 (pixel flip
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from ._base import Layout, position_relevance
-from ._perturbation import DEFAULT_BATCH_SIZE, Baseline, PerturbationMetric, ProbFn, feature_ids, feature_relevance
+from ._perturbation import PerturbationMetric, feature_ids, feature_relevance
 
 
 class RegionPerturbation(PerturbationMetric):
@@ -28,6 +30,8 @@ class RegionPerturbation(PerturbationMetric):
         model: the classifier; its device is used for all work.
         n_steps: S, the number of equal perturbation steps (at most the number of features).
         patch_size: features are patches of this many positions per dimension (int or tuple).
+
+    Shared options (keyword-only, :data:`metrics._perturbation.COMMON_OPTIONS`):
         baseline: what a removed feature becomes: ``"zero"``, ``"min"`` (per sample: black for images),
             ``"mean"`` (per sample and channel), ``"blur"``, ``"uniform"`` (seeded noise), a number (e.g. a
             pad / mask token id for token-id inputs) or a tensor (see :func:`metrics._perturbation.make_baseline`).
@@ -47,11 +51,7 @@ class RegionPerturbation(PerturbationMetric):
         *,
         n_steps: int = 10,
         patch_size: int | tuple[int, ...] = 1,
-        baseline: Baseline = "zero",
-        prob_fn: ProbFn | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        blur_sigma: float = 5.0,
-        baseline_seed: int = 0,
+        **common: Any,
     ) -> None:
         if not isinstance(n_steps, int) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive int; got {n_steps!r}.")
@@ -59,11 +59,7 @@ class RegionPerturbation(PerturbationMetric):
             model,
             n_steps=n_steps,
             patch_size=patch_size,
-            baseline=baseline,
-            prob_fn=prob_fn,
-            batch_size=batch_size,
-            blur_sigma=blur_sigma,
-            baseline_seed=baseline_seed,
+            **common,
         )
         self.n_steps = n_steps
         self.patch_size = patch_size

@@ -10,6 +10,7 @@ from torch import nn
 
 import metrics
 from metrics import IROF, AbPC, Complexity, FaithfulnessCorrelation, LeRF, MoRF, Sparseness
+from metrics._faithfulness_correlation import N_REPEATS
 
 
 class CountingModel(nn.Module):
@@ -255,7 +256,7 @@ def test_abpc_faithfulness_and_irof_batch_their_forward_passes(metric_linear):
     assert counting.calls == math.ceil(2 * 4 * 16 / 10)
     counting.calls = 0
     FaithfulnessCorrelation(counting, n_runs=6, subset_size=5, batch_size=10)(x, y, a)
-    assert counting.calls == math.ceil((4 * 6 + 1) * 16 / 10)  # N_REPEATS = 4 draws of 6 subsets, and p(x)
+    assert counting.calls == math.ceil((N_REPEATS * 6 + 1) * 16 / 10)  # N_REPEATS draws of 6 subsets, and p(x)
     counting.calls = 0
     irof = IROF(counting, n_segments=8, batch_size=50)
     segments = irof.segment(x)

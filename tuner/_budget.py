@@ -21,11 +21,18 @@ from enum import Enum
 import optuna
 from optuna.trial import TrialState
 
+from ._fair import counts_towards_budget, is_repeat
 from ._progress import TrialProgress
 
 logger = logging.getLogger("tuner")
 
-COUNTED = (TrialState.COMPLETE,)  # pruned and failed trials do not use up the budget
+REPEAT_LIMIT = 25  # repeats in a row after which a process takes the search space as exhausted
+
+
+def counted(study: optuna.Study) -> int:
+    """The study's trials that use up the budget: complete, not answered from the study (pruned and failed
+    trials do not count either, Optuna's MaxTrialsCallback convention)."""
+    return sum(map(counts_towards_budget, study.get_trials(deepcopy=False)))
 
 
 class Admission(Enum):
@@ -39,7 +46,7 @@ def admit(trial: optuna.Trial, n_trials: int, *, poll_seconds: float = 0.5) -> A
     study = trial.study
     while True:
         trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state in COUNTED for t in trials)
+        finished = sum(map(counts_towards_budget, trials))
         ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
         retries = sum(t.state == TrialState.WAITING and _is_retry(t) for t in trials)
         if finished + ahead + retries < n_trials:
@@ -65,37 +72,84 @@ def optimize(
     show_progress_bar: bool,
     catch: tuple[type[Exception], ...],
 ) -> None:
-    """Run trials until the study has ``n_trials`` complete ones (pruned and failed ones do not count, Optuna's
-    MaxTrialsCallback convention), ``timeout`` seconds pass, or trials keep failing."""
-    finished = len(study.get_trials(deepcopy=False, states=COUNTED))
+    """Run trials until the study has ``n_trials`` counted ones (complete and not repeats), ``timeout`` seconds
+    pass, trials keep failing, or the proposals keep repeating evaluated configurations."""
+    finished = counted(study)
     remaining = n_trials - finished
     if remaining <= 0:
         logger.info("study %s already has %d finished trials", study.study_name, finished)
         return
-    budget = optuna.study.MaxTrialsCallback(n_trials, states=COUNTED)
     started = time.monotonic()
     progress = TrialProgress(study, n_trials, enabled=show_progress_bar)  # Optuna's would count to the cap
-    # the failure guard stops a study whose configurations all fail, the cap one that prunes without end
+    cap = 10 * remaining + 10
+    # the failure guard stops a study whose configurations all fail, the repeat guard one whose space is
+    # exhausted, the cap one that prunes without end
+    repeats = StopAfterRepeats(REPEAT_LIMIT)
     try:
         study.optimize(
             objective,
-            n_trials=10 * remaining + 10,
+            n_trials=cap,
             timeout=timeout,
             catch=catch,
-            callbacks=[budget, StopAfterFailures(limit=max(10, remaining)), progress],
+            callbacks=[StopAtBudget(n_trials), StopAfterFailures(limit=max(10, remaining)), repeats, progress],
             show_progress_bar=False,
             gc_after_trial=False,
         )
     finally:
         progress.close()
-    complete = len(study.get_trials(deepcopy=False, states=COUNTED))
-    if timeout is not None and complete < n_trials and time.monotonic() - started >= timeout:
+    complete = counted(study)
+    if complete >= n_trials or repeats.stopped:
+        return
+    if timeout is not None and time.monotonic() - started >= timeout:
         logger.warning(
             "stopped by the timeout of %gs: %d of %d trials complete; run the same command again to continue",
             timeout,
             complete,
             n_trials,
         )
+    elif repeats.seen >= cap:
+        logger.warning(
+            "stopped after %d trials started by this process: %d of %d configurations scored (the rest pruned, "
+            "failed or repeated); the search space may be exhausted",
+            cap,
+            complete,
+            n_trials,
+        )
+
+
+class StopAtBudget:
+    """Stops this process once the study has ``n_trials`` counted trials (other workers' included)."""
+
+    def __init__(self, n_trials: int):
+        self.n_trials = n_trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if counted(study) >= self.n_trials:
+            study.stop()
+
+
+class StopAfterRepeats:
+    """Stops this process after ``limit`` trials in a row answered from the study: the sampler finds no new
+    configuration (a small discrete space, every variant exhausted)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_a_row = 0
+        self.seen = 0  # trials this process finished (the cap's count)
+        self.stopped = False
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.seen += 1
+        self.in_a_row = self.in_a_row + 1 if is_repeat(trial) else 0
+        if self.in_a_row >= self.limit and not self.stopped:
+            self.stopped = True
+            logger.warning(
+                "stopping: the last %d proposed configurations had all been scored (the search space looks "
+                "exhausted); %d configurations scored",
+                self.in_a_row,
+                counted(study),
+            )
+            study.stop()
 
 
 class StopAfterFailures:

@@ -17,6 +17,7 @@ from explainers import evaluation_mode
 from metrics import Metric
 
 from ._budget import Admission, admit
+from ._fair import in_stage
 from ._heatmaps import heatmap_grid
 from ._interrupt import raise_if_received
 from ._space import SearchSpace
@@ -96,6 +97,8 @@ class Objective:
         explainer = self.space.suggest(trial)
         trial.set_user_attr("explainer", type(explainer).__name__)
         trial.set_user_attr("explainer_params", explainer.settings())
+        if in_stage(trial):
+            trial.set_user_attr("search_stage", True)  # never pruned: see tuner._fair
         for key, value in self.trial_attrs.items():
             trial.set_user_attr(key, value)
         repeated = self._repeated(trial) if self.share_work else None
@@ -164,7 +167,7 @@ class Objective:
 
     def _report(self, trial: optuna.Trial, scored: torch.Tensor, start: int) -> None:
         """Each new sample's score (``scored[start:]``) as the intermediate value at its sample index; prune between
-        chunks, never a first (enqueued) trial.
+        chunks, never a first (enqueued) trial nor one of the fair budget's stage (:mod:`tuner._fair`).
 
         A pruned trial reports the mean of the samples it scored at step ``n_samples`` (one past the last sample
         index) before it stops: Optuna gives a pruned trial its last step's value, so the dashboard shows that
@@ -172,7 +175,9 @@ class Objective:
         for offset, score in enumerate(scored[start:].tolist()):
             trial.report(score, step=start + offset)
         done = len(scored)
-        protected = trial.user_attrs.get("default_configuration") or trial.user_attrs.get("initial_configuration")
+        protected = any(
+            trial.user_attrs.get(key) for key in ("default_configuration", "initial_configuration", "search_stage")
+        )
         if done < len(self.inputs) and not protected and trial.should_prune():
             trial.set_user_attr("pruned_after_samples", done)
             trial.report(float(scored.mean()), step=len(self.inputs))

@@ -1,8 +1,10 @@
-"""The trial progress bar: the study's complete trials out of ``n_trials``, with pruned, failed and best.
+"""The trial progress bar: the study's scored configurations out of ``n_trials``, with pruned, failed, repeated
+and best.
 
 Optuna's own bar counts every trial it may start against its internal cap (``0/610`` for a 60-trial study,
 see :func:`tuner._budget.optimize`), so a user cannot tell how far the study is. This bar counts what
-``n_trials`` counts: complete trials of the whole study (other workers' included).
+``n_trials`` counts: complete trials of the whole study (other workers' included) that were not answered from
+the study (repeats of an evaluated configuration, :mod:`tuner._fair`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
+
+from ._fair import counts_towards_budget, is_repeat
 
 
 class TrialProgress:
@@ -27,7 +31,7 @@ class TrialProgress:
             return
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        self.bar.n = min(len(complete), self.bar.total)
+        self.bar.n = min(sum(map(counts_towards_budget, complete)), self.bar.total)
         self.bar.set_postfix_str(describe(study, trials, complete), refresh=False)
         self.bar.refresh()
 
@@ -38,7 +42,7 @@ class TrialProgress:
 def describe(
     study: optuna.Study, trials: list[optuna.trial.FrozenTrial], complete: list[optuna.trial.FrozenTrial]
 ) -> str:
-    """``pruned=P failed=F best=V`` (a multi-objective study: the Pareto front's size). Trials that were
+    """``pruned=P failed=F [repeated=R] best=V`` (a multi-objective study: the Pareto front's size). Trials that were
     not run (a worker's turn given to another, :mod:`tuner._budget`) are not failures."""
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     failed = sum(
@@ -46,6 +50,9 @@ def describe(
         for t in trials
     )
     text = f"pruned={pruned} failed={failed}"
+    repeated = sum(map(is_repeat, complete))
+    if repeated:
+        text += f" repeated={repeated}"
     if not complete:
         return text
     if len(study.directions) > 1:

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from explainers import LRPBase
 
+from ._fair import configurations
 from ._objective import Objective
 from ._policy import best_trial, choose_from_front
 from ._space import SearchSpace
@@ -118,9 +119,12 @@ class TuneResult:
 
     def summary(self) -> pd.DataFrame:
         """Per variant: default and best score on the tuning samples and on the held-out samples, the best
-        parameters (and, for LRPLayerwise, its rules in words), Optuna's parameter importances, and the
-        number of complete trials."""
+        parameters (and, for LRPLayerwise, its rules in words), Optuna's parameter importances, the number of
+        complete trials, of distinct configurations scored (complete or pruned, repeats left out), and whether the
+        sampler searched the variant at all (``searched``; ``search_note`` says why not)."""
         defaults, importances = self._defaults(), self.importances()
+        trials = self.study.get_trials(deepcopy=False)
+        scored, sampled = configurations(trials, self.space), configurations(trials, self.space, sampled_only=True)
         rows = []
         for variant, base in self.space.variants.items():
             best = self._best_of(variant)
@@ -141,6 +145,8 @@ class TuneResult:
                 if self.holdout is not None:
                     row["default (held-out)"] = self._held_out(f"{variant} default", base)
                     row["best (held-out)"] = self._held_out(f"{variant} #{best.number}", explainer)
+            row["configurations"], row["searched"] = scored[variant], sampled[variant] > 0
+            row["search_note"] = "" if sampled[variant] else _not_searched(self.space, variant)
             rows.append(row)
         return pd.DataFrame(rows).set_index("explainer")
 
@@ -174,6 +180,15 @@ class TuneResult:
             for t in self._complete()
             if t.user_attrs.get("default_configuration")
         }
+
+
+def _not_searched(space: SearchSpace, variant: str) -> str:
+    """Why the sampler never proposed ``variant``."""
+    if not space.variants[variant].tunables():
+        return "nothing to tune (no tunable)"
+    if not space.tunables(variant):
+        return "nothing to tune (all inert)"
+    return "default only (budget too small)"
 
 
 def _importances(trials, directions) -> dict[str, float]:

@@ -13,6 +13,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from ._fair import counts_towards_budget
 from ._space import SearchSpace
 from ._storage import artifact_dir_for, mask_url
 
@@ -109,7 +110,7 @@ def enqueue_defaults(study: optuna.Study, space: SearchSpace, n_trials: int | No
     into a study that already has its ``n_trials`` complete trials.
     """
     trials = study.get_trials(deepcopy=False)
-    if trials and n_trials is not None and sum(t.state == TrialState.COMPLETE for t in trials) >= n_trials:
+    if trials and n_trials is not None and sum(map(counts_towards_budget, trials)) >= n_trials:
         return
     for label, params in space.initial_params():
         if trials and any(_settled(trial) and _same_params(_fixed_params(trial), params) for trial in trials):

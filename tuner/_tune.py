@@ -24,6 +24,7 @@ from ._budget import optimize
 from ._checks import check_arguments, check_model, check_target_range
 from ._data import Data, Samples, fixed_samples
 from ._device import resolve_device
+from ._fair import fair_sampler
 from ._inert import held_at_default
 from ._objective import Objective, TrialFailed
 from ._provenance import data_fingerprint, library_versions, model_fingerprint
@@ -127,7 +128,9 @@ def tune(
         save_note(study, study_note(study, len(samples.inputs)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.sampler = make_sampler(sampler, space, sampler_seed(seed, study, storage))
+            study.sampler = fair_sampler(
+                make_sampler(sampler, space, sampler_seed(seed, study, storage)), space, n_trials
+            )
         artifacts_dir = record_storage(study, storage)
         trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
         pruning = not isinstance(optuna_pruner, optuna.pruners.NopPruner)
