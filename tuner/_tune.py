@@ -18,6 +18,7 @@ from torch import nn
 
 from explainers import DEFAULT_EXPLAINERS, LRPBase, evaluation_mode
 from metrics import METRICS, Metric, get_metric
+from metrics._perturbation import PerturbationMetric
 
 from . import _policy
 from ._budget import optimize
@@ -108,7 +109,7 @@ def tune(
     with evaluation_mode(model):  # the model comes back in its mode, with its hooks and flags, also on error
         samples = fixed_samples(data, model, n_samples, seed, device, batch_size, n_holdout)
         objective_settings = _policy.objective_settings(samples.inputs, metric_kwargs)
-        metrics = [_metric(m, model, objective_settings) for m in metric_list]
+        metrics = fit_baselines([_metric(m, model, objective_settings) for m in metric_list], samples.inputs)
         bases = _bases(explainer_cls, model, explainer_kwargs or {})
         for base in bases:
             base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
@@ -205,6 +206,15 @@ def _metric(metric: str | Metric, model: nn.Module, kwargs: dict[str, Any]) -> M
         get_metric(metric)  # raises, listing the valid names
     accepted = METRICS[metric].accepted_settings()
     return get_metric(metric, model, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def fit_baselines(metrics: list[Metric], data: torch.Tensor) -> list[Metric]:
+    """The data-wide baselines (``"min"``, ``"mean"``, ``"uniform"``) of each perturbation metric not yet fitted
+    taken from ``data``, the study's tuned samples: every chunk and the held-out samples share one baseline."""
+    for m in metrics:
+        if isinstance(m, PerturbationMetric) and m.baseline_data is None:
+            m.fit_baseline(data)
+    return metrics
 
 
 def _check_distinct(metrics: list[str | Metric]) -> None:
