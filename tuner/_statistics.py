@@ -33,10 +33,10 @@ class Comparison:
     p: float
     n: int
 
-    def as_dict(self, prefix: str = "") -> dict[str, float | int]:
+    def as_dict(self, prefix: str = "", *, with_n: bool = True) -> dict[str, float | int]:
         """The fields as columns, e.g. ``{"vs default: diff": ...}`` with ``prefix="vs default: "``."""
         names = {"diff": "diff", "ci_low": "CI low", "ci_high": "CI high", "p": "p", "n": "n"}
-        return {f"{prefix}{names[key]}": value for key, value in asdict(self).items()}
+        return {f"{prefix}{names[key]}": value for key, value in asdict(self).items() if with_n or key != "n"}
 
 
 def _differences(a, b) -> np.ndarray:
