@@ -43,7 +43,8 @@ def result(digits):
     model, x, y = digits
     return tune([LRPEpsilonGammaBox, LRPUniformEpsilon], model, (x, y), n_trials=6, n_samples=16,
                 show_progress_bar=False, explainer_kwargs=BOUNDS, metric_kwargs={"n_steps": 8},
-                panel=["morf", ("abpc", {"baseline": "min", "n_steps": 8}), ("abpc", {"baseline": "zero"})])
+                panel=["morf", ("abpc", {"baseline": "min", "n_steps": 8}), ("abpc", {"baseline": "zero"}),
+                       ("faithfulness_correlation", {"n_runs": 10, "n_repeats": 2})])
 
 
 def test_summary_compares_the_best_with_each_default_on_held_out_samples(result):
@@ -74,7 +75,8 @@ def test_comparisons_name_the_default_the_best_default_and_each_captum_row(resul
 def test_panel_ranks_scores_and_tau(result):
     table = result.panel()
     methods = table.drop(index=TAU_ROW)
-    labels = ["AbPC (objective)", "MoRF", "AbPC (baseline=min, n_steps=8)", "AbPC (baseline=zero)"]
+    labels = ["AbPC (objective)", "MoRF", "AbPC (baseline=min, n_steps=8)", "AbPC (baseline=zero)",
+              "FaithfulnessCorrelation (n_runs=10, n_repeats=2)"]
     assert [c for c in table.columns if not c.endswith(" rank")] == labels
     assert sum(name.endswith("default") or "(= best)" in name for name in methods.index) == 2
     assert sum("captum" in name for name in methods.index) == 3
@@ -90,6 +92,21 @@ def test_panel_ranks_scores_and_tau(result):
                                                                                        "default (held-out)"])
     assert table.attrs["seconds"] > 0 and table.attrs["n_samples"] == len(result.holdout.inputs)
     assert result.panel() is not table and result.panel_details() is result.panel_details()  # scored once
+
+
+def test_shared_faithfulness_correlation_perturbations_give_the_uncached_scores(result):
+    """The panel computes FaithfulnessCorrelation's perturbed scores once per chunk for all methods; each
+    method's scores equal the metric's own, computed afresh."""
+    details = result.panel_details()
+    label = "FaithfulnessCorrelation (n_runs=10, n_repeats=2)"
+    index = list(details.scores.columns).index(label)
+    metric = dict(result.panel_metrics)[label]
+    assert "_scores" not in vars(metric)  # the cache is gone after the panel
+    x, y = result.holdout.inputs, result.holdout.targets
+    for name, explainer in list(result._panel_methods().values())[:3]:
+        method = next(m for m in details.samples if result._panel_methods()[m][0] == name)
+        fresh = metric.evaluate(x, y, explainer.attribute(x, y).detach())
+        torch.testing.assert_close(details.samples[method][index], fresh, atol=1e-5, rtol=0)
 
 
 def test_a_best_equal_to_its_default_is_one_row(result):
