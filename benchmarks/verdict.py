@@ -145,10 +145,12 @@ def main() -> None:
     start = time.perf_counter()
     for name in args.models:
         spec = load_model(name, args)
-        rows = [row for seed in args.seeds for row in run(name, spec, seed, args)]
-        if args.save:
-            with open(args.save, "a") as handle:
-                handle.writelines(json.dumps(row) + "\n" for row in rows)
+        rows = []
+        for seed in args.seeds:
+            rows += run(name, spec, seed, args)
+            if args.save:  # after each seed: a long run stopped early keeps what it measured
+                with open(args.save, "a") as handle:
+                    handle.writelines(json.dumps(row) + "\n" for row in rows if row["seed"] == seed)
         print(f"\n### {name}: {args.trials} trials, {spec['n_samples']} tuning and as many held-out samples, "
               f"seeds {' '.join(map(str, args.seeds))}\n")
         print(markdown(rows))
