@@ -221,7 +221,8 @@ def _disagreement(ranks: pd.DataFrame, objective: str) -> str | None:
         return None
     counts = {method: sum(method in methods for methods in first.values()) for method in ranks.index}
     top = max(counts, key=lambda method: counts[method])
+    other = "no other method is first more often" if top == winner else f"{top} is first under {counts[top]}"
     return (
         f"the winner under {objective} ({winner}) is not the winner under the majority of the panel: it is first "
-        f"under {wins} of {len(panel)} panel metrics; {top} is first under {counts[top]}"
+        f"under {wins} of {len(panel)} panel metrics; {other}"
     )
