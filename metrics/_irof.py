@@ -24,7 +24,7 @@ class IROF(PerturbationMetric):
     min-max scaled to [0, 1] for the segmentation only, without Lab conversion: on normalised or
     noisy RGB the Lab distances swamp ``compactness`` and SLIC collapses to one segment). Its n segments
     are ranked by their mean relevance (summed over channels) and removed, most relevant first, one per step, taking the
-    baseline (default the per-sample, per-channel mean). With p the target's softmax probability
+    baseline (default the data's per-channel mean). With p the target's softmax probability
     and x^(k) the image after k removals, y_k = p(x^(k)) / p(x) (y_0 = 1), and
 
         IROF(x) = 1 - trapezoid(y_0 .. y_n over [0, 1])  =  1 - 1/n sum_{k=1..n} (y_{k-1} + y_k) / 2.

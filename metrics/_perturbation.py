@@ -72,17 +72,23 @@ def feature_relevance(position_rel: Tensor, ids: Tensor) -> Tensor:
 
 
 def make_baseline(
-    inputs: Tensor, baseline: Baseline, layout: Layout, blur_sigma: float = 5.0, baseline_seed: int = 0
+    inputs: Tensor,
+    baseline: Baseline,
+    layout: Layout,
+    blur_sigma: float = 5.0,
+    baseline_seed: int = 0,
+    data: Tensor | None = None,
 ) -> Tensor:
     """The values perturbed features take, broadcastable to ``inputs``.
 
     ``"zero"``: 0 (on normalised images, the data's mean colour: the reference point of Integrated Gradients
-    with a zero reference and of gradient×input, which this baseline therefore favours); ``"min"``: the
-    per-sample minimum, the data's lower bound (black for images; Quantus's ``"black"``); ``"mean"``: mean per
-    sample and channel (over positions); ``"blur"``: the Gaussian-blurred image (``blur_sigma`` pixels);
-    ``"uniform"``: noise drawn uniformly between each sample's minimum and maximum from a generator seeded
-    with ``baseline_seed`` on every call (the same noise for every attribution of the same inputs); a number
-    (e.g. a pad / mask token id); or a tensor broadcastable to the inputs.
+    with a zero reference and of gradient×input, which this baseline therefore favours); ``"min"``: the data's
+    lower bound per channel (black for images); ``"mean"``: the data's mean per channel; ``"blur"``: the
+    Gaussian-blurred image (``blur_sigma`` pixels); ``"uniform"``: noise drawn uniformly in the data's range per
+    channel from a generator seeded with ``baseline_seed`` on every call (the same noise for every attribution of
+    the same inputs); a number (e.g. a pad / mask token id); or a tensor broadcastable to the inputs. The data is
+    ``data`` (e.g. a study's samples) or, without it, ``inputs`` (all samples of the call, never one at a time);
+    a channel is a dim of ``layout.reduce_dims`` (colour for images, the embedding for (B, L, E)).
     """
     if isinstance(baseline, Tensor):
         value = baseline.to(inputs.device, inputs.dtype)
@@ -105,19 +111,21 @@ def make_baseline(
         raise ValueError(
             f"baseline {baseline!r} needs float inputs; for token ids pass the pad or mask token id as an int baseline."
         )
-    per_sample = (-1, *[1] * (inputs.ndim - 1))
+    if baseline == "blur":
+        if inputs.ndim != 4:
+            raise ValueError("baseline 'blur' is defined for images (B, C, H, W) only.")
+        return gaussian_blur(inputs, blur_sigma)
+    source = (inputs if data is None else data).to(inputs.device, inputs.dtype)
+    if source.shape[1:] != inputs.shape[1:]:
+        raise ValueError(f"baseline data of shape {tuple(source.shape)} does not match inputs {tuple(inputs.shape)}.")
+    over = tuple(d for d in range(inputs.ndim) if d not in layout.reduce_dims)  # all but the channel dims
     if baseline == "min":
-        return inputs.flatten(1).amin(1).view(per_sample)
-    if baseline == "uniform":
-        low, high = inputs.flatten(1).amin(1).view(per_sample), inputs.flatten(1).amax(1).view(per_sample)
-        noise = torch.rand(inputs.shape, generator=torch.Generator().manual_seed(baseline_seed), dtype=inputs.dtype)
-        return low + (high - low) * noise.to(inputs.device)
-    position_dims = tuple(d for d in range(1, inputs.ndim) if d not in layout.reduce_dims)
+        return source.amin(dim=over, keepdim=True)
     if baseline == "mean":
-        return inputs.mean(dim=position_dims, keepdim=True)
-    if inputs.ndim != 4:
-        raise ValueError("baseline 'blur' is defined for images (B, C, H, W) only.")
-    return gaussian_blur(inputs, blur_sigma)
+        return source.mean(dim=over, keepdim=True)
+    low, high = source.amin(dim=over, keepdim=True), source.amax(dim=over, keepdim=True)
+    noise = torch.rand(inputs.shape, generator=torch.Generator().manual_seed(baseline_seed), dtype=inputs.dtype)
+    return low + (high - low) * noise.to(inputs.device)
 
 
 def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
@@ -212,6 +220,14 @@ class PerturbationMetric(Metric):
         self.batch_size = batch_size
         self.blur_sigma = blur_sigma
         self.baseline_seed = baseline_seed
+        self.baseline_data: Tensor | None = None
+
+    def fit_baseline(self, data: Tensor) -> PerturbationMetric:
+        """Take the ``"min"``, ``"mean"`` and ``"uniform"`` baselines from ``data`` (``tune()`` passes the study's
+        tuned samples), so that every chunk a study scores shares one baseline; without it each call's inputs are
+        the data. Returns the metric."""
+        self.baseline_data = data.detach()
+        return self
 
     @classmethod
     def accepted_settings(cls) -> frozenset[str]:
@@ -244,7 +260,7 @@ class PerturbationMetric(Metric):
         return inputs.to(device), targets.to(device), attributions.to(device), layout
 
     def _scores(self, inputs: Tensor, targets: Tensor, layout: Layout, rows: Tensor, masks: Tensor) -> Tensor:
-        baseline = make_baseline(inputs, self.baseline, layout, self.blur_sigma, self.baseline_seed)
+        baseline = make_baseline(inputs, self.baseline, layout, self.blur_sigma, self.baseline_seed, self.baseline_data)
         return masked_scores(self.model, inputs, targets, baseline, layout, rows, masks, self.prob_fn, self.batch_size)
 
     def reference(self, inputs: Tensor, targets: Tensor) -> Tensor:

@@ -131,7 +131,7 @@ def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
 def test_resnet50_with_random_weights_runs(tmp_path):
     done = cli("run", "--model", "resnet50", "--weights", "none", "--n-trials", "1", "--n-samples", "2",
                "--explainers", "epsilon_plus", "--storage", f"sqlite:///{tmp_path / 'r.db'}",
-               "--out", str(tmp_path / "out"), "--no-progress", cwd=tmp_path)
+               "--out", str(tmp_path / "out"), "--no-progress", "--no-panel", cwd=tmp_path)  # the panel: test_panel.py
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "best.json").exists()
 

@@ -26,12 +26,13 @@ def quantus_pixel_flipping(**kw):
 
 def test_curve_equals_quantus_pixel_flipping(metric_conv):
     model, x, y, a = metric_conv
-    ours = MoRF(model, n_steps=8, baseline="min", batch_size=5).curve(x, y, a)
+    black = x.flatten(1).amin(1).view(-1, *[1] * (x.ndim - 1))  # Quantus's "black": each sample's minimum
+    ours = MoRF(model, n_steps=8, baseline=black, batch_size=5).curve(x, y, a)
     theirs = quantus_pixel_flipping()(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(),
                                       softmax=True, device="cpu")
     torch.testing.assert_close(ours, torch.tensor(theirs, dtype=torch.float), atol=1e-5, rtol=0)
     # the check would catch a wrong order: the reversed curve differs
-    other = MoRF(model, n_steps=8, baseline="min").curve(x, y, -a)
+    other = MoRF(model, n_steps=8, baseline=black).curve(x, y, -a)
     assert (other - torch.tensor(theirs)).abs().max() > 1e-3
 
 
@@ -41,7 +42,8 @@ def test_wrapper_runs_a_quantus_metric_that_calls_np_trapz(metric_conv):
     metric = from_quantus(quantus_pixel_flipping(return_auc_per_sample=True), model, softmax=True)
     assert metric.direction == "minimize"  # Quantus: lower is better for the MoRF curve's area
     scores = metric(x, y, a)
-    curve = MoRF(model, n_steps=8, baseline="min").curve(x, y, a).numpy()
+    black = x.flatten(1).amin(1).view(-1, *[1] * (x.ndim - 1))  # Quantus's "black": each sample's minimum
+    curve = MoRF(model, n_steps=8, baseline=black).curve(x, y, a).numpy()
     expected = torch.tensor(np.trapezoid(curve, axis=1), dtype=torch.float)
     assert scores.shape == (4,)
     torch.testing.assert_close(scores, expected, atol=1e-5, rtol=0)

@@ -34,18 +34,32 @@ def test_every_named_baseline_and_what_it_is():
     x = images()
     layout = layout_of(x)
     assert set(BASELINES) == {"zero", "min", "mean", "blur", "uniform"}
-    assert torch.equal(make_baseline(x, "min", layout).flatten(), x.flatten(1).amin(1))  # black: the lower bound
+    assert torch.equal(make_baseline(x, "min", layout).flatten(), x.min().view(1))  # black: the data's lower bound
     uniform = make_baseline(x, "uniform", layout, baseline_seed=3)
     assert torch.equal(uniform, make_baseline(x, "uniform", layout, baseline_seed=3))  # seeded: reproducible
     assert not torch.equal(uniform, make_baseline(x, "uniform", layout, baseline_seed=4))
-    low, high = x.flatten(1).amin(1), x.flatten(1).amax(1)
-    assert bool(((uniform.flatten(1) >= low[:, None]) & (uniform.flatten(1) <= high[:, None])).all())
+    assert bool(((uniform >= x.min()) & (uniform <= x.max())).all())
     wide, narrow = make_baseline(x, "blur", layout, blur_sigma=4.0), make_baseline(x, "blur", layout, blur_sigma=0.5)
     assert float((narrow - x).abs().mean()) < float((wide - x).abs().mean())
     with pytest.raises(ValueError, match="baseline must be one of"):
         AbPC(small_cnn(), baseline="black")
     with pytest.raises(ValueError, match="blur_sigma"):
         AbPC(small_cnn(), baseline="blur", blur_sigma=0)
+
+
+def test_min_and_mean_are_the_datas_per_channel_not_each_samples():
+    """The issue's definitions: "min" the data's lower bound, "mean" the data's mean, per channel (RGB black)."""
+    torch.manual_seed(2)
+    x = torch.randn(5, 3, 4, 4) + torch.arange(5.0).view(5, 1, 1, 1)  # samples with different ranges
+    layout = layout_of(x)
+    per_channel_min = torch.stack([x[:, c].min() for c in range(3)])
+    per_channel_mean = torch.stack([x[:, c].mean() for c in range(3)])
+    assert torch.equal(make_baseline(x, "min", layout).flatten(), per_channel_min)
+    torch.testing.assert_close(make_baseline(x, "mean", layout).flatten(), per_channel_mean)
+    data = x[:2]  # a metric fitted on other data takes its baseline from there, whatever the call's inputs
+    metric = AbPC(small_cnn(), baseline="min").fit_baseline(data)
+    assert metric.baseline_data is not None and torch.equal(metric.baseline_data, data)
+    assert torch.equal(make_baseline(x[3:], "min", layout, data=data).flatten(), data.amin(dim=(0, 2, 3)))
 
 
 def test_the_baseline_changes_the_score():

@@ -28,6 +28,11 @@ class _CaptumExplainer:
         return self.method.attribute(inputs, target=targets, **kwargs).detach()
 
 
+def captum_explainers(model: torch.nn.Module) -> dict[str, _CaptumExplainer]:
+    """The reference rows' explainers on ``model``, by row name."""
+    return {name: _CaptumExplainer(cls(model)) for name, cls in CAPTUM.items()}
+
+
 def captum_scores(objective: Objective, model: torch.nn.Module) -> dict[str, float | tuple]:
     """Mean score of each captum explainer on the objective's samples (a tuple with several metrics)."""
     scores = {}

@@ -50,6 +50,23 @@ def _value(text: str) -> Any:
     return text
 
 
+def _panel(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``--panel``: metrics separated by commas, each ``name`` or ``name:key=value[:key=value...]``."""
+    entries = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, *pairs = item.split(":")
+        settings = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise argparse.ArgumentTypeError(f"expected name:key=value in {item!r}, got {pair!r}")
+            settings[key.strip()] = _value(value.strip())
+        entries.append((name.strip(), settings))
+    if not entries:
+        raise argparse.ArgumentTypeError("expected at least one metric, e.g. abpc:baseline=zero,morf")
+    return entries
+
+
 def _seconds(value: str) -> float:
     number = float(value)
     if not (math.isfinite(number) and number > 0):
@@ -119,6 +136,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE,...",
         help="the metric's settings, e.g. n_steps=20,blur_sigma=2; part of the study: resuming with others is refused",
     )
+    panel = run.add_mutually_exclusive_group()
+    panel.add_argument(
+        "--panel",
+        type=_panel,
+        metavar="METRIC[:KEY=VALUE...],...",
+        help="the robustness panel the report re-scores defaults, bests and captum's rows with on the held-out "
+        "samples: metrics separated by commas, settings after colons, e.g. "
+        "abpc:baseline=zero,abpc:baseline=blur:blur_sigma=2,morf (default: AbPC with zero, min and blur "
+        "baselines, MoRF, faithfulness_correlation, IROF; written to panel.csv)",
+    )
+    panel.add_argument("--no-panel", action="store_true", help="no robustness panel")
     run.add_argument("--n-trials", type=_positive, help="total finished trials of the study")
     run.add_argument("--n-samples", type=_positive, help="samples every trial scores")
     run.add_argument("--batch-size", type=_positive, help="samples attributed at once")

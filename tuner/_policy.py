@@ -34,6 +34,17 @@ def objective_settings(inputs: Any, metric_kwargs: dict[str, Any] | None) -> dic
     return settings
 
 
+def fit_baselines(metrics: list[Any], data: Any) -> list[Any]:
+    """The data-wide baselines (``"min"``, ``"mean"``, ``"uniform"``) of each perturbation metric not yet fitted
+    taken from ``data``, the study's tuned samples: every chunk and the held-out samples share one baseline."""
+    from metrics._perturbation import PerturbationMetric  # torch: imported when a study runs, not by the CLI
+
+    for m in metrics:
+        if isinstance(m, PerturbationMetric) and m.baseline_data is None:
+            m.fit_baseline(data)
+    return metrics
+
+
 def samples_to_load(n_samples: int) -> int:
     """Load twice the samples a study tunes on: the other half is held out (see :func:`split_sizes`)."""
     return 2 * n_samples

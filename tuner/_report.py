@@ -9,7 +9,7 @@ from torch import nn
 
 from explainers import save_config
 
-from ._baselines import captum_scores
+from ._baselines import captum_explainers, captum_scores
 from ._heatmaps import heatmap_grid
 from ._result import TuneResult
 from ._storage import mask_url
@@ -18,26 +18,25 @@ N_SHOWN = 4
 
 
 def write_report(result: TuneResult, model: nn.Module, out: Path, *, study_name: str, storage: str) -> pd.DataFrame:
-    """Write summary.csv, best.json, heatmaps.png (and pareto.csv with several metrics) into ``out``;
-    return the table: LRP rows, then captum's explainers scored the same way."""
+    """Write summary.csv, best.json, heatmaps.png (and pareto.csv with several metrics, panel.csv with a robustness
+    panel) into ``out``; return the table: LRP rows, then captum's explainers scored the same way."""
     out.mkdir(parents=True, exist_ok=True)
     table = result.summary()
-    held_out = captum_scores(result.holdout, model) if result.holdout is not None else {}
     references = pd.DataFrame(
         [
-            {
-                "explainer": name,
-                "default": score,
-                "trials": 0,
-                **({"default (held-out)": held_out[name]} if held_out else {}),
-            }
-            for name, score in captum_scores(result.objective, model).items()
+            {"explainer": name, "default": score, "trials": 0, **result.reference_row(name, explainer)}
+            for (name, score), explainer in zip(
+                captum_scores(result.objective, model).items(), captum_explainers(model).values()
+            )
         ]
     )
     table = pd.concat([table, references.set_index("explainer")])
     table.to_csv(out / "summary.csv")
     if result.multi_objective:
         result.pareto_front().to_csv(out / "pareto.csv")
+    panel = result.panel()
+    if not panel.empty:
+        panel.to_csv(out / "panel.csv")
     save_config(
         result.best_explainer,
         out / "best.json",

@@ -14,11 +14,18 @@ import torch
 from optuna.trial import TrialState
 
 from explainers import LRPBase
+from metrics import Metric
 
+from ._baselines import captum_explainers
 from ._fair import configurations
 from ._objective import Objective
+from ._panel import Panel, score_panel
 from ._policy import best_trial, choose_from_front
 from ._space import SearchSpace
+from ._statistics import compare
+
+#: the summary's columns of the paired held-out comparison of the best configuration with each row
+VS_ROW = "best vs row: "
 
 logger = logging.getLogger("tuner")
 
@@ -33,7 +40,9 @@ class TuneResult:
     space: SearchSpace
     objective: Objective
     holdout: Objective | None = None
+    panel_metrics: list[tuple[str, Metric]] = field(default_factory=list)
     _held_out_cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _panel: Panel | None = field(default=None, repr=False)
 
     @property
     def multi_objective(self) -> bool:
@@ -121,10 +130,14 @@ class TuneResult:
         """Per variant: default and best score on the tuning samples and on the held-out samples, the best
         parameters (and, for LRPLayerwise, its rules in words), Optuna's parameter importances, the number of
         complete trials, of distinct configurations scored (complete or pruned, repeats left out), and whether the
-        sampler searched the variant at all (``searched``; ``search_note`` says why not)."""
+        sampler searched the variant at all (``searched``; ``search_note`` says why not). With held-out samples,
+        ``best default`` marks the default that scored best on the tuning samples, and the ``best vs row:`` columns
+        compare the overall best configuration with the row's default on the held-out samples (paired: mean
+        difference, 95% bootstrap interval, Wilcoxon p; see :meth:`comparisons`)."""
         defaults, importances = self._defaults(), self.importances()
         trials = self.study.get_trials(deepcopy=False)
         scored, sampled = configurations(trials, self.space), configurations(trials, self.space, sampled_only=True)
+        best_default = self._best_default_variant()
         rows = []
         for variant, base in self.space.variants.items():
             best = self._best_of(variant)
@@ -147,14 +160,137 @@ class TuneResult:
                     row["best (held-out)"] = self._held_out(f"{variant} #{best.number}", explainer)
             row["configurations"], row["searched"] = scored[variant], sampled[variant] > 0
             row["search_note"] = "" if sampled[variant] else _not_searched(self.space, variant)
+            if self.holdout is not None and variant in defaults:
+                row["best default"] = variant == best_default
+                row.update(self._versus(f"{variant} default", base).as_dict(VS_ROW, with_n=False))
             rows.append(row)
         return pd.DataFrame(rows).set_index("explainer")
 
-    def _held_out(self, key: str, explainer: LRPBase):
+    def comparisons(self) -> pd.DataFrame:
+        """The best configuration against (a) its variant's default, (b) the best default (the default that
+        scored best on the tuning samples: chosen without the held-out samples) and (c) each captum reference
+        row, on the held-out samples: their means, the mean paired difference (best minus the other, in the
+        metric's units: positive is better for a maximised metric), its 95% percentile-bootstrap interval
+        (10,000 resamples of the samples, seed 0) and the paired Wilcoxon signed-rank p-value. One row per
+        comparison and metric; empty without held-out samples."""
+        if self.holdout is None:
+            return pd.DataFrame()
+        best = self.best_trial
+        variant = self.space.variant_of(best.params)
+        best_default = self._best_default_variant()
+        against: list[tuple[str, str, Any]] = [("default of its variant", variant, self.space.variants[variant])]
+        if best_default is not None:
+            against.append(("best default", best_default, self.space.variants[best_default]))
+        model = next(iter(self.space.variants.values())).model
+        against += [("captum", name, explainer) for name, explainer in captum_explainers(model).items()]
+        ours = self._held_out_samples(f"{variant} #{best.number}", self.best_explainer)
+        rows = []
+        for kind, name, explainer in against:
+            key = f"{name} default" if kind != "captum" else name
+            theirs = self._held_out_samples(key, explainer)
+            for index, metric in enumerate(self._metric_names()):
+                a, b = (ours[index], theirs[index]) if self.multi_objective else (ours, theirs)
+                rows.append(
+                    {
+                        "against": kind,
+                        "configuration": key,
+                        "metric": metric,
+                        "best": float(a.mean()),
+                        "other": float(b.mean()),
+                        **compare(a, b).as_dict(),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def panel(self) -> pd.DataFrame:
+        """The robustness panel (see :mod:`tuner._panel`): per method (each variant's default and best, the
+        captum rows) its held-out score and rank under the objective and under each panel metric, and a last
+        row of Kendall's tau with the objective; ``attrs`` carry ``message`` (the line when the objective's
+        winner is not the panel's), ``seconds`` and ``n_samples``. Empty without a panel or held-out samples.
+        Scored once per distinct configuration and cached."""
+        details = self.panel_details()
+        if details is None:
+            return pd.DataFrame()
+        table = details.table()
+        table.attrs.update(message=details.message, seconds=details.seconds, n_samples=details.n_samples)
+        return table
+
+    def panel_details(self) -> Panel | None:
+        """The panel's scores, ranks, taus and message (None without a panel or held-out samples)."""
+        if self.holdout is None or not self.panel_metrics:
+            return None
+        if self._panel is None:
+            methods = self._panel_methods()
+            objective = {
+                label: self._held_out_samples(key, explainer).reshape(len(self.study.directions), -1)[0]
+                for label, (key, explainer) in methods.items()
+            }
+            self._panel = score_panel(
+                objective,
+                {label: explainer for label, (_, explainer) in methods.items()},
+                self.panel_metrics,
+                self.holdout,
+                objective=(f"{self._metric_names()[0]} (objective)", self.study.directions[0].name.lower()),
+            )
+        return self._panel
+
+    def _panel_methods(self) -> dict[str, tuple[str, Any]]:
+        """label -> (held-out cache key, explainer): each variant's default, its best where it differs, captum's
+        rows."""
+        defaults = {
+            self.space.variant_of(t.params): t for t in self._complete() if t.user_attrs.get("default_configuration")
+        }
+        methods: dict[str, tuple[str, Any]] = {}
+        for variant, base in self.space.variants.items():
+            best, default = self._best_of(variant), defaults.get(variant)
+            same = best is not None and default is not None and best.params == default.params
+            methods[f"{variant} default" + (" (= best)" if same else "")] = (f"{variant} default", base)
+            if best is not None and not same:
+                methods[f"{variant} best (#{best.number})"] = (
+                    f"{variant} #{best.number}",
+                    self.space.from_params(best.params),
+                )
+        model = next(iter(self.space.variants.values())).model
+        methods.update({name: (name, explainer) for name, explainer in captum_explainers(model).items()})
+        return methods
+
+    def reference_row(self, name: str, explainer: Any) -> dict[str, Any]:
+        """A reference row's held-out columns for the summary table: its held-out score and the best
+        configuration against it (``best vs row:``); empty without held-out samples."""
+        if self.holdout is None:
+            return {}
+        return {
+            "default (held-out)": self._held_out(name, explainer),
+            **self._versus(name, explainer).as_dict(VS_ROW, with_n=False),
+        }
+
+    def _versus(self, key: str, explainer: Any):
+        """The best configuration against ``explainer`` on the held-out samples (the first metric's scores
+        with several metrics)."""
+        best = self.best_trial
+        ours = self._held_out_samples(f"{self.space.variant_of(best.params)} #{best.number}", self.best_explainer)
+        theirs = self._held_out_samples(key, explainer)
+        return compare(ours[0], theirs[0]) if self.multi_objective else compare(ours, theirs)
+
+    def _best_default_variant(self) -> str | None:
+        """The variant whose default configuration scored best on the tuning samples."""
+        trials = [t for t in self._complete() if t.user_attrs.get("default_configuration")]
+        if not trials:
+            return None
+        if self.multi_objective:
+            return self.space.variant_of(self._choose_trial(among=trials).params)
+        pick = max if self.study.direction.name == "MAXIMIZE" else min
+        return self.space.variant_of(pick(trials, key=lambda t: t.value).params)
+
+    def _held_out(self, key: str, explainer: Any):
+        means = self._held_out_samples(key, explainer).mean(-1)
+        return tuple(means.tolist()) if self.multi_objective else float(means)
+
+    def _held_out_samples(self, key: str, explainer: Any) -> torch.Tensor:
+        """Per-sample held-out scores, computed once per configuration (``key`` names it)."""
         if key not in self._held_out_cache:
             assert self.holdout is not None, "held-out scores need held-out samples"
-            means = self.holdout.evaluate(explainer).mean(-1)
-            self._held_out_cache[key] = tuple(means.tolist()) if self.multi_objective else float(means)
+            self._held_out_cache[key] = self.holdout.evaluate(explainer)
         return self._held_out_cache[key]
 
     def _best_of(self, variant: str) -> optuna.trial.FrozenTrial | None:

@@ -27,6 +27,7 @@ from ._device import resolve_device
 from ._fair import fair_sampler
 from ._inert import held_at_default
 from ._objective import Objective, TrialFailed
+from ._panel import PanelSpec, panel_metrics
 from ._provenance import data_fingerprint, library_versions, model_fingerprint
 from ._result import TuneResult
 from ._space import SearchSpace
@@ -65,6 +66,7 @@ def tune(
     share_work: bool = True,
     n_holdout: int | None = None,
     drop_inert: bool = True,
+    panel: PanelSpec = None,
 ) -> TuneResult:
     """Find the explainer configuration whose attributions score best under ``metric``.
 
@@ -87,7 +89,10 @@ def tune(
     ``n_samples``, where the data has them) are never tuned on; the summary reports the default and the best
     configurations on them too. With ``drop_inert``, tunables whose extreme values give the same attributions up to
     scale are held at their default. ``share_work=False`` turns off what trials share (the metrics' unperturbed
-    scores computed once, repeated configurations answered from the study): for benchmarks only.
+    scores computed once, repeated configurations answered from the study): for benchmarks only. ``panel``: the
+    robustness panel that ``TuneResult.panel()`` scores on the held-out samples (metric names, ``(name, settings)``
+    pairs or Metric objects; None: :data:`tuner._panel.DEFAULT_PANEL`; False or []: none); checked here, scored
+    only when asked.
     """
     check_model(model)
     check_arguments(
@@ -109,7 +114,8 @@ def tune(
     with evaluation_mode(model):  # the model comes back in its mode, with its hooks and flags, also on error
         samples = fixed_samples(data, model, n_samples, seed, device, batch_size, n_holdout)
         objective_settings = _policy.objective_settings(samples.inputs, metric_kwargs)
-        metrics = [_metric(m, model, objective_settings) for m in metric_list]
+        metrics = _policy.fit_baselines([_metric(m, model, objective_settings) for m in metric_list], samples.inputs)
+        panel_list = panel_metrics(panel, model, samples.inputs)
         bases = _bases(explainer_cls, model, explainer_kwargs or {})
         for base in bases:
             base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
@@ -154,7 +160,7 @@ def tune(
             n_trials = min(n_trials, len(space.initial_params()))
         optimize(study, objective, n_trials, timeout=timeout, show_progress_bar=show_progress_bar, catch=(TrialFailed,))
         _check_completed(study)
-        return TuneResult(study=study, space=space, objective=objective, holdout=holdout)
+        return TuneResult(study=study, space=space, objective=objective, holdout=holdout, panel_metrics=panel_list)
 
 
 def _holdout_objective(

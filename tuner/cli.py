@@ -168,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     from metrics import METRICS
 
     from ._device import resolve_device
+    from ._panel import check_panel
     from ._tune import tune
 
     preset = studies.model_preset(
@@ -191,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         else [get_explainer(name.strip()) for name in args.explainers.split(",") if name.strip()]
     )
     metric_kwargs = _objective_settings(preset, metric_names, args)
+    check_panel(args.panel)
     if args.data is not None and not Path(args.data).is_dir():
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
     given = {"n_trials": args.n_trials, "n_samples": args.n_samples, "batch_size": args.batch_size}
@@ -243,6 +245,7 @@ def _run(args: argparse.Namespace) -> int:
         show_progress_bar=not args.no_progress,
         heartbeat_interval=args.heartbeat,
         metric_kwargs=metric_kwargs,
+        panel=False if args.no_panel else args.panel,
         explainer_kwargs={"low": preset.low, "high": preset.high, "zennit_canonizers": preset.canonizers() or None},
     )
     if args.no_report:
@@ -252,6 +255,7 @@ def _run(args: argparse.Namespace) -> int:
 
         table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
         print(_readable(table).to_string())
+        _print_statistics(result)
         _print_details(result)
         print(f"\nresults in {Path(args.out).resolve()}")
     print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
@@ -288,6 +292,27 @@ def _readable(table: pd.DataFrame) -> pd.DataFrame:
         return "" if value is None else str(value)
 
     return table.drop(columns=["configuration"], errors="ignore").apply(lambda column: column.map(cell))
+
+
+def _print_statistics(result: TuneResult) -> None:
+    """The best configuration against the defaults and captum's rows on the held-out samples, then the panel."""
+    comparisons = result.comparisons()
+    if not comparisons.empty:
+        n = int(comparisons["n"].iloc[0])
+        print(
+            f"\nbest configuration vs others on {n} held-out samples (diff = best - other; 95% percentile-bootstrap "
+            "CI, 10,000 resamples; paired Wilcoxon p):"
+        )
+        print(_readable(comparisons.drop(columns=["n"])).to_string(index=False))
+    panel = result.panel()
+    if not panel.empty:
+        print(
+            f"\nrobustness panel: held-out scores and ranks under other metrics, "
+            f"{panel.attrs['n_samples']} samples, {panel.attrs['seconds']:.1f} s:"
+        )
+        print(_readable(panel).to_string())
+        if panel.attrs["message"]:
+            print(panel.attrs["message"])
 
 
 def _print_details(result: TuneResult) -> None:

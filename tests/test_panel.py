@@ -1,0 +1,161 @@
+"""The held-out verdict: paired statistics in the summary (TuneResult.comparisons) and the robustness panel."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from sklearn.datasets import load_digits
+from torch import nn
+
+from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
+from tuner import cli, tune
+from tuner._cli_parser import _panel
+from tuner._panel import TAU_ROW, _disagreement, panel_metrics
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+BOUNDS = {"low": -1.0, "high": 1.0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """A one-layer CNN trained for a second on 8×8 digits; (model, inputs, labels) of unseen digits."""
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32)[:, None] / 8 - 1
+    y = torch.tensor(data.target)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 10))
+        optimiser = torch.optim.Adam(model.parameters(), 3e-3)
+        for _ in range(3):
+            for start in range(0, 1400, 64):
+                loss = nn.functional.cross_entropy(model(x[start : start + 64]), y[start : start + 64])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+    return model.eval(), x[1400:], y[1400:]
+
+
+@pytest.fixture(scope="module")
+def result(digits):
+    model, x, y = digits
+    return tune([LRPEpsilonGammaBox, LRPUniformEpsilon], model, (x, y), n_trials=6, n_samples=16,
+                show_progress_bar=False, explainer_kwargs=BOUNDS, metric_kwargs={"n_steps": 8},
+                panel=["morf", ("abpc", {"baseline": "min", "n_steps": 8}), ("abpc", {"baseline": "zero"}),
+                       ("faithfulness_correlation", {"n_runs": 10, "n_repeats": 2})])
+
+
+def test_summary_compares_the_best_with_each_default_on_held_out_samples(result):
+    summary = result.summary()
+    best = result.best_explainer
+    ours = result.held_out_scores(best)
+    defaults = result._defaults()
+    assert summary["best default"].sum() == 1  # the default chosen on the tuning samples
+    assert summary.index[summary["best default"]][0] == max(defaults, key=defaults.get)
+    for variant, base in result.space.variants.items():
+        theirs = result.held_out_scores(base)
+        row = summary.loc[variant]
+        assert row["best vs row: diff"] == pytest.approx(float((ours - theirs).mean()), abs=1e-6)
+        d = (ours - theirs).double().numpy()
+        expected = 1.0 if not d.any() else stats.wilcoxon(d).pvalue
+        assert row["best vs row: p"] == pytest.approx(expected, rel=1e-6)
+        assert row["best vs row: CI low"] <= row["best vs row: diff"] <= row["best vs row: CI high"]
+
+
+def test_comparisons_name_the_default_the_best_default_and_each_captum_row(result):
+    table = result.comparisons()
+    assert list(table["against"]) == ["default of its variant", "best default"] + ["captum"] * 3
+    assert all("reference" in name for name in table["configuration"][2:])
+    assert (table["diff"] - (table["best"] - table["other"])).abs().max() < 1e-6
+    assert (table["n"] == len(result.holdout.inputs)).all()
+
+
+def test_panel_ranks_scores_and_tau(result):
+    table = result.panel()
+    methods = table.drop(index=TAU_ROW)
+    labels = ["AbPC (objective)", "MoRF", "AbPC (baseline=min, n_steps=8)", "AbPC (baseline=zero)",
+              "FaithfulnessCorrelation (n_runs=10, n_repeats=2)"]
+    assert [c for c in table.columns if not c.endswith(" rank")] == labels
+    assert sum(name.endswith("default") or "(= best)" in name for name in methods.index) == 2
+    assert sum("captum" in name for name in methods.index) == 3
+    for label in labels:
+        expected = methods[label].rank(ascending=False, method="min").astype(int)
+        assert (methods[f"{label} rank"].astype(int) == expected).all()  # all maximised: 1 = highest score
+    for label in labels[1:]:
+        tau = stats.kendalltau(methods[labels[0]], methods[label]).statistic
+        assert table.loc[TAU_ROW, label] == pytest.approx(tau)
+    # the objective's column is the held-out objective score that the summary shows
+    best_default = methods.index[methods.index.str.startswith("LRPUniformEpsilon default")][0]
+    assert methods.loc[best_default, labels[0]] == pytest.approx(result.summary().loc["LRPUniformEpsilon",
+                                                                                       "default (held-out)"])
+    assert table.attrs["seconds"] > 0 and table.attrs["n_samples"] == len(result.holdout.inputs)
+    assert result.panel() is not table and result.panel_details() is result.panel_details()  # scored once
+
+
+def test_shared_faithfulness_correlation_perturbations_give_the_uncached_scores(result):
+    """The panel computes FaithfulnessCorrelation's perturbed scores once per chunk for all methods; each
+    method's scores equal the metric's own, computed afresh."""
+    details = result.panel_details()
+    label = "FaithfulnessCorrelation (n_runs=10, n_repeats=2)"
+    index = list(details.scores.columns).index(label)
+    metric = dict(result.panel_metrics)[label]
+    assert "_scores" not in vars(metric)  # the cache is gone after the panel
+    x, y = result.holdout.inputs, result.holdout.targets
+    for name, explainer in list(result._panel_methods().values())[:3]:
+        method = next(m for m in details.samples if result._panel_methods()[m][0] == name)
+        fresh = metric.evaluate(x, y, explainer.attribute(x, y).detach())
+        torch.testing.assert_close(details.samples[method][index], fresh, atol=1e-5, rtol=0)
+
+
+def test_a_best_equal_to_its_default_is_one_row(result):
+    methods = result.panel().drop(index=TAU_ROW).index
+    for variant in result.space.variants:
+        rows = [name for name in methods if name.startswith(variant)]
+        best = result._best_of(variant)
+        same = best is not None and best.user_attrs.get("default_configuration")
+        assert len(rows) == (1 if same else 2), rows
+
+
+def test_the_line_when_the_objectives_winner_is_not_the_panels():
+    ranks = pd.DataFrame({"objective": [1, 2, 3], "a": [2, 1, 3], "b": [2, 1, 3], "c": [1, 2, 3]},
+                         index=["X", "Y", "Z"])
+    message = _disagreement(ranks, "objective")
+    assert message is not None and "(X)" in message and "1 of 3" in message and "Y is first under 2" in message
+    assert _disagreement(ranks.assign(a=[1, 2, 3]), "objective") is None  # first under 2 of 3: a majority
+
+
+def test_default_panel_and_its_choices(digits):
+    model, x, _ = digits
+    labels = [label for label, _ in panel_metrics(None, model, x[:4])]
+    assert labels == ["AbPC (baseline=zero)", "AbPC (baseline=min)", "AbPC (baseline=blur)", "MoRF",
+                      "FaithfulnessCorrelation", "IROF"]
+    flat = [label for label, _ in panel_metrics(None, nn.Linear(64, 10), x[:4].flatten(1))]
+    assert "IROF" not in flat and "AbPC (baseline=blur)" not in flat  # defined for images only
+    assert panel_metrics(False, model, x) == [] and panel_metrics([], model, x) == []
+    with pytest.raises(ValueError, match="unknown panel metric"):
+        panel_metrics(["nosuch"], model, x)
+    with pytest.raises(ValueError, match="takes no setting 'colour'"):
+        panel_metrics([("abpc", {"colour": 1})], model, x)
+    fitted = dict(panel_metrics([("abpc", {"baseline": "min"})], model, x[:4]))["AbPC (baseline=min)"]
+    assert torch.equal(fitted.baseline_data, x[:4])  # the data-wide baselines come from the study's samples
+
+
+def test_no_panel_gives_an_empty_table(digits):
+    model, x, y = digits
+    quiet = tune(LRPUniformEpsilon, model, (x, y), n_trials=2, n_samples=4, show_progress_bar=False, panel=False,
+                 metric_kwargs={"n_steps": 4})
+    assert quiet.panel().empty and quiet.panel_details() is None
+
+
+def test_panel_option_syntax_and_bad_names_fail_before_any_work(tmp_path, capsys):
+    assert _panel("abpc:baseline=blur:blur_sigma=2, morf") == [("abpc", {"baseline": "blur", "blur_sigma": 2}),
+                                                               ("morf", {})]
+    storage = tmp_path / "t.db"
+    code = cli.main(["run", "--panel", "nosuch", "--storage", f"sqlite:///{storage}", "--out", str(tmp_path / "o")])
+    assert code == 2 and "unknown panel metric 'nosuch'" in capsys.readouterr().err
+    assert not storage.exists() and not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "--panel", "morf", "--no-panel"])
+    assert exit_.value.code == 2

@@ -1,0 +1,228 @@
+"""The robustness panel: do other faithfulness metrics agree with the study's objective?
+
+A study's winner is a winner under one metric with one baseline. The panel re-scores, on the held-out samples,
+the default and the best configuration of each variant and the captum reference rows under a fixed set of
+metrics (by default AbPC with zero, min and blur baselines, MoRF, FaithfulnessCorrelation averaged over its
+``n_repeats`` subset draws, IROF), ranks the methods under each, and gives Kendall's tau-b
+(``scipy.stats.kendalltau``) between each panel metric's scores and the objective's over the methods: tau near 1
+means the panel metric orders the methods as the objective does. When the objective's winner is first under no
+more than half of the panel metrics, :attr:`Panel.message` says so in a plain line.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from scipy import stats
+
+from metrics import METRICS, FaithfulnessCorrelation, Metric, get_metric
+
+from ._objective import Objective
+
+PanelEntry = str | tuple[str, dict[str, Any]] | Metric
+#: ``tune(panel=...)``: None or True for the default panel, False or [] for none, else its entries
+PanelSpec = Sequence[PanelEntry] | bool | None
+
+#: the default panel; on non-image inputs the entries marked image-only (a blur baseline, IROF) are left out
+DEFAULT_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("abpc", {"baseline": "zero"}),
+    ("abpc", {"baseline": "min"}),
+    ("abpc", {"baseline": "blur"}),
+    ("morf", {}),
+    ("faithfulness_correlation", {}),
+    ("irof", {}),
+)
+TAU_ROW = "Kendall tau vs objective"
+
+
+def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor) -> list[tuple[str, Metric]]:
+    """The panel's metrics with their labels (e.g. ``AbPC (baseline=zero)``), built and checked before any
+    study: an unknown name or setting raises ValueError. ``inputs`` (the study's tuned samples) decide what
+    images get (the blur width of the objective, IROF) and define the data of the data-wide baselines."""
+    from ._policy import fit_baselines, objective_settings
+
+    if panel is False or (isinstance(panel, (list, tuple)) and not panel):
+        return []
+    images = inputs.ndim == 4 and inputs.is_floating_point()
+    if panel is None or panel is True:
+        entries: list[PanelEntry] = [
+            (name, kwargs)
+            for name, kwargs in DEFAULT_PANEL
+            if images or (name != "irof" and kwargs.get("baseline") != "blur")
+        ]
+    elif isinstance(panel, (str, Metric)) or not isinstance(panel, Sequence):
+        raise TypeError(
+            f"panel must be a list of metric names, (name, settings) pairs or Metric objects; got {panel!r}"
+        )
+    else:
+        entries = list(panel)
+    sigma = objective_settings(inputs, {}).get("blur_sigma")
+    built = []
+    for entry in entries:
+        if isinstance(entry, Metric):
+            built.append((type(entry).__name__, entry))
+            continue
+        name, kwargs = (entry, {}) if isinstance(entry, str) else entry
+        check_panel([(name, kwargs)])
+        settings = dict(kwargs)
+        if settings.get("baseline") == "blur" and sigma is not None:
+            settings.setdefault("blur_sigma", sigma)
+        label = METRICS[name].__name__ + (f" ({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else "")
+        built.append((label, get_metric(name, model, **settings)))
+    labels = [label for label, _ in built]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"the panel names a metric twice: {', '.join(labels)}")
+    fit_baselines([m for _, m in built], inputs)
+    return built
+
+
+def check_panel(entries: Sequence[tuple[str, dict[str, Any]]] | None) -> None:
+    """Raise ValueError for a panel entry whose metric or setting does not exist (before any work)."""
+    for name, kwargs in entries or ():
+        if name not in METRICS:
+            raise ValueError(f"unknown panel metric {name!r}; valid names: {', '.join(sorted(METRICS))}")
+        if not METRICS[name].requires_model:
+            raise ValueError(f"panel metric {name!r} does not measure faithfulness to the model; use a model-based one")
+        unknown = sorted(set(kwargs) - METRICS[name].accepted_settings())
+        if unknown:
+            valid = ", ".join(sorted(METRICS[name].accepted_settings()))
+            raise ValueError(f"panel metric {name!r} takes no setting {', '.join(map(repr, unknown))}; valid: {valid}")
+
+
+@dataclass
+class Panel:
+    """The panel's result: held-out mean scores (methods × metrics, the objective first), the per-sample scores
+    behind them (method -> (metrics, samples), the objective first, for paired statistics), ranks (1 = best in
+    each metric's direction), Kendall's tau of each panel metric with the objective, the line saying when
+    the objective's winner is not the panel's, and the seconds the panel took."""
+
+    objective: str
+    scores: pd.DataFrame
+    samples: dict[str, torch.Tensor]
+    ranks: pd.DataFrame
+    tau: dict[str, float]
+    message: str | None
+    seconds: float
+    n_samples: int
+
+    def table(self) -> pd.DataFrame:
+        """One row per method: each metric's score and rank (``<metric> rank``), then a row of Kendall's tau
+        (in the score columns); panel.csv is this table."""
+        columns = {}
+        for label in self.scores.columns:
+            columns[label] = self.scores[label]
+            columns[f"{label} rank"] = self.ranks[label]
+        table = pd.DataFrame(columns)
+        tau = pd.DataFrame([{label: self.tau.get(label, math.nan) for label in self.scores.columns}], index=[TAU_ROW])
+        table = pd.concat([table, tau])
+        ranks = [f"{label} rank" for label in self.scores.columns]
+        return table.astype({column: "Int64" for column in ranks})
+
+
+def score_panel(
+    objective_scores: dict[str, torch.Tensor],
+    explainers: dict[str, Any],
+    metrics: list[tuple[str, Metric]],
+    holdout: Objective,
+    *,
+    objective: tuple[str, str],
+) -> Panel:
+    """Score each method of ``explainers`` (label -> explainer) on ``holdout``'s samples under the panel's
+    ``metrics`` (attributions computed once per method and chunk); ``objective_scores`` are the methods'
+    per-sample held-out scores under the objective, ``objective`` its (label, direction)."""
+    start = time.perf_counter()
+    shared = [m for _, m in metrics if isinstance(m, FaithfulnessCorrelation) and "_scores" not in vars(m)]
+    for metric in shared:
+        metric._scores = _SameMasks(metric._scores)  # type: ignore[method-assign]
+    try:
+        return _score(objective_scores, explainers, metrics, holdout, objective, start)
+    finally:
+        for metric in shared:
+            del metric._scores
+
+
+def _score(objective_scores, explainers, metrics, holdout, objective, start) -> Panel:
+    scorer = Objective(
+        holdout.space,
+        [m for _, m in metrics],
+        holdout.inputs,
+        holdout.targets,
+        batch_size=holdout.batch_size,
+        trial_attrs={},
+    )
+    rows, samples = {}, {}
+    for label, explainer in explainers.items():
+        per_sample = scorer.evaluate(explainer).reshape(len(metrics), -1)
+        rows[label] = {name: float(values.mean()) for (name, _), values in zip(metrics, per_sample)}
+        samples[label] = torch.cat([objective_scores[label].reshape(1, -1).float(), per_sample.float()])
+    objective_label, direction = objective
+    scores = pd.DataFrame(rows).T
+    scores.insert(0, objective_label, [float(objective_scores[label].mean()) for label in scores.index])
+    directions = {objective_label: direction, **{name: m.direction for name, m in metrics}}
+    ranks = pd.DataFrame(
+        {
+            label: (scores[label] * (1 if directions[label] == "maximize" else -1))
+            .rank(ascending=False, method="min")
+            .astype(int)
+            for label in scores.columns
+        }
+    )
+    oriented = {label: scores[label] * (1 if directions[label] == "maximize" else -1) for label in scores.columns}
+    tau = {
+        label: float(stats.kendalltau(oriented[objective_label], oriented[label]).statistic)
+        for label in scores.columns[1:]
+    }
+    return Panel(
+        objective_label,
+        scores,
+        samples,
+        ranks,
+        tau,
+        _disagreement(ranks, objective_label),
+        time.perf_counter() - start,
+        len(holdout.inputs),
+    )
+
+
+class _SameMasks:
+    """FaithfulnessCorrelation perturbs the same seeded subsets whatever the attributions, so the target scores of
+    its perturbed copies depend only on the samples: while the panel scores its methods they are computed once per
+    chunk of samples and reused (looked up by equal inputs, targets, rows and masks: the answer is the one without
+    the cache, ``tests/test_panel.py``). It saves most of the panel's forward passes (400 per sample by default)."""
+
+    def __init__(self, scores):
+        self.scores, self.entries = scores, []
+
+    def __call__(self, inputs, targets, layout, rows, masks):
+        key = (inputs, targets, rows, masks)
+        for entry, out in self.entries:
+            if all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(entry, key)):
+                return out
+        out = self.scores(inputs, targets, layout, rows, masks)
+        self.entries.append((key, out))
+        return out
+
+
+def _disagreement(ranks: pd.DataFrame, objective: str) -> str | None:
+    """A plain line when the objective's winner is first under no more than half of the panel's metrics."""
+    panel = [label for label in ranks.columns if label != objective]
+    if not panel:
+        return None
+    winner = ranks.index[ranks[objective] == 1][0]
+    first = {label: set(ranks.index[ranks[label] == 1]) for label in panel}
+    wins = sum(winner in methods for methods in first.values())
+    if 2 * wins > len(panel):
+        return None
+    counts = {method: sum(method in methods for methods in first.values()) for method in ranks.index}
+    top = max(counts, key=lambda method: counts[method])
+    other = "no other method is first more often" if top == winner else f"{top} is first under {counts[top]}"
+    return (
+        f"the winner under {objective} ({winner}) is not the winner under the majority of the panel: it is first "
+        f"under {wins} of {len(panel)} panel metrics; {other}"
+    )
