@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -139,12 +140,14 @@ class TuneResult:
                     row["configuration"] = explainer.describe()
                 row["importances"] = importances.get(variant)
                 if self.holdout is not None:
-                    row["default (held-out)"] = self._held_out(f"{variant} default", base)
-                    row["best (held-out)"] = self._held_out(f"{variant} #{best.number}", explainer)
+                    row["default (held-out)"] = self._held_out(base)
+                    row["best (held-out)"] = self._held_out(explainer)
             rows.append(row)
         return pd.DataFrame(rows).set_index("explainer")
 
-    def _held_out(self, key: str, explainer: LRPBase):
+    def _held_out(self, explainer: LRPBase):
+        """Mean held-out score(s), computed once per configuration (a best equal to its default is not rescored)."""
+        key = json.dumps([type(explainer).__name__, explainer.settings()], sort_keys=True, default=str)
         if key not in self._held_out_cache:
             assert self.holdout is not None, "held-out scores need held-out samples"
             means = self.holdout.evaluate(explainer).mean(-1)

@@ -23,13 +23,13 @@ from . import _policy
 from ._cli_parser import EXIT_BAD_INPUT
 from ._cli_parser import parser as _parser
 from ._interrupt import RECEIVED
+from ._phases import phase, recording
 from ._result import TuneResult
 from ._storage import (
-    artifact_dir_for,
-    artifact_store,
     check_storage,
     mask_url,
     open_storage,
+    recorded_artifact_dir,
     redact,
 )
 
@@ -163,6 +163,14 @@ def _objective_settings(preset: Any, metric_names: list[str], args: argparse.Nam
 
 
 def _run(args: argparse.Namespace) -> int:
+    """A study and its report, each phase named as it starts (stderr) and timed at the end."""
+    with recording(None if args.no_progress else sys.stderr) as times:
+        code = _run_phases(args)
+    print(times.summary(), file=sys.stderr)
+    return code
+
+
+def _run_phases(args: argparse.Namespace) -> int:
     import studies
     from explainers import get_explainer
     from metrics import METRICS
@@ -196,7 +204,8 @@ def _run(args: argparse.Namespace) -> int:
     given = {"n_trials": args.n_trials, "n_samples": args.n_samples, "batch_size": args.batch_size}
     settings = {**preset.defaults, **{k: v for k, v in given.items() if v is not None}}
     check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
-    inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
+    with phase("model and data"):
+        inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
     targets = args.targets or ("label" if labels is not None else "prediction")
     if targets == "label" and labels is None:
         raise CliError(
@@ -212,7 +221,8 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     device = resolve_device(args.device)
-    model = preset.load_model(device=device, seed=args.seed)  # the weights are bound in the preset
+    with phase("model and data"):
+        model = preset.load_model(device=device, seed=args.seed)  # the weights are bound in the preset
     if targets == "label":
         _check_labels(model, inputs, labels)
     study_name = args.study_name or _policy.study_name(preset.name, metric_names, classes)
@@ -250,7 +260,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         from ._report import write_report
 
-        table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
+        table = write_report(
+            result, model, Path(args.out), study_name=study_name, storage=args.storage, baselines=not args.no_baselines
+        )
         print(_readable(table).to_string())
         _print_details(result)
         print(f"\nresults in {Path(args.out).resolve()}")
@@ -330,14 +342,19 @@ def _best_line(config: dict) -> str:
 def _dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
+    from ._dashboard import ServedArtifactStore, check_artifact_dir
+
     storage = _load_storage(args.storage)
     directory = Path(args.artifact_dir) if args.artifact_dir else _recorded_artifact_dir(storage, args.storage)
     print(
         f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, artifacts {directory})",
         file=sys.stderr,
     )
-    try:
-        run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
+    warning = check_artifact_dir(directory)
+    if warning:
+        print(warning, file=sys.stderr)
+    try:  # the folder is never created here; a missing file is a 404 and one warning
+        run_server(storage, host=args.host, port=args.port, artifact_store=ServedArtifactStore(directory))
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, Terminated):
             raise
@@ -346,10 +363,11 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _recorded_artifact_dir(storage: optuna.storages.BaseStorage, url: str) -> Path:
+    """The artifact folder the storage's studies recorded (relative to a storage file), else the one beside it."""
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if "artifact_dir" in summary.user_attrs:
-            return Path(summary.user_attrs["artifact_dir"])
-    return artifact_dir_for(url)
+            return recorded_artifact_dir(url, summary.user_attrs["artifact_dir"])
+    return recorded_artifact_dir(url, None)
 
 
 if __name__ == "__main__":
