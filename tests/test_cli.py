@@ -43,8 +43,10 @@ def test_run_end_to_end(finished_run, trained_digits):
         assert trial.user_attrs["model"]["parameters"] == sum(p.numel() for p in trained_digits[0].parameters())
         artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=optuna.storages.get_storage(storage))
         assert artifacts and artifacts[0].mimetype == "image/png"
-        stored = Path(study.user_attrs["artifact_dir"]) / artifacts[0].artifact_id
-        assert Image.open(stored).size[0] > 0
+        recorded = Path(study.user_attrs["artifact_dir"])
+        assert not recorded.is_absolute()  # relative to the storage file: the two move together
+        stored = folder / recorded / artifacts[0].artifact_id
+        assert Image.open(stored).size[0] >= 800
 
     out = folder / "out"
     table = pd.read_csv(out / "summary.csv", index_col=0)

@@ -551,8 +551,10 @@ def test_heatmaps_are_uploaded_as_artifacts(digits, tmp_path):
     tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=3, storage=storage, study_name="art",
          explainer_kwargs=BOUNDS, **FAST)
     study = optuna.load_study(study_name="art", storage=storage)
-    artifact_dir = Path(study.user_attrs["artifact_dir"])
-    assert artifact_dir.parent == tmp_path  # beside the SQLite file, not in the working directory
+    recorded = Path(study.user_attrs["artifact_dir"])
+    assert not recorded.is_absolute()  # relative to the SQLite file: the two move together
+    artifact_dir = tmp_path / recorded
+    assert artifact_dir.parent == tmp_path and artifact_dir.is_dir()  # beside the SQLite file, not in the cwd
     complete = _complete(study)
     assert len(complete) == 3
     for trial in complete:
@@ -562,8 +564,8 @@ def test_heatmaps_are_uploaded_as_artifacts(digits, tmp_path):
             assert meta.mimetype == "image/png"
             path = artifact_dir / meta.artifact_id
             assert path.is_file()
-            with Image.open(path) as image:
-                assert image.format == "PNG" and image.width > 0 and image.height > 0
+            with Image.open(path) as image:  # a figure readable in the dashboard's card: square, >= 800 px
+                assert image.format == "PNG" and image.width >= 800 and image.width == image.height
     # the stored user attributes survive the round trip through the database
     assert study.trials[0].user_attrs["explainer_params"]["gamma"] == study.trials[0].params["gamma"]
     assert study.user_attrs["metric"] == "AbPC"

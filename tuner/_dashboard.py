@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import mimetypes
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -83,10 +84,10 @@ class ServedArtifactStore:
     """The dashboard's view of an artifact folder: never creates it; a missing file is a 404 with one warning line
     (naming the folder and ``--artifact-dir``) instead of optuna-dashboard's HTTP 500 and traceback."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, warned: bool = False):
         self.directory = directory
         self.store = optuna.artifacts.FileSystemArtifactStore(str(directory))
-        self.warned = False
+        self.warned = warned  # the folder's state was already named (``check_artifact_dir``)
 
     def open_reader(self, artifact_id: str) -> BinaryIO:
         try:
@@ -94,10 +95,10 @@ class ServedArtifactStore:
         except (ArtifactNotFound, OSError):
             if not self.warned:
                 self.warned = True
-                logger.warning(
-                    "warning: artifact %s is not in %s; pass --artifact-dir to point the dashboard elsewhere",
-                    artifact_id,
-                    self.directory,
+                print(
+                    f"warning: artifact {artifact_id} is not in {self.directory}; "
+                    "pass --artifact-dir to point the dashboard elsewhere",
+                    file=sys.stderr,
                 )
             from bottle import HTTPError
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -353,13 +354,36 @@ def _dashboard(args: argparse.Namespace) -> int:
     warning = check_artifact_dir(directory)
     if warning:
         print(warning, file=sys.stderr)
-    try:  # the folder is never created here; a missing file is a 404 and one warning
-        run_server(storage, host=args.host, port=args.port, artifact_store=ServedArtifactStore(directory))
+    previous = {sig: signal.signal(sig, _stop_dashboard) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:  # the folder is never created here; a missing file is a 404 (warned once, or above)
+        store = ServedArtifactStore(directory, warned=warning is not None)
+        run_server(storage, host=args.host, port=args.port, artifact_store=store)
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, Terminated):
             raise
         print("dashboard stopped", file=sys.stderr)  # Ctrl-C is how a dashboard is closed: no trial was running
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _stop_dashboard(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM on the dashboard. The web server (wsgiref) swallows an exception raised while it answers a
+    request, so a signal that lands there would be lost: after a grace period the process exits anyway (the
+    dashboard runs no trial; a storage write in progress is a transaction the database rolls back)."""
+    terminated = signum == signal.SIGTERM
+    code = EXIT_TERMINATED if terminated else 0
+
+    def exit_now() -> None:
+        print("dashboard stopped", file=sys.stderr, flush=True)
+        os._exit(code)
+
+    timer = threading.Timer(3.0, exit_now)
+    timer.daemon = True  # a signal handled as usual ends the process before it fires
+    timer.start()
+    RECEIVED.append(Terminated() if terminated else KeyboardInterrupt())
+    raise RECEIVED[-1]
 
 
 def _recorded_artifact_dir(storage: optuna.storages.BaseStorage, url: str) -> Path:
