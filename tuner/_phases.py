@@ -60,13 +60,12 @@ def recording(stream: TextIO | None = sys.stderr) -> Iterator[PhaseTimes]:
 @contextmanager
 def phase(name: str) -> Iterator[None]:
     """Mark a phase: announced as it starts and timed where a run is being recorded, else nothing."""
-    if not _ACTIVE:
-        yield
-        return
-    times = _ACTIVE[-1]
-    times.start(name)
+    recorders = list(_ACTIVE)  # every recording block (a benchmark around the command line's own) sees it
+    for times in recorders:
+        times.start(name)
     began = time.perf_counter()
     try:
         yield
     finally:
-        times.add(name, time.perf_counter() - began)
+        for times in recorders:
+            times.add(name, time.perf_counter() - began)

@@ -241,10 +241,12 @@ def best_rule(result: TuneResult) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped). Columns after the first are right-aligned and
+    start with an en space: the dashboard draws tables without cell padding, and numbers would touch."""
     escape = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(map(escape, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
+    pad = lambda cells: [escape(cells[0])] + [f"&ensp;{escape(cell)}" for cell in cells[1:]]  # noqa: E731
+    lines = ["| " + " | ".join(pad(header)) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(pad(row)) + " |" for row in rows]
     return "\n".join(lines)
 
 
