@@ -29,7 +29,7 @@ def test_a_best_equal_to_its_default_is_one_row_and_scores_are_the_study_s(tmp_p
     with Image.open(tmp_path / "heatmaps.png") as image:
         assert image.width >= 800
     name = "Saliency (captum, no reference)"
-    with_captum = _figure_rows(result, model, table, {name: torch.arange(6.0)})[1]
+    with_captum = _figure_rows(result, model, table, {name: (torch.arange(6.0), None)})[1]
     assert with_captum[-1].name == name  # a captum row after the LRP rows, with the shown samples' own scores
     assert with_captum[-1].scores == [float(i) for i in result.objective.shown]
 

@@ -17,7 +17,7 @@ import torch
 from explainers import LRPBase
 
 logger = logging.getLogger("tuner")
-N_PROBE_SAMPLES = 3  # an inert parameter is confirmed on each; a parameter that matters stops at the first
+N_PROBE_SAMPLES = 2  # an inert parameter is confirmed on each; a parameter that matters stops at the first
 
 
 def inert_tunables(

@@ -65,12 +65,15 @@ def write_report(
 
 
 def _with_captum(result: TuneResult, model: nn.Module, table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The table with one row per captum explainer (default score, held-out score), and their per-sample scores."""
+    """The table with one row per captum explainer (default score, held-out score), and per explainer its
+    per-sample scores and the shown samples' attributions."""
     per_sample: dict[str, Any] = {}
     rows = []
     for name, explainer in captum_explainers(model).items():
-        scores = result.objective.evaluate(explainer)
-        per_sample[name] = scores
+        with evaluation_mode(model):  # scores and the shown samples' attributions (for the figure) in one pass
+            scores, shown = result.objective._scores(None, explainer)
+        scores = scores[0] if len(result.objective.metrics) == 1 else scores
+        per_sample[name] = (scores, shown)
         row = {"explainer": name, "default": _mean(scores), "trials": 0}
         if result.holdout is not None:
             row["default (held-out)"] = _mean(result.holdout.evaluate(explainer))
@@ -113,11 +116,12 @@ def _figure_rows(
             params = _params_text(result.space.explainer_kwargs(trial.params))
             explainer = result.space.from_params(trial.params)
             rows.append(figure.row(f"Pareto: trial {trial.number}", explainer, trial, f"{values}\n{params}"))
-    for name, scores in (captum or {}).items():
-        captum_explainer = captum_explainers(model)[name]
+    for name, (scores, attributions) in (captum or {}).items():
         per_sample = scores if scores.ndim == 1 else scores[0]
         note = _note(table, name, "default", names)
-        rows.append(Row(name, figure.attributions(name, captum_explainer), per_sample[shown].tolist(), note))
+        if attributions is None:
+            attributions = figure.attributions(name, captum_explainers(model)[name])
+        rows.append(Row(name, attributions, per_sample[shown].tolist(), note))
     return figure.samples(result), rows
 
 
