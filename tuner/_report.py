@@ -55,9 +55,10 @@ def write_report(
     )
     files.append(out / "best.json")
     with phase("figures"):
-        comparison_figure(
-            *_figure_rows(result, model, table, captum_means if baselines else None), out / "heatmaps.png"
-        )
+        samples, rows = _figure_rows(result, model, table, captum_means if baselines else None)
+        metric = " / ".join(result._metric_names())
+        title = f"{study_name}: {metric.split(' / ')[0]} of each sample above its map; per row the mean {metric}"
+        comparison_figure(samples, rows, out / "heatmaps.png", title=title)
     files.append(out / "heatmaps.png")
     files += [out / name for name in ("panel.csv",) if (out / name).is_file()]  # another report's files, if any
     publish(result, table, files)
@@ -132,6 +133,7 @@ class _Shown:
         self.objective, self.model, self.shown = objective, model, shown
         self.x, self.y = objective.inputs[shown], objective.targets[shown]
         self.cache: dict[str, torch.Tensor] = {}
+        self.scored: dict[str, list[float]] = {}
 
     def attributions(self, key: str, explainer) -> torch.Tensor:
         if key not in self.cache:
@@ -140,12 +142,29 @@ class _Shown:
         return self.cache[key]
 
     def row(self, label: str, explainer, trial, note: str) -> Row:
+        """A configuration's row: its per-sample scores from its trial where the study has them (one metric),
+        else scored here on the shown samples alone (the first metric), with the attributions of the same pass."""
         key = json.dumps([type(explainer).__name__, explainer.settings()], sort_keys=True, default=str)
-        scores = None
-        if trial is not None and trial.intermediate_values:
-            values = [trial.intermediate_values.get(i) for i in self.shown]
-            scores = None if None in values else values
-        return Row(label, self.attributions(key, explainer), scores, note)
+        known = trial.intermediate_values if trial is not None else {}
+        if all(i in known for i in self.shown):
+            return Row(label, self.attributions(key, explainer), [known[i] for i in self.shown], note)
+        if key not in self.scored:
+            shown = Objective(
+                self.objective.space,
+                self.objective.metrics,
+                self.x,
+                self.y,
+                batch_size=len(self.x),
+                trial_attrs={},
+                share_work=False,
+                n_heatmaps=len(self.x),
+            )
+            shown.shown = list(range(len(self.x)))
+            with evaluation_mode(self.model):
+                scores, attributions = shown._scores(None, explainer)
+            self.scored[key] = scores[0].tolist()
+            self.cache.setdefault(key, attributions)
+        return Row(label, self.cache[key], self.scored[key], note)
 
     def samples(self, result: TuneResult) -> Samples:
         with evaluation_mode(self.model), torch.no_grad():
