@@ -24,6 +24,10 @@ def test_a_best_equal_to_its_default_is_one_row_and_scores_are_the_study_s(tmp_p
     names = [row.name for row in rows]
     assert names == ["LRPUniformEpsilon default = best"]  # one trial: the best is the default, drawn once
     default = result.study.trials[0]
+    base = result.space.variants["LRPUniformEpsilon"]
+    from tuner._objective import configuration_key
+    assert configuration_key(base) in result.objective.shown_attributions  # kept by the trial, reused here
+    assert torch.allclose(rows[0].attributions, result.objective._shown(base))  # the trial's kept maps = fresh ones
     assert rows[0].scores == [default.intermediate_values[i] for i in result.objective.shown]
     assert {int(label) for label in samples.labels} == {0, 1, 2}  # every class of the 3 among the 4 shown
     with Image.open(tmp_path / "heatmaps.png") as image:

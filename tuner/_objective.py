@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -34,6 +35,14 @@ def per_input_feature(attributions: torch.Tensor, inputs: torch.Tensor) -> torch
     ):
         return attributions.sum(-1)
     return attributions
+
+
+def configuration_key(explainer) -> str:
+    """One string per configuration (class and settings): what caches of scores and figures are keyed by."""
+    return json.dumps([type(explainer).__name__, explainer.settings()], sort_keys=True, default=str)
+
+
+MAX_KEPT_FIGURES = 64  # configurations whose shown attributions are kept for the report's figure
 
 
 class TrialFailed(Exception):
@@ -77,6 +86,8 @@ class Objective:
         self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
         self.shown = distinct_labels(targets, n_heatmaps)  # the figures' samples: different classes where possible
         self._figure_samples: Samples | None = None
+        #: the shown samples' attributions of this process's scored configurations: the report draws them again
+        self.shown_attributions: dict[str, torch.Tensor] = {}
 
     @property
     def metric(self) -> Metric:
@@ -118,6 +129,8 @@ class Objective:
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from error
         values = tuple(float(v) for v in scores.mean(1))
+        if shown is not None and len(self.shown_attributions) < MAX_KEPT_FIGURES:
+            self.shown_attributions[configuration_key(explainer)] = shown.detach().cpu()
         if self.artifacts is not None and self.shown:  # drawn after scoring: the figure shows the trial's value
             self._upload_heatmaps(trial, shown, values, scores[0, self.shown].tolist())
         return values[0] if len(values) == 1 else values

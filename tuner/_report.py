@@ -3,7 +3,6 @@ figure), also put where the dashboard shows them (:mod:`tuner._dashboard`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from explainers import evaluation_mode, save_config
 from ._baselines import captum_explainers
 from ._dashboard import publish
 from ._figures import Row, Samples, comparison_figure, display_bounds
-from ._objective import Objective
+from ._objective import Objective, configuration_key
 from ._phases import phase
 from ._result import TuneResult
 from ._storage import mask_url
@@ -137,14 +136,17 @@ class _Shown:
 
     def attributions(self, key: str, explainer) -> torch.Tensor:
         if key not in self.cache:
-            with evaluation_mode(self.model):
-                self.cache[key] = self.objective._shown(explainer)
+            kept = self.objective.shown_attributions.get(key)  # drawn by a trial of this process: reused
+            if kept is None:
+                with evaluation_mode(self.model):
+                    kept = self.objective._shown(explainer)
+            self.cache[key] = kept
         return self.cache[key]
 
     def row(self, label: str, explainer, trial, note: str) -> Row:
         """A configuration's row: its per-sample scores from its trial where the study has them (one metric),
         else scored here on the shown samples alone (the first metric), with the attributions of the same pass."""
-        key = json.dumps([type(explainer).__name__, explainer.settings()], sort_keys=True, default=str)
+        key = configuration_key(explainer)
         known = trial.intermediate_values if trial is not None else {}
         if all(i in known for i in self.shown):
             return Row(label, self.attributions(key, explainer), [known[i] for i in self.shown], note)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from optuna.trial import TrialState
 
 from explainers import LRPBase
 
-from ._objective import Objective
+from ._objective import Objective, configuration_key
 from ._policy import best_trial, choose_from_front
 from ._space import SearchSpace
 
@@ -147,7 +146,7 @@ class TuneResult:
 
     def _held_out(self, explainer: LRPBase):
         """Mean held-out score(s), computed once per configuration (a best equal to its default is not rescored)."""
-        key = json.dumps([type(explainer).__name__, explainer.settings()], sort_keys=True, default=str)
+        key = configuration_key(explainer)
         if key not in self._held_out_cache:
             assert self.holdout is not None, "held-out scores need held-out samples"
             means = self.holdout.evaluate(explainer).mean(-1)
