@@ -233,7 +233,8 @@ def best_rule(result: TuneResult) -> str:
     front = result.study.best_trials
     values = ", ".join(f"{v:.4f}" for v in trial.values)
     return (
-        f"{described}, {metric} = {values}: of the {len(front)} configurations on the Pareto front, the one that "
+        f"{described}, {metric} = {values}: of the {len(front)} configuration{'s' if len(front) != 1 else ''} on the "
+        "Pareto front, the one that "
         "maximises the sum of the metrics rescaled to 0..1 over the front (1 = best in each metric's direction), "
         "with equal weights (`tuner._policy.choose_from_front`). Another point: `TuneResult.choose(index=...)` or "
         "`choose(weights=...)`; the front is in pareto.csv."
