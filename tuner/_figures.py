@@ -13,16 +13,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")  # files only: no window, also on a machine without a display
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, imported at the first figure (not when the tuner is imported:
+    its font-cache messages then go through the command line's logging, shown with ``--verbose`` only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no window, also on a machine without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
 
 CMAP = "bwr"
 DPI = 100
@@ -126,6 +135,9 @@ def _draw_input(ax: Axes, samples: Samples, images: np.ndarray | None, index: in
 
 def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool):
     """A relevance map (image) or bars (sequence); returns the mappable for a colour bar."""
+    from matplotlib.colors import Normalize
+
+    plt = _pyplot()
     norm = Normalize(-limit, limit)
     if image:
         return ax.imshow(relevance, cmap=CMAP, norm=norm, interpolation="nearest")
@@ -164,7 +176,7 @@ def trial_figure(
     image = is_image(samples.inputs)
     images = display_images(samples.inputs, samples.bounds) if image else None
     maps = relevance_maps(attributions)
-    fig = plt.figure(figsize=(10, 10), dpi=DPI, layout="constrained")
+    fig = _pyplot().figure(figsize=(10, 10), dpi=DPI, layout="constrained")
     fig.suptitle(title, fontsize=15)
     grid = fig.add_gridspec(3, n, height_ratios=[1.0, 1.2, 0.8])
     for index in range(len(samples.inputs)):
@@ -201,7 +213,7 @@ def comparison_figure(
     shares = [_shares(relevance_maps(row.attributions)) for row in rows]
     limits = [symmetric_limit([share[column] for share in shares]) for column in range(n)]
     height = 1.0 + 2.1 * (len(rows) + 1) + 0.6
-    fig = plt.figure(figsize=(4.2 + 2.3 * n, height), dpi=DPI, layout="constrained")
+    fig = _pyplot().figure(figsize=(4.2 + 2.3 * n, height), dpi=DPI, layout="constrained")
     if title:
         fig.suptitle(title, fontsize=14)
     grid = fig.add_gridspec(
@@ -254,5 +266,5 @@ def _row_label(ax: Axes, name: str, note: str) -> None:
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=DPI, facecolor="white")
-    plt.close(fig)
+    _pyplot().close(fig)
     return path

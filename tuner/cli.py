@@ -369,21 +369,11 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _stop_dashboard(signum: int, frame: Any) -> None:
-    """Ctrl-C or SIGTERM on the dashboard. The web server (wsgiref) swallows an exception raised while it answers a
-    request, so a signal that lands there would be lost: after a grace period the process exits anyway (the
-    dashboard runs no trial; a storage write in progress is a transaction the database rolls back)."""
-    terminated = signum == signal.SIGTERM
-    code = EXIT_TERMINATED if terminated else 0
-
-    def exit_now() -> None:
-        print("dashboard stopped", file=sys.stderr, flush=True)
-        os._exit(code)
-
-    timer = threading.Timer(3.0, exit_now)
-    timer.daemon = True  # a signal handled as usual ends the process before it fires
-    timer.start()
-    RECEIVED.append(Terminated() if terminated else KeyboardInterrupt())
-    raise RECEIVED[-1]
+    """Ctrl-C or SIGTERM on the dashboard: one line and exit. Not an exception: the web server (wsgiref) catches an
+    exception raised while it answers a request, prints its traceback and serves on. The dashboard runs no trial,
+    and a storage write in progress is a transaction the database rolls back."""
+    print("dashboard stopped", file=sys.stderr, flush=True)
+    os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else 0)
 
 
 def _recorded_artifact_dir(storage: optuna.storages.BaseStorage, url: str) -> Path:
