@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts: timing, medians, the machine's description, tables."""
+
 from __future__ import annotations
 
 import os
@@ -51,9 +52,11 @@ def machine() -> str:
         memory = float("nan")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu_model()}, {os.cpu_count()} cores, {memory:.0f} GiB, load average {load}; "
-            f"python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"{gpu}")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, {memory:.0f} GiB, load average {load}; "
+        f"python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{gpu}"
+    )
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

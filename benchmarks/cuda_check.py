@@ -3,6 +3,7 @@
 
     python benchmarks/cuda_check.py [--device cuda] [--repeats 5]
 """
+
 import argparse
 import statistics
 import sys
@@ -56,21 +57,39 @@ def agreement(device: torch.device) -> bool:
         cosine = torch.nn.functional.cosine_similarity(gpu.cpu().flatten(1), cpu.flatten(1)).min().item()
         close = cosine > 0.99999
         untouched = all(torch.equal(state[k], v) for k, v in gpu_model.state_dict().items())
-        ok &= check(f"{cls.__name__} on {device} equals CPU", close and gpu.device.type == device.type,
-                    f"(lowest cosine similarity {cosine:.6f}, max abs diff {(gpu.cpu() - cpu).abs().max().item():.2e}"
-                    f" of max {cpu.abs().max().item():.2e})")
+        ok &= check(
+            f"{cls.__name__} on {device} equals CPU",
+            close and gpu.device.type == device.type,
+            f"(lowest cosine similarity {cosine:.6f}, max abs diff {(gpu.cpu() - cpu).abs().max().item():.2e}"
+            f" of max {cpu.abs().max().item():.2e})",
+        )
         ok &= check(f"{cls.__name__} leaves the {device} model untouched", untouched)
     attributions = LRPEpsilonPlus(model).attribute(x, y)
     cpu_scores = AbPC(model, n_steps=10).evaluate(x, y, attributions)
     gpu_model.to(device)
-    gpu_scores = AbPC(gpu_model, n_steps=10, batch_size=64).evaluate(x.to(device), y.to(device),
-                                                                       attributions.to(device))
-    ok &= check(f"AbPC on {device} equals CPU", torch.allclose(gpu_scores.cpu(), cpu_scores, atol=1e-4),
-                f"({gpu_scores.cpu().tolist()} vs {cpu_scores.tolist()})")
-    result = tune(LRPEpsilonGammaBox, gpu_model, (x, y), n_trials=4, n_samples=4, device=device,
-                  show_progress_bar=False, batch_size=4)
-    ok &= check(f"tune() on {device}", len(result.study.trials) == 4 and result.best_value >= result.default_value,
-                f"(best {result.best_value:.4f}, default {result.default_value:.4f})")
+    gpu_scores = AbPC(gpu_model, n_steps=10, batch_size=64).evaluate(
+        x.to(device), y.to(device), attributions.to(device)
+    )
+    ok &= check(
+        f"AbPC on {device} equals CPU",
+        torch.allclose(gpu_scores.cpu(), cpu_scores, atol=1e-4),
+        f"({gpu_scores.cpu().tolist()} vs {cpu_scores.tolist()})",
+    )
+    result = tune(
+        LRPEpsilonGammaBox,
+        gpu_model,
+        (x, y),
+        n_trials=4,
+        n_samples=4,
+        device=device,
+        show_progress_bar=False,
+        batch_size=4,
+    )
+    ok &= check(
+        f"tune() on {device}",
+        len(result.study.trials) == 4 and result.best_value >= result.default_value,
+        f"(best {result.best_value:.4f}, default {result.default_value:.4f})",
+    )
     return ok
 
 
@@ -98,8 +117,10 @@ def trial_versus_limit(device: torch.device, repeats: int) -> None:
         times["ours"].append(timed(ours, device))
         times["limit"].append(timed(limit, device))
     ours_median, limit_median = statistics.median(times["ours"]), statistics.median(times["limit"])
-    print(f"trial on {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}: ours {ours_median:.4f} s, "
-          f"limit {limit_median:.4f} s, ratio {ours_median / limit_median:.2f} (medians of {repeats})")
+    print(
+        f"trial on {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}: ours {ours_median:.4f} s, "
+        f"limit {limit_median:.4f} s, ratio {ours_median / limit_median:.2f} (medians of {repeats})"
+    )
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ and medians are reported. Also sweeps ``batch_size`` to pick the default.
     python benchmarks/metric_speed.py --repeats 3
     python benchmarks/metric_speed.py --quick          # a smoke run: small images, one repeat
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ class Counting(nn.Module):
 
 try:
     import quantus  # noqa: F401
+
     HAVE_QUANTUS = True
 except ImportError:  # the timings of ours and of the limit still run
     HAVE_QUANTUS = False
@@ -52,11 +54,14 @@ def quantus_pixel_flipping(model: nn.Module, x, y, a, steps: int) -> None:
     """Quantus's features are single channel values: with features_in_step = H W / S (its assert
     needs a divisor of H W) an RGB image takes 3 S steps, one forward call per step and batch."""
     import quantus
-    metric = quantus.PixelFlipping(features_in_step=a[0, 0].size // steps, perturb_baseline="black",
-                                   disable_warnings=True)
+
+    metric = quantus.PixelFlipping(
+        features_in_step=a[0, 0].size // steps, perturb_baseline="black", disable_warnings=True
+    )
     with numpy_compat():
-        metric(model=model, x_batch=x, y_batch=y, a_batch=a, softmax=True, device=str(x_device(model)),
-               batch_size=len(x))
+        metric(
+            model=model, x_batch=x, y_batch=y, a_batch=a, softmax=True, device=str(x_device(model)), batch_size=len(x)
+        )
 
 
 def x_device(model: nn.Module) -> torch.device:
@@ -86,8 +91,10 @@ def compare(model: Counting, batch: int, size: int, steps: int, repeats: int, ba
         "Quantus PixelFlipping": lambda: quantus_pixel_flipping(model, xn, yn, an, steps),
         "AbPC (ours)": lambda: AbPC(model, n_steps=steps, batch_size=batch_size)(x, y, a),
         "AbPC limit": lambda: plain_passes(model, x, 2 * (steps - 1)),
-        "Quantus PixelFlipping x2 (MoRF+LeRF)": lambda: (quantus_pixel_flipping(model, xn, yn, an, steps),
-                                                        quantus_pixel_flipping(model, xn, yn, -an, steps)),
+        "Quantus PixelFlipping x2 (MoRF+LeRF)": lambda: (
+            quantus_pixel_flipping(model, xn, yn, an, steps),
+            quantus_pixel_flipping(model, xn, yn, -an, steps),
+        ),
     }
     if not HAVE_QUANTUS:
         methods = {name: fn for name, fn in methods.items() if "Quantus" not in name}
@@ -100,12 +107,15 @@ def compare(model: Counting, batch: int, size: int, steps: int, repeats: int, ba
     for _ in range(repeats):
         for name, fn in methods.items():
             times[name].append(timed(fn))
-    return [dict(batch=batch, method=name, calls=calls[name], median=statistics.median(t), times=t)
-            for name, t in times.items()]
+    return [
+        dict(batch=batch, method=name, calls=calls[name], median=statistics.median(t), times=t)
+        for name, t in times.items()
+    ]
 
 
-def sweep_batch_size(model: Counting, batch: int, size: int, steps: int, repeats: int,
-                     sizes: list[int]) -> dict[int, float]:
+def sweep_batch_size(
+    model: Counting, batch: int, size: int, steps: int, repeats: int, sizes: list[int]
+) -> dict[int, float]:
     device = x_device(model)
     x = torch.randn(batch, 3, size, size).to(device)
     y = torch.arange(batch, device=device)
@@ -126,17 +136,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="perturbation steps S")
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 8], help="numbers of images B")
     parser.add_argument("--batch-size", type=int, default=None, help="our batch_size (default: the package's)")
-    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[4, 8, 16, 32, 72],
-                        help="batch sizes to sweep for MoRF on the largest B (empty: skip)")
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="*",
+        default=[4, 8, 16, 32, 72],
+        help="batch sizes to sweep for MoRF on the largest B (empty: skip)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     size, repeats = (64, 1) if args.quick else (224, args.repeats)
     from metrics._perturbation import DEFAULT_BATCH_SIZE
+
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
 
     model = Counting(torchvision.models.resnet50(weights=None)).eval().to(args.device)
-    print(f"ResNet-50 (random weights), {size}x{size}, S={args.steps}, device={args.device}, "
-          f"torch threads={torch.get_num_threads()}, repeats={repeats}, our batch_size={batch_size}")
+    print(
+        f"ResNet-50 (random weights), {size}x{size}, S={args.steps}, device={args.device}, "
+        f"torch threads={torch.get_num_threads()}, repeats={repeats}, our batch_size={batch_size}"
+    )
     rows = [r for b in args.batches for r in compare(model, b, size, args.steps, repeats, batch_size)]
     print("\n| B | method | forward calls | median s | x limit | Quantus / ours |")
     print("|---|---|---|---|---|---|")
@@ -146,8 +164,10 @@ def main() -> None:
         limit = same[f"{group} limit"]
         quantus_name = "Quantus PixelFlipping" + (" x2 (MoRF+LeRF)" if group == "AbPC" else "")
         speedup = f"{same[quantus_name] / r['median']:.2f}" if "ours" in r["method"] and HAVE_QUANTUS else ""
-        print(f"| {r['batch']} | {r['method']} | {r['calls']} | {r['median']:.3f} | "
-              f"{r['median'] / limit:.2f} | {speedup} |")
+        print(
+            f"| {r['batch']} | {r['method']} | {r['calls']} | {r['median']:.3f} | "
+            f"{r['median'] / limit:.2f} | {speedup} |"
+        )
     if args.batch_sizes:
         b = max(args.batches)
         sweep = sweep_batch_size(model, b, size, args.steps, repeats, args.batch_sizes)

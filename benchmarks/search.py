@@ -5,6 +5,7 @@ each configuration is chosen on the tuning samples and scored on held-out sample
 
     python benchmarks/search.py [--n-trials 30] [--n-samples 32] [--seeds 0 1 2]
 """
+
 import argparse
 import statistics
 import time
@@ -32,18 +33,22 @@ def main() -> None:
     model = preset.load_model()
     inputs, labels = preset.load_data(n_samples=2 * args.n_samples)
     bounds = {"low": preset.low, "high": preset.high}
-    common = dict(n_trials=args.n_trials, n_samples=args.n_samples, explainer_kwargs=bounds,
-                  show_progress_bar=False)
+    common = dict(n_trials=args.n_trials, n_samples=args.n_samples, explainer_kwargs=bounds, show_progress_bar=False)
 
-    rows = {"default (EpsilonGammaBox, zennit's recommendation)": [], "best of the four defaults": [],
-            "best single-variant configuration": [], "layer-group search": []}
+    rows = {
+        "default (EpsilonGammaBox, zennit's recommendation)": [],
+        "best of the four defaults": [],
+        "best single-variant configuration": [],
+        "layer-group search": [],
+    }
     tuning = {key: [] for key in rows}
     started = time.perf_counter()
     for seed in args.seeds:
         single = tune(None, model, (inputs, labels), seed=seed, **common)
         layered = tune(LRPLayerwise, model, (inputs, labels), seed=seed, **common)
-        defaults = {cls.__name__: cls(model, **({**bounds} if cls is LRPEpsilonGammaBox else {}))
-                    for cls in ALL_VARIANTS}
+        defaults = {
+            cls.__name__: cls(model, **({**bounds} if cls is LRPEpsilonGammaBox else {})) for cls in ALL_VARIANTS
+        }
         best_default = max(defaults.values(), key=lambda e: single.scores(e).mean().item())
         chosen = {
             "default (EpsilonGammaBox, zennit's recommendation)": defaults["LRPEpsilonGammaBox"],
@@ -56,8 +61,10 @@ def main() -> None:
             tuning[key].append(single.scores(explainer).mean().item())
         print(f"seed {seed}: layer-group best: {'; '.join(layered.best_explainer.describe().splitlines())}")
 
-    print(f"\nheld-out AbPC (higher is better), {args.n_trials} trials per search, {args.n_samples} tuning and "
-          f"{args.n_samples} held-out digits, seeds {args.seeds}; {time.perf_counter() - started:.0f} s in all\n")
+    print(
+        f"\nheld-out AbPC (higher is better), {args.n_trials} trials per search, {args.n_samples} tuning and "
+        f"{args.n_samples} held-out digits, seeds {args.seeds}; {time.perf_counter() - started:.0f} s in all\n"
+    )
     seeds = " | ".join(f"seed {seed}" for seed in args.seeds)
     print(f"| configuration | {seeds} | mean held-out | mean tuning |")
     print("|---|" + "---|" * (len(args.seeds) + 2))

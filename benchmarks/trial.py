@@ -20,6 +20,7 @@ repetition); the table gives medians, the min-max of the repetitions and the rat
     python benchmarks/trial.py                   # 5 repetitions
     python benchmarks/trial.py --repeats 3 --no-pnpxai
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,19 +59,25 @@ def ensure_pnpxai(venv: Path) -> tuple[Path | None, str]:
     else:
         print(f"creating {venv} (--system-site-packages) ...", file=sys.stderr)
         venv.parent.mkdir(parents=True, exist_ok=True)
-        made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                              capture_output=True, text=True)
+        made = subprocess.run(
+            [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], capture_output=True, text=True
+        )
         if made.returncode != 0:
             return None, f"cannot create the venv {venv}: {_last_line(made.stderr)}"
     spec = f"pnpxai=={PNPXAI_VERSION}"
     # first a dry run: the system's pip constraints stay in force; refuse if it would bring another torch
-    report = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-", spec],
-                            capture_output=True, text=True)
+    report = subprocess.run(
+        [str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-", spec],
+        capture_output=True,
+        text=True,
+    )
     if report.returncode != 0:
         return None, f"pip cannot resolve {spec}: {_last_line(report.stderr)}"
     try:
-        planned = {item["metadata"]["name"].lower(): item["metadata"]["version"]
-                   for item in json.loads(report.stdout)["install"]}
+        planned = {
+            item["metadata"]["name"].lower(): item["metadata"]["version"]
+            for item in json.loads(report.stdout)["install"]
+        }
     except (ValueError, KeyError):
         planned = {}
     if "torch" in planned:
@@ -96,6 +103,7 @@ def _last_line(text: str) -> str:
 def pnpxai_worker(data_file: str) -> None:
     """Runs in pnpxai's venv: loads the same model and batch, then times one trial per request on stdin."""
     import warnings
+
     warnings.filterwarnings("ignore")
     import torchvision
     from pnpxai.evaluator.metrics import AbPC
@@ -108,9 +116,10 @@ def pnpxai_worker(data_file: str) -> None:
     model.load_state_dict(data["state_dict"])
     model.eval()
     x, y = data["x"], data["y"]
-    bases = {"LRPEpsilonGammaBox": LRPEpsilonGammaBox(model, low=data["low"], high=data["high"],
-                                                      stabilizer=STABILIZER),
-             "LRPEpsilonPlus": LRPEpsilonPlus(model, stabilizer=STABILIZER)}
+    bases = {
+        "LRPEpsilonGammaBox": LRPEpsilonGammaBox(model, low=data["low"], high=data["high"], stabilizer=STABILIZER),
+        "LRPEpsilonPlus": LRPEpsilonPlus(model, stabilizer=STABILIZER),
+    }
     postprocessor = PostProcessor.from_name("sumpos", "identity", channel_dim=1)
     print(json.dumps({"ready": True, "versions": _pnpxai_version()}), flush=True)
     for line in sys.stdin:
@@ -118,19 +127,22 @@ def pnpxai_worker(data_file: str) -> None:
         if not variant:
             continue
         start = time.perf_counter()
-        explainer = bases[variant].set_kwargs(**PARAMS[variant])   # as pnpxai's suggest() does per trial
+        explainer = bases[variant].set_kwargs(**PARAMS[variant])  # as pnpxai's suggest() does per trial
         attributions = explainer.attribute(x, y)
         pooled = postprocessor(attributions)
         middle = time.perf_counter()
         metric = AbPC(model, n_steps=N_STEPS).set_explainer(explainer)
         value = metric.evaluate(x, y, pooled).mean().item()
         end = time.perf_counter()
-        print(json.dumps({"total": end - start, "attribute": middle - start, "metric": end - middle,
-                          "value": value}), flush=True)
+        print(
+            json.dumps({"total": end - start, "attribute": middle - start, "metric": end - middle, "value": value}),
+            flush=True,
+        )
 
 
 def _pnpxai_version() -> str:
     from importlib.metadata import version
+
     return version("pnpxai")
 
 
@@ -138,8 +150,13 @@ class PnpxaiWorker:
     """The worker subprocess, driven one trial at a time so its repetitions interleave with ours."""
 
     def __init__(self, python: Path, data_file: str):
-        self.process = subprocess.Popen([str(python), str(Path(__file__).resolve()), "--pnpxai-worker", data_file],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+        self.process = subprocess.Popen(
+            [str(python), str(Path(__file__).resolve()), "--pnpxai-worker", data_file],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+        )
         hello = self._read()
         self.version = hello["versions"]
 
@@ -178,15 +195,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per method (median)")
     parser.add_argument("--n-images", type=int, default=4, help="images in the batch")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help=f"our AbPC's batch_size (default: the package's, {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for every method (default 1: on a shared 2-core machine two threads "
-                             "wait on each other whenever another job holds a core)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"our AbPC's batch_size (default: the package's, {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for every method (default 1: on a shared 2-core machine two threads "
+        "wait on each other whenever another job holds a core)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (pnpxai is timed on CPU only)")
     parser.add_argument("--no-pnpxai", action="store_true", help="skip pnpxai")
-    parser.add_argument("--venv", type=Path, default=CACHE / f"pnpxai-{PNPXAI_VERSION}-venv",
-                        help="pnpxai's virtual environment (created when missing)")
+    parser.add_argument(
+        "--venv",
+        type=Path,
+        default=CACHE / f"pnpxai-{PNPXAI_VERSION}-venv",
+        help="pnpxai's virtual environment (created when missing)",
+    )
     parser.add_argument("--pnpxai-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pnpxai_worker:
@@ -202,8 +231,10 @@ def main() -> None:
     with torch.no_grad():
         y = model(x).argmax(1)
     n_classes = 1000
-    print(f"ResNet-50 (random weights), {len(x)} images {tuple(x.shape[2:])} on {device}, AbPC {N_STEPS} steps, "
-          f"our batch_size={args.batch_size}, repeats={args.repeats}")
+    print(
+        f"ResNet-50 (random weights), {len(x)} images {tuple(x.shape[2:])} on {device}, AbPC {N_STEPS} steps, "
+        f"our batch_size={args.batch_size}, repeats={args.repeats}"
+    )
     print(f"machine: {machine()}")
 
     worker, skipped = None, "--no-pnpxai" if args.no_pnpxai else f"this script times it on CPU only, not {device}"
@@ -211,8 +242,17 @@ def main() -> None:
         python, skipped = ensure_pnpxai(args.venv)
         if python is not None:
             data_file = tempfile.NamedTemporaryFile(suffix=".pt", delete=False).name
-            torch.save({"state_dict": model.state_dict(), "x": x, "y": y, "low": preset.low, "high": preset.high,
-                        "threads": torch.get_num_threads()}, data_file)
+            torch.save(
+                {
+                    "state_dict": model.state_dict(),
+                    "x": x,
+                    "y": y,
+                    "low": preset.low,
+                    "high": preset.high,
+                    "threads": torch.get_num_threads(),
+                },
+                data_file,
+            )
             try:
                 worker = PnpxaiWorker(python, data_file)
             except (RuntimeError, ValueError, OSError) as error:
@@ -226,30 +266,44 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    bases = {"LRPEpsilonGammaBox": explainers.LRPEpsilonGammaBox(model, low=low, high=high,
-                                                                 stabilizer=STABILIZER),
-             "LRPEpsilonPlus": explainers.LRPEpsilonPlus(model, stabilizer=STABILIZER)}
+    bases = {
+        "LRPEpsilonGammaBox": explainers.LRPEpsilonGammaBox(model, low=low, high=high, stabilizer=STABILIZER),
+        "LRPEpsilonPlus": explainers.LRPEpsilonPlus(model, stabilizer=STABILIZER),
+    }
 
     def ours(variant: str) -> dict:
         sync()
         start = time.perf_counter()
-        explainer = bases[variant].set_kwargs(**PARAMS[variant])   # as the tuner's SearchSpace.suggest does
+        explainer = bases[variant].set_kwargs(**PARAMS[variant])  # as the tuner's SearchSpace.suggest does
         attributions = explainer.attribute(x, y)
         sync()
         middle = time.perf_counter()
         value = AbPC(model, n_steps=N_STEPS, batch_size=args.batch_size).evaluate(x, y, attributions).mean().item()
         end = time.perf_counter()
-        return {"total": end - start, "attribute": middle - start, "metric": end - middle, "value": value,
-                "relevance": attributions}
+        return {
+            "total": end - start,
+            "attribute": middle - start,
+            "metric": end - middle,
+            "value": value,
+            "relevance": attributions,
+        }
 
     def limit(variant: str) -> dict:
         sync()
         start = time.perf_counter()
         p = PARAMS[variant]
-        composite = (EpsilonGammaBox(low=low, high=high, epsilon=p["epsilon"], gamma=p["gamma"],
-                                     stabilizer=STABILIZER, canonizers=[ResNetCanonizer()])
-                     if variant == "LRPEpsilonGammaBox" else
-                     EpsilonPlus(epsilon=p["epsilon"], stabilizer=STABILIZER, canonizers=[ResNetCanonizer()]))
+        composite = (
+            EpsilonGammaBox(
+                low=low,
+                high=high,
+                epsilon=p["epsilon"],
+                gamma=p["gamma"],
+                stabilizer=STABILIZER,
+                canonizers=[ResNetCanonizer()],
+            )
+            if variant == "LRPEpsilonGammaBox"
+            else EpsilonPlus(epsilon=p["epsilon"], stabilizer=STABILIZER, canonizers=[ResNetCanonizer()])
+        )
         with Gradient(model=model, composite=composite) as attributor:
             _, relevance = attributor(x, torch.nn.functional.one_hot(y, n_classes).float())
         sync()
@@ -270,14 +324,14 @@ def main() -> None:
 
     try:
         results = {key: [] for key in methods}
-        warm = {key: fn() for key, fn in methods.items()}          # warm-up (and the checks below)
+        warm = {key: fn() for key, fn in methods.items()}  # warm-up (and the checks below)
         for variant in VARIANTS:
             difference = (warm[("ours", variant)]["relevance"] - warm[("limit", variant)]["relevance"]).abs().max()
             print(f"{variant}: max |ours - zennit| relevance = {difference:.2e}")
         keys = list(methods)
         for repeat in range(args.repeats):
             shift = repeat % len(keys)
-            for key in keys[shift:] + keys[:shift]:                  # interleaved, order rotated
+            for key in keys[shift:] + keys[:shift]:  # interleaved, order rotated
                 results[key].append(methods[key]())
             print(f"repetition {repeat + 1}/{args.repeats} done", file=sys.stderr)
     finally:
@@ -296,14 +350,26 @@ def main() -> None:
                 continue
             total = med(key)
             vs_pnpxai = f"{med(('pnpxai', variant)) / total:.2f}" if ("pnpxai", variant) in results else "-"
-            rows.append([variant, who, f"{total:.3f}", spread([r["total"] for r in results[key]]),
-                         f"{med(key, 'attribute'):.3f}", f"{med(key, 'metric'):.3f}", f"{total / lim:.2f}",
-                         vs_pnpxai])
+            rows.append(
+                [
+                    variant,
+                    who,
+                    f"{total:.3f}",
+                    spread([r["total"] for r in results[key]]),
+                    f"{med(key, 'attribute'):.3f}",
+                    f"{med(key, 'metric'):.3f}",
+                    f"{total / lim:.2f}",
+                    vs_pnpxai,
+                ]
+            )
     print()
-    print(table(["variant", "trial", "median s", "min-max s", "attribute s", "AbPC s", "x limit",
-                 "pnpxai / this"], rows))
-    print("\n'limit' = zennit's own composite via zennit.attribution.Gradient + 20 plain forward passes of the "
-          "batch; 'attribute s' includes building the explainer; pnpxai's includes its post-processing.")
+    print(
+        table(["variant", "trial", "median s", "min-max s", "attribute s", "AbPC s", "x limit", "pnpxai / this"], rows)
+    )
+    print(
+        "\n'limit' = zennit's own composite via zennit.attribution.Gradient + 20 plain forward passes of the "
+        "batch; 'attribute s' includes building the explainer; pnpxai's includes its post-processing."
+    )
     for variant in VARIANTS:
         o = ("ours", variant)
         verdict = f"ours / limit = {med(o) / med(('limit', variant)):.2f} (target <= 1.2)"

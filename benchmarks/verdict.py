@@ -53,14 +53,21 @@ def load_model(name: str, args) -> dict:
         n = args.samples or d["n_samples"]
         x, y = digits.load_data(None, 2 * n)
         kwargs = {**bounds, "zennit_canonizers": digits.canonizers() or None}
-        return dict(model=digits.load_model(None), data=(x, y), n_samples=n, batch_size=d["batch_size"],
-                    explainer_kwargs=kwargs, metric_kwargs=dict(digits.metric_kwargs))
+        return dict(
+            model=digits.load_model(None),
+            data=(x, y),
+            n_samples=n,
+            batch_size=d["batch_size"],
+            explainer_kwargs=kwargs,
+            metric_kwargs=dict(digits.metric_kwargs),
+        )
     from study import digits_resnet50
 
     model, x, y = digits_resnet50(args.trained_size, args.trained_epochs)
     n = args.samples or 16
-    return dict(model=model, data=(x[: 2 * n], y[: 2 * n]), n_samples=n, batch_size=8,
-                explainer_kwargs=bounds, metric_kwargs={})
+    return dict(
+        model=model, data=(x[: 2 * n], y[: 2 * n]), n_samples=n, batch_size=8, explainer_kwargs=bounds, metric_kwargs={}
+    )
 
 
 def comparisons(result) -> dict[str, tuple[str, str]]:
@@ -88,9 +95,19 @@ def run(name: str, spec: dict, seed: int, args) -> list[dict]:
     from tuner._statistics import compare
 
     start = time.perf_counter()
-    result = tune(None, spec["model"], spec["data"], n_trials=args.trials or spec.get("n_trials", 30),
-                  n_samples=spec["n_samples"], batch_size=spec["batch_size"], seed=seed, show_progress_bar=False,
-                  n_heatmaps=0, explainer_kwargs=spec["explainer_kwargs"], metric_kwargs=spec["metric_kwargs"])
+    result = tune(
+        None,
+        spec["model"],
+        spec["data"],
+        n_trials=args.trials or spec.get("n_trials", 30),
+        n_samples=spec["n_samples"],
+        batch_size=spec["batch_size"],
+        seed=seed,
+        show_progress_bar=False,
+        n_heatmaps=0,
+        explainer_kwargs=spec["explainer_kwargs"],
+        metric_kwargs=spec["metric_kwargs"],
+    )
     tuned_s = time.perf_counter() - start
     panel = result.panel_details()
     assert panel is not None, "the verdict needs held-out samples and the default panel"
@@ -99,10 +116,26 @@ def run(name: str, spec: dict, seed: int, args) -> list[dict]:
     for comparison, (a, b) in comparisons(result).items():
         for index, metric in enumerate(metrics):
             stats = compare(panel.samples[a][index], panel.samples[b][index])
-            rows.append(dict(model=name, seed=seed, comparison=comparison, a=a, b=b, metric=metric,
-                             diff=stats.diff, ci_low=stats.ci_low, ci_high=stats.ci_high, p=stats.p, n=stats.n))
-    print(f"{name} seed {seed}: tune {tuned_s:.0f} s, panel {panel.seconds:.0f} s on {panel.n_samples} held-out "
-          f"samples; best {result.best_trial.user_attrs.get('explainer')} {result.best_params}", file=sys.stderr)
+            rows.append(
+                dict(
+                    model=name,
+                    seed=seed,
+                    comparison=comparison,
+                    a=a,
+                    b=b,
+                    metric=metric,
+                    diff=stats.diff,
+                    ci_low=stats.ci_low,
+                    ci_high=stats.ci_high,
+                    p=stats.p,
+                    n=stats.n,
+                )
+            )
+    print(
+        f"{name} seed {seed}: tune {tuned_s:.0f} s, panel {panel.seconds:.0f} s on {panel.n_samples} held-out "
+        f"samples; best {result.best_trial.user_attrs.get('explainer')} {result.best_params}",
+        file=sys.stderr,
+    )
     if panel.message:
         print(f"  {panel.message}", file=sys.stderr)
     return rows
@@ -111,14 +144,18 @@ def run(name: str, spec: dict, seed: int, args) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     """Per comparison and metric: the mean difference over seeds, then each seed's diff [CI] p."""
     seeds = sorted({r["seed"] for r in rows})
-    out = ["| comparison | metric | mean diff | " + " | ".join(f"seed {s}: diff [95% CI], p" for s in seeds) + " |",
-           "|---|---|---|" + "---|" * len(seeds)]
+    out = [
+        "| comparison | metric | mean diff | " + " | ".join(f"seed {s}: diff [95% CI], p" for s in seeds) + " |",
+        "|---|---|---|" + "---|" * len(seeds),
+    ]
     keys = list(dict.fromkeys((r["comparison"], r["metric"]) for r in rows))
     for comparison, metric in keys:
         cells = {r["seed"]: r for r in rows if (r["comparison"], r["metric"]) == (comparison, metric)}
         mean = sum(c["diff"] for c in cells.values()) / len(cells)
-        text = [f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], {c['p']:.2g}" if (c := cells.get(s))
-                else "" for s in seeds]
+        text = [
+            f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], {c['p']:.2g}" if (c := cells.get(s)) else ""
+            for s in seeds
+        ]
         out.append(f"| {comparison} | {metric} | {mean:+.3f} | " + " | ".join(text) + " |")
     return "\n".join(out)
 
@@ -128,8 +165,12 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=["digits", "resnet50-digits"], default=["digits"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=30, help="complete trials per study (default 30)")
-    parser.add_argument("--samples", type=int, default=None, help="tuning samples (as many held out); default: "
-                        "the digits preset's 64, 16 for the ResNet-50")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="tuning samples (as many held out); default: the digits preset's 64, 16 for the ResNet-50",
+    )
     parser.add_argument("--trained-size", type=int, default=32)
     parser.add_argument("--trained-epochs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
@@ -151,8 +192,10 @@ def main() -> None:
             if args.save:  # after each seed: a long run stopped early keeps what it measured
                 with open(args.save, "a") as handle:
                     handle.writelines(json.dumps(row) + "\n" for row in rows if row["seed"] == seed)
-        print(f"\n### {name}: {args.trials} trials, {spec['n_samples']} tuning and as many held-out samples, "
-              f"seeds {' '.join(map(str, args.seeds))}\n")
+        print(
+            f"\n### {name}: {args.trials} trials, {spec['n_samples']} tuning and as many held-out samples, "
+            f"seeds {' '.join(map(str, args.seeds))}\n"
+        )
         print(markdown(rows))
     print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
 

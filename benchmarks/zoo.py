@@ -79,11 +79,14 @@ def build(name: str, size: int) -> nn.Module:
 
 def photos(size: int, n: int) -> torch.Tensor:
     """The bundled photographs, resized and normalised as ImageNet models expect."""
-    preprocess = torchvision.transforms.Compose([
-        torchvision.transforms.Resize(size), torchvision.transforms.CenterCrop(size),
-        torchvision.transforms.ToTensor(),
-        torchvision.transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])
+    preprocess = torchvision.transforms.Compose(
+        [
+            torchvision.transforms.Resize(size),
+            torchvision.transforms.CenterCrop(size),
+            torchvision.transforms.ToTensor(),
+            torchvision.transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
     images = [preprocess(photo) for photo in sample_photos()]
     return torch.stack((images * n)[:n])
 
@@ -179,8 +182,9 @@ def merged(records: list[dict]) -> list[dict]:
     """One record per architecture, in first-seen order: the latest conservation cells and the latest timing."""
     by_name: dict[str, dict] = {}
     for record in records:
-        current = by_name.setdefault(record["name"], {"name": record["name"], "size": record["size"], "cells": {},
-                                                      "seconds": {}})
+        current = by_name.setdefault(
+            record["name"], {"name": record["name"], "size": record["size"], "cells": {}, "seconds": {}}
+        )
         if record.get("cells"):
             current["cells"], current["size"] = record["cells"], record["size"]
         if record.get("seconds"):
@@ -205,25 +209,43 @@ def render(records: list[dict]) -> str:
         seconds = record["seconds"]
         ratios = [f"{seconds[label] / seconds['gradient']:.1f}×" if seconds else "" for label in TIMED]
         cells = [record["cells"].get(label, "not measured") for label in EXPLAINERS]
-        rows.append([record["name"], record["size"], *cells, _timed_on(record), *ratios,
-                     f"{seconds['EpsilonGammaBox']:.2f}" if seconds else ""])
-    header = ["architecture", "px", *EXPLAINERS, "timed on", *(f"{label} ÷ gradient" for label in TIMED),
-              "EpsilonGammaBox s"]
+        rows.append(
+            [
+                record["name"],
+                record["size"],
+                *cells,
+                _timed_on(record),
+                *ratios,
+                f"{seconds['EpsilonGammaBox']:.2f}" if seconds else "",
+            ]
+        )
+    header = [
+        "architecture",
+        "px",
+        *EXPLAINERS,
+        "timed on",
+        *(f"{label} ÷ gradient" for label in TIMED),
+        "EpsilonGammaBox s",
+    ]
     measured = [record for record in records if record["cells"] and not _unmeasured(record)]
     conserving = sum(all(_conserves(cell) for cell in record["cells"].values()) for record in measured)
     refused = sum(any(cell == "refused" for cell in record["cells"].values()) for record in measured)
     unmeasured = [record["name"] for record in records if _unmeasured(record)]
-    text = (f"{conserving} of {len(measured)} architectures conserve (|sum - 1| < 1e-4) under all five explainers; "
-            f"{refused} refused; {len(measured) - conserving - refused} wrong"
-            + (f"; not measured: {', '.join(unmeasured)}" if unmeasured else "")
-            + f".\n\n{table(header, rows)}")
+    text = (
+        f"{conserving} of {len(measured)} architectures conserve (|sum - 1| < 1e-4) under all five explainers; "
+        f"{refused} refused; {len(measured) - conserving - refused} wrong"
+        + (f"; not measured: {', '.join(unmeasured)}" if unmeasured else "")
+        + f".\n\n{table(header, rows)}"
+    )
     reference = next((r for r in records if r["name"] == "resnet50" and "zennit EpsilonPlus" in r["seconds"]), None)
     if reference:
         seconds = reference["seconds"]
-        text += (f"\n\nReference, measured in the same loop on resnet50 ({_timed_on(reference)}): zennit's own "
-                 f"composites take {seconds['zennit EpsilonPlus'] / seconds['gradient']:.1f}× (EpsilonPlus) and "
-                 f"{seconds['zennit EpsilonGammaBox'] / seconds['gradient']:.1f}× (EpsilonGammaBox) its gradient; "
-                 f"timed on {reference['timing']['machine']}, medians of {reference['timing']['repeats']} repetitions.")
+        text += (
+            f"\n\nReference, measured in the same loop on resnet50 ({_timed_on(reference)}): zennit's own "
+            f"composites take {seconds['zennit EpsilonPlus'] / seconds['gradient']:.1f}× (EpsilonPlus) and "
+            f"{seconds['zennit EpsilonGammaBox'] / seconds['gradient']:.1f}× (EpsilonGammaBox) its gradient; "
+            f"timed on {reference['timing']['machine']}, medians of {reference['timing']['repeats']} repetitions."
+        )
     missing = [name for name in classification_models() if name not in {r["name"] for r in records}]
     if missing:
         text += f"\n\nNot measured in this run ({len(missing)}): {', '.join(missing)}."

@@ -1,4 +1,5 @@
 """Fixtures shared by several test modules."""
+
 import pytest
 
 
@@ -7,6 +8,7 @@ def trained_digits(tmp_path_factory):
     """Train the embedded digits model once per session into a temporary cache folder (LRP_TUNER_CACHE,
     inherited by subprocesses); yield (model, report, cache folder)."""
     from studies import _digits_cache
+
     cache = tmp_path_factory.mktemp("lrp-tuner-cache")
     patch = pytest.MonkeyPatch()
     patch.setenv("LRP_TUNER_CACHE", str(cache))
@@ -33,8 +35,10 @@ def postgres_url(tmp_path_factory):
         return
     binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not binaries:
-        pytest.fail("PostgreSQL is not installed: run .ci/run, or install postgresql, "
-                    "or set LRP_TUNER_POSTGRES_URL to a database the tests may use")
+        pytest.fail(
+            "PostgreSQL is not installed: run .ci/run, or install postgresql, "
+            "or set LRP_TUNER_POSTGRES_URL to a database the tests may use"
+        )
     bin_dir = os.path.dirname(binaries[-1])
     data = Path(tempfile.mkdtemp(prefix="lrp-tuner-postgres-"))  # pytest's own folders are private to root
     shutil.chown(data, "postgres")
@@ -46,8 +50,17 @@ def postgres_url(tmp_path_factory):
         subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
 
     as_postgres(f"{bin_dir}/initdb", "-D", str(data / "db"), "--auth=trust", "-U", "postgres")
-    as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-o",
-                f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    as_postgres(
+        f"{bin_dir}/pg_ctl",
+        "-D",
+        str(data / "db"),
+        "-l",
+        str(data / "log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -61,5 +74,6 @@ def resnet():
     import torch
     import torchvision
     from helpers import randomise_batch_norm
+
     torch.manual_seed(0)
     return randomise_batch_norm(torchvision.models.resnet18(num_classes=10)).eval()

@@ -1,4 +1,5 @@
 """Small utilities for the tests that start real processes."""
+
 import socket
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ def randomise_batch_norm(model):
     """BatchNorm statistics and affine parameters away from identity, so merging them into the convolutions
     matters."""
     from torch import nn
+
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -41,6 +43,7 @@ def randomise_batch_norm(model):
 def zero_biases(model):
     """Every bias (and BatchNorm mean) zero: the network becomes positively homogeneous, so LRP conserves."""
     from torch import nn
+
     for module in model.modules():
         if getattr(module, "bias", None) is not None:
             module.bias.data.zero_()
@@ -57,6 +60,7 @@ def zoo_variants():
     """The four variants with a negligible epsilon and stabilizer, so a conserving configuration sums to 1 to
     float64 precision (epsilon and the stabilizer absorb relevance by design)."""
     from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+
     tiny = {"epsilon": 1e-12, "stabilizer": 1e-12, "seed": "one_hot"}
     return {
         "LRPUniformEpsilon": lambda model: LRPUniformEpsilon(model, **tiny),
@@ -89,6 +93,7 @@ def assert_same_state(before, after):
 
 def torch_equal(a, b) -> bool:
     import torch
+
     return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b))
 
 
@@ -98,6 +103,7 @@ def seed_totals(explainer, inputs, targets):
     import torch
 
     from explainers._attributors import run_model
+
     forward_args, additional_args, _ = explainer._split_inputs(inputs)
     with torch.no_grad():
         output = run_model(explainer.model, forward_args, additional_args)
@@ -114,6 +120,7 @@ def assert_conserves(explainer, inputs, targets, *, tolerance=1e-6):
     import torch
 
     from explainers._conservation import relevance_sums
+
     relevance = explainer.attribute(inputs, targets)
     sums = relevance_sums(relevance)
     absorbed = getattr(explainer, "last_absorbed", None) or {}

@@ -1,4 +1,5 @@
 """The command line end to end: run, best, dashboard, and bad input, in real subprocesses."""
+
 import json
 import shutil
 import subprocess
@@ -17,17 +18,32 @@ from explainers import load_explainer
 
 
 def cli(*args, cwd=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "tuner", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def finished_run(trained_digits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     storage = f"sqlite:///{folder / 'study.db'}"
-    done = cli("run", "--n-trials", "6", "--n-samples", "6", "--storage", storage, "--study-name", "s",
-               "--explainers", "epsilon_gamma_box,epsilon_plus", "--out", str(folder / "out"), "--no-progress",
-               cwd=folder)
+    done = cli(
+        "run",
+        "--n-trials",
+        "6",
+        "--n-samples",
+        "6",
+        "--storage",
+        storage,
+        "--study-name",
+        "s",
+        "--explainers",
+        "epsilon_gamma_box,epsilon_plus",
+        "--out",
+        str(folder / "out"),
+        "--no-progress",
+        cwd=folder,
+    )
     assert done.returncode == 0, done.stderr
     return folder, storage, done
 
@@ -38,23 +54,36 @@ def test_run_end_to_end(finished_run, trained_digits):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6
     for trial in complete:
-        assert {"explainer", "explainer_params", "metric", "metric_settings", "model",
-                "library_versions"} <= trial.user_attrs.keys()
+        assert {
+            "explainer",
+            "explainer_params",
+            "metric",
+            "metric_settings",
+            "model",
+            "library_versions",
+        } <= trial.user_attrs.keys()
         assert trial.user_attrs["model"]["parameters"] == sum(p.numel() for p in trained_digits[0].parameters())
         artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=optuna.storages.get_storage(storage))
         assert artifacts and artifacts[0].mimetype == "image/png"
-        stored = Path(study.user_attrs["artifact_dir"]) / artifacts[0].artifact_id
-        assert Image.open(stored).size[0] > 0
+        recorded = Path(study.user_attrs["artifact_dir"])
+        assert not recorded.is_absolute()  # relative to the storage file: the two move together
+        stored = folder / recorded / artifacts[0].artifact_id
+        assert Image.open(stored).size[0] >= 800
 
     out = folder / "out"
     table = pd.read_csv(out / "summary.csv", index_col=0)
-    assert {"LRPEpsilonGammaBox", "LRPEpsilonPlus", "Saliency (captum, no reference)",
-            "InputXGradient (captum, zero reference)",
-            "IntegratedGradients (captum, zero reference)"} <= set(table.index)
+    assert {
+        "LRPEpsilonGammaBox",
+        "LRPEpsilonPlus",
+        "Saliency (captum, no reference)",
+        "InputXGradient (captum, zero reference)",
+        "IntegratedGradients (captum, zero reference)",
+    } <= set(table.index)
     plus = [t.value for t in complete if t.params["explainer"] == "LRPEpsilonPlus"]
     assert table.loc["LRPEpsilonPlus", "best"] == pytest.approx(max(plus))  # the best of that explainer's trials
-    default = next(t for t in complete if t.params["explainer"] == "LRPEpsilonPlus"
-                   and t.user_attrs.get("default_configuration"))
+    default = next(
+        t for t in complete if t.params["explainer"] == "LRPEpsilonPlus" and t.user_attrs.get("default_configuration")
+    )
     assert table.loc["LRPEpsilonPlus", "default"] == pytest.approx(default.value)
     assert Image.open(out / "heatmaps.png").size[1] >= 4 * 8
     saved = json.loads((out / "best.json").read_text())
@@ -82,9 +111,24 @@ def test_an_extra_worker_without_report_adds_trials_and_writes_no_files(finished
     folder, _, _ = finished_run
     shutil.copy(folder / "study.db", tmp_path / "study.db")  # the shared fixture's study stays as it is
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    done = cli("run", "--n-trials", "8", "--n-samples", "6", "--storage", storage, "--study-name", "s",
-               "--explainers", "epsilon_gamma_box,epsilon_plus", "--out", str(tmp_path / "out"), "--no-progress",
-               "--no-report", cwd=tmp_path)
+    done = cli(
+        "run",
+        "--n-trials",
+        "8",
+        "--n-samples",
+        "6",
+        "--storage",
+        storage,
+        "--study-name",
+        "s",
+        "--explainers",
+        "epsilon_gamma_box,epsilon_plus",
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--no-report",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="s", storage=storage)
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
@@ -106,8 +150,11 @@ def _get(url: str, deadline: float):
 def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
     folder, storage, _ = finished_run
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tuner", "dashboard", "--storage", storage, "--port",
-                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "dashboard", "--storage", storage, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -120,8 +167,9 @@ def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
         assert len(trials) >= 6
         trial = next(t for t in trials if t["artifacts"])
         artifact = trial["artifacts"][0]
-        status, kind, body = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact['artifact_id']}",
-                                  deadline)
+        status, kind, body = _get(
+            f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact['artifact_id']}", deadline
+        )
         assert status == 200 and body[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         server.terminate()
@@ -129,22 +177,42 @@ def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
 
 
 def test_resnet50_with_random_weights_runs(tmp_path):
-    done = cli("run", "--model", "resnet50", "--weights", "none", "--n-trials", "1", "--n-samples", "2",
-               "--explainers", "epsilon_plus", "--storage", f"sqlite:///{tmp_path / 'r.db'}",
-               "--out", str(tmp_path / "out"), "--no-progress", "--no-panel", cwd=tmp_path)  # the panel: test_panel.py
+    done = cli(
+        "run",
+        "--model",
+        "resnet50",
+        "--weights",
+        "none",
+        "--n-trials",
+        "1",
+        "--n-samples",
+        "2",
+        "--explainers",
+        "epsilon_plus",
+        "--storage",
+        f"sqlite:///{tmp_path / 'r.db'}",
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--no-panel",
+        cwd=tmp_path,
+    )  # the panel: test_panel.py
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "best.json").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "resnet9000"], "digits"),
-    (["--data", "{tmp}/missing"], "does not exist"),
-    (["--data", "{tmp}/empty"], "no images"),
-    (["--storage", "nosuchdb://x/y"], "cannot open storage"),
-    (["--storage", "postgresql://user:s3cret@127.0.0.1:1/db"], "postgresql://user:***@127.0.0.1:1/db"),
-    (["--n-trials", "0"], "at least 1"),
-    (["--explainers", "epsilon_minus"], "unknown explainer"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet9000"], "digits"),
+        (["--data", "{tmp}/missing"], "does not exist"),
+        (["--data", "{tmp}/empty"], "no images"),
+        (["--storage", "nosuchdb://x/y"], "cannot open storage"),
+        (["--storage", "postgresql://user:s3cret@127.0.0.1:1/db"], "postgresql://user:***@127.0.0.1:1/db"),
+        (["--n-trials", "0"], "at least 1"),
+        (["--explainers", "epsilon_minus"], "unknown explainer"),
+    ],
+)
 def test_bad_input_is_one_clear_line_and_creates_nothing(args, message, tmp_path, trained_digits):
     (tmp_path / "empty").mkdir()
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -164,8 +232,18 @@ def test_a_small_image_folder_is_split_half_for_tuning_half_held_out(tmp_path, t
     folder.mkdir()
     for index, image in enumerate(load_digits().images[:6]):
         Image.fromarray((image * 255 / 16).astype("uint8"), mode="L").save(folder / f"{index}.png")
-    common = ["--data", str(folder), "--n-trials", "1", "--explainers", "epsilon_plus", "--no-report",
-              "--no-progress", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    common = [
+        "--data",
+        str(folder),
+        "--n-trials",
+        "1",
+        "--explainers",
+        "epsilon_plus",
+        "--no-report",
+        "--no-progress",
+        "--storage",
+        f"sqlite:///{tmp_path / 's.db'}",
+    ]
     default = cli("run", *common, "--study-name", "default", cwd=tmp_path)
     assert default.returncode == 0, default.stderr
     assert "3 samples (3 held out)" in default.stderr  # the preset's 64 are more than the folder has

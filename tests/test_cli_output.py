@@ -1,4 +1,5 @@
 """What a user of the command line reads: help texts, the progress bar, quiet output, Ctrl-C."""
+
 import argparse
 
 import pytest

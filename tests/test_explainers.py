@@ -1,4 +1,5 @@
 """Properties of the LRP explainers: the API, value semantics, LRP identities, and input checks."""
+
 import copy
 import inspect
 
@@ -25,8 +26,15 @@ from explainers import (
 
 VARIANTS = [LRPUniformEpsilon, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPEpsilonAlpha2Beta1]
 UNIT = {"low": 1e-6, "high": 1, "log": True}
-COMMON = {"zennit_canonizers": None, "forward_arg_extractor": None, "additional_forward_arg_extractor": None,
-          "layer": None, "n_classes": None, "allow_unsupported": False, "seed": "sign"}
+COMMON = {
+    "zennit_canonizers": None,
+    "forward_arg_extractor": None,
+    "additional_forward_arg_extractor": None,
+    "layer": None,
+    "n_classes": None,
+    "allow_unsupported": False,
+    "seed": "sign",
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +57,25 @@ def _state(model):
 
 
 # -- the API table ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls, own, supported, tunables", [
-    (LRPUniformEpsilon, {"epsilon": 0.25, "stabilizer": 1e-6},
-     {"Linear", "Convolution", "LSTM", "RNN", "Attention"}, {"epsilon"}),
-    (LRPEpsilonGammaBox, {"low": -3.0, "high": 3.0, "epsilon": 1e-6, "gamma": 0.25, "stabilizer": 1e-6},
-     {"Convolution"}, {"epsilon", "gamma"}),
-    (LRPEpsilonPlus, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
-    (LRPEpsilonAlpha2Beta1, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
-])
+@pytest.mark.parametrize(
+    "cls, own, supported, tunables",
+    [
+        (
+            LRPUniformEpsilon,
+            {"epsilon": 0.25, "stabilizer": 1e-6},
+            {"Linear", "Convolution", "LSTM", "RNN", "Attention"},
+            {"epsilon"},
+        ),
+        (
+            LRPEpsilonGammaBox,
+            {"low": -3.0, "high": 3.0, "epsilon": 1e-6, "gamma": 0.25, "stabilizer": 1e-6},
+            {"Convolution"},
+            {"epsilon", "gamma"},
+        ),
+        (LRPEpsilonPlus, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
+        (LRPEpsilonAlpha2Beta1, {"epsilon": 1e-6, "stabilizer": 1e-6}, {"Convolution"}, {"epsilon"}),
+    ],
+)
 def test_each_variant_declares_its_parameters_modules_and_tunables(cls, own, supported, tunables, resnet):
     """A variant's constructor takes its own parameters, then the shared options as ``**common``."""
     parameters = inspect.signature(cls.__init__).parameters
@@ -99,8 +118,9 @@ def test_n_classes_is_inferred_from_a_forward_pass(images):
         def __init__(self):
             super().__init__()
             self.head = nn.Linear(8, 5)
-            self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                      nn.Linear(8, 8))
+            self.body = nn.Sequential(
+                nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 8)
+            )
 
         def forward(self, x):
             return self.head(self.body(x))
@@ -150,7 +170,7 @@ def test_lrp0_equals_gradient_times_input(resnet, images):
     relevance = LRPUniformEpsilon(resnet, epsilon=1e-9, stabilizer=1e-12, seed="logit").attribute(x, y)
     x = x.clone().requires_grad_(True)
     logits = resnet(x).gather(1, y[:, None]).squeeze(1)
-    gradient, = torch.autograd.grad(logits.sum(), x)
+    (gradient,) = torch.autograd.grad(logits.sum(), x)
     # relevance starts at the logit: LRP-0 is gradient x input (tests/test_seed.py: the other seeds)
     expected = (gradient * x).detach()
     similarity = nn.functional.cosine_similarity(relevance.flatten(1), expected.flatten(1))
@@ -217,8 +237,7 @@ def test_layer_attribution_shapes(resnet, images):
     x, y = images
     by_name = LRPEpsilonPlus(resnet, layer="layer2").attribute(x, y)
     by_module = LRPEpsilonPlus(resnet, layer=resnet.layer2).attribute(x, y)
-    assert by_name.shape == resnet.layer2(resnet.layer1(resnet.maxpool(resnet.relu(resnet.bn1(
-        resnet.conv1(x)))))).shape
+    assert by_name.shape == resnet.layer2(resnet.layer1(resnet.maxpool(resnet.relu(resnet.bn1(resnet.conv1(x)))))).shape
     assert torch.equal(by_name, by_module)
     several = LRPEpsilonPlus(resnet, layer=["layer1", resnet.layer3]).attribute(x, y)
     assert isinstance(several, tuple) and [r.shape[1] for r in several] == [64, 256]
@@ -243,13 +262,17 @@ class TwoInputs(nn.Module):
 def test_forward_argument_extractors():
     torch.manual_seed(3)
     batch = (torch.randn(2, 3, 8, 8), torch.randn(2, 2), torch.tensor(2.0))
-    explainer = LRPUniformEpsilon(TwoInputs(), epsilon=1e-9,
-                                  forward_arg_extractor=lambda b: (b[0], b[1]),
-                                  additional_forward_arg_extractor=lambda b: (b[2],))
+    explainer = LRPUniformEpsilon(
+        TwoInputs(),
+        epsilon=1e-9,
+        forward_arg_extractor=lambda b: (b[0], b[1]),
+        additional_forward_arg_extractor=lambda b: (b[2],),
+    )
     relevance = explainer.attribute(batch, torch.tensor([0, 2]))
     assert isinstance(relevance, tuple) and [r.shape for r in relevance] == [batch[0].shape, batch[1].shape]
-    only_image = LRPUniformEpsilon(TwoInputs(), forward_arg_extractor=lambda b: b[0],
-                                   additional_forward_arg_extractor=lambda b: (b[1], b[2]))
+    only_image = LRPUniformEpsilon(
+        TwoInputs(), forward_arg_extractor=lambda b: b[0], additional_forward_arg_extractor=lambda b: (b[1], b[2])
+    )
     assert only_image.attribute(batch, torch.tensor([0, 2])).shape == batch[0].shape
 
 
@@ -332,4 +355,5 @@ def test_the_registry_names_every_explainer_and_refuses_unknown_names():
         @explainers.register_explainer("misspelt")
         class Misspelt(LRPUniformEpsilon):
             TUNABLES = {"gama": (float, UNIT)}
+
     assert "misspelt" not in explainers.EXPLAINERS

@@ -4,6 +4,7 @@ Real `python -m tuner` processes where a process is involved (moved artifacts, o
 SIGTERM in a default's trial, read-only commands, bad input); each test reads the stored study back (trial
 states and counts, fingerprints, attributes), not only the exit code.
 """
+
 import shutil
 import signal
 import subprocess
@@ -29,13 +30,31 @@ FAST = ["--explainers", "uniform_epsilon", "--pruner", "none", "--batch-size", "
 
 
 def cli(*args, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner", *args], capture_output=True, text=True, cwd=cwd,
-                          env=worker_env(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=worker_env(),
+        timeout=timeout,
+    )
 
 
 def run(storage: str, *args: str, cwd: Path, n_trials: int = 3, n_samples: int = 8) -> subprocess.CompletedProcess:
-    return cli("run", "--storage", storage, "--study-name", "s", "--n-trials", str(n_trials),
-               "--n-samples", str(n_samples), *FAST, *args, cwd=cwd)
+    return cli(
+        "run",
+        "--storage",
+        storage,
+        "--study-name",
+        "s",
+        "--n-trials",
+        str(n_trials),
+        "--n-samples",
+        str(n_samples),
+        *FAST,
+        *args,
+        cwd=cwd,
+    )
 
 
 def trials(storage: str, name: str = "s") -> list[optuna.trial.FrozenTrial]:
@@ -76,7 +95,7 @@ def test_a_copied_storage_whose_heatmaps_are_gone_resumes(trained_digits, tmp_pa
     repeat = next(t for t in stored if t.user_attrs.get("repeat_of") == answered.number)
     metas = optuna.artifacts.get_all_artifact_meta(repeat, storage=optuna.storages.RDBStorage(copy))
     assert len(metas) == 1 and (tmp_path / "b-artifacts" / metas[0].artifact_id).is_file()  # it drew its own
-    assert optuna.load_study(study_name="s", storage=copy).user_attrs["artifact_dir"] == str(tmp_path / "b-artifacts")
+    assert optuna.load_study(study_name="s", storage=copy).user_attrs["artifact_dir"] == "b-artifacts"  # beside b.db
 
 
 # -- one study, one model ---------------------------------------------------------------------------------------
@@ -149,14 +168,27 @@ def _freeze_in_first_trial(process: subprocess.Popen, storage: str) -> None:
     raise TimeoutError("trial 0 never ran")
 
 
-@pytest.mark.parametrize("sent, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                              (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("sent, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, word, trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'c.db'}"
-    command = [sys.executable, "-m", "tuner", "run", "--storage", storage, "--study-name", "s", "--n-trials", "3",
-               "--n-samples", "256", *FAST]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(),
-                             cwd=tmp_path)
+    command = [
+        sys.executable,
+        "-m",
+        "tuner",
+        "run",
+        "--storage",
+        storage,
+        "--study-name",
+        "s",
+        "--n-trials",
+        "3",
+        "--n-samples",
+        "256",
+        *FAST,
+    ]
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(), cwd=tmp_path
+    )
     try:
         _freeze_in_first_trial(first, storage)
         first.send_signal(sent)
@@ -203,8 +235,23 @@ def _digit_folder(tmp_path: Path, n: int = 6) -> Path:
 
 def test_n_samples_beyond_the_data_and_a_timeout_say_what_happened(trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'd.db'}"
-    done = cli("run", "--storage", storage, "--study-name", "s", "--data", str(_digit_folder(tmp_path)),
-               "--n-samples", "100000", "--n-trials", "500", "--timeout", "1", *FAST, cwd=tmp_path)
+    done = cli(
+        "run",
+        "--storage",
+        storage,
+        "--study-name",
+        "s",
+        "--data",
+        str(_digit_folder(tmp_path)),
+        "--n-samples",
+        "100000",
+        "--n-trials",
+        "500",
+        "--timeout",
+        "1",
+        *FAST,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "--n-samples 100000 is more than the data holds: tuning on all 6 samples, 0 held out" in done.stderr
     complete = count(storage, TrialState.COMPLETE)
@@ -213,11 +260,14 @@ def test_n_samples_beyond_the_data_and_a_timeout_say_what_happened(trained_digit
     assert optuna.load_study(study_name="s", storage=storage).user_attrs["n_samples"] == 6
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--objectives", "abpc,abpc"], "more than once"),
-    (["--timeout", "-5"], "positive number of seconds"),
-    (["--timeout", "nan"], "positive number of seconds"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--objectives", "abpc,abpc"], "more than once"),
+        (["--timeout", "-5"], "positive number of seconds"),
+        (["--timeout", "nan"], "positive number of seconds"),
+    ],
+)
 def test_bad_arguments_store_nothing(args, message, tmp_path):
     done = run(f"sqlite:///{tmp_path / 'e.db'}", *args, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
@@ -269,19 +319,22 @@ def test_an_unreachable_storage_error_shows_no_part_of_the_password(tmp_path):
 
 
 # -- tune(): validated before any study; the model returned as it came --------------------------------------------
-@pytest.mark.parametrize("change, error, message", [
-    ({"targets": 15}, ValueError, "out of range"),
-    ({"targets": -1}, ValueError, "out of range"),
-    ({"targets": 1.5}, ValueError, "integer class indices"),
-    ({"inputs": float("nan")}, ValueError, "NaN or infinite"),
-    ({"model": "resnet50"}, TypeError, "torch.nn.Module"),
-    ({"model": lambda x: x}, TypeError, "torch.nn.Module"),
-    ({"timeout": -5}, ValueError, "timeout"),
-    ({"n_trials": 0}, ValueError, "n_trials"),
-    ({"n_samples": 2.5}, TypeError, "n_samples"),
-    ({"n_heatmaps": -1}, ValueError, "n_heatmaps"),
-    ({"metric": ["abpc", "abpc"]}, ValueError, "only once"),
-])
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        ({"targets": 15}, ValueError, "out of range"),
+        ({"targets": -1}, ValueError, "out of range"),
+        ({"targets": 1.5}, ValueError, "integer class indices"),
+        ({"inputs": float("nan")}, ValueError, "NaN or infinite"),
+        ({"model": "resnet50"}, TypeError, "torch.nn.Module"),
+        ({"model": lambda x: x}, TypeError, "torch.nn.Module"),
+        ({"timeout": -5}, ValueError, "timeout"),
+        ({"n_trials": 0}, ValueError, "n_trials"),
+        ({"n_samples": 2.5}, TypeError, "n_samples"),
+        ({"n_heatmaps": -1}, ValueError, "n_heatmaps"),
+        ({"metric": ["abpc", "abpc"]}, ValueError, "only once"),
+    ],
+)
 def test_tune_checks_its_input_before_any_study_exists(change, error, message, tmp_path):
     x, y = torch.randn(12, 1, 8, 8), torch.randint(0, 10, (12,))
     if "targets" in change:
@@ -291,14 +344,22 @@ def test_tune_checks_its_input_before_any_study_exists(change, error, message, t
     model = change.pop("model", _tiny_model())
     storage = tmp_path / "g.db"
     with pytest.raises(error, match=message):
-        tune(LRPUniformEpsilon, model, (x, y), **{"n_trials": 2, "n_samples": 4, "storage": f"sqlite:///{storage}",
-                                                  "show_progress_bar": False, **change})
+        tune(
+            LRPUniformEpsilon,
+            model,
+            (x, y),
+            **{"n_trials": 2, "n_samples": 4, "storage": f"sqlite:///{storage}", "show_progress_bar": False, **change},
+        )
     assert not storage.exists()
 
 
 def _state(model: nn.Module):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()], hook_count(model),
-            {k: v.clone() for k, v in model.state_dict().items()})
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        hook_count(model),
+        {k: v.clone() for k, v in model.state_dict().items()},
+    )
 
 
 def _same(before, after) -> bool:

@@ -50,8 +50,9 @@ class Block(nn.Module):
 
 def network(middle: nn.Module) -> nn.Sequential:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), middle, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 10)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), middle, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+    ).eval()
 
 
 def counting_forwards(model: nn.Module) -> list[int]:
@@ -60,8 +61,10 @@ def counting_forwards(model: nn.Module) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize(("middle", "named"), [(Swish(), "Swish) is a layer without a known LRP rule"),
-                                               (Scale(4), "Scale) has parameters of its own (scale)")])
+@pytest.mark.parametrize(
+    ("middle", "named"),
+    [(Swish(), "Swish) is a layer without a known LRP rule"), (Scale(4), "Scale) has parameters of its own (scale)")],
+)
 def test_an_uncovered_module_is_refused_by_path_and_type_before_any_forward_pass(middle, named):
     model = network(middle)
     calls = counting_forwards(model)
@@ -91,8 +94,10 @@ def test_a_user_block_whose_children_are_covered_is_explained_and_conserves():
     inputs = torch.randn(4, 3, 8, 8, dtype=torch.float64)
     model = conservation_model(network(Block()), inputs)
     check_supported(model)
-    for explainer in (LRPUniformEpsilon(model, epsilon=1e-12, stabilizer=1e-12),
-                      LRPEpsilonGammaBox(model, low=-4.0, high=4.0, epsilon=1e-12, stabilizer=1e-12)):
+    for explainer in (
+        LRPUniformEpsilon(model, epsilon=1e-12, stabilizer=1e-12),
+        LRPEpsilonGammaBox(model, low=-4.0, high=4.0, epsilon=1e-12, stabilizer=1e-12),
+    ):
         assert_conserves(explainer, inputs, torch.tensor([0, 1, 2, 3]))
 
 

@@ -1,5 +1,6 @@
 """Properties of LRPLayerwise: the layer groups, the conditional search space, value semantics, the four variants
 reproduced exactly, conservation, the model left untouched, and a tune() run over the conditional space."""
+
 import copy
 
 import optuna
@@ -47,8 +48,13 @@ def images():
 def test_groups_on_resnet18(resnet):
     groups = LRPLayerwise(resnet).groups()
     assert list(groups) == list(GROUPS)
-    assert {group: len(names) for group, names in groups.items()} == \
-        {"input": 1, "lower": 7, "middle": 6, "upper": 6, "dense": 1}
+    assert {group: len(names) for group, names in groups.items()} == {
+        "input": 1,
+        "lower": 7,
+        "middle": 6,
+        "upper": 6,
+        "dense": 1,
+    }
     assert groups["input"] == ["conv1"] and groups["dense"] == ["fc"]
     # the thirds follow registration order: layer1 is lower, layer4 upper, the shortcut convolutions included
     assert groups["lower"][0] == "layer1.0.conv1" and groups["upper"][-1] == "layer4.1.conv2"
@@ -59,8 +65,13 @@ def test_groups_on_resnet18(resnet):
 
 def test_groups_on_vgg(vgg):
     groups = LRPLayerwise(vgg).groups()
-    assert {group: len(names) for group, names in groups.items()} == \
-        {"input": 1, "lower": 3, "middle": 2, "upper": 2, "dense": 2}
+    assert {group: len(names) for group, names in groups.items()} == {
+        "input": 1,
+        "lower": 3,
+        "middle": 2,
+        "upper": 2,
+        "dense": 2,
+    }
     assert groups["input"] + groups["lower"] + groups["middle"] + groups["upper"] == _conv_names(vgg)
     assert groups["dense"] == ["classifier.0", "classifier.3"]
 
@@ -80,8 +91,9 @@ def test_thirds_cover_every_convolution_once_and_empty_groups_leave_the_search_s
     for group, modules in groups.items():
         assert (f"{group}_rule" in tunables) == bool(modules)
         assert (f"{group}_gamma" in tunables) == bool(modules)
-    assert set(LRPLayerwise.TUNABLES) == {f"{group}_{name}" for group in GROUPS
-                                           for name in ("rule", "epsilon", "gamma")}
+    assert set(LRPLayerwise.TUNABLES) == {
+        f"{group}_{name}" for group in GROUPS for name in ("rule", "epsilon", "gamma")
+    }
     attribution = LRPLayerwise(model).attribute(torch.randn(2, 2, 4, 4), torch.tensor([0, 2]))
     assert attribution.shape == (2, 2, 4, 4) and attribution.abs().sum() > 0
 
@@ -137,8 +149,9 @@ def test_set_kwargs_rebuilds_the_rules_and_leaves_the_original(resnet, images):
 
 # -- the four variants, reproduced ---------------------------------------------------------------------------
 @pytest.mark.parametrize("model_name", ["resnet", "vgg"])
-@pytest.mark.parametrize("variant", ["LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus",
-                                     "LRPEpsilonAlpha2Beta1"])
+@pytest.mark.parametrize(
+    "variant", ["LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus", "LRPEpsilonAlpha2Beta1"]
+)
 def test_variant_configurations_reproduce_the_variants(variant, model_name, request, images):
     model = request.getfixturevalue(model_name)
     config = LRPLayerwise.variant_configurations()[variant]
@@ -157,16 +170,17 @@ def test_default_configuration_is_epsilon_gamma_box(vgg, images):
 
 def test_variant_configurations_hold_only_the_chosen_rules_parameters(resnet):
     from tuner._space import SearchSpace  # how the tuner enqueues them
+
     configurations = LRPLayerwise.variant_configurations()
-    assert set(configurations) == {"LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus",
-                                   "LRPEpsilonAlpha2Beta1"}
+    assert set(configurations) == {"LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus", "LRPEpsilonAlpha2Beta1"}
     space = SearchSpace([LRPLayerwise(resnet)])
     for config in configurations.values():
         assert all(f"{group}_rule" in config for group in GROUPS)
         for group in GROUPS:
             rule = config[f"{group}_rule"]
-            assert {key for key in config if key.startswith(group + "_")} == \
-                {f"{group}_rule"} | ({f"{group}_{rule}"} if rule in ("epsilon", "gamma") else set())
+            assert {key for key in config if key.startswith(group + "_")} == {f"{group}_rule"} | (
+                {f"{group}_{rule}"} if rule in ("epsilon", "gamma") else set()
+            )
         assert space.to_params(LRPLayerwise(resnet, **config)) == config
 
 
@@ -175,8 +189,14 @@ def test_model_is_untouched(resnet, images):
     state = {key: value.clone() for key, value in resnet.state_dict().items()}
     with torch.no_grad():
         outputs = resnet(images[0])
-    explainer = LRPLayerwise(resnet, input_rule="flat", lower_rule="alpha2beta1", middle_rule="epsilon",
-                             upper_rule="zplus", dense_rule="gamma")
+    explainer = LRPLayerwise(
+        resnet,
+        input_rule="flat",
+        lower_rule="alpha2beta1",
+        middle_rule="epsilon",
+        upper_rule="zplus",
+        dense_rule="gamma",
+    )
     explainer.attribute(*images)
     assert hook_count(resnet) == 0
     assert state.keys() == resnet.state_dict().keys()
@@ -196,8 +216,16 @@ def test_conservation_with_zero_biases_and_epsilon_rules(resnet, images):
 
 
 def test_describe_names_every_groups_rule(resnet):
-    explainer = LRPLayerwise(resnet, input_rule="flat", lower_rule="epsilon", lower_epsilon=0.01,
-                             middle_rule="alpha2beta1", upper_rule="zplus", dense_rule="gamma", dense_gamma=0.5)
+    explainer = LRPLayerwise(
+        resnet,
+        input_rule="flat",
+        lower_rule="epsilon",
+        lower_epsilon=0.01,
+        middle_rule="alpha2beta1",
+        upper_rule="zplus",
+        dense_rule="gamma",
+        dense_gamma=0.5,
+    )
     assert explainer.describe().splitlines() == [
         "input (conv1): flat",
         "lower convolutions (7 layers): epsilon, epsilon=0.01",
@@ -211,10 +239,13 @@ def test_describe_names_every_groups_rule(resnet):
 def test_model_without_convolutions(mlp):
     explainer = LRPLayerwise(mlp, input_rule="epsilon", input_epsilon=1e-6)
     assert explainer.groups() == {"input": ["0"], "lower": [], "middle": [], "upper": [], "dense": ["2", "4"]}
-    assert set(explainer.get_tunables()) == {f"{group}_{name}" for group in ("input", "dense")
-                                             for name in ("rule", "epsilon", "gamma")}
-    assert explainer.describe().splitlines() == ["input (0): epsilon, epsilon=1e-06",
-                                                 "dense head (2 layers): epsilon, epsilon=1e-06"]
+    assert set(explainer.get_tunables()) == {
+        f"{group}_{name}" for group in ("input", "dense") for name in ("rule", "epsilon", "gamma")
+    }
+    assert explainer.describe().splitlines() == [
+        "input (0): epsilon, epsilon=1e-06",
+        "dense head (2 layers): epsilon, epsilon=1e-06",
+    ]
     inputs, targets = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
     model = zero_biases(copy.deepcopy(mlp))
     relevance = LRPLayerwise(model, input_rule="epsilon", seed="one_hot").attribute(inputs, targets)
@@ -223,22 +254,35 @@ def test_model_without_convolutions(mlp):
     # the default (z-box input) works too, and uniform epsilon is reproduced on dense-only models
     assert torch.isfinite(LRPLayerwise(mlp).attribute(inputs, targets)).all()
     config = LRPLayerwise.variant_configurations()["LRPUniformEpsilon"]
-    assert torch.allclose(LRPLayerwise(mlp, **config).attribute(inputs, targets),
-                          explainers.LRPUniformEpsilon(mlp).attribute(inputs, targets), rtol=1e-6, atol=1e-9)
+    assert torch.allclose(
+        LRPLayerwise(mlp, **config).attribute(inputs, targets),
+        explainers.LRPUniformEpsilon(mlp).attribute(inputs, targets),
+        rtol=1e-6,
+        atol=1e-9,
+    )
 
 
 # -- the tuner searches the conditional space ----------------------------------------------------------------
 def test_tune_respects_the_conditions(vgg, images):
     from tuner import tune
+
     torch.manual_seed(4)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 3, 5, 9])
     result = tune(LRPLayerwise, vgg, (x, y), n_trials=4, n_samples=4, show_progress_bar=False)
     trials = result.study.get_trials(deepcopy=False)
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     assert any(t.params["input_rule"] != "zbox" for t in trials)  # the rules are searched, not only parameters
-    assert trials[0].params == {"input_rule": "zbox", "lower_rule": "gamma", "lower_gamma": 0.25,
-                                "middle_rule": "gamma", "middle_gamma": 0.25, "upper_rule": "gamma",
-                                "upper_gamma": 0.25, "dense_rule": "epsilon", "dense_epsilon": 1e-6}
+    assert trials[0].params == {
+        "input_rule": "zbox",
+        "lower_rule": "gamma",
+        "lower_gamma": 0.25,
+        "middle_rule": "gamma",
+        "middle_gamma": 0.25,
+        "upper_rule": "gamma",
+        "upper_gamma": 0.25,
+        "dense_rule": "epsilon",
+        "dense_epsilon": 1e-6,
+    }
     for trial in trials:
         for group in GROUPS:
             rule = trial.params[f"{group}_rule"]
@@ -251,12 +295,14 @@ def test_tune_respects_the_conditions(vgg, images):
 def test_conservation_on_a_transformer_with_epsilon_everywhere():
     """The dense layers the attention canonizer creates take a rule too (else plain gradient leaks)."""
     from test_sequence_relevance import TokenClassifier, TransformerBody
+
     torch.manual_seed(0)
     model = zero_biases(TokenClassifier(TransformerBody(1, "mean"))).eval()
     ids = torch.randint(2, 12, (3, 10))
     tiny = {f"{group}_epsilon": 1e-9 for group in GROUPS}
-    explainer = LRPLayerwise(model, layer=model.embedding, **{f"{group}_rule": "epsilon" for group in GROUPS}, **tiny,
-                             seed="one_hot")
+    explainer = LRPLayerwise(
+        model, layer=model.embedding, **{f"{group}_rule": "epsilon" for group in GROUPS}, **tiny, seed="one_hot"
+    )
     totals = explainer.attribute(ids, torch.tensor([0, 1, 0])).sum((1, 2))
     assert torch.allclose(totals, torch.ones(3), atol=1e-3), totals
 

@@ -1,4 +1,5 @@
 """Properties of the metrics package: oracles, identities, batching, caching and input checks."""
+
 import json
 import math
 import subprocess
@@ -42,6 +43,7 @@ def random_attribution(x, seed=1):
 
 
 # ---------------------------------------------------------------- oracles
+
 
 @pytest.mark.parametrize("cls", [MoRF, LeRF, AbPC])
 def test_oracle_ideal_beats_random_beats_negation_on_every_sample(metric_linear, cls):
@@ -118,8 +120,7 @@ def slow_irof(model, x, y, a, segments):
 @pytest.mark.parametrize("channels, n_segments", [(3, 10), (1, 6), (3, 4)])
 def test_irof_equals_its_definition(channels, n_segments):
     torch.manual_seed(channels + n_segments)
-    model = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(4 * 256, 5)).eval()
+    model = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 256, 5)).eval()
     x = torch.rand(3, channels, 16, 16)
     x[:, :, :8] += 1.0  # structure, so that SLIC finds more than one segment
     y, a = torch.tensor([0, 1, 2]), torch.randn(3, channels, 16, 16)
@@ -141,12 +142,13 @@ def test_irof_accepts_rgb_images():
 
 # ---------------------------------------------------------------- model-free metrics
 
+
 def test_sparseness_and_complexity_extremes():
     x = torch.zeros(3, 2, 4, 4)
     a = torch.zeros_like(x)
-    a[0, :, 1, 2] = 5.0           # one position holds everything (over both channels)
-    a[1] = 0.3                    # uniform
-    a[2] = torch.rand(2, 4, 4)    # in between
+    a[0, :, 1, 2] = 5.0  # one position holds everything (over both channels)
+    a[1] = 0.3  # uniform
+    a[2] = torch.rand(2, 4, 4)  # in between
     n = 16
     gini, entropy = Sparseness()(x, None, a), Complexity()(x, None, a)
     torch.testing.assert_close(gini[:2], torch.tensor([(n - 1) / n, 0.0]))
@@ -159,17 +161,18 @@ def test_sparseness_and_complexity_extremes():
 
 def test_sparseness_and_complexity_agree_with_quantus():
     import quantus
+
     x = torch.rand(4, 1, 8, 8)
     a = torch.rand(4, 1, 8, 8)
     y = torch.zeros(4, dtype=torch.long)
     ours = [Sparseness()(x, y, a), Complexity()(x, y, a)]
-    theirs = [metrics.from_quantus(q(disable_warnings=True))(x, y, a)
-              for q in (quantus.Sparseness, quantus.Complexity)]
+    theirs = [metrics.from_quantus(q(disable_warnings=True))(x, y, a) for q in (quantus.Sparseness, quantus.Complexity)]
     for o, t in zip(ours, theirs):
         torch.testing.assert_close(o, t, atol=1e-4, rtol=0)
 
 
 # ---------------------------------------------------------------- sequences
+
 
 @pytest.fixture
 def metric_text():
@@ -208,11 +211,13 @@ def test_embeddings_zero_baseline_equals_token_ids_pad_baseline(metric_text):
 
 # ---------------------------------------------------------------- perturbation details
 
+
 def test_patches_are_perturbed_whole(metric_linear):
     model, x, y, _ = metric_linear
     counting = CountingModel(model)
     MoRF(counting, n_steps=5, patch_size=(2, 4), baseline=torch.tensor(99.0), batch_size=1000)(
-        x, y, random_attribution(x))
+        x, y, random_attribution(x)
+    )
     changed = (counting.seen[0] == 99.0).view(-1, 4, 2, 2, 4)  # (rows, patch row, 2, patch col, 4)
     assert (changed == changed[:, :, :1, :, :1]).all()
     counts = changed[:, :, 0, :, 0].flatten(1).sum(1).view(6, 16)[:5]
@@ -232,11 +237,12 @@ def test_scores_do_not_depend_on_the_batch(metric_linear):
     a = random_attribution(x)
     metric = AbPC(model, n_steps=8, batch_size=7)
     together = metric(x, y, a)
-    alone = torch.cat([metric(x[i:i + 1], y[i:i + 1], a[i:i + 1]) for i in range(3)])
+    alone = torch.cat([metric(x[i : i + 1], y[i : i + 1], a[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(together[:3], alone, atol=1e-6, rtol=0)
 
 
 # ---------------------------------------------------------------- forward passes
+
 
 @pytest.mark.parametrize("batch_size", [1000, 16, 7, 3])
 def test_morf_forward_call_count(metric_linear, batch_size):
@@ -268,9 +274,17 @@ def test_abpc_faithfulness_and_irof_batch_their_forward_passes(metric_linear):
 
 # ---------------------------------------------------------------- caching and determinism
 
-@pytest.mark.parametrize("make", [
-    lambda m: MoRF(m, n_steps=4), lambda m: LeRF(m, n_steps=4, baseline="mean"), lambda m: AbPC(m, n_steps=4),
-    lambda m: FaithfulnessCorrelation(m, n_runs=8, subset_size=6), lambda m: IROF(m, n_segments=8)])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: MoRF(m, n_steps=4),
+        lambda m: LeRF(m, n_steps=4, baseline="mean"),
+        lambda m: AbPC(m, n_steps=4),
+        lambda m: FaithfulnessCorrelation(m, n_runs=8, subset_size=6),
+        lambda m: IROF(m, n_segments=8),
+    ],
+)
 def test_cached_reference_gives_the_same_scores_with_fewer_rows(metric_linear, make):
     model, x, y, _ = metric_linear
     a, counting = random_attribution(x), CountingModel(model)
@@ -306,10 +320,19 @@ def test_determinism_and_faithfulness_correlation_seeds(metric_linear):
 
 # ---------------------------------------------------------------- errors, before any forward pass
 
-@pytest.mark.parametrize("case, message", [
-    ("shape", "shape of the inputs"), ("steps", "n_steps=65"), ("nan", "NaN"), ("inf", "NaN or Inf"),
-    ("targets", "one class index per sample"), ("float_targets", "integer class"),
-    ("patch", "patch_size")])
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("shape", "shape of the inputs"),
+        ("steps", "n_steps=65"),
+        ("nan", "NaN"),
+        ("inf", "NaN or Inf"),
+        ("targets", "one class index per sample"),
+        ("float_targets", "integer class"),
+        ("patch", "patch_size"),
+    ],
+)
 @pytest.mark.parametrize("cls", [MoRF, LeRF, AbPC])
 def test_bad_inputs_raise_before_any_forward_pass(metric_linear, cls, case, message):
     model, x, y, _ = metric_linear
@@ -347,16 +370,25 @@ def test_other_metrics_check_their_inputs(metric_linear):
     with pytest.raises(ValueError, match="needs the model"):
         MoRF(None)
     with pytest.raises(ValueError, match="int baseline"):
-        MoRF(model, n_steps=2, baseline="mean")(torch.ones(2, 5, dtype=torch.long), torch.zeros(2, dtype=torch.long),
-                                     torch.randn(2, 5))
+        MoRF(model, n_steps=2, baseline="mean")(
+            torch.ones(2, 5, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.randn(2, 5)
+        )
 
 
 # ---------------------------------------------------------------- registry and API
 
+
 def test_registry_builds_every_metric_with_json_settings(metric_linear):
     model = metric_linear[0]
-    assert set(metrics.METRICS) == {"morf", "lerf", "abpc", "faithfulness_correlation", "irof",
-                                    "sparseness", "complexity"}
+    assert set(metrics.METRICS) == {
+        "morf",
+        "lerf",
+        "abpc",
+        "faithfulness_correlation",
+        "irof",
+        "sparseness",
+        "complexity",
+    }
     for name, cls in metrics.METRICS.items():
         metric = metrics.get_metric(name, model)
         assert type(metric) is cls and isinstance(metric, metrics.Metric)

@@ -1,4 +1,5 @@
 """Agreement with Quantus, and the from_quantus wrapper (numpy shim, global-RNG handling)."""
+
 import numpy as np
 import pytest
 import quantus
@@ -20,16 +21,18 @@ def metric_conv():
 
 
 def quantus_pixel_flipping(**kw):
-    return quantus.PixelFlipping(features_in_step=8, perturb_baseline="black", normalise=False, abs=False,
-                                 disable_warnings=True, **kw)
+    return quantus.PixelFlipping(
+        features_in_step=8, perturb_baseline="black", normalise=False, abs=False, disable_warnings=True, **kw
+    )
 
 
 def test_curve_equals_quantus_pixel_flipping(metric_conv):
     model, x, y, a = metric_conv
     black = x.flatten(1).amin(1).view(-1, *[1] * (x.ndim - 1))  # Quantus's "black": each sample's minimum
     ours = MoRF(model, n_steps=8, baseline=black, batch_size=5).curve(x, y, a)
-    theirs = quantus_pixel_flipping()(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(),
-                                      softmax=True, device="cpu")
+    theirs = quantus_pixel_flipping()(
+        model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=a.numpy(), softmax=True, device="cpu"
+    )
     torch.testing.assert_close(ours, torch.tensor(theirs, dtype=torch.float), atol=1e-5, rtol=0)
     # the check would catch a wrong order: the reversed curve differs
     other = MoRF(model, n_steps=8, baseline=black).curve(x, y, -a)
@@ -54,9 +57,11 @@ def test_wrapper_seeds_quantus_locally_and_restores_the_global_rng(metric_conv):
     model, x, y, a = metric_conv
 
     def faithfulness(seed):
-        return from_quantus(quantus.FaithfulnessCorrelation(nr_runs=10, subset_size=6, return_aggregate=False,
-                                                                    disable_warnings=True),
-                            model, seed=seed)
+        return from_quantus(
+            quantus.FaithfulnessCorrelation(nr_runs=10, subset_size=6, return_aggregate=False, disable_warnings=True),
+            model,
+            seed=seed,
+        )
 
     np.random.seed(123)
     expected_next = np.random.rand()

@@ -85,7 +85,6 @@ def test_image_objective_default_is_not_a_reference_rows_point():
         assert settings["baseline"] not in ("zero",), preset
 
 
-
 def test_resuming_with_other_metric_settings_is_refused(tmp_path):
     from explainers import LRPUniformEpsilon
 
@@ -103,12 +102,22 @@ def test_resuming_with_other_metric_settings_is_refused(tmp_path):
     assert summary.user_attrs["metric_settings"]["baseline"] == "min"
 
 
-@pytest.mark.parametrize(("argument", "said"), [(["--baseline", "black"], "invalid choice: 'black'"),
-                                               (["--metric-kwargs", "n_step=4"], "'n_step' are not settings of AbPC"),
-                                               (["--metric-kwargs", "n_steps"], "expected key=value")])
+@pytest.mark.parametrize(
+    ("argument", "said"),
+    [
+        (["--baseline", "black"], "invalid choice: 'black'"),
+        (["--metric-kwargs", "n_step=4"], "'n_step' are not settings of AbPC"),
+        (["--metric-kwargs", "n_steps"], "expected key=value"),
+    ],
+)
 def test_cli_refuses_bad_objective_settings_in_one_line(argument, said, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tuner", "run", "--storage", f"sqlite:///{tmp_path / 'db'}",
-                           *argument], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner", "run", "--storage", f"sqlite:///{tmp_path / 'db'}", *argument],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert said in done.stderr, done.stderr
     assert not (tmp_path / "db").exists()
@@ -117,8 +126,11 @@ def test_cli_refuses_bad_objective_settings_in_one_line(argument, said, tmp_path
 def test_cli_reads_key_values():
     from tuner._cli_parser import _key_values
 
-    assert _key_values("n_steps=20,blur_sigma=2.5, baseline=min") == {"n_steps": 20, "blur_sigma": 2.5,
-                                                                      "baseline": "min"}
+    assert _key_values("n_steps=20,blur_sigma=2.5, baseline=min") == {
+        "n_steps": 20,
+        "blur_sigma": 2.5,
+        "baseline": "min",
+    }
 
 
 def test_irof_segments_follow_the_input_size():

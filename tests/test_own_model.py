@@ -3,6 +3,7 @@
 The command-line tests run real processes; the network is cut by pointing the HTTP(S) proxy at a closed port
 and torchvision's cache (TORCH_HOME) at a temporary folder.
 """
+
 import os
 import subprocess
 import sys
@@ -39,13 +40,30 @@ def offline_env(torch_home: Path) -> dict:
 
 
 def cli(*args, cwd, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "tuner", "run", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env or offline_env(Path(cwd) / "torch-home"), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", "run", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or offline_env(Path(cwd) / "torch-home"),
+        timeout=timeout,
+    )
 
 
 def quick(tmp_path, *more):
-    return ["--n-trials", "1", "--n-samples", "2", "--explainers", "epsilon_plus", "--no-report", "--no-progress",
-            "--storage", f"sqlite:///{tmp_path / 's.db'}", *more]
+    return [
+        "--n-trials",
+        "1",
+        "--n-samples",
+        "2",
+        "--explainers",
+        "epsilon_plus",
+        "--no-report",
+        "--no-progress",
+        "--storage",
+        f"sqlite:///{tmp_path / 's.db'}",
+        *more,
+    ]
 
 
 def one_error_line(done) -> str:
@@ -68,6 +86,7 @@ def tiny_package(tmp_path):
     (tmp_path / "mynets" / "nets.py").write_text(TINY_NET)
     sys.path.insert(0, str(tmp_path))
     from mynets import nets
+
     yield nets
     sys.path.remove(str(tmp_path))
     for name in [n for n in sys.modules if n.startswith("mynets")]:
@@ -108,8 +127,18 @@ def test_an_import_path_with_a_state_dict_and_a_labelled_folder(tmp_path, tiny_p
         (folder / f"class{label}").mkdir(parents=True)
         for index in range(2):
             Image.new("RGB", (40, 30), colour).save(folder / f"class{label}" / f"{index}.png")
-    done = cli("--model", "mynets.nets:build", "--weights", "tiny.pt", "--data", str(folder), "--input-size", "32",
-               *quick(tmp_path), cwd=tmp_path)
+    done = cli(
+        "--model",
+        "mynets.nets:build",
+        "--weights",
+        "tiny.pt",
+        "--data",
+        str(folder),
+        "--input-size",
+        "32",
+        *quick(tmp_path),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     summary = only_study(tmp_path)
     assert summary.user_attrs["model"] == model_fingerprint(source)
@@ -119,26 +148,38 @@ def test_an_import_path_with_a_state_dict_and_a_labelled_folder(tmp_path, tiny_p
 
 def test_a_file_path_callable_explains_predictions_when_asked(tmp_path):
     (tmp_path / "net.py").write_text(TINY_NET)
-    done = cli("--model", f"{tmp_path / 'net.py'}:build", "--weights", "none", "--input-size", "32",
-               "--targets", "prediction", *quick(tmp_path), cwd=tmp_path)
+    done = cli(
+        "--model",
+        f"{tmp_path / 'net.py'}:build",
+        "--weights",
+        "none",
+        "--input-size",
+        "32",
+        "--targets",
+        "prediction",
+        *quick(tmp_path),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert only_study(tmp_path).user_attrs["targets"] == "prediction"
 
 
 def test_a_state_dict_of_another_architecture_is_one_line(tmp_path, tiny_package):
     torch.save(torchvision.models.squeezenet1_1().state_dict(), tmp_path / "other.pt")
-    done = cli("--model", "mynets.nets:build", "--weights", "other.pt", *quick(tmp_path, "--out", "out"),
-               cwd=tmp_path)
+    done = cli("--model", "mynets.nets:build", "--weights", "other.pt", *quick(tmp_path, "--out", "out"), cwd=tmp_path)
     line = one_error_line(done)
     assert "other.pt" in line and "missing (0.bias, 0.weight" in line and "unexpected (classifier.1.bias" in line
     assert not (tmp_path / "s.db").exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("model, message", [
-    ("mynets.nets:resnet", "mynets.nets has no 'resnet'; callables defined there: build"),
-    ("mynets.absent:build", "no module named 'mynets.absent'"),
-    ("{tmp}/absent.py:build", "absent.py not found"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("mynets.nets:resnet", "mynets.nets has no 'resnet'; callables defined there: build"),
+        ("mynets.absent:build", "no module named 'mynets.absent'"),
+        ("{tmp}/absent.py:build", "absent.py not found"),
+    ],
+)
 def test_a_missing_callable_or_module_is_one_line(model, message, tmp_path, tiny_package):
     done = cli("--model", model.replace("{tmp}", str(tmp_path)), *quick(tmp_path), cwd=tmp_path)
     assert message in one_error_line(done)

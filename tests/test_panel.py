@@ -41,10 +41,22 @@ def digits():
 @pytest.fixture(scope="module")
 def result(digits):
     model, x, y = digits
-    return tune([LRPEpsilonGammaBox, LRPUniformEpsilon], model, (x, y), n_trials=6, n_samples=16,
-                show_progress_bar=False, explainer_kwargs=BOUNDS, metric_kwargs={"n_steps": 8},
-                panel=["morf", ("abpc", {"baseline": "min", "n_steps": 8}), ("abpc", {"baseline": "zero"}),
-                       ("faithfulness_correlation", {"n_runs": 10, "n_repeats": 2})])
+    return tune(
+        [LRPEpsilonGammaBox, LRPUniformEpsilon],
+        model,
+        (x, y),
+        n_trials=6,
+        n_samples=16,
+        show_progress_bar=False,
+        explainer_kwargs=BOUNDS,
+        metric_kwargs={"n_steps": 8},
+        panel=[
+            "morf",
+            ("abpc", {"baseline": "min", "n_steps": 8}),
+            ("abpc", {"baseline": "zero"}),
+            ("faithfulness_correlation", {"n_runs": 10, "n_repeats": 2}),
+        ],
+    )
 
 
 def test_summary_compares_the_best_with_each_default_on_held_out_samples(result):
@@ -75,8 +87,13 @@ def test_comparisons_name_the_default_the_best_default_and_each_captum_row(resul
 def test_panel_ranks_scores_and_tau(result):
     table = result.panel()
     methods = table.drop(index=TAU_ROW)
-    labels = ["AbPC (objective)", "MoRF", "AbPC (baseline=min, n_steps=8)", "AbPC (baseline=zero)",
-              "FaithfulnessCorrelation (n_runs=10, n_repeats=2)"]
+    labels = [
+        "AbPC (objective)",
+        "MoRF",
+        "AbPC (baseline=min, n_steps=8)",
+        "AbPC (baseline=zero)",
+        "FaithfulnessCorrelation (n_runs=10, n_repeats=2)",
+    ]
     assert [c for c in table.columns if not c.endswith(" rank")] == labels
     assert sum(name.endswith("default") or "(= best)" in name for name in methods.index) == 2
     assert sum("captum" in name for name in methods.index) == 3
@@ -88,8 +105,9 @@ def test_panel_ranks_scores_and_tau(result):
         assert table.loc[TAU_ROW, label] == pytest.approx(tau)
     # the objective's column is the held-out objective score that the summary shows
     best_default = methods.index[methods.index.str.startswith("LRPUniformEpsilon default")][0]
-    assert methods.loc[best_default, labels[0]] == pytest.approx(result.summary().loc["LRPUniformEpsilon",
-                                                                                       "default (held-out)"])
+    assert methods.loc[best_default, labels[0]] == pytest.approx(
+        result.summary().loc["LRPUniformEpsilon", "default (held-out)"]
+    )
     assert table.attrs["seconds"] > 0 and table.attrs["n_samples"] == len(result.holdout.inputs)
     assert result.panel() is not table and result.panel_details() is result.panel_details()  # scored once
 
@@ -119,8 +137,9 @@ def test_a_best_equal_to_its_default_is_one_row(result):
 
 
 def test_the_line_when_the_objectives_winner_is_not_the_panels():
-    ranks = pd.DataFrame({"objective": [1, 2, 3], "a": [2, 1, 3], "b": [2, 1, 3], "c": [1, 2, 3]},
-                         index=["X", "Y", "Z"])
+    ranks = pd.DataFrame(
+        {"objective": [1, 2, 3], "a": [2, 1, 3], "b": [2, 1, 3], "c": [1, 2, 3]}, index=["X", "Y", "Z"]
+    )
     message = _disagreement(ranks, "objective")
     assert message is not None and "(X)" in message and "1 of 3" in message and "Y is first under 2" in message
     assert _disagreement(ranks.assign(a=[1, 2, 3]), "objective") is None  # first under 2 of 3: a majority
@@ -129,8 +148,14 @@ def test_the_line_when_the_objectives_winner_is_not_the_panels():
 def test_default_panel_and_its_choices(digits):
     model, x, _ = digits
     labels = [label for label, _ in panel_metrics(None, model, x[:4])]
-    assert labels == ["AbPC (baseline=zero)", "AbPC (baseline=min)", "AbPC (baseline=blur)", "MoRF",
-                      "FaithfulnessCorrelation", "IROF"]
+    assert labels == [
+        "AbPC (baseline=zero)",
+        "AbPC (baseline=min)",
+        "AbPC (baseline=blur)",
+        "MoRF",
+        "FaithfulnessCorrelation",
+        "IROF",
+    ]
     flat = [label for label, _ in panel_metrics(None, nn.Linear(64, 10), x[:4].flatten(1))]
     assert "IROF" not in flat and "AbPC (baseline=blur)" not in flat  # defined for images only
     assert panel_metrics(False, model, x) == [] and panel_metrics([], model, x) == []
@@ -144,14 +169,24 @@ def test_default_panel_and_its_choices(digits):
 
 def test_no_panel_gives_an_empty_table(digits):
     model, x, y = digits
-    quiet = tune(LRPUniformEpsilon, model, (x, y), n_trials=2, n_samples=4, show_progress_bar=False, panel=False,
-                 metric_kwargs={"n_steps": 4})
+    quiet = tune(
+        LRPUniformEpsilon,
+        model,
+        (x, y),
+        n_trials=2,
+        n_samples=4,
+        show_progress_bar=False,
+        panel=False,
+        metric_kwargs={"n_steps": 4},
+    )
     assert quiet.panel().empty and quiet.panel_details() is None
 
 
 def test_panel_option_syntax_and_bad_names_fail_before_any_work(tmp_path, capsys):
-    assert _panel("abpc:baseline=blur:blur_sigma=2, morf") == [("abpc", {"baseline": "blur", "blur_sigma": 2}),
-                                                               ("morf", {})]
+    assert _panel("abpc:baseline=blur:blur_sigma=2, morf") == [
+        ("abpc", {"baseline": "blur", "blur_sigma": 2}),
+        ("morf", {}),
+    ]
     storage = tmp_path / "t.db"
     code = cli.main(["run", "--panel", "nosuch", "--storage", f"sqlite:///{storage}", "--out", str(tmp_path / "o")])
     assert code == 2 and "unknown panel metric 'nosuch'" in capsys.readouterr().err

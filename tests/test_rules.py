@@ -1,5 +1,6 @@
 """The conserving z-plus and alpha-beta rules: equal to zennit's where zennit's conserves, conserving elsewhere; the
 LayerNorm rule: the epsilon rule on LayerNorm's linear map once its standard deviation is held constant."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,10 +24,12 @@ def layer_relevance(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Te
 
 def parts(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The positive and negative contributions z+_j, z-_j of every output neuron (bias zero)."""
+
     def apply(weight, inputs):
         if isinstance(layer, nn.Linear):
             return nn.functional.linear(inputs, weight)
         return nn.functional.conv2d(inputs, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+
     w_plus, w_minus = layer.weight.clamp(min=0), layer.weight.clamp(max=0)
     x_plus, x_minus = x.clamp(min=0), x.clamp(max=0)
     return apply(w_plus, x_plus) + apply(w_minus, x_minus), apply(w_minus, x_plus) + apply(w_plus, x_minus)
@@ -69,8 +72,10 @@ STABILIZED_ZENNIT = {
 def mixed_layers():
     """Layers and inputs where every output neuron has positive and negative contributions."""
     torch.manual_seed(2)
-    return {"conv": (conv(4, 5), torch.randn(2, 4, 6, 6, dtype=torch.float64)),
-            "linear": (linear(), torch.randn(3, 12, dtype=torch.float64))}
+    return {
+        "conv": (conv(4, 5), torch.randn(2, 4, 6, 6, dtype=torch.float64)),
+        "linear": (linear(), torch.randn(3, 12, dtype=torch.float64)),
+    }
 
 
 @pytest.mark.parametrize("rule", list(RULE_PAIRS))
@@ -125,8 +130,11 @@ def test_conserves_where_a_part_is_empty_and_zennit_does_not(rule):
     assert bool((leak > 0.05).all()), f"zennit's {rule} should leak here, leak {leak.tolist()}"
 
 
-@pytest.mark.parametrize("rule", [lambda: ConservingZPlus(stabilizer=TINY),
-                                  lambda: ConservingAlphaBeta(2, 1, stabilizer=TINY)], ids=["zplus", "alpha2beta1"])
+@pytest.mark.parametrize(
+    "rule",
+    [lambda: ConservingZPlus(stabilizer=TINY), lambda: ConservingAlphaBeta(2, 1, stabilizer=TINY)],
+    ids=["zplus", "alpha2beta1"],
+)
 def test_fallback_is_the_z_rule_on_a_neuron_with_negative_contributions_only(rule):
     """Where z+ = 0 every contribution is negative and the fallback shares relevance as LRP-0 does."""
     layer, x = one_signed_depthwise()
@@ -135,17 +143,24 @@ def test_fallback_is_the_z_rule_on_a_neuron_with_negative_contributions_only(rul
         layer.weight.copy_(-torch.rand_like(layer.weight) - 0.1)
     relevance = seed(layer, x)
     assert bool((parts(layer, x)[0] == 0).all())
-    torch.testing.assert_close(layer_relevance(rule(), layer, x, relevance),
-                               layer_relevance(Epsilon(epsilon=TINY), layer, x, relevance), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(
+        layer_relevance(rule(), layer, x, relevance),
+        layer_relevance(Epsilon(epsilon=TINY), layer, x, relevance),
+        rtol=1e-10,
+        atol=1e-14,
+    )
 
 
 def test_conserving_zplus_equals_conserving_alpha1_beta0():
     """z-plus plus LRP-0 at the empty neurons (an extra pass run only then) gives what alpha-beta's four passes give."""
     layer, x = one_signed_depthwise()
     relevance = seed(layer, x)
-    torch.testing.assert_close(layer_relevance(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
-                               layer_relevance(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
-                               rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(
+        layer_relevance(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
+        layer_relevance(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
+        rtol=1e-10,
+        atol=1e-14,
+    )
 
 
 def test_alpha_beta_parameters_are_checked():

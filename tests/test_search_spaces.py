@@ -2,6 +2,7 @@
 
 Models: the embedded digits ResNet (one dense layer) and a small VGG-style CNN with a two-layer dense head,
 both trained on scikit-learn's digits."""
+
 import json
 import subprocess
 import sys
@@ -34,13 +35,21 @@ def vgg(digits):
     """A VGG-style CNN (two dense layers) trained on the same digits in a few seconds."""
     _, inputs, labels, _ = digits
     from sklearn.datasets import load_digits
+
     data = load_digits()
-    images = torch.nn.functional.interpolate(torch.tensor(data.images, dtype=torch.float32)[:, None] / 16,
-                                             size=inputs.shape[-2:], mode="bilinear")
+    images = torch.nn.functional.interpolate(
+        torch.tensor(data.images, dtype=torch.float32)[:, None] / 16, size=inputs.shape[-2:], mode="bilinear"
+    )
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        features = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                 nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
         model = torchvision.models.VGG(features)
         model.avgpool = nn.AdaptiveAvgPool2d((2, 2))
         model.classifier = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
@@ -69,8 +78,16 @@ def test_epsilon_is_inert_on_a_single_dense_head_and_not_on_two(digits, vgg):
 def test_a_variant_with_only_inert_tunables_is_evaluated_once(digits, tmp_path, caplog):
     resnet, x, y, _ = digits
     with caplog.at_level("WARNING", logger="tuner"):
-        result = tune(LRPEpsilonPlus, resnet, (x, y), n_trials=10, n_samples=8, show_progress_bar=False,
-                      storage=f"sqlite:///{tmp_path / 's.db'}", study_name="inert")
+        result = tune(
+            LRPEpsilonPlus,
+            resnet,
+            (x, y),
+            n_trials=10,
+            n_samples=8,
+            show_progress_bar=False,
+            storage=f"sqlite:///{tmp_path / 's.db'}",
+            study_name="inert",
+        )
     assert len(result.study.trials) == 1 and result.best_value == result.default_value
     assert "nothing to tune" in caplog.text and "LRPEpsilonPlus.epsilon" in caplog.text
     assert result.study.user_attrs["inert_parameters"]["LRPEpsilonPlus"].keys() == {"epsilon"}
@@ -79,8 +96,9 @@ def test_a_variant_with_only_inert_tunables_is_evaluated_once(digits, tmp_path, 
 
 def test_dropped_parameters_are_not_searched(digits):
     resnet, x, y, bounds = digits
-    result = tune(LRPEpsilonGammaBox, resnet, (x, y), n_trials=5, n_samples=8, show_progress_bar=False,
-                  explainer_kwargs=bounds)
+    result = tune(
+        LRPEpsilonGammaBox, resnet, (x, y), n_trials=5, n_samples=8, show_progress_bar=False, explainer_kwargs=bounds
+    )
     assert all(set(t.params) == {"gamma"} for t in result.study.trials)
     assert len({t.params["gamma"] for t in result.study.trials}) > 1
 
@@ -91,8 +109,16 @@ def test_layer_group_study_is_never_worse_than_the_four_variants(model_name, req
     fixture = request.getfixturevalue(model_name)
     model, x, y = fixture[:3]
     bounds = fixture[3] if model_name == "digits" else {"low": 0.0, "high": 1.0}
-    result = tune(LRPLayerwise, model, (x, y), n_trials=8, n_samples=8, show_progress_bar=False,
-                  explainer_kwargs=bounds, pruner="none")
+    result = tune(
+        LRPLayerwise,
+        model,
+        (x, y),
+        n_trials=8,
+        n_samples=8,
+        show_progress_bar=False,
+        explainer_kwargs=bounds,
+        pruner="none",
+    )
     labels = [t.user_attrs.get("initial_configuration") for t in result.study.trials[:5]]
     assert {label.split(" as ")[0] for label in labels if label} >= set(FOUR) - {"LRPEpsilonGammaBox"}
     variant_scores = {}
@@ -106,8 +132,16 @@ def test_layer_group_study_is_never_worse_than_the_four_variants(model_name, req
 # -- several objectives ----------------------------------------------------------------------------------
 def test_two_objectives_give_a_pareto_front(digits):
     resnet, x, y, bounds = digits
-    result = tune([LRPUniformEpsilon, LRPEpsilonGammaBox], resnet, (x, y), metric=["abpc", "sparseness"],
-                  n_trials=10, n_samples=8, show_progress_bar=False, explainer_kwargs=bounds)
+    result = tune(
+        [LRPUniformEpsilon, LRPEpsilonGammaBox],
+        resnet,
+        (x, y),
+        metric=["abpc", "sparseness"],
+        n_trials=10,
+        n_samples=8,
+        show_progress_bar=False,
+        explainer_kwargs=bounds,
+    )
     assert [d.name for d in result.study.directions] == ["MAXIMIZE", "MAXIMIZE"]
     front = result.pareto_front()
     assert list(front.columns[:2]) == ["AbPC", "Sparseness"] and len(front) >= 1
@@ -126,8 +160,9 @@ def test_two_objectives_give_a_pareto_front(digits):
 # -- held-out scores and importances ---------------------------------------------------------------------
 def test_summary_reports_held_out_scores_on_other_samples(digits):
     resnet, x, y, bounds = digits
-    result = tune(LRPEpsilonGammaBox, resnet, (x, y), n_trials=6, n_samples=8, show_progress_bar=False,
-                  explainer_kwargs=bounds)
+    result = tune(
+        LRPEpsilonGammaBox, resnet, (x, y), n_trials=6, n_samples=8, show_progress_bar=False, explainer_kwargs=bounds
+    )
     tuned, held = result.objective.inputs, result.holdout.inputs
     assert len(held) == len(tuned) == 8
     assert not any(torch.equal(a, b) for a in tuned for b in held)  # disjoint
@@ -135,7 +170,8 @@ def test_summary_reports_held_out_scores_on_other_samples(digits):
     row = summary.loc["LRPEpsilonGammaBox"]
     assert row["best (held-out)"] == pytest.approx(result.held_out_scores(result.best_explainer).mean().item())
     assert row["default (held-out)"] == pytest.approx(
-        result.held_out_scores(LRPEpsilonGammaBox(resnet, **bounds)).mean().item())
+        result.held_out_scores(LRPEpsilonGammaBox(resnet, **bounds)).mean().item()
+    )
     assert row["default (held-out)"] != pytest.approx(row["default"])  # really other samples
     # epsilon is inert on this model (it only rescales the map), so it is held and not ranked
     assert "epsilon" in result.study.user_attrs["inert_parameters"]["LRPEpsilonGammaBox"]
@@ -143,10 +179,31 @@ def test_summary_reports_held_out_scores_on_other_samples(digits):
 
 
 def test_cli_objectives_write_the_front_and_held_out_columns(trained_digits, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tuner", "run", "--n-trials", "6", "--n-samples", "6",
-                           "--objectives", "abpc,sparseness", "--explainers", "layerwise", "--no-progress",
-                           "--storage", f"sqlite:///{tmp_path / 's.db'}", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuner",
+            "run",
+            "--n-trials",
+            "6",
+            "--n-samples",
+            "6",
+            "--objectives",
+            "abpc,sparseness",
+            "--explainers",
+            "layerwise",
+            "--no-progress",
+            "--storage",
+            f"sqlite:///{tmp_path / 's.db'}",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     front = pd.read_csv(tmp_path / "out" / "pareto.csv", index_col=0)
     assert {"AbPC", "Sparseness"} <= set(front.columns)

@@ -10,9 +10,18 @@ from explainers._conservation import relevance_sums
 
 def relu_net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.ReLU(), nn.Linear(16, 5)
-    ).double().eval()
+    return (
+        nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 6 * 6, 16),
+            nn.ReLU(),
+            nn.Linear(16, 5),
+        )
+        .double()
+        .eval()
+    )
 
 
 def batch(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

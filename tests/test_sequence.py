@@ -1,4 +1,5 @@
 """The sequence canonizers change nothing a user can see: same outputs, same model afterwards, clear refusals."""
+
 import pytest
 import torch
 from torch import nn
@@ -16,7 +17,8 @@ from explainers._sequence_recurrent import RecurrentCanonizer
 def uniform_epsilon(model: nn.Module, epsilon: float = 1e-6) -> LayerMapComposite:
     """The composite LRPUniformEpsilon builds, with the sequence rules prepended."""
     return LayerMapComposite(
-        layer_map=sequence_layer_map(epsilon, epsilon) + layer_map_base(epsilon)
+        layer_map=sequence_layer_map(epsilon, epsilon)
+        + layer_map_base(epsilon)
         + [(Convolution, Epsilon(epsilon)), (nn.Linear, Epsilon(epsilon))],
         canonizers=[SequentialMergeBatchNorm()] + sequence_canonizers(model),
     )
@@ -53,34 +55,81 @@ PADDING = torch.tensor([[False] * 7, [False] * 5 + [True] * 2, [False] * 6 + [Tr
 # (name, module, input): every module output (tuples included) must be unchanged by the canonizers
 CASES = [
     ("mha", lambda: SelfAttention(_mha(), need_weights=True), (7, 4, 16)),
-    ("mha-batch-first-masks", lambda: SelfAttention(
-        _mha(batch_first=True), key_padding_mask=PADDING, attn_mask=_causal(7) < 0, average_attn_weights=False,
-    ), (4, 7, 16)),
-    ("mha-float-masks", lambda: SelfAttention(
-        _mha(batch_first=True), key_padding_mask=PADDING.float() * -1e9, attn_mask=_causal(7),
-    ), (4, 7, 16)),
+    (
+        "mha-batch-first-masks",
+        lambda: SelfAttention(
+            _mha(batch_first=True),
+            key_padding_mask=PADDING,
+            attn_mask=_causal(7) < 0,
+            average_attn_weights=False,
+        ),
+        (4, 7, 16),
+    ),
+    (
+        "mha-float-masks",
+        lambda: SelfAttention(
+            _mha(batch_first=True),
+            key_padding_mask=PADDING.float() * -1e9,
+            attn_mask=_causal(7),
+        ),
+        (4, 7, 16),
+    ),
     ("mha-kdim-vdim-no-bias", lambda: CrossAttention(), (4, 7, 16)),
     ("mha-unbatched", lambda: SelfAttention(_mha()), (7, 16)),
-    ("encoder-post-norm", lambda: Call(
-        nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0., batch_first=True), 2,
-                              enable_nested_tensor=False), src_key_padding_mask=PADDING,
-    ), (4, 7, 16)),
-    ("encoder-pre-norm-gelu-causal", lambda: Call(
-        nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0., activation="gelu", norm_first=True),
-                              2, norm=nn.LayerNorm(16), enable_nested_tensor=False), mask=_causal(7), is_causal=True,
-    ), (7, 4, 16)),
-    ("decoder-memory-masks", lambda: Call(
-        nn.TransformerDecoder(nn.TransformerDecoderLayer(16, 2, 32, dropout=0., batch_first=True), 2),
-        torch.randn(4, 5, 16), tgt_mask=_causal(7), tgt_is_causal=True, memory_key_padding_mask=PADDING[:, 2:],
-    ), (4, 7, 16)),
-    ("decoder-layer-pre-norm", lambda: Call(
-        nn.TransformerDecoderLayer(16, 2, 32, dropout=0., norm_first=True), torch.randn(5, 4, 16),
-    ), (7, 4, 16)),
+    (
+        "encoder-post-norm",
+        lambda: Call(
+            nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 2, enable_nested_tensor=False
+            ),
+            src_key_padding_mask=PADDING,
+        ),
+        (4, 7, 16),
+    ),
+    (
+        "encoder-pre-norm-gelu-causal",
+        lambda: Call(
+            nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation="gelu", norm_first=True),
+                2,
+                norm=nn.LayerNorm(16),
+                enable_nested_tensor=False,
+            ),
+            mask=_causal(7),
+            is_causal=True,
+        ),
+        (7, 4, 16),
+    ),
+    (
+        "decoder-memory-masks",
+        lambda: Call(
+            nn.TransformerDecoder(nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 2),
+            torch.randn(4, 5, 16),
+            tgt_mask=_causal(7),
+            tgt_is_causal=True,
+            memory_key_padding_mask=PADDING[:, 2:],
+        ),
+        (4, 7, 16),
+    ),
+    (
+        "decoder-layer-pre-norm",
+        lambda: Call(
+            nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, norm_first=True),
+            torch.randn(5, 4, 16),
+        ),
+        (7, 4, 16),
+    ),
     ("lstm", lambda: nn.LSTM(16, 8), (7, 4, 16)),
-    ("lstm-batch-first-2layer-bi", lambda: nn.LSTM(16, 8, num_layers=2, bidirectional=True, batch_first=True),
-     (4, 7, 16)),
-    ("lstm-state-given", lambda: Call(nn.LSTM(16, 8, num_layers=2), (torch.randn(2, 4, 8), torch.randn(2, 4, 8))),
-     (7, 4, 16)),
+    (
+        "lstm-batch-first-2layer-bi",
+        lambda: nn.LSTM(16, 8, num_layers=2, bidirectional=True, batch_first=True),
+        (4, 7, 16),
+    ),
+    (
+        "lstm-state-given",
+        lambda: Call(nn.LSTM(16, 8, num_layers=2), (torch.randn(2, 4, 8), torch.randn(2, 4, 8))),
+        (7, 4, 16),
+    ),
     ("lstm-unbatched-no-bias", lambda: nn.LSTM(16, 8, bias=False, bidirectional=True), (7, 16)),
     ("gru-2layer-bi", lambda: nn.GRU(16, 8, num_layers=2, bidirectional=True, batch_first=True), (4, 7, 16)),
     ("gru-state-given", lambda: Call(nn.GRU(16, 8), torch.randn(1, 4, 8)), (7, 4, 16)),
@@ -112,7 +161,7 @@ def _attribute(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x = x.clone().requires_grad_()
     with uniform_epsilon(model).context(model):
         output = _flatten(model(x))[0]
-        relevance, = torch.autograd.grad(output, x, torch.ones_like(output))
+        (relevance,) = torch.autograd.grad(output, x, torch.ones_like(output))
     return relevance
 
 
@@ -196,11 +245,15 @@ def test_canonizers_are_fresh_instances():
     assert all(a is not b for a, b in zip(first, second))
 
 
-@pytest.mark.parametrize("supported,unsupported,canonizer", [
-    (nn.LSTM(8, 8), nn.LSTM(8, 6, proj_size=3), RecurrentCanonizer),
-    (nn.MultiheadAttention(8, 2), nn.MultiheadAttention(8, 2, add_bias_kv=True), AttentionCanonizer),
-    (nn.MultiheadAttention(8, 2), nn.MultiheadAttention(8, 2, add_zero_attn=True), AttentionCanonizer),
-], ids=["lstm-proj-size", "mha-bias-kv", "mha-zero-attn"])
+@pytest.mark.parametrize(
+    "supported,unsupported,canonizer",
+    [
+        (nn.LSTM(8, 8), nn.LSTM(8, 6, proj_size=3), RecurrentCanonizer),
+        (nn.MultiheadAttention(8, 2), nn.MultiheadAttention(8, 2, add_bias_kv=True), AttentionCanonizer),
+        (nn.MultiheadAttention(8, 2), nn.MultiheadAttention(8, 2, add_zero_attn=True), AttentionCanonizer),
+    ],
+    ids=["lstm-proj-size", "mha-bias-kv", "mha-zero-attn"],
+)
 def test_unsupported_options_are_refused_before_anything_changes(supported, unsupported, canonizer):
     model = nn.Sequential(supported, unsupported)
     before = _snapshot(model)
@@ -235,7 +288,7 @@ def test_canonizing_twice_is_refused():
 
 
 def test_token_relevance():
-    relevance = torch.arange(24.).reshape(2, 3, 4)
+    relevance = torch.arange(24.0).reshape(2, 3, 4)
     assert torch.equal(token_relevance(relevance), relevance.sum(-1))
     assert torch.equal(token_relevance(relevance.transpose(0, 1), batch_first=False), relevance.sum(-1))
     with pytest.raises(ValueError):

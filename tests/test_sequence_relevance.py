@@ -1,4 +1,5 @@
 """Properties of the sequence LRP rules: conservation, the LRP-0 identity, and a toy task with a known answer."""
+
 import gc
 
 import pytest
@@ -19,7 +20,8 @@ LENGTH, VOCAB, MARKER, WIDTH = 10, 12, 1, 16
 def uniform_epsilon(model: nn.Module, epsilon: float, *, sequence_rules: bool = True) -> LayerMapComposite:
     """The composite LRPUniformEpsilon builds; ``sequence_rules=False`` switches the sequence canonizers off."""
     return LayerMapComposite(
-        layer_map=sequence_layer_map(epsilon, epsilon) + layer_map_base(epsilon)
+        layer_map=sequence_layer_map(epsilon, epsilon)
+        + layer_map_base(epsilon)
         + [(Convolution, Epsilon(epsilon)), (nn.Linear, Epsilon(epsilon))],
         canonizers=[SequentialMergeBatchNorm()] + (sequence_canonizers(model) if sequence_rules else []),
     )
@@ -50,7 +52,7 @@ class TransformerBody(nn.Module):
     def __init__(self, layers: int = 2, pool: str = "mean"):
         super().__init__()
         self.batch_first, self.pool = True, pool
-        layer = nn.TransformerEncoderLayer(WIDTH, 2, 2 * WIDTH, dropout=0., batch_first=True)
+        layer = nn.TransformerEncoderLayer(WIDTH, 2, 2 * WIDTH, dropout=0.0, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.mean = nn.AvgPool1d(LENGTH)
         self.head = nn.Linear(WIDTH, 2)
@@ -67,7 +69,7 @@ class DecoderBody(nn.Module):
     def __init__(self):
         super().__init__()
         self.batch_first = True
-        layer = nn.TransformerDecoderLayer(WIDTH, 2, 2 * WIDTH, dropout=0., batch_first=True, norm_first=True)
+        layer = nn.TransformerDecoderLayer(WIDTH, 2, 2 * WIDTH, dropout=0.0, batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(layer, 1, norm=nn.LayerNorm(WIDTH))
         self.head = nn.Linear(WIDTH, 2)
 
@@ -78,12 +80,14 @@ class DecoderBody(nn.Module):
 class RecurrentBody(nn.Module):
     """Recurrent classifier on the last layer's final hidden state(s)."""
 
-    def __init__(self, kind: type = nn.LSTM, layers: int = 1, bidirectional: bool = False, batch_first: bool = True,
-                 **kwargs):
+    def __init__(
+        self, kind: type = nn.LSTM, layers: int = 1, bidirectional: bool = False, batch_first: bool = True, **kwargs
+    ):
         super().__init__()
         self.batch_first = batch_first
-        self.recurrent = kind(WIDTH, WIDTH, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
-                              **kwargs)
+        self.recurrent = kind(
+            WIDTH, WIDTH, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, **kwargs
+        )
         self.head = nn.Linear(WIDTH * (1 + bidirectional), 2)
 
     def forward(self, x):
@@ -135,7 +139,7 @@ def _relu_rnn() -> nn.Module:
 
 def _gradient_times_input(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
     x = x.clone().requires_grad_()
-    gradient, = torch.autograd.grad(model(x)[:, target].sum(), x)
+    (gradient,) = torch.autograd.grad(model(x)[:, target].sum(), x)
     return gradient * x
 
 
@@ -156,8 +160,10 @@ def test_lrp0_identity_fails_with_one_rule_per_module_instead_of_per_call():
     """The same identity with zennit's plain rules on the per-step modules (one stored input per module) fails."""
     model, x, epsilon = _relu_rnn(), torch.randn(5, LENGTH, WIDTH), 1e-12
     composite = LayerMapComposite(
-        layer_map=[(StepLinear, Epsilon(epsilon)), (StepSum, Norm(epsilon))] + sequence_layer_map(epsilon, epsilon)
-        + layer_map_base(epsilon) + [(nn.Linear, Epsilon(epsilon))],
+        layer_map=[(StepLinear, Epsilon(epsilon)), (StepSum, Norm(epsilon))]
+        + sequence_layer_map(epsilon, epsilon)
+        + layer_map_base(epsilon)
+        + [(nn.Linear, Epsilon(epsilon))],
         canonizers=sequence_canonizers(model),
     )
     with Gradient(model, composite) as attributor:
@@ -228,8 +234,8 @@ def test_per_call_rules_neither_pile_up_nor_forget():
             gc.collect()
             live.append(sum(len(hook.calls) for hook in per_call))
         output = model(x)[:, 0].sum()
-        first, = torch.autograd.grad(output, x, retain_graph=True)
-        second, = torch.autograd.grad(output, x)
+        (first,) = torch.autograd.grad(output, x, retain_graph=True)
+        (second,) = torch.autograd.grad(output, x)
     assert live[0] == live[-1]
     assert torch.equal(first, second)
 
@@ -239,10 +245,19 @@ def test_tune_runs_end_to_end_on_token_models(trained):
     per token, tokens replaced by a pad id in the metric."""
     from explainers import LRPUniformEpsilon
     from tuner import tune
+
     ids, labels = _marker_data(64, torch.Generator().manual_seed(3))
-    result = tune(LRPUniformEpsilon, trained, (ids, labels), n_trials=5, n_samples=8, batch_size=4,
-                  explainer_kwargs={"layer": trained.embedding}, metric_kwargs={"baseline": 0, "n_steps": 5},
-                  show_progress_bar=False)
+    result = tune(
+        LRPUniformEpsilon,
+        trained,
+        (ids, labels),
+        n_trials=5,
+        n_samples=8,
+        batch_size=4,
+        explainer_kwargs={"layer": trained.embedding},
+        metric_kwargs={"baseline": 0, "n_steps": 5},
+        show_progress_bar=False,
+    )
     values = [t.value for t in result.study.trials if t.state.name == "COMPLETE"]
     assert len(values) == 5 and len(set(values)) > 1
     assert result.best_value == max(values) and result.default_value == result.study.trials[0].value

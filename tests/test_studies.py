@@ -154,8 +154,10 @@ def test_weights_none_gives_random_eval_models():
     assert isinstance(resnet, torchvision.models.ResNet) and not resnet.training
     digits = get_preset("digits").load_model(weights="none", device=torch.device("cpu"))
     assert isinstance(digits, torchvision.models.ResNet) and not digits.training
-    assert all(isinstance(block, torchvision.models.resnet.BasicBlock) for block in
-               (digits.layer1[0], digits.layer2[0], digits.layer3[0], digits.layer4[0]))
+    assert all(
+        isinstance(block, torchvision.models.resnet.BasicBlock)
+        for block in (digits.layer1[0], digits.layer2[0], digits.layer3[0], digits.layer4[0])
+    )
 
 
 def test_weights_path_round_trip(tmp_path):
@@ -484,8 +486,9 @@ def test_a_process_waiting_for_the_training_lock_reuses_the_result(tmp_path, mon
         waiter.join(timeout=0.5)
         assert waiter.is_alive() and not results  # blocked while another holder trains
         trained, _ = _digits_cache.train_digits_model()  # the fake training patched in above
-        _digits_cache.save_atomically({"state_dict": trained.state_dict(), "accuracy": 0.5, "train_seconds": 0.01},
-                                _digits_cache.cache_path())
+        _digits_cache.save_atomically(
+            {"state_dict": trained.state_dict(), "accuracy": 0.5, "train_seconds": 0.01}, _digits_cache.cache_path()
+        )
     waiter.join(timeout=30)
     assert results and results[0][1]["trained"] is False and len(calls) == 1
     inputs = torch.randn(2, 1, 16, 16)

@@ -58,9 +58,27 @@ def test_a_random_non_preset_architecture_is_explained_with_conserved_relevance(
 def test_the_command_line_takes_a_torchvision_name(tmp_path):
     """A real process: ``python -m tuner run --model squeezenet1_1 --weights none`` completes its trials."""
     storage = f"sqlite:///{tmp_path / 'names.db'}"
-    command = [sys.executable, "-m", "tuner", "run", "--model", "squeezenet1_1", "--weights", "none",
-               "--n-trials", "1", "--n-samples", "2", "--explainers", "epsilon_gamma_box", "--storage", storage,
-               "--no-report", "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "tuner",
+        "run",
+        "--model",
+        "squeezenet1_1",
+        "--weights",
+        "none",
+        "--n-trials",
+        "1",
+        "--n-samples",
+        "2",
+        "--explainers",
+        "epsilon_gamma_box",
+        "--storage",
+        storage,
+        "--no-report",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     import optuna

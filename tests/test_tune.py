@@ -2,6 +2,7 @@
 
 Each test runs a few trials on 8 fixed samples, so the whole file takes seconds on a CPU.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,15 +47,21 @@ def digits():
         order = torch.randperm(len(inputs))
         train, held_out = order[:1400], order[1400:]
         model = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(16 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, 10),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * 4 * 4, 32),
+            nn.ReLU(),
+            nn.Linear(32, 10),
         )
         optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
         for _ in range(8):
             shuffled = train[torch.randperm(len(train))]
             for start in range(0, len(shuffled), 64):
-                batch = shuffled[start:start + 64]
+                batch = shuffled[start : start + 64]
                 loss = nn.functional.cross_entropy(model(inputs[batch]), labels[batch])
                 optimiser.zero_grad()
                 loss.backward()
@@ -249,8 +256,10 @@ def test_cross_variant_search(digits):
     for trial, cls in zip(trials[:2], classes):
         default = cls(model, **BOUNDS) if cls is LRPEpsilonGammaBox else cls(model)
         assert trial.user_attrs.get("default_configuration") is True
-        assert trial.params == {"explainer": cls.__name__,
-                                **{f"{cls.__name__}.{k}": getattr(default, k) for k in cls.TUNABLES}}
+        assert trial.params == {
+            "explainer": cls.__name__,
+            **{f"{cls.__name__}.{k}": getattr(default, k) for k in cls.TUNABLES},
+        }
     assert sum(bool(t.user_attrs.get("default_configuration")) for t in trials) == 2
     # a categorical 'explainer' and only the chosen variant's own (prefixed) tunables
     for trial in trials:
@@ -308,8 +317,9 @@ def _forms(inputs, labels):
 
 def test_data_forms_give_the_same_fixed_samples(digits):
     model, inputs, labels = digits
-    results = {name: tune(LRPUniformEpsilon, model, data, n_trials=1, **FAST)
-               for name, data in _forms(inputs, labels).items()}
+    results = {
+        name: tune(LRPUniformEpsilon, model, data, n_trials=1, **FAST) for name, data in _forms(inputs, labels).items()
+    }
     reference = results["tuple"].objective
     assert reference.inputs.shape == (N_SAMPLES, *inputs.shape[1:])
     # the samples are distinct rows of the data, and the labelled forms' targets are their labels
@@ -353,8 +363,9 @@ def test_same_seed_same_data_gives_identical_trials(digits):
     model, inputs, labels = digits
 
     def run(seed):
-        result = tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=6, seed=seed, explainer_kwargs=BOUNDS,
-                      **FAST)
+        result = tune(
+            LRPEpsilonGammaBox, model, (inputs, labels), n_trials=6, seed=seed, explainer_kwargs=BOUNDS, **FAST
+        )
         return [(t.state, t.params, t.value) for t in result.study.trials]
 
     first = run(0)
@@ -438,8 +449,7 @@ def test_configuration_that_raises_fails_its_trial(digits, monkeypatch):
 def test_wilcoxon_prunes_clearly_worse_configurations(digits):
     """With the default batch_size (16, more than the 8 samples) the pruner still gets a point to stop at."""
     model, inputs, labels = digits
-    result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon",
-                  **FAST)
+    result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon", **FAST)
     trials = result.study.trials
     reversed_ = [t for t in trials[1:] if t.params["epsilon"] < UNSTABLE_BELOW]
     assert reversed_, "no configuration fell in the reversed region"
@@ -453,8 +463,9 @@ def test_wilcoxon_prunes_clearly_worse_configurations(digits):
     assert trials[0].state == TrialState.COMPLETE  # the default is never pruned
 
     # without a pruner the same configurations complete, and score clearly worse than the default
-    unpruned = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="none",
-                    batch_size=4, **FAST)
+    unpruned = tune(
+        _ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="none", batch_size=4, **FAST
+    )
     assert all(t.state == TrialState.COMPLETE for t in unpruned.study.trials)
     default = unpruned.study.trials[0]
     for trial in unpruned.study.trials[1:]:
@@ -470,8 +481,9 @@ class _PruneOddTrials(optuna.pruners.BasePruner):
 def test_a_pruned_trial_shows_the_mean_of_the_samples_it_scored(digits):
     """The dashboard shows a pruned trial's value: the mean of its scored samples, never one sample's score."""
     model, inputs, labels = digits
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="random",
-                  pruner=_PruneOddTrials(), **FAST)
+    result = tune(
+        LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="random", pruner=_PruneOddTrials(), **FAST
+    )
     pruned = result.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
     assert len(pruned) == 2
     for trial in pruned:
@@ -486,8 +498,16 @@ def test_the_progress_bar_counts_complete_trials_out_of_n_trials(digits, capsys)
     gives the pruned and failed trials and the best value."""
     model, inputs, labels = digits
     options = {key: value for key, value in FAST.items() if key != "show_progress_bar"}
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="random", pruner=_PruneOddTrials(),
-                  show_progress_bar=True, **options)
+    result = tune(
+        LRPUniformEpsilon,
+        model,
+        (inputs, labels),
+        n_trials=3,
+        sampler="random",
+        pruner=_PruneOddTrials(),
+        show_progress_bar=True,
+        **options,
+    )
     shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
     bars = [line for line in shown if line.startswith("trials:")]
     assert bars and all("/3 " in line for line in bars), bars
@@ -524,8 +544,16 @@ def test_a_fully_scored_trial_is_not_pruned(digits):
     """Four samples are one chunk (the Wilcoxon test needs four pairs): no work is left to save, so every
     trial completes with the mean of its scores."""
     model, inputs, labels = digits
-    result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon",
-                  n_samples=4, show_progress_bar=False)
+    result = tune(
+        _ReversedEpsilon,
+        model,
+        (inputs, labels),
+        n_trials=8,
+        sampler="random",
+        pruner="wilcoxon",
+        n_samples=4,
+        show_progress_bar=False,
+    )
     assert any(t.params["epsilon"] < UNSTABLE_BELOW for t in result.study.trials)
     for trial in result.study.trials:
         assert trial.state == TrialState.COMPLETE
@@ -548,11 +576,21 @@ def test_without_a_pruner_trials_are_scored_batch_size_at_a_time(digits, monkeyp
 def test_heatmaps_are_uploaded_as_artifacts(digits, tmp_path):
     model, inputs, labels = digits
     storage = _sqlite(tmp_path)
-    tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=3, storage=storage, study_name="art",
-         explainer_kwargs=BOUNDS, **FAST)
+    tune(
+        LRPEpsilonGammaBox,
+        model,
+        (inputs, labels),
+        n_trials=3,
+        storage=storage,
+        study_name="art",
+        explainer_kwargs=BOUNDS,
+        **FAST,
+    )
     study = optuna.load_study(study_name="art", storage=storage)
-    artifact_dir = Path(study.user_attrs["artifact_dir"])
-    assert artifact_dir.parent == tmp_path  # beside the SQLite file, not in the working directory
+    recorded = Path(study.user_attrs["artifact_dir"])
+    assert not recorded.is_absolute()  # relative to the SQLite file: the two move together
+    artifact_dir = tmp_path / recorded
+    assert artifact_dir.parent == tmp_path and artifact_dir.is_dir()  # beside the SQLite file, not in the cwd
     complete = _complete(study)
     assert len(complete) == 3
     for trial in complete:
@@ -562,8 +600,8 @@ def test_heatmaps_are_uploaded_as_artifacts(digits, tmp_path):
             assert meta.mimetype == "image/png"
             path = artifact_dir / meta.artifact_id
             assert path.is_file()
-            with Image.open(path) as image:
-                assert image.format == "PNG" and image.width > 0 and image.height > 0
+            with Image.open(path) as image:  # a figure readable in the dashboard's card: square, >= 800 px
+                assert image.format == "PNG" and image.width >= 800 and image.width == image.height
     # the stored user attributes survive the round trip through the database
     assert study.trials[0].user_attrs["explainer_params"]["gamma"] == study.trials[0].params["gamma"]
     assert study.user_attrs["metric"] == "AbPC"
@@ -577,18 +615,27 @@ def test_in_memory_study_writes_no_artifacts(digits, tmp_path, monkeypatch):
 
 
 # -- bad input --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("explainer_cls, options, message", [
-    (LRPUniformEpsilon, {"n_trials": 0}, "n_trials"),
-    (LRPUniformEpsilon, {"n_trials": -2}, "n_trials"),
-    (LRPUniformEpsilon, {"sampler": "annealing"}, "unknown sampler 'annealing'"),
-    (LRPUniformEpsilon, {"pruner": "hyperband"}, "unknown pruner 'hyperband'"),
-    ([LRPUniformEpsilon, LRPEpsilonPlus], {"sampler": "grid"}, "grid sampler"),
-])
+@pytest.mark.parametrize(
+    "explainer_cls, options, message",
+    [
+        (LRPUniformEpsilon, {"n_trials": 0}, "n_trials"),
+        (LRPUniformEpsilon, {"n_trials": -2}, "n_trials"),
+        (LRPUniformEpsilon, {"sampler": "annealing"}, "unknown sampler 'annealing'"),
+        (LRPUniformEpsilon, {"pruner": "hyperband"}, "unknown pruner 'hyperband'"),
+        ([LRPUniformEpsilon, LRPEpsilonPlus], {"sampler": "grid"}, "grid sampler"),
+    ],
+)
 def test_bad_input_raises_before_any_study_is_created(digits, tmp_path, explainer_cls, options, message):
     model, inputs, labels = digits
     with pytest.raises(ValueError, match=message):
-        tune(explainer_cls, model, (inputs, labels), storage=_sqlite(tmp_path), study_name="bad",
-             **{"n_trials": 2, **FAST, **options})
+        tune(
+            explainer_cls,
+            model,
+            (inputs, labels),
+            storage=_sqlite(tmp_path),
+            study_name="bad",
+            **{"n_trials": 2, **FAST, **options},
+        )
     assert "bad" not in _stored_studies(tmp_path)
 
 

@@ -1,5 +1,6 @@
 """Scale-out and faults with real processes: several workers on one PostgreSQL study, SIGKILL, Ctrl-C,
 the dashboard reading while workers write, and bad input that must leave a stored study untouched."""
+
 import json
 import os
 import signal
@@ -23,12 +24,35 @@ def worker_env() -> dict:
 
 def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n_samples: int = 64):
     """A `python -m tuner run` process on the embedded digits model."""
-    command = [sys.executable, "-m", "tuner", "run", "--storage", storage, "--study-name", study_name,
-               "--n-trials", str(n_trials), "--n-samples", str(n_samples), "--batch-size", "8",
-               "--explainers", "uniform_epsilon", "--pruner", "none", "--no-progress", "--heartbeat", "1",
-               "--out", str(out), *extra]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(),
-                            cwd=Path(out).parent)  # artifacts of a PostgreSQL study go to the working directory
+    command = [
+        sys.executable,
+        "-m",
+        "tuner",
+        "run",
+        "--storage",
+        storage,
+        "--study-name",
+        study_name,
+        "--n-trials",
+        str(n_trials),
+        "--n-samples",
+        str(n_samples),
+        "--batch-size",
+        "8",
+        "--explainers",
+        "uniform_epsilon",
+        "--pruner",
+        "none",
+        "--no-progress",
+        "--heartbeat",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(), cwd=Path(out).parent
+    )  # artifacts of a PostgreSQL study go to the working directory
 
 
 def states(storage: str, study_name: str):
@@ -38,6 +62,7 @@ def states(storage: str, study_name: str):
 
 def running_trial(storage: str, study_name: str, after_complete: int = 1):
     """Wait until the study has ``after_complete`` complete trials and one running; return that one's number."""
+
     def probe():
         try:
             study = optuna.load_study(study_name=study_name, storage=storage)
@@ -47,6 +72,7 @@ def running_trial(storage: str, study_name: str, after_complete: int = 1):
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         return running[0] if running and done >= after_complete else None
+
     return wait_for(probe, timeout=180)
 
 
@@ -128,8 +154,11 @@ def test_dashboard_keeps_answering_while_workers_write(postgres_url, trained_dig
     name = f"live-{uuid.uuid4().hex[:8]}"
     writer = worker(postgres_url, name, tmp_path / "out", n_trials=6)
     port = free_port()
-    dashboard = subprocess.Popen([sys.executable, "-m", "tuner", "dashboard", "--storage", postgres_url,
-                                  "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "dashboard", "--storage", postgres_url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     answers = []
     try:
@@ -158,20 +187,28 @@ def _ok(url: str) -> bool:
 
 
 def _run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tuner", "run", *args, "--no-progress"], capture_output=True,
-                          text=True, cwd=cwd, env=worker_env(), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", "run", *args, "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=worker_env(),
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize("content", [b"not a checkpoint", "mismatched"])
 def test_bad_weights_file_is_a_clear_error_before_any_study(content, tmp_path):
     import torch
+
     weights = tmp_path / "weights.pt"
     if content == "mismatched":
         torch.save({"conv1.weight": torch.zeros(1)}, weights)
     else:
         weights.write_bytes(content)
-    done = _run("--model", "resnet18", "--weights", str(weights), "--storage", f"sqlite:///{tmp_path / 's.db'}",
-                cwd=tmp_path)
+    done = _run(
+        "--model", "resnet18", "--weights", str(weights), "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert str(weights) in done.stderr
     assert not (tmp_path / "s.db").exists()
@@ -179,15 +216,39 @@ def test_bad_weights_file_is_a_clear_error_before_any_study(content, tmp_path):
 
 def test_a_study_with_another_direction_or_space_is_refused_and_left_alone(trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    first = _run("--storage", storage, "--study-name", "mine", "--n-trials", "2", "--n-samples", "4",
-                 "--explainers", "epsilon_plus", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    first = _run(
+        "--storage",
+        storage,
+        "--study-name",
+        "mine",
+        "--n-trials",
+        "2",
+        "--n-samples",
+        "4",
+        "--explainers",
+        "epsilon_plus",
+        "--out",
+        str(tmp_path / "o"),
+        cwd=tmp_path,
+    )
     assert first.returncode == 0, first.stderr
     before = [(t.number, t.state, t.value) for t in optuna.load_study(study_name="mine", storage=storage).trials]
-    for args, message in ((["--metric", "lerf"], "direction"),
-                          (["--explainers", "epsilon_gamma_box"], "search space")):
-        done = _run("--storage", storage, "--study-name", "mine", "--n-trials", "4", "--n-samples", "4",
-                    *(["--explainers", "epsilon_plus"] if "--explainers" not in args else []), *args,
-                    "--out", str(tmp_path / "o2"), cwd=tmp_path)
+    for args, message in ((["--metric", "lerf"], "direction"), (["--explainers", "epsilon_gamma_box"], "search space")):
+        done = _run(
+            "--storage",
+            storage,
+            "--study-name",
+            "mine",
+            "--n-trials",
+            "4",
+            "--n-samples",
+            "4",
+            *(["--explainers", "epsilon_plus"] if "--explainers" not in args else []),
+            *args,
+            "--out",
+            str(tmp_path / "o2"),
+            cwd=tmp_path,
+        )
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     after = [(t.number, t.state, t.value) for t in optuna.load_study(study_name="mine", storage=storage).trials]
     assert after == before

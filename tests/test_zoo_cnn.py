@@ -1,6 +1,7 @@
 """LRP conserves on torchvision's CNN families with residual adds, squeeze-and-excitation gates and layer scale
 (MobileNet v2/v3, MNASNet, EfficientNet v1/v2, RegNet X/Y, ConvNeXt), and the canonizers change nothing a user can
 see: same outputs, the model bit-identical afterwards."""
+
 from __future__ import annotations
 
 import copy
@@ -53,8 +54,9 @@ def _convnext() -> nn.Module:
 
 def _regnet(**kwargs) -> nn.Module:
     """Widths [8, 16], depths [2, 1]: blocks with a projection shortcut and one with the identity shortcut."""
-    return RegNet(BlockParams.from_init_params(depth=3, w_0=8, w_a=2.0, w_m=2.0, group_width=4, **kwargs),
-                  num_classes=10)
+    return RegNet(
+        BlockParams.from_init_params(depth=3, w_0=8, w_a=2.0, w_m=2.0, group_width=4, **kwargs), num_classes=10
+    )
 
 
 #: family -> a small model with every block type of the family (residual and non-residual blocks)
@@ -64,11 +66,21 @@ FAMILIES = {
     "mnasnet": lambda: tm.MNASNet(0.25, num_classes=10),
     "efficientnet": lambda: EfficientNet(
         [MBConvConfig(1, 3, 1, 8, 8, 1), MBConvConfig(6, 3, 2, 8, 16, 2), MBConvConfig(6, 5, 2, 16, 24, 2)],
-        dropout=0.2, last_channel=64, num_classes=10),
+        dropout=0.2,
+        last_channel=64,
+        num_classes=10,
+    ),
     "efficientnet_v2": lambda: EfficientNet(
-        [FusedMBConvConfig(1, 3, 1, 8, 8, 2), FusedMBConvConfig(4, 3, 2, 8, 16, 2),
-         MBConvConfig(4, 3, 2, 16, 16, 2), MBConvConfig(6, 3, 1, 16, 24, 2)],
-        dropout=0.2, last_channel=64, num_classes=10),
+        [
+            FusedMBConvConfig(1, 3, 1, 8, 8, 2),
+            FusedMBConvConfig(4, 3, 2, 8, 16, 2),
+            MBConvConfig(4, 3, 2, 16, 16, 2),
+            MBConvConfig(6, 3, 1, 16, 24, 2),
+        ],
+        dropout=0.2,
+        last_channel=64,
+        num_classes=10,
+    ),
     "regnet_x": _regnet,
     "regnet_y": lambda: _regnet(se_ratio=0.25),
     "convnext": _convnext,
@@ -176,8 +188,7 @@ def test_checks_catch_missing_canonizers(family: str, monkeypatch: pytest.Monkey
     """Without this module's canonizers the guard refuses the family by name and, forced through, relevance
     is far from conserved: the conservation and guard tests above would catch a lost canonizer."""
     model, x, targets = prepared(family)
-    kept = [(types, factory) for types, factory in canonizers_module.CANONIZERS
-            if not _is_own(factory)]
+    kept = [(types, factory) for types, factory in canonizers_module.CANONIZERS if not _is_own(factory)]
     monkeypatch.setattr(canonizers_module, "CANONIZERS", kept)
     with pytest.raises(UnsupportedModelError, match=r"\(torchvision\."):
         check_supported(model)

@@ -1,6 +1,7 @@
 """Concatenating and pooling torchvision families (DenseNet, GoogLeNet, Inception v3) and the families that needed
 only conserving rules (ShuffleNet v2, SqueezeNet, VGG, AlexNet, ResNet/ResNeXt): conservation with biases zeroed,
 the model left bit-identical, canonized forwards exact, and checks that would catch each bug."""
+
 from __future__ import annotations
 
 import functools
@@ -28,21 +29,30 @@ TINY = {"epsilon": 1e-12, "stabilizer": 1e-12}
 
 def small_classifier(model: nn.Module, features: int) -> nn.Module:
     """VGG's and AlexNet's 4096-wide dense head (100M parameters) made 16 wide, same structure."""
-    model.classifier = nn.Sequential(nn.Dropout(), nn.Linear(features, 16), nn.ReLU(), nn.Dropout(),
-                                     nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))
+    model.classifier = nn.Sequential(
+        nn.Dropout(), nn.Linear(features, 16), nn.ReLU(), nn.Dropout(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10)
+    )
     return model
 
 
 def densenet(memory_efficient: bool = False) -> DenseNet:
-    return DenseNet(growth_rate=4, block_config=(2, 2), num_init_features=8, bn_size=2, num_classes=10,
-                    memory_efficient=memory_efficient)
+    return DenseNet(
+        growth_rate=4,
+        block_config=(2, 2),
+        num_init_features=8,
+        bn_size=2,
+        num_classes=10,
+        memory_efficient=memory_efficient,
+    )
 
 
 FAMILIES = {
     "densenet": (densenet, 32),
     "googlenet": (lambda: tm.googlenet(num_classes=10, init_weights=True, aux_logits=False, transform_input=True), 64),
-    "inception_v3": (lambda: tm.inception_v3(num_classes=10, init_weights=False, aux_logits=False,
-                                             transform_input=True), 80),
+    "inception_v3": (
+        lambda: tm.inception_v3(num_classes=10, init_weights=False, aux_logits=False, transform_input=True),
+        80,
+    ),
     "shufflenet_v2": (lambda: tm.shufflenet_v2_x0_5(num_classes=10), 32),
     "squeezenet": (lambda: tm.squeezenet1_1(num_classes=10), 48),
     "vgg": (lambda: small_classifier(tm.vgg11_bn(num_classes=10), 512 * 7 * 7), 32),
@@ -85,8 +95,9 @@ def test_layerwise_zplus_and_alpha2beta1_conserve_on_shufflenet(variant):
     assert_conserves(LRPLayerwise(model, **{**config, "dense_epsilon": 1e-12}, stabilizer=1e-12), inputs, targets)
 
 
-@pytest.mark.parametrize("variant, zennit_composite", [(LRPEpsilonPlus, EpsilonPlus),
-                                                       (LRPEpsilonAlpha2Beta1, EpsilonAlpha2Beta1)])
+@pytest.mark.parametrize(
+    "variant, zennit_composite", [(LRPEpsilonPlus, EpsilonPlus), (LRPEpsilonAlpha2Beta1, EpsilonAlpha2Beta1)]
+)
 def test_zennit_rules_would_leak_on_shufflenet(variant, zennit_composite, monkeypatch):
     """ShuffleNet's depthwise 3x3 convolutions have neurons with only negative contributions: zennit's z-plus drops
     their relevance and alpha2-beta1 inverts it (or doubles it where only positive ones); ours conserve."""
@@ -146,13 +157,18 @@ def test_densenet_batch_norms_merge_only_into_the_convolution_they_follow():
     model = prepared("densenet")[0]
     handles = [handle for canonizer in default_canonizers(model) for handle in canonizer.apply(model)]
     try:
-        merged = {name for name, module in model.named_modules() if isinstance(module, nn.BatchNorm2d)
-                  and bool((module.weight == 1).all() and (module.running_var == 1).all())}
+        merged = {
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, nn.BatchNorm2d)
+            and bool((module.weight == 1).all() and (module.running_var == 1).all())
+        }
     finally:
         for handle in handles:
             handle.remove()
-    expected = {"features.norm0"} | {f"features.denseblock{block}.denselayer{layer}.norm2"
-                                     for block in (1, 2) for layer in (1, 2)}
+    expected = {"features.norm0"} | {
+        f"features.denseblock{block}.denselayer{layer}.norm2" for block in (1, 2) for layer in (1, 2)
+    }
     assert merged == expected
 
 
@@ -203,17 +219,25 @@ def test_canonized_forward_equals_the_original(family):
     before = model_state(model)
     with torch.no_grad():
         expected = model(inputs)
-    ours = [canonizer for canonizer in default_canonizers(model)
-            if type(canonizer).__module__ == "explainers._vision_concat"]
+    ours = [
+        canonizer
+        for canonizer in default_canonizers(model)
+        if type(canonizer).__module__ == "explainers._vision_concat"
+    ]
     assert ours, "no canonizer of explainers._vision_concat applies"
     torch.testing.assert_close(canonized_output(model, inputs, ours), expected, rtol=0, atol=1e-12)
     assert_same_state(before, model_state(model))
 
 
-@pytest.mark.parametrize("block, size", [(lambda: InceptionAux(8, num_classes=10), 17),
-                                         (lambda: GoogLeNetInceptionAux(8, num_classes=10), 14),
-                                         (lambda: InceptionA(8, pool_features=4), 9)],
-                         ids=["inception_aux", "googlenet_aux", "inception_a"])
+@pytest.mark.parametrize(
+    "block, size",
+    [
+        (lambda: InceptionAux(8, num_classes=10), 17),
+        (lambda: GoogLeNetInceptionAux(8, num_classes=10), 14),
+        (lambda: InceptionA(8, pool_features=4), 9),
+    ],
+    ids=["inception_aux", "googlenet_aux", "inception_a"],
+)
 def test_inception_blocks_alone(block, size):
     """The blocks a user may reuse on their own: covered by the guard, forward unchanged, relevance conserved (an
     InceptionA's output relevance is its concatenated channels' sum, seeded here through a linear head)."""
@@ -232,8 +256,9 @@ def test_inception_blocks_alone(block, size):
     assert_same_state(before, model_state(model))
 
 
-@pytest.mark.parametrize("builder, size", [(tm.googlenet, 64), (tm.inception_v3, 80)],
-                         ids=["googlenet", "inception_v3"])
+@pytest.mark.parametrize(
+    "builder, size", [(tm.googlenet, 64), (tm.inception_v3, 80)], ids=["googlenet", "inception_v3"]
+)
 def test_aux_logits_change_nothing_in_eval_mode(builder, size):
     """The auxiliary heads run in training mode only; present in eval mode they change nothing (Inception v3's
     needs 299 px inputs, so the BatchNorm calibration runs without it and it is attached afterwards)."""

@@ -2,6 +2,7 @@
 constants (ViT's class token and position embedding, Swin's patch-merging padding) is reported in
 ``last_absorbed``, and the canonizers change nothing a user can see: same outputs, the model bit-identical
 afterwards."""
+
 from __future__ import annotations
 
 import functools
@@ -38,8 +39,9 @@ def _vit() -> nn.Module:
     seeds the signed split between the image and the class-token row swings far from the image (conservation holds
     on every seed); on this one the image gets most of the relevance of every sample."""
     torch.manual_seed(7)
-    model = VisionTransformer(image_size=16, patch_size=4, num_layers=2, num_heads=2, hidden_dim=8, mlp_dim=16,
-                              num_classes=10)
+    model = VisionTransformer(
+        image_size=16, patch_size=4, num_layers=2, num_heads=2, hidden_dim=8, mlp_dim=16, num_classes=10
+    )
     nn.init.normal_(model.heads.head.weight, std=0.5)
     nn.init.normal_(model.class_token, std=0.02)
     return model
@@ -48,14 +50,29 @@ def _vit() -> nn.Module:
 def _swin(depths: list[int], window: int, v2: bool = False) -> nn.Module:
     torch.manual_seed(0)
     extra = {"block": SwinTransformerBlockV2, "downsample_layer": PatchMergingV2} if v2 else {}
-    return SwinTransformer(patch_size=[2, 2], embed_dim=8, depths=depths, num_heads=[2, 2],
-                           window_size=[window, window], num_classes=10, **extra)
+    return SwinTransformer(
+        patch_size=[2, 2],
+        embed_dim=8,
+        depths=depths,
+        num_heads=[2, 2],
+        window_size=[window, window],
+        num_classes=10,
+        **extra,
+    )
 
 
 def _maxvit() -> nn.Module:
     torch.manual_seed(0)
-    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[8, 16], block_layers=[1, 1],
-                  head_dim=4, stochastic_depth_prob=0.0, num_classes=10)
+    return MaxVit(
+        input_size=(32, 32),
+        stem_channels=8,
+        partition_size=2,
+        block_channels=[8, 16],
+        block_layers=[1, 1],
+        head_dim=4,
+        stochastic_depth_prob=0.0,
+        num_classes=10,
+    )
 
 
 #: family -> (small model, input size). "shifted" Swins have two blocks per stage (the second one shifted) and a
@@ -82,8 +99,9 @@ def variants(epsilon: float = 1e-12) -> dict:
     tiny = {"epsilon": epsilon, "stabilizer": epsilon}
     if epsilon != 1e-12:
         made = {name: (lambda model, make=make: _with(make(model), **tiny)) for name, make in made.items()}
-    made["LRPLayerwise"] = lambda model: LRPLayerwise(model, low=-4.0, high=4.0, input_epsilon=epsilon,
-                                                      dense_epsilon=epsilon, stabilizer=epsilon)
+    made["LRPLayerwise"] = lambda model: LRPLayerwise(
+        model, low=-4.0, high=4.0, input_epsilon=epsilon, dense_epsilon=epsilon, stabilizer=epsilon
+    )
     return made
 
 
@@ -136,8 +154,9 @@ def test_covered_by_the_guard(family):
 def test_without_the_canonizers_relevance_is_not_conserved(family, monkeypatch):
     """The check above would catch a missing canonizer: without them (the guard switched off) the sum is far off."""
     ours = (ViTCanonizer, SwinCanonizer, MaxViTCanonizer)
-    monkeypatch.setattr(canonizers_module, "CANONIZERS",
-                        [entry for entry in canonizers_module.CANONIZERS if entry[1] not in ours])
+    monkeypatch.setattr(
+        canonizers_module, "CANONIZERS", [entry for entry in canonizers_module.CANONIZERS if entry[1] not in ours]
+    )
     model, inputs, targets = fixture(family)
     explainer = LRPUniformEpsilon(model, epsilon=EPSILON, stabilizer=EPSILON)
     explainer.allow_unsupported = True

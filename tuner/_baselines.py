@@ -1,11 +1,9 @@
-"""Reference scores of non-LRP explainers (captum) with the study's metric, for the summary table."""
+"""Reference explainers that are not LRP (captum), scored with the study's metric for the summary table."""
 
 from __future__ import annotations
 
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
-
-from ._objective import Objective
 
 #: the reference rows, each named with its reference point: IG integrates from the zero input and
 #: gradient×input is a first-order Taylor expansion at it; saliency (|gradient|) has none
@@ -14,29 +12,42 @@ CAPTUM = {
     "InputXGradient (captum, zero reference)": InputXGradient,
     "IntegratedGradients (captum, zero reference)": IntegratedGradients,
 }
+#: input values (per sample) that one IG batch of interpolated inputs may hold: about 64 MiB of float32 inputs
+IG_BUDGET = 2**24
 
 
-class _CaptumExplainer:
+def ig_settings(inputs: torch.Tensor) -> dict[str, int]:
+    """IntegratedGradients' ``n_steps`` and ``internal_batch_size`` for these inputs: 32 steps on small inputs,
+    16 on large ones (a 224² photo, where each step is a full forward and backward pass of a large model and the
+    Riemann sum's error is already small next to the metric's noise), and as many interpolated inputs per batch as
+    :data:`IG_BUDGET` allows."""
+    features = max(1, inputs[0].numel()) if len(inputs) else 1
+    n_steps = 32 if features <= 16_384 else 16
+    return {
+        "n_steps": n_steps,
+        "internal_batch_size": max(1, min(n_steps * max(1, len(inputs)), IG_BUDGET // features)),
+    }
+
+
+class CaptumExplainer:
+    """A captum attribution method with this package's ``attribute(inputs, targets)``."""
+
     def __init__(self, method):
         self.method = method
 
     def attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        kwargs = {"n_steps": 32, "internal_batch_size": 64} if isinstance(self.method, IntegratedGradients) else {}
+        kwargs: dict = {}
+        if isinstance(self.method, IntegratedGradients):
+            kwargs = ig_settings(inputs)
         if isinstance(self.method, Saliency):
             kwargs["abs"] = True
         inputs = inputs.detach().clone().requires_grad_(True)
         return self.method.attribute(inputs, target=targets, **kwargs).detach()
 
-
-def captum_explainers(model: torch.nn.Module) -> dict[str, _CaptumExplainer]:
-    """The reference rows' explainers on ``model``, by row name."""
-    return {name: _CaptumExplainer(cls(model)) for name, cls in CAPTUM.items()}
+    def settings(self) -> dict[str, str]:
+        return {"method": type(self.method).__name__}
 
 
-def captum_scores(objective: Objective, model: torch.nn.Module) -> dict[str, float | tuple]:
-    """Mean score of each captum explainer on the objective's samples (a tuple with several metrics)."""
-    scores = {}
-    for name, cls in CAPTUM.items():
-        means = objective.evaluate(_CaptumExplainer(cls(model))).mean(-1)
-        scores[name] = float(means) if means.ndim == 0 else tuple(means.tolist())
-    return scores
+def captum_explainers(model: torch.nn.Module) -> dict[str, CaptumExplainer]:
+    """The reference rows' explainers by their table names."""
+    return {name: CaptumExplainer(cls(model)) for name, cls in CAPTUM.items()}

@@ -165,7 +165,12 @@ def parser() -> argparse.ArgumentParser:
         help="seconds between a worker's heartbeats; "
         "a trial silent for twice as long is failed and retried (RDB storages)",
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar and no phase lines")
+    run.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the captum reference rows (Saliency, InputXGradient, IntegratedGradients) of the report",
+    )
     run.add_argument(
         "--verbose",
         action="store_true",

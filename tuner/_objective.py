@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -18,7 +19,7 @@ from metrics import Metric
 
 from ._budget import Admission, admit
 from ._fair import in_stage
-from ._heatmaps import heatmap_grid
+from ._figures import Samples, display_bounds, distinct_labels, trial_figure
 from ._interrupt import raise_if_received
 from ._space import SearchSpace
 
@@ -35,6 +36,14 @@ def per_input_feature(attributions: torch.Tensor, inputs: torch.Tensor) -> torch
     ):
         return attributions.sum(-1)
     return attributions
+
+
+def configuration_key(explainer) -> str:
+    """One string per configuration (class and settings): what caches of scores and figures are keyed by."""
+    return json.dumps([type(explainer).__name__, explainer.settings()], sort_keys=True, default=str)
+
+
+MAX_KEPT_FIGURES = 64  # configurations whose shown attributions are kept for the report's figure
 
 
 class TrialFailed(Exception):
@@ -76,6 +85,10 @@ class Objective:
         self.n_trials = n_trials
         self.share_work = share_work
         self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
+        self.shown = distinct_labels(targets, n_heatmaps)  # the figures' samples: different classes where possible
+        self._figure_samples: Samples | None = None
+        #: the shown samples' attributions of this process's scored configurations: the report draws them again
+        self.shown_attributions: dict[str, torch.Tensor] = {}
 
     @property
     def metric(self) -> Metric:
@@ -104,8 +117,11 @@ class Objective:
         repeated = self._repeated(trial) if self.share_work else None
         if repeated is not None:
             trial.set_user_attr("repeat_of", repeated.number)
-            if self.artifacts is not None and not self._copy_heatmaps(repeated, trial):
-                self._upload_heatmaps(trial, self._shown(explainer))  # the original's heatmaps are gone
+            if self.artifacts is not None and self.shown and not self._copy_heatmaps(repeated, trial):
+                known = repeated.intermediate_values if len(self.metrics) == 1 else {}
+                scores = [known[i] for i in self.shown] if all(i in known for i in self.shown) else None
+                shown = self._shown(explainer)  # the original's heatmaps are gone
+                self._upload_heatmaps(trial, shown, tuple(repeated.values), scores)
             return repeated.values[0] if len(self.metrics) == 1 else tuple(repeated.values)
         try:
             scores, shown = self._scores(trial, explainer)
@@ -115,9 +131,11 @@ class Objective:
             reason = f"{type(error).__name__}: {error}"
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from error
-        if self.artifacts is not None:
-            self._upload_heatmaps(trial, shown)
         values = tuple(float(v) for v in scores.mean(1))
+        if shown is not None and len(self.shown_attributions) < MAX_KEPT_FIGURES:
+            self.shown_attributions[configuration_key(explainer)] = shown.detach().cpu()
+        if self.artifacts is not None and self.shown:  # drawn after scoring: the figure shows the trial's value
+            self._upload_heatmaps(trial, shown, values, scores[0, self.shown].tolist())
         return values[0] if len(values) == 1 else values
 
     def evaluate(self, explainer) -> torch.Tensor:
@@ -130,7 +148,7 @@ class Objective:
 
     def _shown(self, explainer) -> torch.Tensor:
         """The attributions of the first samples, as the heatmaps show them."""
-        x, y = self.inputs[: self.n_heatmaps], self.targets[: self.n_heatmaps]
+        x, y = self.inputs[self.shown], self.targets[self.shown]
         return per_input_feature(explainer.attribute(x, y), x)
 
     def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -138,8 +156,8 @@ class Objective:
             yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
 
     def _scores(self, trial: optuna.Trial | None, explainer):
-        """(metrics, B) scores and the first samples' attributions (for the heatmaps)."""
-        scores, shown, start = [], None, 0
+        """(metrics, B) scores and the shown samples' attributions (for the figures), in the order of ``shown``."""
+        scores, shown, start = [], {}, 0
         for x, y in self._chunks():
             raise_if_received()  # a Ctrl-C or SIGTERM whose exception Python swallowed ends the trial here
             attributions = per_input_feature(explainer.attribute(x, y), x)
@@ -150,12 +168,12 @@ class Objective:
                 ]
             )
             scores.append(chunk)
-            shown = attributions[: self.n_heatmaps] if shown is None else shown
+            shown.update({i: attributions[i - start] for i in self.shown if start <= i < start + len(x)})
             if trial is not None and len(self.metrics) == 1:
                 self._report(trial, torch.cat(scores, dim=1)[0], start)
             start += len(x)
         raise_if_received()
-        return torch.cat(scores, dim=1), shown
+        return torch.cat(scores, dim=1), torch.stack([shown[i] for i in self.shown]) if shown else None
 
     @staticmethod
     def _evaluate(metric, reference, x, y, attributions, start) -> torch.Tensor:
@@ -213,12 +231,56 @@ class Objective:
                 self._upload(trial, path, meta.mimetype)
         return True
 
-    def _upload_heatmaps(self, trial: optuna.Trial, attributions: torch.Tensor) -> None:
+    def _upload_heatmaps(
+        self,
+        trial: optuna.Trial,
+        attributions: torch.Tensor,
+        values: Sequence[float],
+        scores: Sequence[float] | None = None,
+    ) -> None:
+        """The trial's figure (:func:`tuner._figures.trial_figure`): the shown samples, their maps and scores,
+        the parameters and the trial's value, uploaded as the trial's artifact."""
         assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
-        label = f"trial {trial.number}: {trial.user_attrs.get('explainer', '')}"
+        names = [type(metric).__name__ for metric in self.metrics]
+        value = ", ".join(f"{name} = {v:.4f}" for name, v in zip(names, values))
+        params = self.space.explainer_kwargs(trial.params)
+        described = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        title = f"trial {trial.number} · {trial.user_attrs.get('explainer', '')} · {value}\n{described or 'defaults'}"
+        details = [f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in params.items()]
+        details += [
+            f"{value} (mean of {len(self.inputs)} samples)",
+            "red: relevance for the target class",
+            "blue: relevance against it",
+        ]
+        samples = self._samples(str(trial.study.user_attrs.get("targets", "label")))
         with tempfile.TemporaryDirectory() as folder:
-            path = heatmap_grid([(label, attributions)], Path(folder) / f"heatmaps-trial-{trial.number}.png")
+            path = trial_figure(
+                samples,
+                attributions,
+                Path(folder) / f"heatmaps-trial-{trial.number}.png",
+                title=title,
+                scores=scores,
+                score_name=names[0],
+                details=details,
+            )
             self._upload(trial, path, "image/png")
+
+    def _samples(self, targets_from: str) -> Samples:
+        """The shown samples with the model's predictions (one forward pass, once per study)."""
+        if self._figure_samples is None:
+            model = next(iter(self.space.variants.values())).model
+            x = self.inputs[self.shown]
+            with evaluation_mode(model), torch.no_grad():
+                output = model(x)
+            predictions = output.argmax(-1).tolist() if output.ndim == 2 else None
+            self._figure_samples = Samples(
+                x,
+                self.targets[self.shown].tolist(),
+                predictions,
+                display_bounds(self.space.variants.values()),
+                "target" if targets_from == "prediction" else "label",
+            )
+        return self._figure_samples
 
     def _upload(self, trial: optuna.Trial, path: Path, mimetype: str) -> None:
         """Store one heatmap; an artifact folder that cannot be written is a warning, never a failed trial."""

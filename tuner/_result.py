@@ -18,7 +18,7 @@ from metrics import Metric
 
 from ._baselines import captum_explainers
 from ._fair import configurations
-from ._objective import Objective
+from ._objective import Objective, configuration_key
 from ._panel import Panel, score_panel
 from ._policy import best_trial, choose_from_front
 from ._space import SearchSpace
@@ -41,6 +41,8 @@ class TuneResult:
     objective: Objective
     holdout: Objective | None = None
     panel_metrics: list[tuple[str, Metric]] = field(default_factory=list)
+    #: whether comparisons and the panel include captum's reference rows (the CLI's ``--no-baselines`` turns off)
+    references: bool = True
     _held_out_cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _panel: Panel | None = field(default=None, repr=False)
 
@@ -181,8 +183,7 @@ class TuneResult:
         against: list[tuple[str, str, Any]] = [("default of its variant", variant, self.space.variants[variant])]
         if best_default is not None:
             against.append(("best default", best_default, self.space.variants[best_default]))
-        model = next(iter(self.space.variants.values())).model
-        against += [("captum", name, explainer) for name, explainer in captum_explainers(model).items()]
+        against += [("captum", name, explainer) for name, explainer in self._references().items()]
         ours = self._held_out_samples(f"{variant} #{best.number}", self.best_explainer)
         rows = []
         for kind, name, explainer in against:
@@ -250,8 +251,7 @@ class TuneResult:
                     f"{variant} #{best.number}",
                     self.space.from_params(best.params),
                 )
-        model = next(iter(self.space.variants.values())).model
-        methods.update({name: (name, explainer) for name, explainer in captum_explainers(model).items()})
+        methods.update({name: (name, explainer) for name, explainer in self._references().items()})
         return methods
 
     def reference_row(self, name: str, explainer: Any) -> dict[str, Any]:
@@ -272,6 +272,10 @@ class TuneResult:
         theirs = self._held_out_samples(key, explainer)
         return compare(ours[0], theirs[0]) if self.multi_objective else compare(ours, theirs)
 
+    def _references(self) -> dict[str, Any]:
+        """captum's reference explainers by row name (none when ``references`` is off)."""
+        return captum_explainers(next(iter(self.space.variants.values())).model) if self.references else {}
+
     def _best_default_variant(self) -> str | None:
         """The variant whose default configuration scored best on the tuning samples."""
         trials = [t for t in self._complete() if t.user_attrs.get("default_configuration")]
@@ -287,7 +291,9 @@ class TuneResult:
         return tuple(means.tolist()) if self.multi_objective else float(means)
 
     def _held_out_samples(self, key: str, explainer: Any) -> torch.Tensor:
-        """Per-sample held-out scores, computed once per configuration (``key`` names it)."""
+        """Per-sample held-out scores, computed once per configuration: an LRP explainer is keyed by its settings
+        (a best equal to its default is not rescored), a reference row by its name ``key``."""
+        key = configuration_key(explainer) if isinstance(explainer, LRPBase) else key
         if key not in self._held_out_cache:
             assert self.holdout is not None, "held-out scores need held-out samples"
             self._held_out_cache[key] = self.holdout.evaluate(explainer)

@@ -191,12 +191,42 @@ def _journal_path(url: str) -> Path | None:
 
 def artifact_dir_for(url: str | None) -> Path:
     """Where a study's heatmaps go: beside the SQLite or journal file, else ./lrp-tuner-artifacts."""
-    if url is not None:
-        local = _journal_path(url) or (Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None)
-        if local is not None:
-            local = local.expanduser().resolve()
-            return local.with_name(f"{local.stem}-artifacts")
+    local = _storage_file(url)
+    if local is not None:
+        return local.with_name(f"{local.stem}-artifacts")
     return Path("lrp-tuner-artifacts").resolve()
+
+
+def _storage_file(url: str | None) -> Path | None:
+    if url is None:
+        return None
+    local = _journal_path(url) or (Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None)
+    return None if local is None else local.expanduser().resolve()
+
+
+def stored_artifact_dir(url: str | None, directory: Path) -> str:
+    """``directory`` as a study records it: relative to the storage file's folder where the storage is a file (so a
+    storage moved or copied with its artifact folder still finds it), else absolute."""
+    storage_file = _storage_file(url)
+    if storage_file is not None:
+        try:
+            return str(directory.resolve().relative_to(storage_file.parent))
+        except ValueError:
+            pass
+    return str(directory.resolve())
+
+
+def recorded_artifact_dir(url: str | None, recorded: str | None) -> Path:
+    """The artifact folder a study recorded, read back: a relative path is beside the storage file; a recorded
+    folder that no longer exists gives way to the one beside the storage (a storage copied with its folder)."""
+    beside = artifact_dir_for(url)
+    if not recorded:
+        return beside
+    path = Path(recorded)
+    storage_file = _storage_file(url)
+    if not path.is_absolute():
+        path = (storage_file.parent if storage_file is not None else Path.cwd()) / path
+    return path if path.is_dir() or not beside.is_dir() else beside
 
 
 def artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactStore:

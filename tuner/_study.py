@@ -7,7 +7,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import BaseStorage
@@ -15,7 +15,12 @@ from optuna.trial import TrialState
 
 from ._fair import counts_towards_budget
 from ._space import SearchSpace
-from ._storage import artifact_dir_for, mask_url
+from ._storage import artifact_dir_for, mask_url, stored_artifact_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._result import TuneResult
 
 
 class StudyMismatchError(ValueError):
@@ -152,8 +157,9 @@ def record_storage(study: optuna.Study, storage: str | None) -> Path | None:
     if storage is None:
         return None
     artifacts_dir = artifact_dir_for(storage)  # beside the storage as it is now called (it may have been copied)
-    if study.user_attrs.get("artifact_dir") != str(artifacts_dir):
-        study.set_user_attr("artifact_dir", str(artifacts_dir))
+    recorded = stored_artifact_dir(storage, artifacts_dir)  # relative to a storage file: they move together
+    if study.user_attrs.get("artifact_dir") != recorded:
+        study.set_user_attr("artifact_dir", recorded)
     study.set_user_attr("storage", mask_url(storage))
     return artifacts_dir
 
@@ -189,3 +195,72 @@ def study_note(study: optuna.Study, n_samples: int) -> str:
         ]
         sections.append("### Inert parameters (held at their defaults)\n\n" + "\n".join(lines))
     return "\n\n".join(sections)
+
+
+RESULT_COLUMNS = ("default", "best", "default (held-out)", "best (held-out)", "trials", "best_params")
+
+
+def result_note(result: TuneResult, table: pd.DataFrame) -> str:
+    """The note's result section: the summary table (variants, default, best, held-out, captum rows) in Markdown,
+    and which configuration ``best.json`` holds and by which rule."""
+    columns = [column for column in RESULT_COLUMNS if column in table.columns]
+    rows = [[str(name)] + [_cell(table.loc[name, column]) for column in columns] for name in table.index]
+    header = ["explainer"] + [column.replace("_", " ") for column in columns]
+    metric = study_metric(result.study)
+    n = result.study.user_attrs.get("n_samples", len(result.objective.inputs))
+    held = "" if result.holdout is None else f"; held-out: {len(result.holdout.inputs)} samples never tuned on"
+    return (
+        f"### Result\n\nMean {metric} over {n} tuned samples{held}.\n\n"
+        + markdown_table(header, rows)
+        + "\n\n### The configuration in best.json\n\n"
+        + best_rule(result)
+    )
+
+
+def study_metric(study: optuna.Study) -> str:
+    metric = study.user_attrs.get("metric", "value")
+    return " / ".join(metric) if isinstance(metric, list) else str(metric)
+
+
+def best_rule(result: TuneResult) -> str:
+    """Which trial ``best.json`` holds and why (one metric: the best mean; several: a front point and its rule)."""
+    trial = result.best_trial
+    params = result.space.explainer_kwargs(trial.params)
+    described = f"trial {trial.number}, {trial.user_attrs.get('explainer', '')}({_params(params)})"
+    metric = study_metric(result.study)
+    if not result.multi_objective:
+        direction = "highest" if result.study.direction.name == "MAXIMIZE" else "lowest"
+        return f"{described}: the complete trial with the {direction} mean {metric} ({trial.value:.4f})."
+    front = result.study.best_trials
+    values = ", ".join(f"{v:.4f}" for v in trial.values)
+    return (
+        f"{described}, {metric} = {values}: of the {len(front)} configuration{'s' if len(front) != 1 else ''} on the "
+        "Pareto front, the one that "
+        "maximises the sum of the metrics rescaled to 0..1 over the front (1 = best in each metric's direction), "
+        "with equal weights (`tuner._policy.choose_from_front`). Another point: `TuneResult.choose(index=...)` or "
+        "`choose(weights=...)`; the front is in pareto.csv."
+    )
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped). Columns after the first are right-aligned and
+    start with an en space: the dashboard draws tables without cell padding, and numbers would touch."""
+    escape = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    pad = lambda cells: [escape(cells[0])] + [f"&ensp;{escape(cell)}" for cell in cells[1:]]  # noqa: E731
+    lines = ["| " + " | ".join(pad(header)) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(pad(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return _params(value)
+    if isinstance(value, (tuple, list)):
+        return " / ".join(f"{v:.4f}" for v in value)
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

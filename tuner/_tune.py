@@ -28,6 +28,7 @@ from ._fair import fair_sampler
 from ._inert import held_at_default
 from ._objective import Objective, TrialFailed
 from ._panel import PanelSpec, panel_metrics
+from ._phases import phase
 from ._provenance import data_fingerprint, library_versions, model_fingerprint
 from ._result import TuneResult
 from ._space import SearchSpace
@@ -130,7 +131,9 @@ def tune(
             optuna_pruner = make_pruner(pruner, len(metrics))
             storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval)
             study = open_study(storage_obj, study_name, [m.direction for m in metrics], study_attrs, optuna_pruner)
-        space = SearchSpace(bases, fixed=held_at_default(study, bases, samples.inputs, samples.targets, drop_inert))
+        with phase("inert checks"):
+            fixed = held_at_default(study, bases, samples.inputs, samples.targets, drop_inert)
+        space = SearchSpace(bases, fixed=fixed)
         save_note(study, study_note(study, len(samples.inputs)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -158,7 +161,10 @@ def tune(
         if space.empty:
             logger.warning("nothing to tune: every tunable is inert on this model; evaluating the defaults only")
             n_trials = min(n_trials, len(space.initial_params()))
-        optimize(study, objective, n_trials, timeout=timeout, show_progress_bar=show_progress_bar, catch=(TrialFailed,))
+        with phase("trials"):
+            optimize(
+                study, objective, n_trials, timeout=timeout, show_progress_bar=show_progress_bar, catch=(TrialFailed,)
+            )
         _check_completed(study)
         return TuneResult(study=study, space=space, objective=objective, holdout=holdout, panel_metrics=panel_list)
 

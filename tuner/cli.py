@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,13 +24,13 @@ from . import _policy
 from ._cli_parser import EXIT_BAD_INPUT
 from ._cli_parser import parser as _parser
 from ._interrupt import RECEIVED
+from ._phases import phase, recording
 from ._result import TuneResult
 from ._storage import (
-    artifact_dir_for,
-    artifact_store,
     check_storage,
     mask_url,
     open_storage,
+    recorded_artifact_dir,
     redact,
 )
 
@@ -163,6 +164,14 @@ def _objective_settings(preset: Any, metric_names: list[str], args: argparse.Nam
 
 
 def _run(args: argparse.Namespace) -> int:
+    """A study and its report, each phase named as it starts (stderr) and timed at the end."""
+    with recording(None if args.no_progress else sys.stderr) as times:
+        code = _run_phases(args)
+    print(times.summary(), file=sys.stderr)
+    return code
+
+
+def _run_phases(args: argparse.Namespace) -> int:
     import studies
     from explainers import get_explainer
     from metrics import METRICS
@@ -198,7 +207,8 @@ def _run(args: argparse.Namespace) -> int:
     given = {"n_trials": args.n_trials, "n_samples": args.n_samples, "batch_size": args.batch_size}
     settings = {**preset.defaults, **{k: v for k, v in given.items() if v is not None}}
     check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
-    inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
+    with phase("model and data"):
+        inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
     targets = args.targets or ("label" if labels is not None else "prediction")
     if targets == "label" and labels is None:
         raise CliError(
@@ -214,7 +224,8 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     device = resolve_device(args.device)
-    model = preset.load_model(device=device, seed=args.seed)  # the weights are bound in the preset
+    with phase("model and data"):
+        model = preset.load_model(device=device, seed=args.seed)  # the weights are bound in the preset
     if targets == "label":
         _check_labels(model, inputs, labels)
     study_name = args.study_name or _policy.study_name(preset.name, metric_names, classes)
@@ -253,7 +264,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         from ._report import write_report
 
-        table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
+        table = write_report(
+            result, model, Path(args.out), study_name=study_name, storage=args.storage, baselines=not args.no_baselines
+        )
         print(_readable(table).to_string())
         _print_statistics(result)
         _print_details(result)
@@ -355,26 +368,45 @@ def _best_line(config: dict) -> str:
 def _dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
+    from ._dashboard import ServedArtifactStore, check_artifact_dir
+
     storage = _load_storage(args.storage)
     directory = Path(args.artifact_dir) if args.artifact_dir else _recorded_artifact_dir(storage, args.storage)
     print(
         f"optuna-dashboard on http://{args.host}:{args.port} (storage {mask_url(args.storage)}, artifacts {directory})",
         file=sys.stderr,
     )
-    try:
-        run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(directory))
+    warning = check_artifact_dir(directory)
+    if warning:
+        print(warning, file=sys.stderr)
+    previous = {sig: signal.signal(sig, _stop_dashboard) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:  # the folder is never created here; a missing file is a 404 (warned once, or above)
+        store = ServedArtifactStore(directory, warned=warning is not None)
+        run_server(storage, host=args.host, port=args.port, artifact_store=store)
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, Terminated):
             raise
         print("dashboard stopped", file=sys.stderr)  # Ctrl-C is how a dashboard is closed: no trial was running
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
+def _stop_dashboard(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM on the dashboard: one line and exit. Not an exception: the web server (wsgiref) catches an
+    exception raised while it answers a request, prints its traceback and serves on. The dashboard runs no trial,
+    and a storage write in progress is a transaction the database rolls back."""
+    print("dashboard stopped", file=sys.stderr, flush=True)
+    os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else 0)
+
+
 def _recorded_artifact_dir(storage: optuna.storages.BaseStorage, url: str) -> Path:
+    """The artifact folder the storage's studies recorded (relative to a storage file), else the one beside it."""
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if "artifact_dir" in summary.user_attrs:
-            return Path(summary.user_attrs["artifact_dir"])
-    return artifact_dir_for(url)
+            return recorded_artifact_dir(url, summary.user_attrs["artifact_dir"])
+    return recorded_artifact_dir(url, None)
 
 
 if __name__ == "__main__":

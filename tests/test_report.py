@@ -1,0 +1,70 @@
+"""heatmaps.png's rows: a best equal to its default drawn once and labelled so, the captum rows, a multi-objective
+study's Pareto configurations; the shown samples' scores are the study's own per-sample scores."""
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from explainers import LRPUniformEpsilon
+from tuner import tune
+from tuner._report import _figure_rows, write_report
+
+
+def _model_and_data():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)).eval()
+    return model, torch.randn(12, 1, 8, 8), torch.arange(12) % 3
+
+
+def test_a_best_equal_to_its_default_is_one_row_and_scores_are_the_study_s(tmp_path):
+    model, inputs, labels = _model_and_data()
+    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, n_samples=6, show_progress_bar=False)
+    table = write_report(result, model, tmp_path, study_name="s", storage=None)
+    samples, rows = _figure_rows(result, model, table, None)
+    names = [row.name for row in rows]
+    assert names == ["LRPUniformEpsilon default = best"]  # one trial: the best is the default, drawn once
+    default = result.study.trials[0]
+    base = result.space.variants["LRPUniformEpsilon"]
+    from tuner._objective import configuration_key
+
+    assert configuration_key(base) in result.objective.shown_attributions  # kept by the trial, reused here
+    assert torch.allclose(rows[0].attributions, result.objective._shown(base))  # the trial's kept maps = fresh ones
+    assert rows[0].scores == [default.intermediate_values[i] for i in result.objective.shown]
+    assert {int(label) for label in samples.labels} == {0, 1, 2}  # every class of the 3 among the 4 shown
+    with Image.open(tmp_path / "heatmaps.png") as image:
+        assert image.width >= 800
+    name = "Saliency (captum, no reference)"
+    with_captum = _figure_rows(result, model, table, {name: (torch.arange(6.0), None)})[1]
+    assert with_captum[-1].name == name  # a captum row after the LRP rows, with the shown samples' own scores
+    assert with_captum[-1].scores == [float(i) for i in result.objective.shown]
+
+
+def test_a_multi_objective_report_shows_the_pareto_configurations(tmp_path):
+    model, inputs, labels = _model_and_data()
+    result = tune(
+        LRPUniformEpsilon,
+        model,
+        (inputs, labels),
+        metric=["abpc", "morf"],
+        n_trials=4,
+        n_samples=6,
+        show_progress_bar=False,
+        sampler="random",
+    )
+    table = write_report(result, model, tmp_path, study_name="s", storage=None, baselines=False)
+    assert (tmp_path / "pareto.csv").is_file()
+    _, rows = _figure_rows(result, model, table, None)
+    pareto = [row.name for row in rows if row.name.startswith("Pareto")]
+    assert pareto == [f"Pareto: trial {t.number}" for t in sorted(result.study.best_trials, key=lambda t: t.number)]
+    assert not any("captum" in name for name in table.index)  # baselines=False: no captum rows
+
+
+@pytest.mark.parametrize("n_steps_features", [(32, 256), (16, 3 * 224 * 224)])
+def test_integrated_gradients_steps_follow_the_input_size(n_steps_features):
+    from tuner._baselines import IG_BUDGET, ig_settings
+
+    n_steps, features = n_steps_features
+    settings = ig_settings(torch.zeros(16, features))
+    assert settings["n_steps"] == n_steps
+    assert settings["internal_batch_size"] * features <= max(IG_BUDGET, features)  # one batch fits the budget

@@ -1,0 +1,270 @@
+"""Figures of attributions for a paper and for the dashboard (matplotlib): one trial's samples, and the
+comparison of methods that ``heatmaps.png`` holds.
+
+Relevance is red where it speaks for the target class and blue where it speaks against it, on a colour scale
+symmetric around zero (white), so that the sign is never hidden by the colour map. Images are shown as they
+looked before normalisation where the input bounds are known (per-channel ``low``/``high``, the pixels 0 and 1
+after normalisation), else stretched to their own range; sequences and tabular inputs are drawn as bars.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, imported at the first figure (not when the tuner is imported:
+    its font-cache messages then go through the command line's logging, shown with ``--verbose`` only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no window, also on a machine without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+CMAP = "bwr"
+DPI = 100
+
+
+@dataclass
+class Samples:
+    """The samples a figure shows: inputs, their labels (or targets), the model's predictions."""
+
+    inputs: torch.Tensor
+    labels: Sequence[int]
+    predictions: Sequence[int] | None = None
+    bounds: tuple | None = None  # (low, high): the inputs' values of black and white, for display
+    label_name: str = "label"  # "target" where the targets are the model's own predictions
+
+    def caption(self, index: int) -> str:
+        text = f"{self.label_name} {int(self.labels[index])}"
+        if self.predictions is not None:
+            text += f", predicted {int(self.predictions[index])}"
+        return text
+
+
+@dataclass
+class Row:
+    """One method in the comparison figure: its name, attributions of the shown samples, per-sample scores."""
+
+    name: str
+    attributions: torch.Tensor
+    scores: Sequence[float] | None = None
+    note: str = ""
+
+
+def distinct_labels(labels: Sequence[int] | torch.Tensor, n: int) -> list[int]:
+    """Indices of ``n`` samples whose labels differ where the data allows: the first sample of each class in
+    order, then the first samples not chosen yet."""
+    values = [int(v) for v in (labels.tolist() if isinstance(labels, torch.Tensor) else labels)]
+    chosen: list[int] = []
+    seen: set[int] = set()
+    for index, value in enumerate(values):
+        if value not in seen and len(chosen) < n:
+            chosen.append(index)
+            seen.add(value)
+    chosen += [index for index in range(len(values)) if index not in chosen][: n - len(chosen)]
+    return sorted(chosen[:n], key=lambda index: values[index])
+
+
+def display_bounds(explainers) -> tuple | None:
+    """(low, high) per channel from the first explainer that holds them as tensors (a preset's normalisation);
+    None where only the generic float bounds are known."""
+    for explainer in explainers:
+        low, high = getattr(explainer, "low", None), getattr(explainer, "high", None)
+        if isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor):
+            return low, high
+    return None
+
+
+def is_image(inputs: torch.Tensor) -> bool:
+    return inputs.ndim == 4 and inputs.shape[1] in (1, 3) and inputs.is_floating_point()
+
+
+def display_images(inputs: torch.Tensor, bounds: tuple | None = None) -> np.ndarray:
+    """(B, H, W) grey or (B, H, W, 3) colour values in 0..1: un-normalised with per-channel ``bounds`` (the values
+    of black and white), else stretched per image to its own minimum and maximum."""
+    x = inputs.detach().float().cpu()
+    low, high = bounds if bounds is not None else (None, None)
+    if isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor) and low.numel() in (1, x.shape[1]):
+        low, high = low.float().cpu().reshape(1, -1, 1, 1), high.float().cpu().reshape(1, -1, 1, 1)
+        x = ((x - low) / (high - low)).clamp(0, 1)
+    else:
+        flat = x.flatten(1)
+        minimum, maximum = flat.min(1).values.reshape(-1, 1, 1, 1), flat.max(1).values.reshape(-1, 1, 1, 1)
+        x = (x - minimum) / (maximum - minimum).clamp_min(1e-12)
+    return x[:, 0].numpy() if x.shape[1] == 1 else x.permute(0, 2, 3, 1).numpy()
+
+
+def relevance_maps(attributions: torch.Tensor) -> np.ndarray:
+    """Per-sample maps: images summed over channels (B, H, W); anything else one value per position (B, L)."""
+    relevance = attributions.detach().float().cpu()
+    if relevance.ndim == 4:
+        return relevance.sum(1).numpy()
+    if relevance.ndim == 3:  # (B, L, E) embeddings: one value per position
+        relevance = relevance.sum(2)
+    return relevance.reshape(len(relevance), -1).numpy()
+
+
+def symmetric_limit(maps: Sequence[np.ndarray]) -> float:
+    """The colour scale's limit: the 99.5th percentile of |relevance| (one hot pixel does not wash out the rest)."""
+    values = np.abs(np.concatenate([np.ravel(m) for m in maps]))
+    limit = float(np.percentile(values, 99.5)) if values.size else 0.0
+    return limit if limit > 0 else float(values.max(initial=0.0)) or 1.0
+
+
+def _draw_input(ax: Axes, samples: Samples, images: np.ndarray | None, index: int) -> None:
+    if images is not None:
+        ax.imshow(images[index], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1, interpolation="nearest")
+    else:
+        values = samples.inputs[index].detach().float().cpu().reshape(-1).numpy()
+        ax.bar(np.arange(len(values)), values, color="0.4", width=1.0)
+        ax.set_xlim(-0.5, len(values) - 0.5)
+
+
+def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool):
+    """A relevance map (image) or bars (sequence); returns the mappable for a colour bar."""
+    from matplotlib.colors import Normalize
+
+    plt = _pyplot()
+    norm = Normalize(-limit, limit)
+    if image:
+        return ax.imshow(relevance, cmap=CMAP, norm=norm, interpolation="nearest")
+    colours = plt.get_cmap(CMAP)(norm(relevance))
+    ax.bar(np.arange(len(relevance)), relevance, color=colours, width=1.0, edgecolor="0.3", linewidth=0.3)
+    ax.axhline(0, color="0.3", linewidth=0.6)
+    ax.set_ylim(-limit * 1.05, limit * 1.05)
+    ax.set_xlim(-0.5, len(relevance) - 0.5)
+    return plt.cm.ScalarMappable(norm=norm, cmap=CMAP)
+
+
+def _bare(ax: Axes, image: bool) -> None:
+    if image:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.tick_params(labelsize=8)
+    for spine in ax.spines.values():
+        spine.set_linewidth(0.5)
+
+
+def trial_figure(
+    samples: Samples,
+    attributions: torch.Tensor,
+    path: str | Path,
+    *,
+    title: str,
+    scores: Sequence[float] | None = None,
+    score_name: str = "score",
+    details: Sequence[str] = (),
+) -> Path:
+    """One trial's figure (square, 1000 px): the inputs above their attribution maps, each map on its own
+    symmetric colour scale with a colour bar, each sample's score; the title names the configuration and the
+    trial's value, ``details`` (e.g. one parameter a line) fill the panel below."""
+    n = max(1, len(samples.inputs))
+    image = is_image(samples.inputs)
+    images = display_images(samples.inputs, samples.bounds) if image else None
+    maps = relevance_maps(attributions)
+    fig = _pyplot().figure(figsize=(10, 10), dpi=DPI, layout="constrained")
+    fig.suptitle(title, fontsize=15)
+    grid = fig.add_gridspec(3, n, height_ratios=[1.0, 1.2, 0.8])
+    for index in range(len(samples.inputs)):
+        top = fig.add_subplot(grid[0, index])
+        _draw_input(top, samples, images, index)
+        _bare(top, image)
+        top.set_title(samples.caption(index), fontsize=12)
+        bottom = fig.add_subplot(grid[1, index])
+        mappable = _draw_map(bottom, maps[index], symmetric_limit([maps[index]]), image)
+        _bare(bottom, image)
+        if scores is not None:
+            bottom.set_title(f"{score_name} {scores[index]:.3f}", fontsize=12)
+        bar = fig.colorbar(mappable, ax=bottom, orientation="horizontal", shrink=0.95, pad=0.03)
+        bar.ax.tick_params(labelsize=9, rotation=30)
+        _scientific(bar)
+    text = fig.add_subplot(grid[2, :])
+    text.axis("off")
+    if details:
+        half = math.ceil(len(details) / 2)
+        for column, lines in enumerate((details[:half], details[half:])):
+            text.text(0.02 + 0.5 * column, 1.0, "\n".join(lines), fontsize=12, va="top", ha="left", family="monospace")
+    return _save(fig, path)
+
+
+def comparison_figure(
+    samples: Samples, rows: Sequence[Row], path: str | Path, *, title: str = "", score_name: str = "score"
+) -> Path:
+    """``heatmaps.png``: the inputs in the first row, then one row per method (its name, mean score and note on
+    the left, each sample's score above its map). Each map is relevance as a share of its own total |relevance|,
+    so methods of different magnitudes compare; each column (sample) has one symmetric colour scale and bar."""
+    n = len(samples.inputs)
+    image = is_image(samples.inputs)
+    images = display_images(samples.inputs, samples.bounds) if image else None
+    shares = [_shares(relevance_maps(row.attributions)) for row in rows]
+    limits = [symmetric_limit([share[column] for share in shares]) for column in range(n)]
+    height = 1.0 + 2.1 * (len(rows) + 1) + 0.6
+    fig = _pyplot().figure(figsize=(4.2 + 2.3 * n, height), dpi=DPI, layout="constrained")
+    if title:
+        fig.suptitle(title, fontsize=14)
+    grid = fig.add_gridspec(
+        len(rows) + 2, n + 1, width_ratios=[1.9] + [1.0] * n, height_ratios=[1] * (len(rows) + 1) + [0.12]
+    )
+    _row_label(fig.add_subplot(grid[0, 0]), "input", "")
+    for column in range(n):
+        ax = fig.add_subplot(grid[0, column + 1])
+        _draw_input(ax, samples, images, column)
+        _bare(ax, image)
+        ax.set_title(samples.caption(column), fontsize=11)
+    mappables = [None] * n
+    for number, (row, share) in enumerate(zip(rows, shares), start=1):
+        _row_label(fig.add_subplot(grid[number, 0]), row.name, row.note)
+        for column in range(n):
+            ax = fig.add_subplot(grid[number, column + 1])
+            mappables[column] = _draw_map(ax, share[column], limits[column], image)
+            _bare(ax, image)
+            if row.scores is not None:
+                ax.set_title(f"{row.scores[column]:.3f}", fontsize=10, pad=2)
+    for column, mappable in enumerate(mappables):
+        if mappable is not None:
+            bar = fig.colorbar(mappable, cax=fig.add_subplot(grid[-1, column + 1]), orientation="horizontal")
+            bar.ax.tick_params(labelsize=8, rotation=30)
+            _scientific(bar)
+    _row_label(fig.add_subplot(grid[-1, 0]), "share of |relevance|", "")
+    return _save(fig, path)
+
+
+def _scientific(bar) -> None:
+    """A colour bar's ticks with a common power of ten where the values are small or large."""
+    formatter = bar.formatter
+    if hasattr(formatter, "set_powerlimits"):
+        formatter.set_powerlimits((-2, 3))
+        bar.update_ticks()
+
+
+def _shares(maps: np.ndarray) -> np.ndarray:
+    total = np.abs(maps).reshape(len(maps), -1).sum(1)
+    return maps / np.where(total > 0, total, 1.0).reshape((-1,) + (1,) * (maps.ndim - 1))
+
+
+def _row_label(ax: Axes, name: str, note: str) -> None:
+    ax.axis("off")
+    ax.text(0.0, 0.55, name, fontsize=11, fontweight="bold", va="bottom", ha="left", wrap=True, transform=ax.transAxes)
+    if note:
+        ax.text(0.0, 0.5, note, fontsize=9, va="top", ha="left", wrap=True, transform=ax.transAxes)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    _pyplot().close(fig)
+    return path
