@@ -48,7 +48,7 @@ def test_the_result_is_in_the_study_note_and_artifacts_and_a_rerun_adds_nothing(
     folder, storage, result, model, table = study_run
     storage_obj = optuna.storages.get_storage(storage)
     names = sorted(record["filename"] for record in study_artifacts(storage_obj, result.study))
-    assert names == ["best.json", "heatmaps.png", "summary.csv"]
+    assert names == ["best.json", "heatmaps.png", "panel.csv", "summary.csv"]  # the robustness panel too
     note = get_note(result.study)
     assert "| explainer |" in note and "best.json" in note
     for name in table.index:  # every row of the table, captum's included, is in the note

@@ -16,7 +16,6 @@ from optuna.trial import TrialState
 from explainers import LRPBase
 from metrics import Metric
 
-from ._baselines import captum_explainers
 from ._fair import configurations
 from ._objective import Objective, configuration_key
 from ._panel import Panel, score_panel
@@ -274,6 +273,7 @@ class TuneResult:
 
     def _references(self) -> dict[str, Any]:
         """captum's reference explainers by row name (none when ``references`` is off)."""
+        from ._baselines import captum_explainers  # captum imports matplotlib: not before the CLI configures logging
         return captum_explainers(next(iter(self.space.variants.values())).model) if self.references else {}
 
     def _best_default_variant(self) -> str | None:

@@ -214,7 +214,36 @@ def result_note(result: TuneResult, table: pd.DataFrame) -> str:
         + markdown_table(header, rows)
         + "\n\n### The configuration in best.json\n\n"
         + best_rule(result)
+        + verdict_note(result)
     )
+
+
+def verdict_note(result: TuneResult) -> str:
+    """The note's verdict sections (empty without held-out samples): the best configuration against the defaults
+    and captum's rows (paired statistics), and the robustness panel with its disagreement line."""
+    text = ""
+    comparisons = result.comparisons()
+    if not comparisons.empty:
+        rows = [
+            [f"{row['against']}: {row['configuration']}", row["metric"], f"{row['diff']:+.4f}"]
+            + [f"[{row['CI low']:+.4f}, {row['CI high']:+.4f}]", f"{row['p']:.2g}"]
+            for row in comparisons.to_dict("records")
+        ]
+        text += (
+            f"\n\n### The best against others ({int(comparisons['n'].iloc[0])} held-out samples)\n\n"
+            "Mean paired difference (best minus other), its 95% percentile-bootstrap interval and the paired Wilcoxon "
+            "p-value.\n\n" + markdown_table(["against", "metric", "difference", "95% CI", "p"], rows)
+        )
+    panel = result.panel()
+    if not panel.empty:
+        rows = [[str(name)] + [_cell(value) for value in panel.loc[name]] for name in panel.index]
+        message = panel.attrs.get("message") or "The objective's winner is also first under most panel metrics."
+        text += (
+            "\n\n### Robustness panel (held-out samples)\n\n"
+            + markdown_table(["method", *map(str, panel.columns)], rows)
+            + f"\n\n{message}"
+        )
+    return text
 
 
 def study_metric(study: optuna.Study) -> str:
