@@ -55,8 +55,9 @@ class ConservingZPlus(BasicHook):
     R_i = z_ij / z_j R_j (there every z_ij is negative, so this is the z-minus share of the generalized rule, the
     gamma -> infinity limit of the generalized gamma rule :cite:p:`montavon2019layer,andeol2021learning` at a neuron
     with z_j < 0). The stabilizer only marks the empty parts: elsewhere the shares divide by the exact totals, so they
-    sum exactly to R_j, and equal zennit's ZPlus without its stabilizer. Two passes of the layer, as zennit's; a third,
-    LRP-0 at the empty neurons, runs only when a neuron is empty.
+    sum exactly to R_j, and equal zennit's ZPlus without its stabilizer. Two passes of the layer, as zennit's, one on
+    an input without negative values (the negative pass is exactly 0 there); the LRP-0 pass at the empty neurons runs
+    only when a neuron is empty, and on a convolution only on the output channels (groups) that hold one.
     """
 
     def __init__(self, stabilizer: StabilizerLike = 1e-6, zero_params: list[str] | None = None) -> None:
