@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torchvision.models.convnext import LayerNorm2d
 from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.core import BasicHook, Hook, Stabilizer
@@ -54,13 +55,14 @@ class ConservingZPlus(BasicHook):
     R_i = z_ij / z_j R_j (there every z_ij is negative, so this is the z-minus share of the generalized rule, the
     gamma -> infinity limit of the generalized gamma rule :cite:p:`montavon2019layer,andeol2021learning` at a neuron
     with z_j < 0). The stabilizer only marks the empty parts: elsewhere the shares divide by the exact totals, so they
-    sum exactly to R_j, and equal zennit's ZPlus without its stabilizer. Two passes of the layer, as zennit's; a third,
-    LRP-0 at the empty neurons, runs only when a neuron is empty.
+    sum exactly to R_j, and equal zennit's ZPlus without its stabilizer. Two passes of the layer, as zennit's, one on
+    an input without negative values (the negative pass is exactly 0 there); the LRP-0 pass at the empty neurons runs
+    only when a neuron is empty, and on a convolution only on the output channels (groups) that hold one.
     """
 
     def __init__(self, stabilizer: StabilizerLike = 1e-6, zero_params: list[str] | None = None) -> None:
         self.arguments = {"stabilizer": stabilizer, "zero_params": zero_params}
-        stabilizer_fn = Stabilizer.ensure(stabilizer)
+        self.stabilizer_fn = stabilizer_fn = Stabilizer.ensure(stabilizer)
 
         def share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             positive = sum(outputs)
@@ -91,17 +93,98 @@ class ConservingZPlus(BasicHook):
         )
 
     def backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
-        """z-plus; then, only if some neuron had no positive contribution, LRP-0 at those neurons added."""
-        relevance = super().backward(module, grad_input, grad_output)
-        if not bool(self.stored_tensors["empty"].any()):
+        """z-plus; then, only if some neuron had no positive contribution, LRP-0 at those neurons added (on the
+        output channels, or groups, that hold one, where the layer is a plain convolution)."""
+        input = self.stored_tensors["input"][0]
+        if bool((input < 0).any()):
+            relevance = super().backward(module, grad_input, grad_output)
+        else:
+            relevance = self._nonnegative_backward(module, input, grad_input, grad_output[0])
+        empty = self.stored_tensors["empty"]
+        if not bool(empty.any()):
+            return relevance
+        if relevance[0] is not None and _restricted_fallback(
+            module, self.fallback.param_modifiers[0], self.stabilizer_fn, input, relevance[0], empty, grad_output[0]
+        ):
             return relevance
         self.fallback.stored_tensors = self.stored_tensors
         extra = self.fallback.backward(module, grad_input, grad_output)
         return tuple(None if part is None else part + more for part, more in zip(relevance, extra))
 
+    def _nonnegative_backward(
+        self, module: torch.nn.Module, input: torch.Tensor, grad_input: tuple, out_grad: torch.Tensor
+    ) -> tuple:
+        """z-plus on an input without negative values (after a ReLU): the pass of the negative inputs through the
+        negative weights contributes exactly 0, so only the positive pass runs (the same result, one pass less)."""
+        input = input.clone().requires_grad_()
+        with self.param_modifiers[0](module) as modified, torch.autograd.enable_grad():
+            output = modified.forward(input)
+        (share, _) = self.gradient_mapper(out_grad, [output])
+        (gradient,) = torch.autograd.grad(output, input, grad_outputs=share, create_graph=out_grad.requires_grad)
+        relevance = input * gradient
+        return tuple(relevance if original.shape == relevance.shape else None for original in grad_input)
+
     def copy(self) -> ConservingZPlus:
         """A fresh instance per module (the fallback reads the empty neurons this instance recorded)."""
         return type(self)(**self.arguments)
+
+
+_CONVOLUTIONS = {torch.nn.Conv1d: F.conv1d, torch.nn.Conv2d: F.conv2d, torch.nn.Conv3d: F.conv3d}
+
+
+def _restricted_fallback(
+    module: torch.nn.Module,
+    param_modifier: Callable,
+    stabilizer_fn: Callable[[torch.Tensor], torch.Tensor],
+    input: torch.Tensor,
+    relevance: torch.Tensor,
+    empty: torch.Tensor,
+    out_grad: torch.Tensor,
+) -> bool:
+    """LRP-0 at the empty neurons, added in place to ``relevance``, computed on the output channels (a grouped
+    convolution: the groups) that hold an empty neuron only; the other channels contribute 0 to this pass, so the
+    result equals the full pass. False, nothing done, where the layer is not a plain zero-padded convolution."""
+    conv = _CONVOLUTIONS.get(type(module))
+    if conv is None or getattr(module, "padding_mode", "") != "zeros" or empty.dim() < 3:
+        return False
+    channels = empty.flatten(2).any(2).any(0).nonzero().flatten()
+    groups = module.groups
+    per_group_out, per_group_in = empty.shape[1] // groups, input.shape[1] // groups
+    out_index = in_index = None
+    if groups == 1 and len(channels) < empty.shape[1]:
+        out_index = channels
+    elif len(channels) < empty.shape[1]:
+        group_index = torch.unique(channels // per_group_out)
+        within_out = torch.arange(per_group_out, device=channels.device)
+        within_in = torch.arange(per_group_in, device=channels.device)
+        out_index = (group_index[:, None] * per_group_out + within_out).flatten()
+        in_index = (group_index[:, None] * per_group_in + within_in).flatten()
+        groups = len(group_index)
+
+    def take(tensor: torch.Tensor | None, index: torch.Tensor | None, dim: int = 1) -> torch.Tensor | None:
+        return tensor if tensor is None or index is None else tensor.index_select(dim, index)
+
+    sub_input = take(input, in_index).detach().requires_grad_()  # type: ignore[union-attr]
+    with param_modifier(module) as modified, torch.autograd.enable_grad():
+        weight, bias = modified.weight.detach(), None if modified.bias is None else modified.bias.detach()
+        total = conv(
+            sub_input,
+            take(weight, out_index, 0),
+            take(bias, out_index, 0),
+            module.stride,
+            module.padding,
+            module.dilation,
+            groups,
+        )
+    share = take(out_grad, out_index) / _exact(total, _empty(total, stabilizer_fn))  # type: ignore[operator]
+    share = share.masked_fill_(~take(empty, out_index), 0.0)  # type: ignore[operator]
+    (gradient,) = torch.autograd.grad(total, sub_input, grad_outputs=share)
+    contribution = sub_input.detach() * gradient
+    if in_index is None:
+        relevance.add_(contribution)
+    else:
+        relevance.index_add_(1, in_index, contribution)
+    return True
 
 
 class ConservingAlphaBeta(BasicHook):

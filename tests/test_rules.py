@@ -203,3 +203,26 @@ def test_layer_norm_rule_is_lrp0_on_its_linear_map(channels_first):
     zero = (0, 2, 0, 0) if channels_first else (0, 0, 2)
     assert float(result[zero]) == 0.0
     assert not torch.allclose(result, relevance, atol=1e-3)  # not the identity rule
+
+
+@pytest.mark.parametrize("groups", [1, 2, 6])
+@pytest.mark.parametrize("signed", [False, True], ids=["after_relu", "signed"])
+def test_zplus_fallback_on_some_channels_equals_alpha1_beta0(groups, signed):
+    """The fallback runs on the output channels (groups) holding an empty neuron only, and the pass of negative inputs
+    is skipped on an input without any: the result stays the four-pass alpha1-beta0 oracle's, biases included."""
+    torch.manual_seed(4)
+    layer = nn.Conv2d(6, 6, 3, groups=groups, bias=True).double()
+    with torch.no_grad():
+        layer.bias.copy_(layer.bias.abs())  # positive parts everywhere but in output channel 4
+        layer.weight[4] = -layer.weight[4].abs()  # no positive contribution on a non-negative input
+        layer.bias[4] = -0.1
+    x = torch.rand(2, 6, 6, 6, dtype=torch.float64)
+    if signed:
+        x[:, 0] -= 0.5  # only channel 0 signed: output channel 4 of a grouped layer stays empty
+    relevance = seed(layer, x)
+    torch.testing.assert_close(
+        layer_relevance(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
+        layer_relevance(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
+        rtol=1e-10,
+        atol=1e-14,
+    )
