@@ -44,6 +44,8 @@ def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n
         "--pruner",
         "none",
         "--no-progress",
+        "--no-panel",  # the workers' totals are tested here; the panel and the captum rows have their own tests
+        "--no-baselines",
         "--heartbeat",
         "1",
         "--out",
