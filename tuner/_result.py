@@ -274,6 +274,7 @@ class TuneResult:
     def _references(self) -> dict[str, Any]:
         """captum's reference explainers by row name (none when ``references`` is off)."""
         from ._baselines import captum_explainers  # captum imports matplotlib: not before the CLI configures logging
+
         return captum_explainers(next(iter(self.space.variants.values())).model) if self.references else {}
 
     def _best_default_variant(self) -> str | None:
