@@ -80,7 +80,7 @@ def _with_captum(result: TuneResult, model: nn.Module, table: pd.DataFrame) -> t
             scores, shown = result.objective._scores(None, explainer)
         scores = scores[0] if len(result.objective.metrics) == 1 else scores
         per_sample[name] = (scores, shown)
-        rows.append({"explainer": name, "default": _mean(scores), "trials": 0, **result.reference_row(name, explainer)})
+        rows.append({"explainer": name, "default": _mean(scores), "trials": 0, **result.reference_row(explainer)})
     return pd.concat([table, pd.DataFrame(rows).set_index("explainer")]), per_sample
 
 

@@ -157,13 +157,13 @@ class TuneResult:
                     row["configuration"] = explainer.describe()
                 row["importances"] = importances.get(variant)
                 if self.holdout is not None:
-                    row["default (held-out)"] = self._held_out(f"{variant} default", base)
-                    row["best (held-out)"] = self._held_out(f"{variant} #{best.number}", explainer)
+                    row["default (held-out)"] = self._held_out(base)
+                    row["best (held-out)"] = self._held_out(explainer)
             row["configurations"], row["searched"] = scored[variant], sampled[variant] > 0
             row["search_note"] = "" if sampled[variant] else _not_searched(self.space, variant)
             if self.holdout is not None and variant in defaults:
                 row["best default"] = variant == best_default
-                row.update(self._versus(f"{variant} default", base).as_dict(VS_ROW, with_n=False))
+                row.update(self._versus(base).as_dict(VS_ROW, with_n=False))
             rows.append(row)
         return pd.DataFrame(rows).set_index("explainer")
 
@@ -183,11 +183,11 @@ class TuneResult:
         if best_default is not None:
             against.append(("best default", best_default, self.space.variants[best_default]))
         against += [("captum", name, explainer) for name, explainer in self._references().items()]
-        ours = self._held_out_samples(f"{variant} #{best.number}", self.best_explainer)
+        ours = self._held_out_samples(self.best_explainer)
         rows = []
         for kind, name, explainer in against:
             key = f"{name} default" if kind != "captum" else name
-            theirs = self._held_out_samples(key, explainer)
+            theirs = self._held_out_samples(explainer)
             for index, metric in enumerate(self._metric_names()):
                 a, b = (ours[index], theirs[index]) if self.multi_objective else (ours, theirs)
                 rows.append(
@@ -222,53 +222,47 @@ class TuneResult:
         if self._panel is None:
             methods = self._panel_methods()
             objective = {
-                label: self._held_out_samples(key, explainer).reshape(len(self.study.directions), -1)[0]
-                for label, (key, explainer) in methods.items()
+                label: self._held_out_samples(explainer).reshape(len(self.study.directions), -1)[0]
+                for label, explainer in methods.items()
             }
             self._panel = score_panel(
                 objective,
-                {label: explainer for label, (_, explainer) in methods.items()},
+                methods,
                 self.panel_metrics,
                 self.holdout,
                 objective=(f"{self._metric_names()[0]} (objective)", self.study.directions[0].name.lower()),
             )
         return self._panel
 
-    def _panel_methods(self) -> dict[str, tuple[str, Any]]:
-        """label -> (held-out cache key, explainer): each variant's default, its best where it differs, captum's
-        rows."""
+    def _panel_methods(self) -> dict[str, Any]:
+        """label -> explainer: each variant's default, its best where it differs, captum's rows."""
         defaults = {
             self.space.variant_of(t.params): t for t in self._complete() if t.user_attrs.get("default_configuration")
         }
-        methods: dict[str, tuple[str, Any]] = {}
+        methods: dict[str, Any] = {}
         for variant, base in self.space.variants.items():
             best, default = self._best_of(variant), defaults.get(variant)
             same = best is not None and default is not None and best.params == default.params
-            methods[f"{variant} default" + (" (= best)" if same else "")] = (f"{variant} default", base)
+            methods[f"{variant} default" + (" (= best)" if same else "")] = base
             if best is not None and not same:
-                methods[f"{variant} best (#{best.number})"] = (
-                    f"{variant} #{best.number}",
-                    self.space.from_params(best.params),
-                )
-        methods.update({name: (name, explainer) for name, explainer in self._references().items()})
+                methods[f"{variant} best (#{best.number})"] = self.space.from_params(best.params)
+        methods.update(self._references())
         return methods
 
-    def reference_row(self, name: str, explainer: Any) -> dict[str, Any]:
+    def reference_row(self, explainer: Any) -> dict[str, Any]:
         """A reference row's held-out columns for the summary table: its held-out score and the best
         configuration against it (``best vs row:``); empty without held-out samples."""
         if self.holdout is None:
             return {}
         return {
-            "default (held-out)": self._held_out(name, explainer),
-            **self._versus(name, explainer).as_dict(VS_ROW, with_n=False),
+            "default (held-out)": self._held_out(explainer),
+            **self._versus(explainer).as_dict(VS_ROW, with_n=False),
         }
 
-    def _versus(self, key: str, explainer: Any):
+    def _versus(self, explainer: Any):
         """The best configuration against ``explainer`` on the held-out samples (the first metric's scores
         with several metrics)."""
-        best = self.best_trial
-        ours = self._held_out_samples(f"{self.space.variant_of(best.params)} #{best.number}", self.best_explainer)
-        theirs = self._held_out_samples(key, explainer)
+        ours, theirs = self._held_out_samples(self.best_explainer), self._held_out_samples(explainer)
         return compare(ours[0], theirs[0]) if self.multi_objective else compare(ours, theirs)
 
     def _references(self) -> dict[str, Any]:
@@ -287,14 +281,14 @@ class TuneResult:
         pick = max if self.study.direction.name == "MAXIMIZE" else min
         return self.space.variant_of(pick(trials, key=lambda t: t.value).params)
 
-    def _held_out(self, key: str, explainer: Any):
-        means = self._held_out_samples(key, explainer).mean(-1)
+    def _held_out(self, explainer: Any):
+        means = self._held_out_samples(explainer).mean(-1)
         return tuple(means.tolist()) if self.multi_objective else float(means)
 
-    def _held_out_samples(self, key: str, explainer: Any) -> torch.Tensor:
-        """Per-sample held-out scores, computed once per configuration: an LRP explainer is keyed by its settings
-        (a best equal to its default is not rescored), a reference row by its name ``key``."""
-        key = configuration_key(explainer) if isinstance(explainer, LRPBase) else key
+    def _held_out_samples(self, explainer: Any) -> torch.Tensor:
+        """Per-sample held-out scores, computed once per configuration (keyed by its class and settings: a best
+        equal to its default is not rescored)."""
+        key = configuration_key(explainer)
         if key not in self._held_out_cache:
             assert self.holdout is not None, "held-out scores need held-out samples"
             self._held_out_cache[key] = self.holdout.evaluate(explainer)
