@@ -1,7 +1,9 @@
-"""The CUDA path in one short run: explainers, metrics and tune() on the GPU agree with the CPU, and one trial
-(attribute + AbPC with 10 steps, ResNet-50, 4 images of 224x224) against its physical limit on the GPU.
+"""The CUDA path in one short run: explainers, metrics and tune() on the GPU agree with the CPU; every explainer
+conserves relevance on the GPU on architectures that exercise each rule (depthwise convolutions, gating, SiLU,
+LayerNorm, shifted-window attention; float64, biases zeroed, as ``benchmarks/zoo.py``); and one trial (attribute +
+AbPC with 10 steps, ResNet-50, 4 images of 224x224) against its physical limit on the GPU.
 
-    python benchmarks/cuda_check.py [--device cuda] [--repeats 5]
+    python benchmarks/cuda_check.py [--device cuda] [--repeats 5] [--zoo mobilenet_v2 efficientnet_b0 ...]
 """
 
 import argparse
@@ -18,6 +20,17 @@ from zennit.torchvision import ResNetCanonizer
 from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
 from metrics import AbPC
 from tuner import tune
+
+#: one architecture per family of rules the CNN-only check above does not reach
+ZOO = (
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "regnet_y_400mf",
+    "densenet121",
+    "swin_v2_t",
+    "vit_b_32",
+)
 
 
 def check(name: str, ok: bool, detail: str = "") -> bool:
@@ -93,6 +106,31 @@ def agreement(device: torch.device) -> bool:
     return ok
 
 
+def zoo_conservation(device: torch.device, names: list[str]) -> bool:
+    """zoo.py's conservation cells, computed on ``device``: each explainer's largest |sum - 1| over 2 photographs."""
+    from zoo import build, conservation, photos
+
+    ok = True
+    for name in names:
+        size = 224 if name.startswith("maxvit") else 64
+        cells = conservation(build(name, size).to(device), photos(size, 2).to(device), 2)
+        worst = max((float(cell) for cell in cells.values() if _number(cell)), default=float("inf"))
+        ok &= check(
+            f"{name} conserves on {device}",
+            all(_number(cell) and float(cell) < 1e-4 for cell in cells.values()),
+            f"({', '.join(f'{label} {cell}' for label, cell in cells.items())}; largest {worst:.0e})",
+        )
+    return ok
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def trial_versus_limit(device: torch.device, repeats: int) -> None:
     model = torchvision.models.resnet50().eval().to(device)
     x = torch.randn(4, 3, 224, 224, device=device)
@@ -127,9 +165,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--zoo", nargs="*", default=list(ZOO), help=f"architectures to check (default {' '.join(ZOO)})")
     args = parser.parse_args()
     device = torch.device(args.device)
     ok = agreement(device)
+    ok &= zoo_conservation(device, args.zoo)
     torch.backends.cudnn.allow_tf32 = True  # timings with PyTorch's defaults
     trial_versus_limit(device, args.repeats)
     return 0 if ok else 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pandas as pd
 import pytest
@@ -193,3 +195,41 @@ def test_panel_option_syntax_and_bad_names_fail_before_any_work(tmp_path, capsys
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--panel", "morf", "--no-panel"])
     assert exit_.value.code == 2
+
+
+def test_held_out_scores_and_the_panel_share_one_attribution_per_configuration(digits, monkeypatch):
+    """The summary's held-out scores and the panel score each configuration from the same attributions: every
+    configuration is attributed once per held-out chunk, however many of the panel's metrics score it."""
+    from explainers import LRPBase
+
+    model, x, y = digits
+    result = tune(
+        [LRPUniformEpsilon],
+        model,
+        (x, y),
+        n_trials=3,
+        n_samples=8,
+        show_progress_bar=False,
+        panel=["morf", ("abpc", {"baseline": "min"})],
+    )
+    held_out = result.holdout.inputs
+    calls: dict[str, int] = {}
+    original = LRPBase.attribute
+
+    def counting(self, inputs, targets, *args, **kwargs):
+        if inputs.shape == held_out.shape and torch.equal(inputs, held_out):
+            key = json.dumps(self.settings(), sort_keys=True, default=str)
+            calls[key] = calls.get(key, 0) + 1
+        return original(self, inputs, targets, *args, **kwargs)
+
+    monkeypatch.setattr(LRPBase, "attribute", counting)
+    result.summary()
+    result.panel()
+    methods = [m for m in result._panel_methods().values() if isinstance(m, LRPBase)]
+    assert len(calls) == len(methods) >= 2 and set(calls.values()) == {1}
+    panel = result.panel_details()
+    for label, explainer in result._panel_methods().items():
+        fresh = dict(result.panel_metrics)["MoRF"].evaluate(
+            held_out, result.holdout.targets, explainer.attribute(held_out, result.holdout.targets).detach()
+        )
+        torch.testing.assert_close(panel.samples[label][1], fresh.float(), atol=1e-6, rtol=0)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from ._budget import Admission, admit
 from ._fair import in_stage
 from ._figures import Samples, display_bounds, distinct_labels, trial_figure
 from ._interrupt import raise_if_received
+from ._phases import phase
 from ._space import SearchSpace
 
 logger = logging.getLogger("tuner")
@@ -72,6 +75,7 @@ class Objective:
         n_heatmaps: int = 4,
         n_trials: int | None = None,
         share_work: bool = True,
+        metric_phases: Sequence[str | None] | None = None,
     ):
         self.space = space
         self.metrics = list(metrics)
@@ -89,6 +93,10 @@ class Objective:
         self._figure_samples: Samples | None = None
         #: the shown samples' attributions of this process's scored configurations: the report draws them again
         self.shown_attributions: dict[str, torch.Tensor] = {}
+        #: seconds spent in each metric, and the run phase each is timed in (None: the caller's): the panel's
+        #: metrics share the held-out pass and report their own share of it
+        self.metric_seconds = [0.0] * len(self.metrics)
+        self.metric_phases = list(metric_phases or [None] * len(self.metrics))
 
     @property
     def metric(self) -> Metric:
@@ -161,12 +169,14 @@ class Objective:
         for x, y in self._chunks():
             raise_if_received()  # a Ctrl-C or SIGTERM whose exception Python swallowed ends the trial here
             attributions = per_input_feature(explainer.attribute(x, y), x)
-            chunk = torch.stack(
-                [
-                    self._evaluate(metric, reference, x, y, attributions, start)
-                    for metric, reference in zip(self.metrics, self.references)
-                ]
-            )
+            rows = []
+            for index, (metric, reference) in enumerate(zip(self.metrics, self.references)):
+                began = time.perf_counter()
+                named = self.metric_phases[index]
+                with phase(named) if named else contextlib.nullcontext():
+                    rows.append(self._evaluate(metric, reference, x, y, attributions, start))
+                self.metric_seconds[index] += time.perf_counter() - began
+            chunk = torch.stack(rows)
             scores.append(chunk)
             shown.update({i: attributions[i - start] for i in self.shown if start <= i < start + len(x)})
             if trial is not None and len(self.metrics) == 1:

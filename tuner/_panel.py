@@ -12,7 +12,6 @@ more than half of the panel metrics, :attr:`Panel.message` says so in a plain li
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from scipy import stats
 
 from metrics import METRICS, FaithfulnessCorrelation, Metric, get_metric
 
-from ._objective import Objective
+from ._objective import Objective, configuration_key
 
 PanelEntry = str | tuple[str, dict[str, Any]] | Metric
 #: ``tune(panel=...)``: None or True for the default panel, False or [] for none, else its entries
@@ -39,6 +38,7 @@ DEFAULT_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
     ("irof", {}),
 )
 TAU_ROW = "Kendall tau vs objective"
+PANEL_PHASE = "robustness panel"  # the run phase its metrics are timed in (tuner._phases)
 
 
 def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor) -> list[tuple[str, Metric]]:
@@ -125,42 +125,62 @@ class Panel:
         return table.astype({column: "Int64" for column in ranks})
 
 
+class HeldOutScorer:
+    """Per-sample held-out scores of configurations under the objective's metrics and the panel's, from one
+    attribution per configuration and chunk (the panel re-scores the methods the summary already scored: the
+    attributions are the costly part they share). Cached by configuration (class and settings). While it scores,
+    each FaithfulnessCorrelation of the panel reuses the target scores of its perturbed copies (:class:`_SameMasks`)."""
+
+    def __init__(self, holdout: Objective, panel: list[tuple[str, Metric]]):
+        self.n_objective = len(holdout.metrics)
+        self.scorer = Objective(
+            holdout.space,
+            [*holdout.metrics, *(m for _, m in panel)],
+            holdout.inputs,
+            holdout.targets,
+            batch_size=holdout.batch_size,
+            trial_attrs={},
+            metric_phases=[None] * self.n_objective + [PANEL_PHASE] * len(panel),
+        )
+        self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.seconds = 0.0  # spent in the panel's metrics
+        self._same_masks = [(m, _SameMasks(m._scores)) for _, m in panel if isinstance(m, FaithfulnessCorrelation)]
+
+    def scores(self, explainer: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective scores: (B,) with one metric, (metrics, B) with several; panel scores: (panel metrics, B))."""
+        key = configuration_key(explainer)
+        if key not in self.cache:
+            patched = [(m, masks) for m, masks in self._same_masks if "_scores" not in vars(m)]
+            for metric, masks in patched:
+                metric._scores = masks  # type: ignore[method-assign]
+            try:
+                rows = self.scorer.evaluate(explainer)
+            finally:
+                for metric, _ in patched:
+                    del metric._scores
+            self.seconds += sum(self.scorer.metric_seconds[self.n_objective :])
+            self.scorer.metric_seconds = [0.0] * len(self.scorer.metrics)
+            objective = rows[0] if self.n_objective == 1 else rows[: self.n_objective]
+            self.cache[key] = (objective, rows[self.n_objective :])
+        return self.cache[key]
+
+
 def score_panel(
     objective_scores: dict[str, torch.Tensor],
-    explainers: dict[str, Any],
+    panel_scores: dict[str, torch.Tensor],
     metrics: list[tuple[str, Metric]],
-    holdout: Objective,
     *,
     objective: tuple[str, str],
+    seconds: float,
 ) -> Panel:
-    """Score each method of ``explainers`` (label -> explainer) on ``holdout``'s samples under the panel's
-    ``metrics`` (attributions computed once per method and chunk); ``objective_scores`` are the methods'
-    per-sample held-out scores under the objective, ``objective`` its (label, direction)."""
-    start = time.perf_counter()
-    shared = [m for _, m in metrics if isinstance(m, FaithfulnessCorrelation) and "_scores" not in vars(m)]
-    for metric in shared:
-        metric._scores = _SameMasks(metric._scores)  # type: ignore[method-assign]
-    try:
-        return _score(objective_scores, explainers, metrics, holdout, objective, start)
-    finally:
-        for metric in shared:
-            del metric._scores
-
-
-def _score(objective_scores, explainers, metrics, holdout, objective, start) -> Panel:
-    scorer = Objective(
-        holdout.space,
-        [m for _, m in metrics],
-        holdout.inputs,
-        holdout.targets,
-        batch_size=holdout.batch_size,
-        trial_attrs={},
-    )
+    """The panel of the methods (labels of ``objective_scores``): their per-sample held-out scores under the
+    objective (``objective_scores``, label -> (B,)) and under the panel's ``metrics`` (``panel_scores``, label ->
+    (metrics, B)); ``objective`` is the objective's (label, direction), ``seconds`` what the panel's scoring took."""
     rows, samples = {}, {}
-    for label, explainer in explainers.items():
-        per_sample = scorer.evaluate(explainer).reshape(len(metrics), -1)
+    for label, ours in objective_scores.items():
+        per_sample = panel_scores[label]
         rows[label] = {name: float(values.mean()) for (name, _), values in zip(metrics, per_sample)}
-        samples[label] = torch.cat([objective_scores[label].reshape(1, -1).float(), per_sample.float()])
+        samples[label] = torch.cat([ours.reshape(1, -1).float(), per_sample.float()])
     objective_label, direction = objective
     scores = pd.DataFrame(rows).T
     scores.insert(0, objective_label, [float(objective_scores[label].mean()) for label in scores.index])
@@ -178,15 +198,9 @@ def _score(objective_scores, explainers, metrics, holdout, objective, start) -> 
         label: float(stats.kendalltau(oriented[objective_label], oriented[label]).statistic)
         for label in scores.columns[1:]
     }
+    n_samples = len(next(iter(objective_scores.values())).reshape(-1)) if objective_scores else 0
     return Panel(
-        objective_label,
-        scores,
-        samples,
-        ranks,
-        tau,
-        _disagreement(ranks, objective_label),
-        time.perf_counter() - start,
-        len(holdout.inputs),
+        objective_label, scores, samples, ranks, tau, _disagreement(ranks, objective_label), seconds, n_samples
     )
 
 

@@ -57,15 +57,31 @@ def recording(stream: TextIO | None = sys.stderr) -> Iterator[PhaseTimes]:
         _ACTIVE.remove(times)
 
 
+_OPEN: list[list] = []  # the phases now running, innermost last: [name, when it started or resumed]
+
+
 @contextmanager
 def phase(name: str) -> Iterator[None]:
-    """Mark a phase: announced as it starts and timed where a run is being recorded, else nothing."""
+    """Mark a phase: announced as it starts and timed where a run is being recorded, else nothing. A phase entered
+    inside another pauses it: each second counts in one phase only (the panel's metrics inside the held-out
+    scores)."""
     recorders = list(_ACTIVE)  # every recording block (a benchmark around the command line's own) sees it
     for times in recorders:
         times.start(name)
-    began = time.perf_counter()
+    now = time.perf_counter()
+    if _OPEN:
+        _charge(recorders, _OPEN[-1], now)
+    _OPEN.append([name, now])
     try:
         yield
     finally:
-        for times in recorders:
-            times.add(name, time.perf_counter() - began)
+        now = time.perf_counter()
+        _charge(recorders, _OPEN.pop(), now)
+        if _OPEN:
+            _OPEN[-1][1] = now
+
+
+def _charge(recorders: list[PhaseTimes], running: list, now: float) -> None:
+    """Add the time since ``running`` started (or resumed) to its phase."""
+    for times in recorders:
+        times.add(running[0], now - running[1])

@@ -16,6 +16,7 @@ from ._baselines import captum_explainers
 from ._dashboard import publish
 from ._figures import Row, Samples, comparison_figure, display_bounds
 from ._objective import Objective, configuration_key
+from ._panel import PANEL_PHASE
 from ._phases import phase
 from ._result import TuneResult
 from ._storage import mask_url
@@ -61,7 +62,7 @@ def write_report(
         title = f"{study_name}: {metric.split(' / ')[0]} of each sample above its map; per row the mean {metric}"
         comparison_figure(samples, rows, out / "heatmaps.png", title=title)
     files.append(out / "heatmaps.png")
-    with phase("robustness panel"):
+    with phase(PANEL_PHASE):
         panel = result.panel()
     if not panel.empty:
         panel.to_csv(out / "panel.csv")

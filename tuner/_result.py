@@ -18,7 +18,7 @@ from metrics import Metric
 
 from ._fair import configurations
 from ._objective import Objective, configuration_key
-from ._panel import Panel, score_panel
+from ._panel import HeldOutScorer, Panel, score_panel
 from ._policy import best_trial, choose_from_front
 from ._space import SearchSpace
 from ._statistics import compare
@@ -44,6 +44,7 @@ class TuneResult:
     references: bool = True
     _held_out_cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _panel: Panel | None = field(default=None, repr=False)
+    _scorer: HeldOutScorer | None = field(default=None, repr=False)
 
     @property
     def multi_objective(self) -> bool:
@@ -221,16 +222,14 @@ class TuneResult:
             return None
         if self._panel is None:
             methods = self._panel_methods()
-            objective = {
-                label: self._held_out_samples(explainer).reshape(len(self.study.directions), -1)[0]
-                for label, explainer in methods.items()
-            }
+            scored = {label: self._held_out_scorer().scores(explainer) for label, explainer in methods.items()}
+            first = {label: ours.reshape(len(self.study.directions), -1)[0] for label, (ours, _) in scored.items()}
             self._panel = score_panel(
-                objective,
-                methods,
+                first,
+                {label: panel for label, (_, panel) in scored.items()},
                 self.panel_metrics,
-                self.holdout,
                 objective=(f"{self._metric_names()[0]} (objective)", self.study.directions[0].name.lower()),
+                seconds=self._held_out_scorer().seconds,
             )
         return self._panel
 
@@ -287,12 +286,20 @@ class TuneResult:
 
     def _held_out_samples(self, explainer: Any) -> torch.Tensor:
         """Per-sample held-out scores, computed once per configuration (keyed by its class and settings: a best
-        equal to its default is not rescored)."""
+        equal to its default is not rescored), with the panel's scores where there is a panel."""
+        assert self.holdout is not None, "held-out scores need held-out samples"
+        if self.panel_metrics:  # the panel's scores come from the same attributions
+            return self._held_out_scorer().scores(explainer)[0]
         key = configuration_key(explainer)
         if key not in self._held_out_cache:
-            assert self.holdout is not None, "held-out scores need held-out samples"
             self._held_out_cache[key] = self.holdout.evaluate(explainer)
         return self._held_out_cache[key]
+
+    def _held_out_scorer(self) -> HeldOutScorer:
+        assert self.holdout is not None, "held-out scores need held-out samples"
+        if self._scorer is None:
+            self._scorer = HeldOutScorer(self.holdout, self.panel_metrics)
+        return self._scorer
 
     def _best_of(self, variant: str) -> optuna.trial.FrozenTrial | None:
         trials = [t for t in self._complete() if self.space.variant_of(t.params) == variant]
