@@ -250,3 +250,8 @@ def test_a_small_image_folder_is_split_half_for_tuning_half_held_out(tmp_path, t
     asked = cli("run", *common, "--study-name", "asked", "--n-samples", "6", cwd=tmp_path)
     assert asked.returncode == 0, asked.stderr
     assert "6 samples (0 held out)" in asked.stderr  # an explicit --n-samples is kept
+    fewer = cli("run", *common, "--study-name", "fewer", "--n-samples", "3", "--n-holdout", "1", cwd=tmp_path)
+    assert fewer.returncode == 0, fewer.stderr
+    assert "3 samples (1 held out)" in fewer.stderr
+    negative = cli("run", *common, "--n-holdout", "-1", cwd=tmp_path)
+    assert negative.returncode == 2 and "--n-holdout: must be at least 0, got -1" in negative.stderr

@@ -20,6 +20,13 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
+    return number
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -149,6 +156,13 @@ def parser() -> argparse.ArgumentParser:
     panel.add_argument("--no-panel", action="store_true", help="no robustness panel")
     run.add_argument("--n-trials", type=_positive, help="total finished trials of the study")
     run.add_argument("--n-samples", type=_positive, help="samples every trial scores")
+    run.add_argument(
+        "--n-holdout",
+        type=_non_negative,
+        help="samples held out to check the result, never tuned on (default: as many as --n-samples, where the "
+        "data holds them; 0 skips the held-out statistics and the panel): fewer make the report faster and its "
+        "statistics weaker",
+    )
     run.add_argument("--batch-size", type=_positive, help="samples attributed at once")
     run.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or journal file path")
     run.add_argument("--study-name", help="default: <model>-<metric>-<explainers>")

@@ -45,9 +45,9 @@ def fit_baselines(metrics: list[Any], data: Any) -> list[Any]:
     return metrics
 
 
-def samples_to_load(n_samples: int) -> int:
-    """Load twice the samples a study tunes on: the other half is held out (see :func:`split_sizes`)."""
-    return 2 * n_samples
+def samples_to_load(n_samples: int, n_holdout: int | None = None) -> int:
+    """The samples a study tunes on and those it holds out (as many again by default, see :func:`split_sizes`)."""
+    return n_samples + (n_samples if n_holdout is None else n_holdout)
 
 
 def tuned_on(n_samples: int, n_loaded: int, *, explicit: bool) -> int:

@@ -208,7 +208,7 @@ def _run_phases(args: argparse.Namespace) -> int:
     settings = {**preset.defaults, **{k: v for k, v in given.items() if v is not None}}
     check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
     with phase("model and data"):
-        inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"]))
+        inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"], args.n_holdout))
     targets = args.targets or ("label" if labels is not None else "prediction")
     if targets == "label" and labels is None:
         raise CliError(
@@ -216,7 +216,7 @@ def _run_phases(args: argparse.Namespace) -> int:
             "pass --data with one subfolder per class, or --targets prediction"
         )
     settings["n_samples"] = _policy.tuned_on(settings["n_samples"], len(inputs), explicit=args.n_samples is not None)
-    n_tune, n_held = _policy.split_sizes(len(inputs), settings["n_samples"])
+    n_tune, n_held = _policy.split_sizes(len(inputs), settings["n_samples"], args.n_holdout)
     if args.n_samples is not None and args.n_samples > n_tune:
         print(
             f"--n-samples {args.n_samples} is more than the data holds: tuning on all {n_tune} samples, "
@@ -245,6 +245,7 @@ def _run_phases(args: argparse.Namespace) -> int:
         metric=metric_names if len(metric_names) > 1 else metric_names[0],
         n_trials=settings["n_trials"],
         n_samples=settings["n_samples"],
+        n_holdout=n_held,
         sampler=args.sampler,
         pruner=args.pruner,
         storage=args.storage,
