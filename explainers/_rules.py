@@ -105,7 +105,7 @@ class ConservingZPlus(BasicHook):
         """z-plus; then, only if some neuron had no positive contribution, LRP-0 at those neurons added (on the
         output channels, or groups, that hold one, where the layer is a plain convolution)."""
         input = self.stored_tensors["input"][0]
-        if _direct(module, self.zero_params):
+        if _direct(module, self.zero_params, input):
             relevance = self._direct_backward(module, input, grad_output[0])
             return tuple(relevance if original.shape == relevance.shape else None for original in grad_input)
         if bool((input < 0).any()):
@@ -130,18 +130,35 @@ class ConservingZPlus(BasicHook):
         else:
             x_plus, x_minus, w_minus = input.clamp(min=0), input.clamp(max=0), weight.clamp(max=0)
             positive = _forward(module, x_plus, w_plus, b_plus).add_(_forward(module, x_minus, w_minus))
-        # z+_j >= 0 by construction: empty where no larger than the stabilizer's epsilon
-        empty = positive <= self.epsilon if self.epsilon is not None else _empty(positive, self.stabilizer_fn)
-        share = out_grad / positive.masked_fill_(empty, float("inf"))  # 0 at the empty neurons
+        empty, held, share = self._positive_share(module, positive, out_grad)
         if nonnegative:
             relevance = input * _input_gradient(module, input, w_plus, share)
         else:
             relevance = x_plus * _input_gradient(module, input, w_plus, share)
             relevance += x_minus * _input_gradient(module, input, w_minus, share)
-        if bool(empty.any()):
+        if empty is not None:
             total = _total(self.stored_tensors, module, input, weight, bias)
-            self._lrp0_at(module, input, weight, total, empty, out_grad, relevance)
+            self._lrp0_at(module, input, weight, total, empty, held, out_grad, relevance)
         return relevance
+
+    def _positive_share(
+        self, module: torch.nn.Module, positive: torch.Tensor, out_grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(empty neurons or None where there is none, the channels holding one, R_j / z+_j with 0 at the empty
+        neurons). z+_j >= 0 by construction: with the plain stabilizer, empty where z+_j <= epsilon, marked by a float
+        indicator (1 at the empty neurons; float arithmetic is several times faster than boolean masks on the CPU);
+        with another stabilizer, a boolean mask."""
+        if self.epsilon is None:
+            empty = _empty(positive, self.stabilizer_fn)
+            held = _per_channel(module, empty, torch.Tensor.any)
+            share = out_grad / positive.masked_fill_(empty, float("inf"))
+            return (empty if bool(held.any()) else None), held, share
+        held = _per_channel(module, positive, torch.Tensor.amin) <= self.epsilon
+        if not bool(held.any()):
+            return None, held, out_grad / positive
+        kept = torch.sub(positive, self.epsilon).clamp_(min=0).sign_()  # 1 where z+_j > epsilon, else 0
+        share = out_grad * kept / positive.clamp_(min=_floor(self.epsilon, positive))
+        return kept.neg_().add_(1.0), held, share
 
     def _lrp0_at(
         self,
@@ -150,27 +167,29 @@ class ConservingZPlus(BasicHook):
         weight: torch.Tensor,
         total: torch.Tensor,
         empty: torch.Tensor,
+        held: torch.Tensor,
         out_grad: torch.Tensor,
         relevance: torch.Tensor,
     ) -> None:
-        """LRP-0 at the empty neurons, added in place to ``relevance``; on a convolution, computed on the output
-        channels (groups) that hold an empty neuron only (the others contribute 0 to this pass)."""
-        groups, out_index, in_index = _channels(module, empty, input.shape[1])
+        """LRP-0 at the ``empty`` neurons (a boolean mask, or a float indicator with the plain stabilizer), added in
+        place to ``relevance``; on a convolution where few output channels (groups) hold an empty neuron (``held``),
+        computed on those only (the others contribute 0 to this pass)."""
+        groups, out_index, in_index = _channels(module, held, input)
         if out_index is not None:
             total, empty, out_grad = (t.index_select(1, out_index) for t in (total, empty, out_grad))
             weight = weight.index_select(0, out_index)
         sub_input = input if in_index is None else input.index_select(1, in_index)
-        # 0 where the neuron has a positive part (~empty) and where z_j itself is empty
-        share = out_grad / total.masked_fill(~empty | self._is_empty(total), float("inf"))
+        # 0 where the neuron has a positive part and where z_j itself is empty
+        if self.epsilon is not None:  # at an empty neuron z_j <= z+_j <= epsilon: z_j is empty unless z_j < -epsilon
+            chosen = torch.add(total, self.epsilon).clamp_(max=0).sign_().mul_(empty)  # -1 where chosen, else 0
+            share = out_grad * chosen / total.clamp(max=-_floor(self.epsilon, total)).neg_()
+        else:
+            share = out_grad / total.masked_fill(~empty | _empty(total, self.stabilizer_fn), float("inf"))
         contribution = sub_input * _input_gradient(module, sub_input, weight, share, groups)
         if in_index is None:
             relevance.add_(contribution)
         else:
             relevance.index_add_(1, in_index, contribution)
-
-    def _is_empty(self, part: torch.Tensor) -> torch.Tensor:
-        """Where a signed part is no larger than the stabilizer (the plain stabilizer: its epsilon)."""
-        return part.abs() <= self.epsilon if self.epsilon is not None else _empty(part, self.stabilizer_fn)
 
     def _nonnegative_backward(
         self, module: torch.nn.Module, input: torch.Tensor, grad_input: tuple, out_grad: torch.Tensor
@@ -201,6 +220,19 @@ def _plain_epsilon(stabilizer_fn: Callable[[torch.Tensor], torch.Tensor]) -> flo
     return None
 
 
+def _floor(epsilon: float, like: torch.Tensor) -> float:
+    """The smallest denominator at a neuron whose share is 0 anyway: epsilon, or the smallest normal number of the
+    dtype where epsilon is 0 (a non-zero denominator keeps 0 * R / z free of NaN)."""
+    return max(epsilon, torch.finfo(like.dtype).tiny)
+
+
+def _per_channel(module: torch.nn.Module, tensor: torch.Tensor, reduce: Callable) -> torch.Tensor:
+    """``tensor`` (a layer's output) reduced over every dimension but the channels (a dense layer's: the last)."""
+    channel = tensor.dim() - 1 if type(module) is torch.nn.Linear else 1
+    dims = tuple(dim for dim in range(tensor.dim()) if dim != channel)
+    return reduce(tensor, dims) if dims else tensor
+
+
 def _zeroed(name: str, zero_params: str | list[str] | None) -> bool:
     """Whether a ParamMod with ``zero_params`` sets the parameter ``name`` to zero."""
     if not zero_params:
@@ -208,9 +240,9 @@ def _zeroed(name: str, zero_params: str | list[str] | None) -> bool:
     return name == zero_params if isinstance(zero_params, str) else name in zero_params
 
 
-def _direct(module: torch.nn.Module, zero_params: str | list[str] | None) -> bool:
+def _direct(module: torch.nn.Module, zero_params: str | list[str] | None, input: torch.Tensor) -> bool:
     """Whether the rule's gradients on ``module`` are computed directly: a dense layer or a zero-padded convolution
-    (exactly those types: a subclass may change the forward) whose weight is kept."""
+    on a batched input (exactly those types: a subclass may change the forward) whose weight is kept."""
     if _zeroed("weight", zero_params):
         return False
     if type(module) is torch.nn.Linear:
@@ -219,6 +251,7 @@ def _direct(module: torch.nn.Module, zero_params: str | list[str] | None) -> boo
         type(module) in _CONVOLUTIONS
         and getattr(module, "padding_mode", "") == "zeros"
         and isinstance(getattr(module, "padding", None), tuple)
+        and input.dim() == len(module.kernel_size) + 2  # type: ignore[arg-type]
     )
 
 
@@ -311,21 +344,21 @@ def _channel_view(module: torch.nn.Module, vector: torch.Tensor, like: torch.Ten
 
 
 def _channels(
-    module: torch.nn.Module, empty: torch.Tensor, in_channels: int
+    module: torch.nn.Module, held: torch.Tensor, input: torch.Tensor
 ) -> tuple[int | None, torch.Tensor | None, torch.Tensor | None]:
     """(groups, output channels, input channels) of the convolution restricted to the output channels (a grouped
-    convolution: the groups) that hold an empty neuron; Nones where that is all of them, or on a dense layer."""
-    if type(module) is torch.nn.Linear or empty.dim() < 3:
+    convolution: the groups) that hold an empty neuron (``held``); Nones on a dense layer, and where more than half
+    hold one (the copies of the restriction would cost more than the channels it spares)."""
+    if type(module) is torch.nn.Linear or len(held) == 1:
         return None, None, None
-    channels = empty.flatten(2).any(2).any(0).nonzero().flatten()
-    if len(channels) == empty.shape[1]:
-        return None, None, None
+    in_channels = input.shape[1]
+    channels = held.nonzero().flatten()
     groups = module.groups
     if groups == 1:
-        return None, channels, None
-    per_group_out, per_group_in = empty.shape[1] // groups, in_channels // groups
+        return (None, channels, None) if 2 * len(channels) <= len(held) else (None, None, None)
+    per_group_out, per_group_in = len(held) // groups, in_channels // groups
     group_index = torch.unique(channels // per_group_out)
-    if len(group_index) == groups:
+    if 2 * len(group_index) > groups:
         return None, None, None
     within_out = torch.arange(per_group_out, device=channels.device)
     within_in = torch.arange(per_group_in, device=channels.device)
@@ -361,9 +394,10 @@ class FastGamma(Gamma):
 
     def backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
         """The gamma rule: directly on a convolution or dense layer, zennit's passes elsewhere."""
-        if not _direct(module, self.zero_params):
+        input = self.stored_tensors["input"][0]
+        if not _direct(module, self.zero_params, input):
             return super().backward(module, grad_input, grad_output)
-        relevance = self._direct_backward(module, self.stored_tensors["input"][0], grad_output[0])
+        relevance = self._direct_backward(module, input, grad_output[0])
         return tuple(relevance if original.shape == relevance.shape else None for original in grad_input)
 
     def _direct_backward(self, module: torch.nn.Module, input: torch.Tensor, out_grad: torch.Tensor) -> torch.Tensor:

@@ -280,7 +280,7 @@ def relevance_of(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Tenso
 
 def generic(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rules' autograd passes everywhere (the reference for the direct ones)."""
-    monkeypatch.setattr(rules, "_direct", lambda module, zero_params: False)
+    monkeypatch.setattr(rules, "_direct", lambda module, zero_params, input: False)
 
 
 @pytest.mark.parametrize("kind", list(DIRECT_LAYERS))
@@ -290,7 +290,7 @@ def test_direct_zplus_equals_its_autograd_passes(kind, signed, zero_params, monk
     """The direct gradients, the fallback's z_j read from the layer's output (less a zeroed bias), the restriction to
     the channels holding an empty neuron: the autograd passes' result, fallback included."""
     layer, x, relevance = direct_case(kind, signed)
-    assert rules._direct(layer, zero_params)
+    assert rules._direct(layer, zero_params, x)
     calls = []
     fallback = ConservingZPlus._lrp0_at
     monkeypatch.setattr(ConservingZPlus, "_lrp0_at", lambda self, *args: calls.append(1) or fallback(self, *args))
@@ -299,6 +299,17 @@ def test_direct_zplus_equals_its_autograd_passes(kind, signed, zero_params, monk
     generic(monkeypatch)
     reference = relevance_of(ConservingZPlus(stabilizer=TINY, zero_params=zero_params), layer, x, relevance)
     torch.testing.assert_close(direct, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "linear"])
+@pytest.mark.parametrize("signed", [False, True], ids=["nonnegative", "signed"])
+@pytest.mark.parametrize("stabilizer", [0.0, Stabilizer(TINY, clip=True)], ids=["zero", "clip"])
+def test_direct_zplus_other_stabilizers_equal_its_autograd_passes(kind, signed, stabilizer, monkeypatch):
+    """A zero epsilon (empty means exactly 0) and a stabilizer other than zennit's plain one (boolean masks)."""
+    layer, x, relevance = direct_case(kind, signed)
+    direct = relevance_of(ConservingZPlus(stabilizer=stabilizer), layer, x, relevance)
+    generic(monkeypatch)
+    torch.testing.assert_close(direct, relevance_of(ConservingZPlus(stabilizer=stabilizer), layer, x, relevance))
 
 
 @pytest.mark.parametrize("kind", list(DIRECT_LAYERS))
@@ -349,7 +360,7 @@ GAMMA_CASES = [(0.25, None), (1.0, None), (0.25, ["bias"])]
 @pytest.mark.parametrize("gamma, zero_params", GAMMA_CASES, ids=["gamma0.25", "gamma1", "no_bias"])
 def test_fast_gamma_equals_zennit_gamma(kind, signed, gamma, zero_params):
     layer, x, relevance = direct_case(kind, signed)
-    assert rules._direct(layer, zero_params)
+    assert rules._direct(layer, zero_params, x)
     theirs = relevance_of(Gamma(gamma=gamma, stabilizer=1e-6, zero_params=zero_params), layer, x, relevance)
     ours = relevance_of(FastGamma(gamma=gamma, stabilizer=1e-6, zero_params=zero_params), layer, x, relevance)
     assert not torch.allclose(theirs, relevance_of(Epsilon(epsilon=1e-6), layer, x, relevance), rtol=1e-3)
@@ -366,19 +377,27 @@ def test_fast_gamma_other_stabilizers_equal_zennit_gamma(stabilizer):
 
 
 @pytest.mark.parametrize(
-    "layer",
-    [nn.ConvTranspose2d(6, 4, 3), nn.Conv2d(6, 4, 3, padding=1, padding_mode="reflect")],
-    ids=["transposed", "reflect"],
+    "layer, shape",
+    [
+        (nn.ConvTranspose2d(6, 4, 3), (2, 6, 7, 7)),
+        (nn.Conv2d(6, 4, 3, padding=1, padding_mode="reflect"), (2, 6, 7, 7)),
+        (nn.Conv1d(6, 4, 3, padding=1), (6, 9)),
+    ],
+    ids=["transposed", "reflect", "unbatched"],
 )
-def test_fast_gamma_elsewhere_is_zennit_gamma(layer):
-    """Layers without the direct passes run zennit's own."""
+def test_rules_elsewhere_run_the_autograd_passes(layer, shape):
+    """Layers without the direct passes: zennit's own Gamma, and z-plus' autograd passes (against alpha1-beta0)."""
     torch.manual_seed(7)
     layer = layer.double()
-    assert not rules._direct(layer, None)
-    x = torch.randn(2, 6, 7, 7, dtype=torch.float64)
+    x = torch.randn(*shape, dtype=torch.float64)
+    assert not rules._direct(layer, None, x)
     relevance = torch.randn_like(layer(x))
     theirs = relevance_of(Gamma(gamma=0.25), layer, x, relevance)
     assert torch.equal(relevance_of(FastGamma(gamma=0.25), layer, x, relevance), theirs)
+    torch.testing.assert_close(
+        relevance_of(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
+        relevance_of(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
+    )
 
 
 def test_fast_epsilon_gamma_box_equals_zennit_composite():
