@@ -420,9 +420,12 @@ class FastGamma(Gamma):
         positive = torch.add(base, part, alpha=gamma)
         negative = torch.add(base, part, alpha=-gamma).add_(base, alpha=gamma)
         if self.epsilon is not None and not zeroed_bias:
-            # the plain stabilizer adds epsilon * sign: positive >= z > 0 where z > 0, negative <= z < 0 where z < 0
-            share_positive = out_grad / positive.add_(self.epsilon).masked_fill_(output <= 0, float("inf"))
-            share_negative = out_grad / negative.sub_(self.epsilon).masked_fill_(output >= 0, float("inf"))
+            # the plain stabilizer adds epsilon * sign: positive >= z > 0 where z > 0, negative <= z < 0 where z < 0;
+            # float indicators of the signs of z (faster than boolean masks), denominators kept away from 0 elsewhere
+            floor = _floor(self.epsilon, output)
+            up, down = output.clamp(min=0).sign_(), output.clamp(max=0).sign_()  # 1 where z > 0; -1 where z < 0
+            share_positive = out_grad * up / positive.clamp_(min=0).add_(floor)
+            share_negative = out_grad * down / negative.clamp_(max=0).sub_(floor).neg_()
         else:
             share_positive = (output > 0) * out_grad / self.stabilizer_fn(positive)
             share_negative = (output < 0) * out_grad / self.stabilizer_fn(negative)
