@@ -131,20 +131,21 @@ class ConservingZPlus(BasicHook):
             x_plus, x_minus, w_minus = input.clamp(min=0), input.clamp(max=0), weight.clamp(max=0)
             positive = _forward(module, x_plus, w_plus, b_plus).add_(_forward(module, x_minus, w_minus))
         empty, held, share = self._positive_share(module, positive, out_grad)
+        gradient = _input_gradient(module, input, w_plus, share)
         if nonnegative:
-            relevance = input * _input_gradient(module, input, w_plus, share)
+            relevance = input * gradient
         else:
-            relevance = x_plus * _input_gradient(module, input, w_plus, share)
-            relevance += x_minus * _input_gradient(module, input, w_minus, share)
-        if empty is not None:
+            relevance = x_plus * gradient
+            relevance.addcmul_(x_minus, _input_gradient(module, input, w_minus, share))
+        if empty is not None and held is not None:
             total = _total(self.stored_tensors, module, input, weight, bias)
             self._lrp0_at(module, input, weight, total, empty, held, out_grad, relevance)
         return relevance
 
     def _positive_share(
         self, module: torch.nn.Module, positive: torch.Tensor, out_grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """(empty neurons or None where there is none, the channels holding one, R_j / z+_j with 0 at the empty
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """(empty neurons and the channels holding one, or Nones where there is none; R_j / z+_j with 0 at the empty
         neurons). z+_j >= 0 by construction: with the plain stabilizer, empty where z+_j <= epsilon, marked by a float
         indicator (1 at the empty neurons; float arithmetic is several times faster than boolean masks on the CPU);
         with another stabilizer, a boolean mask."""
@@ -152,10 +153,12 @@ class ConservingZPlus(BasicHook):
             empty = _empty(positive, self.stabilizer_fn)
             held = _per_channel(module, empty, torch.Tensor.any)
             share = out_grad / positive.masked_fill_(empty, float("inf"))
-            return (empty if bool(held.any()) else None), held, share
+            if not bool(held.any()):
+                return None, None, share
+            return empty, held, share
+        if positive.numel() == 0 or float(positive.amin()) > self.epsilon:
+            return None, None, out_grad / positive
         held = _per_channel(module, positive, torch.Tensor.amin) <= self.epsilon
-        if not bool(held.any()):
-            return None, held, out_grad / positive
         kept = torch.sub(positive, self.epsilon).clamp_(min=0).sign_()  # 1 where z+_j > epsilon, else 0
         share = out_grad * kept / positive.clamp_(min=_floor(self.epsilon, positive))
         return kept.neg_().add_(1.0), held, share
@@ -185,11 +188,11 @@ class ConservingZPlus(BasicHook):
             share = out_grad * chosen / total.clamp(max=-_floor(self.epsilon, total)).neg_()
         else:
             share = out_grad / total.masked_fill(~empty | _empty(total, self.stabilizer_fn), float("inf"))
-        contribution = sub_input * _input_gradient(module, sub_input, weight, share, groups)
+        gradient = _input_gradient(module, sub_input, weight, share, groups)
         if in_index is None:
-            relevance.add_(contribution)
+            relevance.addcmul_(sub_input, gradient)
         else:
-            relevance.index_add_(1, in_index, contribution)
+            relevance.index_add_(1, in_index, sub_input * gradient)
 
     def _nonnegative_backward(
         self, module: torch.nn.Module, input: torch.Tensor, grad_input: tuple, out_grad: torch.Tensor
