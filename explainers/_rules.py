@@ -1,4 +1,4 @@
-"""Conserving z-plus and alpha-beta rules, and the composites of the variants that use them.
+"""Conserving z-plus and alpha-beta rules, a faster gamma rule, and the composites of the variants that use them.
 
 zennit's :class:`~zennit.rules.ZPlus` and :class:`~zennit.rules.AlphaBeta` split a neuron's relevance among its
 positive contributions (and, for alpha-beta, its negative ones) by their share of the positive (negative) total.
@@ -9,6 +9,10 @@ channel) and on narrow layers, where they made ShuffleNet v2 lose 95% of its rel
 tenfold under alpha2-beta1. The rules here fall back, at exactly those neurons, to the part that is not empty, so
 every neuron's relevance is distributed in full; everywhere else they equal zennit's rules (without the relevance
 zennit's stabilizer absorbs: the stabilizer here only marks empty parts).
+
+On zero-padded convolutions and dense layers, z-plus and :class:`FastGamma` (zennit's gamma rule) compute their
+gradients directly (no autograd graph per modified pass) and read the unmodified pass from the layer's own output, so
+an attribution runs fewer passes of each layer than zennit's rules; other layers take the autograd passes.
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ class ConservingZPlus(BasicHook):
             relevance = x_plus * gradient
             relevance.addcmul_(x_minus, _input_gradient(module, input, w_minus, share))
         if empty is not None and held is not None:
-            total = _total(self.stored_tensors, module, input, weight, bias)
+            total = _total(self.stored_tensors, module, input, bias)
             self._lrp0_at(module, input, weight, total, empty, held, out_grad, relevance)
         return relevance
 
@@ -324,11 +328,7 @@ def _output(stored_tensors: dict, module: torch.nn.Module, input: torch.Tensor) 
 
 
 def _total(
-    stored_tensors: dict,
-    module: torch.nn.Module,
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
+    stored_tensors: dict, module: torch.nn.Module, input: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
     """z_j = (W x + b)_j with ``bias`` (None where zero_params zeroes it): the layer's output, less its bias where
     that is zeroed (the canonizers merged BatchNorm into the layer before the forward pass, so both agree)."""
