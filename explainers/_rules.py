@@ -160,7 +160,7 @@ class ConservingZPlus(BasicHook):
             if not bool(held.any()):
                 return None, None, share
             return empty, held, share
-        if positive.numel() == 0 or float(positive.amin()) > self.epsilon:
+        if positive.numel() == 0 or not float(positive.amin()) <= self.epsilon:  # none empty (or NaN: passed on)
             return None, None, out_grad / positive
         held = _per_channel(module, positive, torch.Tensor.amin) <= self.epsilon
         kept = torch.sub(positive, self.epsilon).clamp_(min=0).sign_()  # 1 where z+_j > epsilon, else 0

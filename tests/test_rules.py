@@ -430,3 +430,11 @@ def test_fast_epsilon_gamma_box_equals_zennit_composite():
             results.append(attributor(x.clone().requires_grad_(), seed_relevance)[1])
     torch.testing.assert_close(results[1], results[0], rtol=1e-9, atol=1e-12)
     assert results[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("rule", [ConservingZPlus, FastGamma])
+def test_direct_rules_pass_a_nan_on(rule):
+    """A NaN in the input gives a NaN in the relevance (reported by the explainers), not an error or a finite map."""
+    layer, x, relevance = direct_case("conv", signed=False)
+    x[0, 0, 0, 0] = float("nan")
+    assert bool(relevance_of(rule(stabilizer=TINY), layer, x, relevance).isnan().any())
