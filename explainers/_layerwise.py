@@ -11,12 +11,12 @@ from typing import Any, ClassVar
 from torch import nn
 from zennit.composites import layer_map_base
 from zennit.core import Composite, Hook
-from zennit.rules import Epsilon, Flat, Gamma, ZBox
+from zennit.rules import Epsilon, Flat, ZBox
 from zennit.types import Convolution
 
 from ._base import LRPBase
 from ._registry import register_explainer
-from ._rules import ConservingAlphaBeta, ConservingZPlus
+from ._rules import ConservingAlphaBeta, ConservingZPlus, FastGamma
 from ._tunable import Tunables
 from ._variants import (
     LOG_UNIT_INTERVAL,
@@ -87,7 +87,7 @@ FIELDS = tuple(field.name for field in dataclasses.fields(GroupRule))  # rule, e
 # the zennit rule of a choice, built from the explainer's current parameters
 _RULE_BUILDERS: dict[str, Callable[[GroupRule, LRPLayerwise], Hook]] = {
     "epsilon": lambda choice, lrp: Epsilon(epsilon=choice.epsilon),
-    "gamma": lambda choice, lrp: Gamma(gamma=choice.gamma, stabilizer=lrp.stabilizer),
+    "gamma": lambda choice, lrp: FastGamma(gamma=choice.gamma, stabilizer=lrp.stabilizer),
     "alpha2beta1": lambda choice, lrp: ConservingAlphaBeta(alpha=2, beta=1, stabilizer=lrp.stabilizer),
     "zplus": lambda choice, lrp: ConservingZPlus(stabilizer=lrp.stabilizer),
     "zbox": lambda choice, lrp: ZBox(low=lrp.low, high=lrp.high, stabilizer=lrp.stabilizer),

@@ -7,14 +7,14 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from zennit.composites import EpsilonGammaBox, LayerMapComposite, layer_map_base
+from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.core import Composite
 from zennit.rules import Epsilon
 from zennit.types import Convolution, Linear
 
 from ._base import LRPBase
 from ._registry import register_explainer
-from ._rules import ConservingEpsilonAlpha2Beta1, ConservingEpsilonPlus
+from ._rules import ConservingEpsilonAlpha2Beta1, ConservingEpsilonPlus, FastEpsilonGammaBox
 from ._types import LSTM, RNN, Attention
 
 Stabilizer = float | Callable[[torch.Tensor], torch.Tensor]
@@ -120,7 +120,7 @@ class LRPEpsilonGammaBox(_ZennitVariant):
         super().__init__(model, **common)
 
     def build_composite(self, model: nn.Module) -> Composite:
-        return EpsilonGammaBox(
+        return FastEpsilonGammaBox(
             low=self.low,
             high=self.high,
             epsilon=self.epsilon,

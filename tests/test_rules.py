@@ -1,5 +1,6 @@
 """The conserving z-plus and alpha-beta rules: equal to zennit's where zennit's conserves, conserving elsewhere; the
-LayerNorm rule: the epsilon rule on LayerNorm's linear map once its standard deviation is held constant."""
+LayerNorm rule: the epsilon rule on LayerNorm's linear map once its standard deviation is held constant; the direct
+passes of z-plus and of the gamma rule: equal to the autograd passes and to zennit's Gamma."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ import torch
 from torch import nn
 from torchvision.models.convnext import LayerNorm2d
 from zennit.attribution import Gradient
-from zennit.composites import LayerMapComposite
-from zennit.rules import AlphaBeta, Epsilon, ZPlus
+from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.composites import EpsilonGammaBox, LayerMapComposite
+from zennit.core import Stabilizer
+from zennit.rules import AlphaBeta, Epsilon, Gamma, ZPlus
 
-from explainers._rules import ConservingAlphaBeta, ConservingLayerNorm, ConservingZPlus
+from explainers import _rules as rules
+from explainers._rules import (
+    ConservingAlphaBeta,
+    ConservingLayerNorm,
+    ConservingZPlus,
+    FastEpsilonGammaBox,
+    FastGamma,
+)
 
 
 def layer_relevance(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
@@ -226,3 +236,205 @@ def test_zplus_fallback_on_some_channels_equals_alpha1_beta0(groups, signed):
         rtol=1e-10,
         atol=1e-14,
     )
+
+
+# -- the direct (graph-free) passes on convolutions and dense layers -------------------------------------------------
+
+DIRECT_LAYERS = {
+    "conv": lambda: nn.Conv2d(6, 8, 3, padding=1),
+    "grouped": lambda: nn.Conv2d(6, 4, 3, groups=2),
+    "depthwise": lambda: nn.Conv2d(6, 6, 3, padding=1, groups=6),
+    "stride2": lambda: nn.Conv2d(6, 5, 3, stride=2, padding=1),
+    "dilation2": lambda: nn.Conv2d(6, 4, 3, padding=2, dilation=2),
+    "conv1d": lambda: nn.Conv1d(6, 4, 3, padding=1),
+    "conv3d": lambda: nn.Conv3d(6, 4, 3, padding=1, groups=2),
+    "linear": lambda: nn.Linear(6, 5),
+}
+INPUT_SHAPES = {"conv1d": (2, 6, 9), "conv3d": (2, 6, 5, 5, 5), "linear": (3, 6)}
+ANY_LAYER = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ConvTranspose2d)
+
+
+def direct_case(kind: str, signed: bool) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A layer (float64, biases of both signs) whose output channel 0 has only negative weights and a negative bias on
+    input channels 0-1 (zero weights elsewhere): no positive contribution where channels 0-1 are non-negative, so
+    z-plus falls back there; ``signed``: the other channels hold negative values. With a relevance seed."""
+    torch.manual_seed(5)
+    layer = DIRECT_LAYERS[kind]().double()
+    with torch.no_grad():
+        layer.weight[0] = 0.0
+        per_group = layer.weight.shape[1]
+        layer.weight[0, : min(2, per_group)] = -torch.rand_like(layer.weight[0, : min(2, per_group)]) - 0.1
+        layer.bias[0] = -0.2
+    x = torch.rand(*INPUT_SHAPES.get(kind, (2, 6, 7, 7)), dtype=torch.float64)
+    if signed:
+        x[:, 2:] -= 0.5
+    return layer, x, torch.randn_like(layer(x))
+
+
+def relevance_of(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    composite = LayerMapComposite(layer_map=[(ANY_LAYER, rule)])
+    with Gradient(model=layer, composite=composite) as attributor:
+        _, result = attributor(x.clone().requires_grad_(), relevance)
+    return result
+
+
+def generic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rules' autograd passes everywhere (the reference for the direct ones)."""
+    monkeypatch.setattr(rules, "_direct", lambda module, zero_params, input: False)
+
+
+@pytest.mark.parametrize("kind", list(DIRECT_LAYERS))
+@pytest.mark.parametrize("signed", [False, True], ids=["nonnegative", "signed"])
+@pytest.mark.parametrize("zero_params", [None, ["bias"]], ids=["bias", "no_bias"])
+def test_direct_zplus_equals_its_autograd_passes(kind, signed, zero_params, monkeypatch):
+    """The direct gradients, the fallback's z_j read from the layer's output (less a zeroed bias), the restriction to
+    the channels holding an empty neuron: the autograd passes' result, fallback included."""
+    layer, x, relevance = direct_case(kind, signed)
+    assert rules._direct(layer, zero_params, x)
+    calls = []
+    fallback = ConservingZPlus._lrp0_at
+    monkeypatch.setattr(ConservingZPlus, "_lrp0_at", lambda self, *args: calls.append(1) or fallback(self, *args))
+    direct = relevance_of(ConservingZPlus(stabilizer=TINY, zero_params=zero_params), layer, x, relevance)
+    assert calls == [1], "the fallback must run"
+    generic(monkeypatch)
+    reference = relevance_of(ConservingZPlus(stabilizer=TINY, zero_params=zero_params), layer, x, relevance)
+    torch.testing.assert_close(direct, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "linear"])
+@pytest.mark.parametrize("signed", [False, True], ids=["nonnegative", "signed"])
+@pytest.mark.parametrize("stabilizer", [0.0, Stabilizer(TINY, clip=True)], ids=["zero", "clip"])
+def test_direct_zplus_other_stabilizers_equal_its_autograd_passes(kind, signed, stabilizer, monkeypatch):
+    """A zero epsilon (empty means exactly 0) and a stabilizer other than zennit's plain one (boolean masks)."""
+    layer, x, relevance = direct_case(kind, signed)
+    direct = relevance_of(ConservingZPlus(stabilizer=stabilizer), layer, x, relevance)
+    generic(monkeypatch)
+    torch.testing.assert_close(direct, relevance_of(ConservingZPlus(stabilizer=stabilizer), layer, x, relevance))
+
+
+@pytest.mark.parametrize("kind", list(DIRECT_LAYERS))
+@pytest.mark.parametrize("signed", [False, True], ids=["nonnegative", "signed"])
+def test_direct_zplus_conserves_and_equals_alpha1_beta0(kind, signed):
+    """Biases zeroed: the input relevance sums to the output relevance, and equals the four-pass oracle."""
+    layer, x, relevance = direct_case(kind, signed)
+    relevance = relevance.abs() + 0.1
+    ours = relevance_of(ConservingZPlus(stabilizer=TINY, zero_params=["bias"]), layer, x, relevance)
+    oracle = relevance_of(ConservingAlphaBeta(1, 0, stabilizer=TINY, zero_params=["bias"]), layer, x, relevance)
+    torch.testing.assert_close(ours, oracle, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(sums(ours), sums(relevance), rtol=1e-10, atol=0)
+
+
+def test_direct_zplus_fallback_is_lrp0_on_a_layer_without_positive_weights():
+    """Every neuron empty (negative weights, non-negative input): the result is LRP-0, from the layer's own output."""
+    torch.manual_seed(6)
+    layer = nn.Conv2d(3, 4, 3, padding=1, bias=False).double()
+    with torch.no_grad():
+        layer.weight.copy_(-layer.weight.abs() - 0.01)
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64)
+    relevance = torch.rand(2, 4, 6, 6, dtype=torch.float64)
+    expected = relevance_of(Epsilon(epsilon=TINY), layer, x, relevance)
+    torch.testing.assert_close(relevance_of(ConservingZPlus(stabilizer=TINY), layer, x, relevance), expected)
+
+
+class NegateInPlace(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.neg_()
+
+
+@pytest.mark.parametrize("rule", [FastGamma, ConservingZPlus])
+def test_direct_rules_after_an_in_place_operation_on_the_output(rule):
+    """An in-place operation after the layer changes the output the rule stored: the unmodified pass (gamma's signs,
+    z-plus' fallback) is computed again, so the result is the layer's own for the relevance the operation passes."""
+    layer, x, relevance = direct_case("conv", signed=True)
+    composite = LayerMapComposite(layer_map=[(nn.Conv2d, rule(stabilizer=TINY))])
+    with Gradient(model=nn.Sequential(layer, NegateInPlace()), composite=composite) as attributor:
+        result = attributor(x.clone().requires_grad_(), relevance)[1]
+    torch.testing.assert_close(result, relevance_of(rule(stabilizer=TINY), layer, x, -relevance))
+
+
+GAMMA_CASES = [(0.25, None), (1.0, None), (0.25, ["bias"])]
+
+
+@pytest.mark.parametrize("kind", list(DIRECT_LAYERS))
+@pytest.mark.parametrize("signed", [False, True], ids=["nonnegative", "signed"])
+@pytest.mark.parametrize("gamma, zero_params", GAMMA_CASES, ids=["gamma0.25", "gamma1", "no_bias"])
+def test_fast_gamma_equals_zennit_gamma(kind, signed, gamma, zero_params):
+    layer, x, relevance = direct_case(kind, signed)
+    assert rules._direct(layer, zero_params, x)
+    theirs = relevance_of(Gamma(gamma=gamma, stabilizer=1e-6, zero_params=zero_params), layer, x, relevance)
+    ours = relevance_of(FastGamma(gamma=gamma, stabilizer=1e-6, zero_params=zero_params), layer, x, relevance)
+    assert not torch.allclose(theirs, relevance_of(Epsilon(epsilon=1e-6), layer, x, relevance), rtol=1e-3)
+    torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize(
+    "stabilizer", [Stabilizer(1e-3, clip=True), lambda z: z + 1e-6 * (z >= 0).to(z) * 2 - 1e-6], ids=["clip", "fn"]
+)
+def test_fast_gamma_other_stabilizers_equal_zennit_gamma(stabilizer):
+    layer, x, relevance = direct_case("conv", signed=True)
+    theirs = relevance_of(Gamma(gamma=0.5, stabilizer=stabilizer), layer, x, relevance)
+    torch.testing.assert_close(relevance_of(FastGamma(gamma=0.5, stabilizer=stabilizer), layer, x, relevance), theirs)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (nn.ConvTranspose2d(6, 4, 3), (2, 6, 7, 7)),
+        (nn.Conv2d(6, 4, 3, padding=1, padding_mode="reflect"), (2, 6, 7, 7)),
+        (nn.Conv1d(6, 4, 3, padding=1), (6, 9)),
+    ],
+    ids=["transposed", "reflect", "unbatched"],
+)
+def test_rules_elsewhere_run_the_autograd_passes(layer, shape):
+    """Layers without the direct passes: zennit's own Gamma, and z-plus' autograd passes (against alpha1-beta0)."""
+    torch.manual_seed(7)
+    layer = layer.double()
+    x = torch.randn(*shape, dtype=torch.float64)
+    assert not rules._direct(layer, None, x)
+    relevance = torch.randn_like(layer(x))
+    theirs = relevance_of(Gamma(gamma=0.25), layer, x, relevance)
+    assert torch.equal(relevance_of(FastGamma(gamma=0.25), layer, x, relevance), theirs)
+    torch.testing.assert_close(
+        relevance_of(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
+        relevance_of(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
+    )
+
+
+def test_fast_epsilon_gamma_box_equals_zennit_composite():
+    """The composite of LRPEpsilonGammaBox against zennit's EpsilonGammaBox (BatchNorm merged, an in-place ReLU)."""
+    torch.manual_seed(8)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        nn.BatchNorm2d(8),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(8, 6, 1),
+        nn.Flatten(),
+        nn.Linear(6 * 8 * 8, 5),
+    ).double()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.running_mean, -0.5, 0.5)
+            nn.init.uniform_(module.running_var, 0.5, 1.5)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.5, 0.5)
+    model.eval()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    seed_relevance = torch.eye(5, dtype=torch.float64)[[1, 3]]
+    results = []
+    for composite in (EpsilonGammaBox, FastEpsilonGammaBox):
+        built = composite(low=-3.0, high=3.0, gamma=0.3, canonizers=[SequentialMergeBatchNorm()])
+        with Gradient(model=model, composite=built) as attributor:
+            results.append(attributor(x.clone().requires_grad_(), seed_relevance)[1])
+    torch.testing.assert_close(results[1], results[0], rtol=1e-9, atol=1e-12)
+    assert results[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("rule", [ConservingZPlus, FastGamma])
+def test_direct_rules_pass_a_nan_on(rule):
+    """A NaN in the input gives a NaN in the relevance (reported by the explainers), not an error or a finite map."""
+    layer, x, relevance = direct_case("conv", signed=False)
+    x[0, 0, 0, 0] = float("nan")
+    assert bool(relevance_of(rule(stabilizer=TINY), layer, x, relevance).isnan().any())
