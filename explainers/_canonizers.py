@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import torch
 from torch import nn
 from torchvision.models import VGG, ResNet
 from zennit.canonizers import Canonizer, MergeBatchNorm
@@ -64,17 +65,21 @@ def default_canonizers(model: nn.Module) -> list[Canonizer]:
 
 class ExactMergeBatchNorm(MergeBatchNorm):
     """zennit's BatchNorm merging, made exact: zennit's merge leaves the BatchNorm computing ``x / sqrt(1 + eps)``;
-    here its ``eps`` is 0 while merged (and restored afterwards), so the canonized model computes what the original
-    does. A subclass says which pairs to merge (``apply``)."""
+    here the merged BatchNorm is skipped (its ``forward`` is the identity while merged, restored afterwards), so the
+    canonized model computes what the original does. Its ``eps`` stays as it is: torch up to 2.11 refuses a
+    BatchNorm with ``eps=0`` even in eval mode. A subclass says which pairs to merge (``apply``)."""
 
     def register(self, linears: tuple[nn.Module, ...], batch_norm: nn.Module) -> None:
-        self.eps = batch_norm.eps
         super().register(linears, batch_norm)
-        batch_norm.eps = 0.0
+        batch_norm.forward = _identity  # an instance attribute: the class's forward is back once it is deleted
 
     def remove(self) -> None:
         super().remove()
-        self.batch_norm.eps = self.eps
+        del self.batch_norm.forward
+
+
+def _identity(input: torch.Tensor) -> torch.Tensor:
+    return input
 
 
 class AdjacentMergeBatchNorm(ExactMergeBatchNorm):

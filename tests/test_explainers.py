@@ -357,3 +357,38 @@ def test_the_registry_names_every_explainer_and_refuses_unknown_names():
             TUNABLES = {"gama": (float, UNIT)}
 
     assert "misspelt" not in explainers.EXPLAINERS
+
+
+def test_a_merged_batch_norm_is_skipped_with_its_eps_kept(monkeypatch):
+    """The merge makes a BatchNorm the identity by skipping it, not by setting its eps to 0 (which torch up to
+    2.11 refuses in eval mode): while merged the BatchNorm never runs, the canonized model computes the original's
+    output, and afterwards the module is as it was."""
+    from explainers._canonizers import AdjacentMergeBatchNorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+    model = model.double().eval()
+    batch_norm = model[1]
+    batch_norm.running_mean.uniform_(-1, 1)
+    batch_norm.running_var.uniform_(0.5, 2)
+    nn.init.uniform_(batch_norm.weight, 0.5, 2)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model(x)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    handles = AdjacentMergeBatchNorm().apply(model)
+    assert len(handles) == 1 and batch_norm.eps == 1e-5
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a merged BatchNorm ran")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.nn.functional, "batch_norm", refuse)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), expected, rtol=1e-12, atol=1e-12)
+    for handle in handles:
+        handle.remove()
+    assert "forward" not in vars(batch_norm) and batch_norm.eps == 1e-5
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
