@@ -501,6 +501,22 @@ class ConservingAlphaBeta(BasicHook):
         )
 
 
+def _epsilon_dense_map(
+    layer_map: list | None,
+    stabilizer: StabilizerLike,
+    convolution_rule: Hook,
+    epsilon: StabilizerLike,
+    zero_params: list[str] | None,
+) -> list:
+    """zennit's layer map of its Epsilon* composites: ``layer_map`` first, then its base map, ``convolution_rule`` on
+    convolutions and epsilon on dense layers."""
+    return (
+        list(layer_map or [])
+        + layer_map_base(stabilizer)
+        + [(Convolution, convolution_rule), (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params))]
+    )
+
+
 class _EpsilonDenseComposite(LayerMapComposite):
     """A zennit-style composite: a conserving rule on convolutions, epsilon on dense layers, ``layer_map``
     prepended; a subclass names its convolution rule (:meth:`convolution_rule`)."""
@@ -513,13 +529,8 @@ class _EpsilonDenseComposite(LayerMapComposite):
         zero_params: list[str] | None = None,
         canonizers: list | None = None,
     ) -> None:
-        layer_map = (
-            list(layer_map or [])
-            + layer_map_base(stabilizer)
-            + [
-                (Convolution, self.convolution_rule(stabilizer, zero_params)),
-                (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params)),
-            ]
+        layer_map = _epsilon_dense_map(
+            layer_map, stabilizer, self.convolution_rule(stabilizer, zero_params), epsilon, zero_params
         )
         super().__init__(layer_map=layer_map, canonizers=canonizers)
 
@@ -569,13 +580,12 @@ class FastEpsilonGammaBox(SpecialFirstLayerMapComposite):
         zero_params: list[str] | None = None,
         canonizers: list | None = None,
     ) -> None:
-        layer_map = (
-            list(layer_map or [])
-            + layer_map_base(stabilizer)
-            + [
-                (Convolution, FastGamma(gamma=gamma, stabilizer=stabilizer, zero_params=zero_params)),
-                (torch.nn.Linear, Epsilon(epsilon=epsilon, zero_params=zero_params)),
-            ]
+        layer_map = _epsilon_dense_map(
+            layer_map,
+            stabilizer,
+            FastGamma(gamma=gamma, stabilizer=stabilizer, zero_params=zero_params),
+            epsilon,
+            zero_params,
         )
         first_map = list(first_map or []) + [
             (Convolution, ZBox(low=low, high=high, stabilizer=stabilizer, zero_params=zero_params))
