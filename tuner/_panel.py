@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from explainers import evaluation_mode
 from metrics import METRICS, FaithfulnessCorrelation, Metric, get_metric
 
 from ._objective import Objective, configuration_key
@@ -133,15 +134,17 @@ class HeldOutScorer:
 
     def __init__(self, holdout: Objective, panel: list[tuple[str, Metric]]):
         self.n_objective = len(holdout.metrics)
-        self.scorer = Objective(
-            holdout.space,
-            [*holdout.metrics, *(m for _, m in panel)],
-            holdout.inputs,
-            holdout.targets,
-            batch_size=holdout.batch_size,
-            trial_attrs={},
-            metric_phases=[None] * self.n_objective + [PANEL_PHASE] * len(panel),
-        )
+        model = next(iter(holdout.space.variants.values())).model
+        with evaluation_mode(model):  # the metrics' reference scores, computed here once, as the trials' are
+            self.scorer = Objective(
+                holdout.space,
+                [*holdout.metrics, *(m for _, m in panel)],
+                holdout.inputs,
+                holdout.targets,
+                batch_size=holdout.batch_size,
+                trial_attrs={},
+                metric_phases=[None] * self.n_objective + [PANEL_PHASE] * len(panel),
+            )
         self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.seconds = 0.0  # spent in the panel's metrics
         self._same_masks = [(m, _SameMasks(m._scores)) for _, m in panel if isinstance(m, FaithfulnessCorrelation)]
