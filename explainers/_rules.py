@@ -106,8 +106,8 @@ class ConservingZPlus(BasicHook):
         _store_output(self.stored_tensors, output)
 
     def backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
-        """z-plus; then, only if some neuron had no positive contribution, LRP-0 at those neurons added (on the
-        output channels, or groups, that hold one, where the layer is a plain convolution)."""
+        """z-plus; then, only if some neuron had no positive contribution, LRP-0 at those neurons added. Zero-padded
+        convolutions and dense layers take the direct passes (:meth:`_direct_backward`), other layers autograd's."""
         input = self.stored_tensors["input"][0]
         if _direct(module, self.zero_params, input):
             relevance = self._direct_backward(module, input, grad_output[0])
