@@ -13,6 +13,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
+from metrics import Metric
 from tuner import cli, tune
 from tuner._cli_parser import _panel
 from tuner._panel import TAU_ROW, _disagreement, panel_metrics
@@ -233,3 +234,56 @@ def test_held_out_scores_and_the_panel_share_one_attribution_per_configuration(d
             held_out, result.holdout.targets, explainer.attribute(held_out, result.holdout.targets).detach()
         )
         torch.testing.assert_close(panel.samples[label][1], fresh.float(), atol=1e-6, rtol=0)
+
+
+def test_a_panel_metric_equal_to_the_objective_takes_its_scores(digits, monkeypatch):
+    """The default panel's AbPC with a blur baseline is the default objective on images: the held-out pass scores it
+    once, and the panel's column holds what the metric itself gives."""
+    from metrics import AbPC
+
+    model, x, y = digits
+    result = tune(
+        [LRPUniformEpsilon],
+        model,
+        (x, y),
+        n_trials=2,
+        n_samples=8,
+        show_progress_bar=False,
+        metric_kwargs={"n_steps": 4},
+        panel=[("abpc", {"baseline": "blur", "n_steps": 4}), ("abpc", {"baseline": "min", "n_steps": 4})],
+    )
+    (blur_label, blur), (_, black) = result.panel_metrics
+    evaluated: list[Metric] = []
+    original = AbPC.evaluate
+
+    def recording(self, *args, **kwargs):
+        evaluated.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbPC, "evaluate", recording)
+    panel = result.panel_details()
+    assert not any(m is blur for m in evaluated) and any(m is black for m in evaluated)  # the repeat is not rescored
+    monkeypatch.setattr(AbPC, "evaluate", original)
+    held_out, targets = result.holdout.inputs, result.holdout.targets
+    for label, explainer in result._panel_methods().items():
+        fresh = blur.evaluate(held_out, targets, explainer.attribute(held_out, targets).detach())
+        torch.testing.assert_close(panel.samples[label][1], fresh.float(), atol=1e-6, rtol=0)
+        assert not torch.equal(panel.samples[label][1], panel.samples[label][2])  # the other baseline: other scores
+
+
+def test_metrics_are_the_same_only_with_equal_settings_model_and_baseline_data(digits):
+    from metrics import get_metric
+    from tuner._panel import same_metric
+
+    model, x, _ = digits
+    blur = get_metric("abpc", model, baseline="blur", blur_sigma=1.0)
+    assert same_metric(blur, get_metric("abpc", model, baseline="blur", blur_sigma=1.0))
+    assert not same_metric(blur, get_metric("abpc", model, baseline="blur", blur_sigma=2.0))
+    assert not same_metric(blur, get_metric("morf", model, baseline="blur", blur_sigma=1.0))
+    assert not same_metric(blur, get_metric("abpc", nn.Sequential(model), baseline="blur", blur_sigma=1.0))
+    assert not same_metric(blur, get_metric("abpc", model, baseline="blur", blur_sigma=1.0, prob_fn=lambda z: z))
+    black = [get_metric("abpc", model, baseline="min") for _ in range(3)]
+    black[0].fit_baseline(x[:10])
+    black[1].fit_baseline(x[:10].clone())
+    black[2].fit_baseline(x[10:] + 1)  # another data-wide lower bound
+    assert same_metric(black[0], black[1]) and not same_metric(black[0], black[2])

@@ -60,11 +60,24 @@ def test_a_multi_objective_report_shows_the_pareto_configurations(tmp_path):
     assert not any("captum" in name for name in table.index)  # baselines=False: no captum rows
 
 
-@pytest.mark.parametrize("n_steps_features", [(32, 256), (16, 3 * 224 * 224)])
-def test_integrated_gradients_steps_follow_the_input_size(n_steps_features):
-    from tuner._baselines import IG_BUDGET, ig_settings
+@pytest.mark.parametrize("n_steps_features", [(32, 256), (32, 3 * 32 * 32), (16, 3 * 224 * 224)])
+@pytest.mark.parametrize("device", ["cpu", "meta"])  # "meta" stands for an accelerator: no memory is allocated
+def test_integrated_gradients_steps_follow_the_input_size(n_steps_features, device):
+    from tuner._baselines import IG_BUDGET, IG_CPU_BUDGET, ig_settings
 
     n_steps, features = n_steps_features
-    settings = ig_settings(torch.zeros(16, features))
+    settings = ig_settings(torch.zeros(16, features, device=device))
+    budget = IG_CPU_BUDGET if device == "cpu" else IG_BUDGET
     assert settings["n_steps"] == n_steps
-    assert settings["internal_batch_size"] * features <= max(IG_BUDGET, features)  # one batch fits the budget
+    batch = settings["internal_batch_size"]
+    assert 16 <= batch <= 16 * n_steps  # at least the inputs (captum's minimum), at most all interpolated inputs
+    assert batch == 16 or batch * features <= budget  # above the minimum only within the device's budget
+
+
+def test_integrated_gradients_batches_fewer_photos_on_a_cpu():
+    from tuner._baselines import ig_settings
+
+    photos = torch.zeros(16, 3, 224, 224)
+    on_cpu, on_accelerator = ig_settings(photos), ig_settings(photos.to("meta"))
+    assert on_cpu["n_steps"] == on_accelerator["n_steps"] == 16
+    assert on_cpu["internal_batch_size"] == 16 < on_accelerator["internal_batch_size"]  # batches of 8 were 2x faster

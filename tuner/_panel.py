@@ -129,25 +129,34 @@ class Panel:
 class HeldOutScorer:
     """Per-sample held-out scores of configurations under the objective's metrics and the panel's, from one
     attribution per configuration and chunk (the panel re-scores the methods the summary already scored: the
-    attributions are the costly part they share). Cached by configuration (class and settings). While it scores,
-    each FaithfulnessCorrelation of the panel reuses the target scores of its perturbed copies (:class:`_SameMasks`)."""
+    attributions are the costly part they share). Cached by configuration (class and settings). A panel metric equal
+    to an objective (:func:`same_metric`) takes the objective's scores. While it scores, each FaithfulnessCorrelation
+    of the panel reuses the target scores of its perturbed copies (:class:`_SameMasks`)."""
 
     def __init__(self, holdout: Objective, panel: list[tuple[str, Metric]]):
         self.n_objective = len(holdout.metrics)
+        #: each panel metric's row among the scorer's: an objective's own where the panel repeats it (the default
+        #: panel's AbPC with a blur baseline is the default objective on images), else its own row after them
+        own: list[Metric] = []
+        self.rows: list[int] = []
+        for _, metric in panel:
+            repeated = [i for i, o in enumerate(holdout.metrics) if same_metric(metric, o)]
+            self.rows.append(repeated[0] if repeated else self.n_objective + len(own))
+            own += [] if repeated else [metric]
         model = next(iter(holdout.space.variants.values())).model
         with evaluation_mode(model):  # the metrics' reference scores, computed here once, as the trials' are
             self.scorer = Objective(
                 holdout.space,
-                [*holdout.metrics, *(m for _, m in panel)],
+                [*holdout.metrics, *own],
                 holdout.inputs,
                 holdout.targets,
                 batch_size=holdout.batch_size,
                 trial_attrs={},
-                metric_phases=[None] * self.n_objective + [PANEL_PHASE] * len(panel),
+                metric_phases=[None] * self.n_objective + [PANEL_PHASE] * len(own),
             )
         self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.seconds = 0.0  # spent in the panel's metrics
-        self._same_masks = [(m, _SameMasks(m._scores)) for _, m in panel if isinstance(m, FaithfulnessCorrelation)]
+        self._same_masks = [(m, _SameMasks(m._scores)) for m in own if isinstance(m, FaithfulnessCorrelation)]
 
     def scores(self, explainer: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(objective scores: (B,) with one metric, (metrics, B) with several; panel scores: (panel metrics, B))."""
@@ -157,15 +166,31 @@ class HeldOutScorer:
             for metric, masks in patched:
                 metric._scores = masks  # type: ignore[method-assign]
             try:
-                rows = self.scorer.evaluate(explainer)
+                rows = self.scorer.evaluate(explainer).reshape(len(self.scorer.metrics), -1)
             finally:
                 for metric, _ in patched:
                     del metric._scores
             self.seconds += sum(self.scorer.metric_seconds[self.n_objective :])
             self.scorer.metric_seconds = [0.0] * len(self.scorer.metrics)
             objective = rows[0] if self.n_objective == 1 else rows[: self.n_objective]
-            self.cache[key] = (objective, rows[self.n_objective :])
+            self.cache[key] = (objective, rows[self.rows])
         return self.cache[key]
+
+
+def same_metric(a: Metric, b: Metric) -> bool:
+    """Whether two metrics give the same scores: one class and model, equal settings (tensors by value, functions by
+    identity) and the same data-wide baseline (see ``fit_baseline``)."""
+    if type(a) is not type(b) or a.model is not b.model or a._settings.keys() != b._settings.keys():
+        return False
+    pairs = [(a._settings[k], b._settings[k]) for k in a._settings]
+    pairs.append((getattr(a, "baseline_data", None), getattr(b, "baseline_data", None)))
+    return all(_equal(x, y) for x, y in pairs)
+
+
+def _equal(x: Any, y: Any) -> bool:
+    if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+        return isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape and torch.equal(x, y)
+    return x is y if callable(x) or callable(y) else bool(x == y)
 
 
 def score_panel(
