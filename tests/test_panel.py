@@ -252,7 +252,7 @@ def test_a_panel_metric_equal_to_the_objective_takes_its_scores(digits, monkeypa
         metric_kwargs={"n_steps": 4},
         panel=[("abpc", {"baseline": "blur", "n_steps": 4}), ("abpc", {"baseline": "min", "n_steps": 4})],
     )
-    (blur_label, blur), (_, black) = result.panel_metrics
+    (_, blur), (_, black) = result.panel_metrics
     evaluated: list[Metric] = []
     original = AbPC.evaluate
 
