@@ -14,8 +14,8 @@ CAPTUM = {
 }
 #: input values that one IG batch of interpolated inputs may hold on an accelerator: about 64 MiB of float32 inputs
 IG_BUDGET = 2**24
-#: the same on a CPU, where large batches are slower: 16 steps of 8 photos of 224² took 18 s in batches of 8 and
-#: 35 s in batches of 111 (ResNet-50, 2 threads; 2**20 values is 6 such photos, 256 digits of 32², see README)
+#: the same on a CPU, where large batches are slower: 16 steps of 8 photos of 224² took 1.9x as long in batches of 111
+#: as in batches of 8 (ResNet-50, 2 threads, ``benchmarks/ig_batch.py``; 2**20 values is 6 such photos)
 IG_CPU_BUDGET = 2**20
 
 
