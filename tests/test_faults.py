@@ -23,7 +23,7 @@ from torch import nn
 
 from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
 from tuner import tune
-from tuner._storage import mask_url, redact
+from tuner._storage import _first_line, mask_url, redact
 from tuner._study import StudyMismatchError, record_storage
 
 FAST = ["--explainers", "uniform_epsilon", "--pruner", "none", "--batch-size", "8", "--no-progress", "--no-report"]
@@ -318,6 +318,24 @@ def test_an_unreachable_storage_error_shows_no_part_of_the_password(tmp_path):
     for piece in ("s3", "r/e", "t%40X", "e t"):
         assert piece not in done.stderr + done.stdout, done.stderr
     assert "user:***@127.0.0.1:1/db" in done.stderr
+
+
+@pytest.mark.parametrize("secret", ["Se@cret@pw", "Se/cret/pw", "Se cret pw"])
+def test_a_raw_at_slash_or_space_in_a_password_is_refused_without_a_fragment(secret, tmp_path):
+    done = run(f"postgresql://u:{secret}@127.0.0.1:1/db", cwd=tmp_path)
+    one_clear_line(done)
+    assert "percent-encode" in done.stderr
+    for piece in ("Se", "cret", "pw"):
+        assert piece not in done.stderr + done.stdout, done.stderr
+    assert not list(tmp_path.iterdir())  # nothing stored
+
+
+def test_a_drivers_message_is_shown_without_any_part_of_the_user_information():
+    url = "postgresql://analyst:h%40rd@db.example/studies"
+    error = RuntimeError('password authentication failed for user "analyst" (password h@rd)\nsecond line')
+    line = _first_line(error, url)
+    assert "analyst" not in line and "h@rd" not in line and "h%40rd" not in line
+    assert line.startswith("password authentication failed") and "second line" not in line
 
 
 # -- tune(): validated before any study; the model returned as it came --------------------------------------------

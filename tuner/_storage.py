@@ -49,22 +49,27 @@ def redact(text: str, url: str | None) -> str:
     if url is None:
         return text
     text = text.replace(url, mask_url(url) or "")
-    secret = _password(url)
-    if secret:
-        for form in {secret, urllib.parse.unquote(secret)}:
+    return _remove(text, _userinfo_parts(url)[1:])
+
+
+def _remove(text: str, parts: list[str]) -> str:
+    """``text`` with each of ``parts``, raw or percent-decoded, replaced by ``***``."""
+    for part in parts:
+        for form in {part, urllib.parse.unquote(part)}:
             if len(form) >= 3:  # a shorter one would blank ordinary letters; the URL itself is masked above
                 text = text.replace(form, "***")
     return text
 
 
-def _password(url: str) -> str | None:
+def _userinfo_parts(url: str) -> list[str]:
+    """The user name and the password of ``url`` (empty strings where it has none)."""
     if "://" not in url:
-        return None
+        return ["", ""]
     base = url.split("://", 1)[1].partition("?")[0]
     if "@" not in base:
-        return None
-    _, colon, password = base.rsplit("@", 1)[0].partition(":")
-    return password if colon and password else None
+        return ["", ""]
+    user, _, password = base.rsplit("@", 1)[0].partition(":")
+    return [user, password]
 
 
 def open_storage(
@@ -169,10 +174,31 @@ def _require_url(url: str) -> None:
             f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///tuner.db, "
             "postgresql://user:password@host/db or a journal file path ending in .log"
         )
+    if _raw_userinfo(url):
+        # a driver splits such a URL elsewhere than mask_url does and would print a fragment of the password
+        raise StorageError(
+            f"the password in storage {mask_url(url)} holds a raw '@', '/' or space; percent-encode it "
+            "(%40, %2F, %20), e.g. with urllib.parse.quote(password, safe='')"
+        )
+
+
+def _raw_userinfo(url: str) -> bool:
+    """Whether a server URL's user information holds a character a URL parser splits on (``@``, ``/``, space)."""
+    if url.startswith("sqlite:"):
+        return False
+    base = url.split("://", 1)[1].partition("?")[0]
+    if "@" not in base:
+        return False
+    userinfo = base.rsplit("@", 1)[0]
+    return ":" in userinfo and any(character in userinfo for character in "@/ ")
 
 
 def _first_line(error: Exception, url: str | None = None) -> str:
-    return redact(str(error).splitlines()[0], url) if str(error) else type(error).__name__
+    """The first line of a driver's message, with every part of the URL's user information removed."""
+    if not str(error):
+        return type(error).__name__
+    line = redact(str(error).splitlines()[0], url)
+    return line if url is None else _remove(line, sorted(_userinfo_parts(url), key=len, reverse=True))
 
 
 def _engine_kwargs(url: str) -> dict:
