@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -44,4 +45,6 @@ def get_explainer(name: str) -> type[LRPBase]:
     for short, cls in EXPLAINERS.items():
         if name in (short, cls.__name__):
             return cls
-    raise ValueError(f"unknown explainer {name!r}; valid names: {', '.join(EXPLAINERS)} (or their class names)")
+    close = difflib.get_close_matches(name, [*EXPLAINERS, *(cls.__name__ for cls in EXPLAINERS.values())], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown explainer {name!r}{hint}; valid names: {', '.join(EXPLAINERS)} (or their class names)")

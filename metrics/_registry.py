@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from torch import nn
@@ -32,6 +33,8 @@ def get_metric(name: str, model: nn.Module | None = None, **settings: Any) -> Me
     Model-free metrics ignore ``model``; model-based ones raise ``ValueError`` without one.
     """
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; valid names: {', '.join(sorted(METRICS))}.")
+        close = difflib.get_close_matches(name, list(METRICS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown metric {name!r}{hint}; valid names: {', '.join(sorted(METRICS))}.")
     cls = METRICS[name]
     return cls(model, **settings) if cls.requires_model else cls(**settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from importlib.metadata import EntryPoint, entry_points
 
 from ._base import Preset
@@ -80,8 +81,10 @@ def get_preset(name: str) -> Preset:
         return registered
     if name in torchvision_classifiers():
         return torchvision_preset(name, f"torchvision {name} on ImageNet photographs", GENERIC_DEFAULTS)
+    close = difflib.get_close_matches(name, [*available_presets(), *torchvision_classifiers()], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UnknownPresetError(
-        f"unknown preset {name!r}; known presets: {', '.join(available_presets())}, and every classification "
+        f"unknown preset {name!r}{hint}; known presets: {', '.join(available_presets())}, and every classification "
         "architecture of torchvision.models, e.g. efficientnet_b0 or vit_b_16, or an import path "
         "package.module:callable or file.py:callable"
     )

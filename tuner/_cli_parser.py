@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 from ._storage import DEFAULT_STORAGE
@@ -88,10 +90,15 @@ def _floats(value: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
+def invoked_as() -> str:
+    """The command as the user typed it, for error lines: ``python -m tuner`` or the installed ``lrp-tuner``."""
+    return "python -m tuner" if Path(sys.argv[0]).name == "__main__.py" else "lrp-tuner"
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of ``python -m tuner``; ``args.command`` names the command to run."""
     parser = _OneLineParser(
-        prog="lrp-tuner", description="Find the most faithful LRP configuration for a model with an Optuna study."
+        prog=invoked_as(), description="Find the most faithful LRP configuration for a model with an Optuna study."
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
