@@ -353,6 +353,7 @@ def test_a_drivers_message_is_shown_without_any_part_of_the_user_information():
         ({"n_samples": 2.5}, TypeError, "n_samples"),
         ({"n_heatmaps": -1}, ValueError, "n_heatmaps"),
         ({"metric": ["abpc", "abpc"]}, ValueError, "only once"),
+        ({"explainer_kwargs": {"epsilom": 0.1}}, ValueError, "'epsilom' are not parameters of LRPUniformEpsilon"),
     ],
 )
 def test_tune_checks_its_input_before_any_study_exists(change, error, message, tmp_path):

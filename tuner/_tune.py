@@ -238,10 +238,18 @@ def _bases(explainer_cls: ExplainerClasses, model: nn.Module, kwargs: dict[str, 
         if explainer_cls is None
         else (list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls])
     )
-    bases = []
     for cls in classes:
         if not (isinstance(cls, type) and issubclass(cls, LRPBase)):
             raise TypeError(f"explainer_cls must be LRP explainer classes, got {cls!r}")
+    valid = frozenset().union(*(cls.accepted_kwargs() for cls in classes))
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:  # a typo would otherwise be dropped silently and the study would search another space
+        raise ValueError(
+            f"explainer_kwargs {', '.join(map(repr, unknown))} are not parameters of "
+            f"{', '.join(cls.__name__ for cls in classes)}; valid: {', '.join(sorted(valid))}"
+        )
+    bases = []
+    for cls in classes:
         accepted = cls.accepted_kwargs()
         try:
             bases.append(cls(model, **{k: v for k, v in kwargs.items() if k in accepted}))
