@@ -7,12 +7,13 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from zennit.canonizers import Canonizer
 from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.core import Composite
 from zennit.rules import Epsilon
 from zennit.types import Convolution, Linear
 
-from ._base import LRPBase
+from ._base import ForwardArgumentExtractor, LRPBase, TargetLayerOrListOfTargetLayers
 from ._registry import register_explainer
 from ._rules import ConservingEpsilonAlpha2Beta1, ConservingEpsilonPlus, FastEpsilonGammaBox
 from ._types import LSTM, RNN, Attention
@@ -67,12 +68,32 @@ class LRPUniformEpsilon(_ZennitVariant):
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
 
     def __init__(
-        self, model: nn.Module, epsilon: Stabilizer = 0.25, stabilizer: Stabilizer = 1e-6, **common: Any
+        self,
+        model: nn.Module,
+        epsilon: Stabilizer = 0.25,
+        stabilizer: Stabilizer = 1e-6,
+        zennit_canonizers: list[Canonizer] | None = None,
+        forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        layer: TargetLayerOrListOfTargetLayers | None = None,
+        n_classes: int | None = None,
+        *,
+        allow_unsupported: bool = False,
+        seed: str = "sign",
     ) -> None:
         check_positive(epsilon=epsilon, stabilizer=stabilizer)
         self.epsilon = epsilon
         self.stabilizer = stabilizer
-        super().__init__(model, **common)
+        super().__init__(
+            model,
+            zennit_canonizers=zennit_canonizers,
+            forward_arg_extractor=forward_arg_extractor,
+            additional_forward_arg_extractor=additional_forward_arg_extractor,
+            layer=layer,
+            n_classes=n_classes,
+            allow_unsupported=allow_unsupported,
+            seed=seed,
+        )
 
     def build_composite(self, model: nn.Module) -> Composite:
         layer_map = (
@@ -108,7 +129,14 @@ class LRPEpsilonGammaBox(_ZennitVariant):
         epsilon: Stabilizer = 1e-6,
         gamma: float = 0.25,
         stabilizer: Stabilizer = 1e-6,
-        **common: Any,
+        zennit_canonizers: list[Canonizer] | None = None,
+        forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        layer: TargetLayerOrListOfTargetLayers | None = None,
+        n_classes: int | None = None,
+        *,
+        allow_unsupported: bool = False,
+        seed: str = "sign",
     ) -> None:
         check_positive(epsilon=epsilon, gamma=gamma, stabilizer=stabilizer)
         check_bounds(low, high)
@@ -117,7 +145,16 @@ class LRPEpsilonGammaBox(_ZennitVariant):
         self.epsilon = epsilon
         self.gamma = gamma
         self.stabilizer = stabilizer
-        super().__init__(model, **common)
+        super().__init__(
+            model,
+            zennit_canonizers=zennit_canonizers,
+            forward_arg_extractor=forward_arg_extractor,
+            additional_forward_arg_extractor=additional_forward_arg_extractor,
+            layer=layer,
+            n_classes=n_classes,
+            allow_unsupported=allow_unsupported,
+            seed=seed,
+        )
 
     def build_composite(self, model: nn.Module) -> Composite:
         return FastEpsilonGammaBox(
@@ -140,12 +177,32 @@ class _ConvolutionComposite(_ZennitVariant):
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
 
     def __init__(
-        self, model: nn.Module, epsilon: Stabilizer = 1e-6, stabilizer: Stabilizer = 1e-6, **common: Any
+        self,
+        model: nn.Module,
+        epsilon: Stabilizer = 1e-6,
+        stabilizer: Stabilizer = 1e-6,
+        zennit_canonizers: list[Canonizer] | None = None,
+        forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,
+        layer: TargetLayerOrListOfTargetLayers | None = None,
+        n_classes: int | None = None,
+        *,
+        allow_unsupported: bool = False,
+        seed: str = "sign",
     ) -> None:
         check_positive(epsilon=epsilon, stabilizer=stabilizer)
         self.epsilon = epsilon
         self.stabilizer = stabilizer
-        super().__init__(model, **common)
+        super().__init__(
+            model,
+            zennit_canonizers=zennit_canonizers,
+            forward_arg_extractor=forward_arg_extractor,
+            additional_forward_arg_extractor=additional_forward_arg_extractor,
+            layer=layer,
+            n_classes=n_classes,
+            allow_unsupported=allow_unsupported,
+            seed=seed,
+        )
 
     def build_composite(self, model: nn.Module) -> Composite:
         return self.COMPOSITE(

@@ -77,11 +77,12 @@ def _state(model):
     ],
 )
 def test_each_variant_declares_its_parameters_modules_and_tunables(cls, own, supported, tunables, resnet):
-    """A variant's constructor takes its own parameters, then the shared options as ``**common``."""
+    """A variant's constructor takes its own parameters, then the shared ones by name (the reference's order)."""
     parameters = inspect.signature(cls.__init__).parameters
     assert list(parameters)[:2] == ["self", "model"]
-    assert {name: p.default for name, p in list(parameters.items())[2:-1]} == own
-    assert list(parameters)[-1] == "common" and parameters["common"].kind is inspect.Parameter.VAR_KEYWORD
+    names = list(parameters)[2:]
+    assert {name: parameters[name].default for name in names[: len(own)]} == own
+    assert names[len(own) :] == list(COMMON)
     expected = {**own, **COMMON}
     assert cls.parameter_names() == ("model", *expected)
     assert {kind.__name__ for kind in cls.SUPPORTED_MODULES} == supported

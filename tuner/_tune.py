@@ -233,7 +233,7 @@ def _check_distinct(metrics: list[str | Metric]) -> None:
 def _bases(explainer_cls: ExplainerClasses, model: nn.Module, kwargs: dict[str, Any]) -> list[LRPBase]:
     """One base explainer per class, with the ``explainer_kwargs`` it accepts; with None, the default
     explainers that support the model."""
-    classes = (
+    classes: list[Any] = (
         list(DEFAULT_EXPLAINERS)
         if explainer_cls is None
         else (list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls])
