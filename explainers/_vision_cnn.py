@@ -49,7 +49,7 @@ class BlockCanonizer(AttributeCanonizer):
     instance, that computes exactly the block's output (as zennit's ``ResNetBottleneckCanonizer``).
     """
 
-    block_type: type[nn.Module]
+    block_type: type[nn.Module] | tuple[type[nn.Module], ...]
     #: whether the forward adds a residual (and so needs ``canonizer_sum``)
     has_residual: bool = True
 
@@ -89,38 +89,27 @@ class SqueezeExcitationCanonizer(BlockCanonizer):
         return signal_take_all(block._scale(x).detach(), x)
 
 
-@register_canonizer(mobilenetv2.InvertedResidual)
-class MobileNetV2Canonizer(BlockCanonizer):
-    """MobileNet v2's inverted residual :cite:p:`sandler2018mobilenetv2`: ``x + conv(x)`` through a Sum."""
-
-    block_type = mobilenetv2.InvertedResidual
-
-    @staticmethod
-    def forward(block: mobilenetv2.InvertedResidual, x: torch.Tensor) -> torch.Tensor:
-        return residual(block, x, block.conv(x)) if block.use_res_connect else block.conv(x)
+#: each inverted residual block type -> (the attribute holding its branch, the flag saying it adds its input)
+INVERTED_RESIDUALS: dict[type[nn.Module], tuple[str, str]] = {
+    mobilenetv2.InvertedResidual: ("conv", "use_res_connect"),
+    mobilenetv3.InvertedResidual: ("block", "use_res_connect"),
+    mnasnet._InvertedResidual: ("layers", "apply_residual"),
+}
 
 
-@register_canonizer(mobilenetv3.InvertedResidual)
-class MobileNetV3Canonizer(BlockCanonizer):
-    """MobileNet v3's inverted residual :cite:p:`howard2019searching`: ``x + block(x)`` through a Sum (its
-    squeeze-and-excitation has its own canonizer)."""
+@register_canonizer(*INVERTED_RESIDUALS)
+class InvertedResidualCanonizer(BlockCanonizer):
+    """The inverted residuals of MobileNet v2 :cite:p:`sandler2018mobilenetv2`, v3 :cite:p:`howard2019searching`
+    and MNASNet :cite:p:`tan2019mnasnet`: ``x + branch(x)`` through a Sum (MobileNet v3's squeeze-and-excitation
+    has its own canonizer)."""
 
-    block_type = mobilenetv3.InvertedResidual
+    block_type = tuple(INVERTED_RESIDUALS)
 
     @staticmethod
-    def forward(block: mobilenetv3.InvertedResidual, x: torch.Tensor) -> torch.Tensor:
-        return residual(block, x, block.block(x)) if block.use_res_connect else block.block(x)
-
-
-@register_canonizer(mnasnet._InvertedResidual)
-class MNASNetCanonizer(BlockCanonizer):
-    """MNASNet's inverted residual :cite:p:`tan2019mnasnet`: ``layers(x) + x`` through a Sum."""
-
-    block_type = mnasnet._InvertedResidual
-
-    @staticmethod
-    def forward(block: mnasnet._InvertedResidual, x: torch.Tensor) -> torch.Tensor:
-        return residual(block, x, block.layers(x)) if block.apply_residual else block.layers(x)
+    def forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        branch_name, flag = INVERTED_RESIDUALS[type(block)]
+        branch = getattr(block, branch_name)(x)
+        return residual(block, x, branch) if getattr(block, flag) else branch
 
 
 class _EfficientNetCanonizer(BlockCanonizer):
