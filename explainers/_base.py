@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import inspect
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar
@@ -52,6 +51,10 @@ class LRPBase:
     EXPLANATION_TYPE = "attribution"
     SUPPORTED_MODULES: ClassVar[list[type]] = []
     TUNABLES: ClassVar[Tunables] = {}
+    #: the constructor's own parameters with their defaults, in its order: the one declaration that
+    #: :meth:`parameters`, :meth:`set_kwargs`, the saved configuration and the search space read (the shared
+    #: options, :data:`COMMON_OPTIONS`, follow them; tests/test_explainers.py compares both with the constructor)
+    PARAMETERS: ClassVar[dict[str, Any]] = {"zennit_composite": None}
 
     def __init__(
         self,
@@ -157,12 +160,7 @@ class LRPBase:
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:
         """The constructor's arguments by name: the class's own, then :data:`COMMON_OPTIONS`."""
-        own = [
-            name
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.KEYWORD_ONLY)
-        ][1:]
-        return (*own, *(name for name in COMMON_OPTIONS if name not in own))
+        return ("model", *cls.PARAMETERS, *(name for name in COMMON_OPTIONS if name not in cls.PARAMETERS))
 
     @classmethod
     def accepted_kwargs(cls) -> frozenset[str]:
@@ -371,6 +369,12 @@ def _to_device(tensors: tuple, device: torch.device) -> tuple:
 
 
 # the options every explainer shares: LRPBase's keyword-only arguments (model and composite are positional)
-COMMON_OPTIONS: tuple[str, ...] = tuple(
-    name for name, p in inspect.signature(LRPBase.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY
+COMMON_OPTIONS: tuple[str, ...] = (
+    "zennit_canonizers",
+    "forward_arg_extractor",
+    "additional_forward_arg_extractor",
+    "layer",
+    "n_classes",
+    "allow_unsupported",
+    "seed",
 )

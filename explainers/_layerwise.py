@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -14,7 +13,6 @@ from zennit.core import Composite, Hook
 from zennit.rules import Epsilon, Flat, ZBox
 from zennit.types import Convolution
 
-from ._base import LRPBase
 from ._registry import register_explainer
 from ._rules import ConservingAlphaBeta, ConservingZPlus, FastGamma
 from ._tunable import Tunables
@@ -177,20 +175,21 @@ class LRPLayerwise(_ZennitVariant):
 
     SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution, nn.Linear]
     TUNABLES = _full_tunables()
+    PARAMETERS = {"low": -3.0, "high": 3.0, **DEFAULT_RULES, "stabilizer": 1e-6}
     low: Bound
     high: Bound
 
     def __init__(
         self,
         model: nn.Module,
-        low: Bound = -3.0,
-        high: Bound = 3.0,
+        low: Bound = PARAMETERS["low"],
+        high: Bound = PARAMETERS["high"],
         input: GroupRule | Mapping[str, Any] = DEFAULT_RULES["input"],
         lower: GroupRule | Mapping[str, Any] = DEFAULT_RULES["lower"],
         middle: GroupRule | Mapping[str, Any] = DEFAULT_RULES["middle"],
         upper: GroupRule | Mapping[str, Any] = DEFAULT_RULES["upper"],
         dense: GroupRule | Mapping[str, Any] = DEFAULT_RULES["dense"],
-        stabilizer: Stabilizer = 1e-6,
+        stabilizer: Stabilizer = PARAMETERS["stabilizer"],
         **options: Any,
     ) -> None:
         # the tunables' own names (lower_gamma=0.5) set one field of their group's choice
@@ -300,7 +299,7 @@ class LRPLayerwise(_ZennitVariant):
     @classmethod
     def variant_configurations(cls) -> dict[str, dict[str, Any]]:
         """Variant class name -> the LRPLayerwise keyword arguments that reproduce that variant with its
-        default parameters (read from its signature), for LRPUniformEpsilon, LRPEpsilonGammaBox,
+        default parameters (its ``PARAMETERS``), for LRPUniformEpsilon, LRPEpsilonGammaBox,
         LRPEpsilonPlus and LRPEpsilonAlpha2Beta1.
 
         Each holds every group's rule and the parameter of that rule only (what an Optuna trial of
@@ -309,13 +308,13 @@ class LRPLayerwise(_ZennitVariant):
         with convolutions when both get the same bounds and stabilizer. A class method: the configuration does
         not depend on the model (the tuner keeps the tunables of the groups the model has).
         """
-        uniform = _defaults(LRPUniformEpsilon)
-        box = _defaults(LRPEpsilonGammaBox)
+        uniform = LRPUniformEpsilon.PARAMETERS
+        box = LRPEpsilonGammaBox.PARAMETERS
         convolutions = {
             LRPUniformEpsilon: ("epsilon", "epsilon", {"epsilon": uniform["epsilon"]}, uniform["epsilon"]),
             LRPEpsilonGammaBox: ("zbox", "gamma", {"gamma": box["gamma"]}, box["epsilon"]),
-            LRPEpsilonPlus: ("zplus", "zplus", {}, _defaults(LRPEpsilonPlus)["epsilon"]),
-            LRPEpsilonAlpha2Beta1: ("alpha2beta1", "alpha2beta1", {}, _defaults(LRPEpsilonAlpha2Beta1)["epsilon"]),
+            LRPEpsilonPlus: ("zplus", "zplus", {}, LRPEpsilonPlus.PARAMETERS["epsilon"]),
+            LRPEpsilonAlpha2Beta1: ("alpha2beta1", "alpha2beta1", {}, LRPEpsilonAlpha2Beta1.PARAMETERS["epsilon"]),
         }
         configurations = {}
         for variant, (input_rule, conv_rule, conv_values, dense_epsilon) in convolutions.items():
@@ -339,14 +338,6 @@ def _choice(group: str, value: GroupRule | Mapping[str, Any], fields: Mapping[st
     choice = dataclasses.replace(choice, **replaced)
     choice.check(group)
     return choice
-
-
-def _defaults(cls: type[LRPBase]) -> dict[str, Any]:
-    return {
-        name: p.default
-        for name, p in inspect.signature(cls).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
 
 
 def _number(value: Any) -> str:

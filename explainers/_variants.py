@@ -66,12 +66,13 @@ class LRPUniformEpsilon(_ZennitVariant):
 
     SUPPORTED_MODULES: ClassVar[list[type]] = [Linear, Convolution, LSTM, RNN, Attention]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
+    PARAMETERS = {"epsilon": 0.25, "stabilizer": 1e-6}
 
     def __init__(
         self,
         model: nn.Module,
-        epsilon: Stabilizer = 0.25,
-        stabilizer: Stabilizer = 1e-6,
+        epsilon: Stabilizer = PARAMETERS["epsilon"],
+        stabilizer: Stabilizer = PARAMETERS["stabilizer"],
         zennit_canonizers: list[Canonizer] | None = None,
         forward_arg_extractor: ForwardArgumentExtractor | None = None,
         additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,
@@ -120,15 +121,16 @@ class LRPEpsilonGammaBox(_ZennitVariant):
 
     SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL), "gamma": (float, LOG_UNIT_INTERVAL)}
+    PARAMETERS = {"low": -3.0, "high": 3.0, "epsilon": 1e-6, "gamma": 0.25, "stabilizer": 1e-6}
 
     def __init__(
         self,
         model: nn.Module,
-        low: Bound = -3.0,
-        high: Bound = 3.0,
-        epsilon: Stabilizer = 1e-6,
-        gamma: float = 0.25,
-        stabilizer: Stabilizer = 1e-6,
+        low: Bound = PARAMETERS["low"],
+        high: Bound = PARAMETERS["high"],
+        epsilon: Stabilizer = PARAMETERS["epsilon"],
+        gamma: float = PARAMETERS["gamma"],
+        stabilizer: Stabilizer = PARAMETERS["stabilizer"],
         zennit_canonizers: list[Canonizer] | None = None,
         forward_arg_extractor: ForwardArgumentExtractor | None = None,
         additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,
@@ -175,12 +177,13 @@ class _ConvolutionComposite(_ZennitVariant):
     COMPOSITE: ClassVar[type[Composite]]
     SUPPORTED_MODULES: ClassVar[list[type]] = [Convolution]
     TUNABLES = {"epsilon": (float, LOG_UNIT_INTERVAL)}
+    PARAMETERS = {"epsilon": 1e-6, "stabilizer": 1e-6}
 
     def __init__(
         self,
         model: nn.Module,
-        epsilon: Stabilizer = 1e-6,
-        stabilizer: Stabilizer = 1e-6,
+        epsilon: Stabilizer = PARAMETERS["epsilon"],
+        stabilizer: Stabilizer = PARAMETERS["stabilizer"],
         zennit_canonizers: list[Canonizer] | None = None,
         forward_arg_extractor: ForwardArgumentExtractor | None = None,
         additional_forward_arg_extractor: ForwardArgumentExtractor | None = None,

@@ -17,11 +17,10 @@ Attributions always have exactly the shape of the inputs.
 from __future__ import annotations
 
 import abc
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +38,9 @@ class Metric(abc.ABC):
     uses_reference: bool = False
     """Whether :meth:`evaluate` accepts ``reference=`` scores from :meth:`reference` (p(x) of the unperturbed
     inputs), so that a caller scoring many attributions of the same inputs computes them once."""
+    #: the constructor's keyword arguments besides the model, by name: the one declaration that the settings
+    #: checks read (tests/test_metrics.py compares it with the constructor)
+    SETTINGS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module | None = None, **settings: Any) -> None:
         if self.requires_model and not isinstance(model, nn.Module):
@@ -61,12 +63,7 @@ class Metric(abc.ABC):
     def accepted_settings(cls) -> frozenset[str]:
         """The keyword arguments the constructor takes besides the model (a caller holding one dict of
         settings for several metrics passes each the ones it takes)."""
-        parameters = inspect.signature(cls.__init__).parameters.items()
-        return frozenset(
-            name
-            for name, p in parameters
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "model")
-        )
+        return frozenset(cls.SETTINGS)
 
     def __call__(self, inputs: Tensor, targets: Tensor, attributions: Tensor, **kwargs: Any) -> Tensor:
         return self.evaluate(inputs, targets, attributions, **kwargs)

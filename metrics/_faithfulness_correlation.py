@@ -50,6 +50,8 @@ class FaithfulnessCorrelation(PerturbationMetric):
 
     direction = "maximize"
 
+    SETTINGS = ("n_runs", "n_repeats", "subset_size", "seed", "patch_size", "shared_subsets")
+
     def __init__(
         self,
         model: nn.Module,

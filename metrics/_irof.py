@@ -39,6 +39,8 @@ class IROF(PerturbationMetric):
 
     direction = "maximize"
 
+    SETTINGS = ("n_segments", "compactness")
+
     def __init__(
         self,
         model: nn.Module,

@@ -8,7 +8,6 @@ on the model's device, under ``torch.inference_mode()``, so no Python loop runs 
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import Callable
@@ -194,8 +193,7 @@ class PerturbationMetric(Metric):
         baseline_seed: int = 0,
         **settings: Any,
     ) -> None:
-        own = inspect.signature(type(self).__init__).parameters
-        unknown = [name for name in settings if name not in own or own[name].kind is inspect.Parameter.VAR_KEYWORD]
+        unknown = [name for name in settings if name not in type(self).SETTINGS]
         if unknown:
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -283,6 +281,4 @@ class PerturbationMetric(Metric):
 
 
 #: the options every perturbation metric takes (keyword-only, passed on as ``**common``)
-COMMON_OPTIONS: tuple[str, ...] = tuple(
-    name for name, p in inspect.signature(PerturbationMetric.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY
-)
+COMMON_OPTIONS: tuple[str, ...] = ("baseline", "prob_fn", "batch_size", "blur_sigma", "baseline_seed")

@@ -51,6 +51,8 @@ class QuantusMetric(Metric):
 
     requires_model = False
 
+    SETTINGS = ("metric", "seed")
+
     def __init__(
         self, metric: Any, model: nn.Module | None = None, *, seed: int | None = None, **call_kwargs: Any
     ) -> None:

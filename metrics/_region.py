@@ -45,6 +45,7 @@ class RegionPerturbation(PerturbationMetric):
     """
 
     most_relevant_first = True
+    SETTINGS = ("n_steps", "patch_size")
 
     def __init__(
         self,
