@@ -258,7 +258,7 @@ def _run_phases(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat,
         metric_kwargs=metric_kwargs,
         panel=False if args.no_panel else args.panel,
-        explainer_kwargs={"low": preset.low, "high": preset.high, "zennit_canonizers": preset.canonizers() or None},
+        explainer_kwargs=_preset_kwargs(preset, classes),
     )
     if args.no_report:
         print(f"best so far: {_best_line(_policy.best_configuration(result.study))}")
@@ -355,6 +355,16 @@ def _best(args: argparse.Namespace) -> int:
     config = _policy.best_configuration(optuna.load_study(study_name=args.study_name, storage=storage))
     print(json.dumps(config, indent=2) if args.json else _best_line(config))
     return 0
+
+
+def _preset_kwargs(preset: Any, classes: list[Any] | None) -> dict[str, Any]:
+    """The preset's input bounds and canonizers, each passed only where a selected explainer takes it (the
+    bounds only matter to the box rule; ``tune()`` refuses a key that no selected class accepts)."""
+    from explainers import DEFAULT_EXPLAINERS
+
+    accepted = frozenset().union(*(cls.accepted_kwargs() for cls in classes or DEFAULT_EXPLAINERS))
+    kwargs = {"low": preset.low, "high": preset.high, "zennit_canonizers": preset.canonizers() or None}
+    return {name: value for name, value in kwargs.items() if name in accepted}
 
 
 def _best_line(config: dict) -> str:
