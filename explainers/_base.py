@@ -53,7 +53,7 @@ class LRPBase:
     TUNABLES: ClassVar[Tunables] = {}
     #: the constructor's own parameters with their defaults, in its order: the one declaration that
     #: :meth:`parameters`, :meth:`set_kwargs`, the saved configuration and the search space read (the shared
-    #: options, :data:`COMMON_OPTIONS`, follow them; tests/test_explainers.py compares both with the constructor)
+    #: options, :data:`COMMON_OPTIONS`, follow them; tests/test_declarations.py compares both with the constructor)
     PARAMETERS: ClassVar[dict[str, Any]] = {"zennit_composite": None}
 
     def __init__(
@@ -69,10 +69,8 @@ class LRPBase:
         allow_unsupported: bool = False,
         seed: str = "sign",
     ) -> None:
-        """The options every explainer shares are the keyword-only arguments here; a variant takes its own
-        parameters and passes the rest on as ``**common``. A new shared option is one more keyword-only
-        argument here and its attribute: :data:`COMMON_OPTIONS`, :meth:`parameters`, :meth:`set_kwargs` and
-        the saved configuration follow from this signature."""
+        """The options every explainer shares are the keyword-only arguments here (:data:`COMMON_OPTIONS`);
+        a variant takes its own parameters (its ``PARAMETERS``), then these by name."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model  # left in the mode it came in; attribution runs it in eval mode (evaluation_mode)

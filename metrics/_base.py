@@ -39,7 +39,7 @@ class Metric(abc.ABC):
     """Whether :meth:`evaluate` accepts ``reference=`` scores from :meth:`reference` (p(x) of the unperturbed
     inputs), so that a caller scoring many attributions of the same inputs computes them once."""
     #: the constructor's keyword arguments besides the model, by name: the one declaration that the settings
-    #: checks read (tests/test_metrics.py compares it with the constructor)
+    #: checks read (tests/test_declarations.py compares it with the constructor)
     SETTINGS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module | None = None, **settings: Any) -> None:

@@ -175,8 +175,8 @@ class PerturbationMetric(Metric):
     scores many attributions of the same inputs can compute once and pass as ``reference=``.
 
     The shared options are this constructor's keyword-only arguments (:data:`COMMON_OPTIONS`); a metric takes
-    its own parameters and passes these on as ``**common`` (as the explainers do), so a new shared option is one
-    keyword-only argument here. A keyword that is neither the metric's own nor a shared option is refused.
+    its own settings (its ``SETTINGS``) and passes these on as ``**common``. A keyword that is neither the
+    metric's own nor a shared option is refused.
     """
 
     model: nn.Module
