@@ -8,7 +8,7 @@ from ._irof import IROF
 from ._lerf import LeRF
 from ._morf import MoRF
 from ._quantus import from_quantus
-from ._registry import METRICS, get_metric
+from ._registry import METRICS, get_metric, metric_class
 from ._sparseness import Sparseness
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "from_quantus",
     "METRICS",
     "get_metric",
+    "metric_class",
 ]

@@ -38,3 +38,16 @@ def test_a_bad_flag_names_the_command_as_typed():
     )
     assert done.returncode == 2
     assert "see python -m tuner run --help" in done.stderr and "lrp-tuner" not in done.stderr
+
+
+def test_the_command_line_checks_a_metric_name_with_the_registry(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner", "run", "--metric", "abcp", "--storage", "sqlite:///unused.db"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "unknown metric 'abcp'; did you mean 'abpc'?" in done.stderr
+    assert not list(tmp_path.iterdir())  # refused before any storage exists

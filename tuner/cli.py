@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
 def _run_phases(args: argparse.Namespace) -> int:
     import studies
     from explainers import get_explainer
-    from metrics import METRICS
+    from metrics import metric_class
 
     from ._device import resolve_device
     from ._panel import check_panel
@@ -190,8 +190,7 @@ def _run_phases(args: argparse.Namespace) -> int:
     )
     metric_names = [name.strip() for name in (args.objectives or args.metric).split(",") if name.strip()]
     for name in metric_names:
-        if name not in METRICS:
-            raise CliError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
+        metric_class(name)  # an unknown name: one line with the valid names and the closest one
     repeated = sorted({name for name in metric_names if metric_names.count(name) > 1})
     if repeated:
         raise CliError(f"--objectives names {', '.join(repeated)} more than once; give each metric once")
