@@ -61,14 +61,15 @@ def _remove(text: str, parts: list[str]) -> str:
     return text
 
 
+def _userinfo(url: str) -> str:
+    """What comes before the last ``@`` of the URL's authority and path (the query aside); empty if nothing."""
+    base = url.split("://", 1)[1].partition("?")[0] if "://" in url else ""
+    return base.rsplit("@", 1)[0] if "@" in base else ""
+
+
 def _userinfo_parts(url: str) -> list[str]:
     """The user name and the password of ``url`` (empty strings where it has none)."""
-    if "://" not in url:
-        return ["", ""]
-    base = url.split("://", 1)[1].partition("?")[0]
-    if "@" not in base:
-        return ["", ""]
-    user, _, password = base.rsplit("@", 1)[0].partition(":")
+    user, _, password = _userinfo(url).partition(":")
     return [user, password]
 
 
@@ -186,10 +187,7 @@ def _raw_userinfo(url: str) -> bool:
     """Whether a server URL's user information holds a character a URL parser splits on (``@``, ``/``, space)."""
     if url.startswith("sqlite:"):
         return False
-    base = url.split("://", 1)[1].partition("?")[0]
-    if "@" not in base:
-        return False
-    userinfo = base.rsplit("@", 1)[0]
+    userinfo = _userinfo(url)
     return ":" in userinfo and any(character in userinfo for character in "@/ ")
 
 
