@@ -19,7 +19,7 @@ from zennit.torchvision import ResNetCanonizer
 
 from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
 from metrics import AbPC
-from tuner import tune
+from tuner import Budget, Report, Search, tune
 
 #: one architecture per family of rules the CNN-only check above does not reach
 ZOO = (
@@ -92,11 +92,10 @@ def agreement(device: torch.device) -> bool:
         LRPEpsilonGammaBox,
         gpu_model,
         (x, y),
-        n_trials=4,
-        n_samples=4,
+        budget=Budget(n_trials=4, n_samples=4),
+        search=Search(batch_size=4),
+        report=Report(show_progress_bar=False),
         device=device,
-        show_progress_bar=False,
-        batch_size=4,
     )
     ok &= check(
         f"tune() on {device}",

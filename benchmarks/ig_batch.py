@@ -1,5 +1,6 @@
-"""IntegratedGradients' batch of interpolated inputs on this device, side by side: ``tuner._baselines.ig_settings``'s
-choice against the accelerator budget (``IG_BUDGET``, what a CPU used before) and one batch per input count.
+"""IntegratedGradients' batch of interpolated inputs on this device, side by side:
+``tuner.evidence._reference.ig_settings``'s choice against the accelerator budget (``IG_BUDGET``, what a CPU
+used before) and one batch per input count.
 
 captum's IntegratedGradients with the tuner's ``n_steps`` on torchvision's ResNet-50 (random weights) and
 ``--n-images`` random images of ``--size``²; every batch size runs once as a warm-up, then ``--repeats`` times,
@@ -18,7 +19,7 @@ import torchvision
 from _timing import machine, median, spread, table, timed
 from captum.attr import IntegratedGradients
 
-from tuner._baselines import ig_settings
+from tuner.evidence._reference import ig_settings
 
 
 def main() -> None:

@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     size, repeats = (64, 1) if args.quick else (224, args.repeats)
-    from metrics._perturbation import DEFAULT_BATCH_SIZE
+    from metrics.perturbation import DEFAULT_BATCH_SIZE
 
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from _timing import machine
 
-from studies._images import sample_photos
+from studies.loading._images import sample_photos
 from tuner import cli
-from tuner._phases import recording
+from tuner.search._phases import recording
 
 #: the crops' top-left corners, as fractions of the room the crop leaves
 CROPS = ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5), (0.25, 0.25))

@@ -14,7 +14,7 @@ import optuna
 
 import studies
 from explainers import LRPEpsilonGammaBox, LRPLayerwise
-from tuner import ALL_VARIANTS, tune
+from tuner import ALL_VARIANTS, Budget, Report, Search, tune
 
 
 def held_out(result, explainer) -> float:
@@ -33,7 +33,8 @@ def main() -> None:
     model = preset.load_model()
     inputs, labels = preset.load_data(n_samples=2 * args.n_samples)
     bounds = {"low": preset.low, "high": preset.high}
-    common = dict(n_trials=args.n_trials, n_samples=args.n_samples, explainer_kwargs=bounds, show_progress_bar=False)
+    budget = Budget(n_trials=args.n_trials, n_samples=args.n_samples)
+    common = dict(budget=budget, explainer_kwargs=bounds, report=Report(show_progress_bar=False))
 
     rows = {
         "default (EpsilonGammaBox, zennit's recommendation)": [],
@@ -44,8 +45,8 @@ def main() -> None:
     tuning = {key: [] for key in rows}
     started = time.perf_counter()
     for seed in args.seeds:
-        single = tune(None, model, (inputs, labels), seed=seed, **common)
-        layered = tune(LRPLayerwise, model, (inputs, labels), seed=seed, **common)
+        single = tune(None, model, (inputs, labels), search=Search(seed=seed), **common)
+        layered = tune(LRPLayerwise, model, (inputs, labels), search=Search(seed=seed), **common)
         defaults = {
             cls.__name__: cls(model, **({**bounds} if cls is LRPEpsilonGammaBox else {})) for cls in ALL_VARIANTS
         }

@@ -53,7 +53,7 @@ import torch
 from _timing import machine, median, spread, table
 from optuna.trial import TrialState
 
-MODES = {"on": {"pruner": "wilcoxon", "share_work": True}, "off": {"pruner": "none", "share_work": False}}
+MODES = {"on": {"pruner": "wilcoxon", "share_work": True}, "off": {"pruner": "none", "share_work": False}}  # Search
 
 
 # -- (a) time to the best value --------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def digits_resnet50(size: int, epochs: int) -> tuple[torch.nn.Module, torch.Tens
 
 
 def run_study(spec: dict, mode: str, seed: int) -> dict:
-    from tuner import tune
+    from tuner import Budget, Objective, Report, Search, tune
 
     start_wall = datetime.datetime.now()
     start = time.perf_counter()
@@ -172,17 +172,12 @@ def run_study(spec: dict, mode: str, seed: int) -> dict:
         spec.get("explainers"),
         spec["model"],
         spec["data"],
-        metric="abpc",
-        n_trials=spec["n_trials"],
-        n_samples=spec["n_samples"],
-        batch_size=spec["batch_size"],
-        sampler="tpe",
-        seed=seed,
+        objective=Objective("abpc"),
+        budget=Budget(n_trials=spec["n_trials"], n_samples=spec["n_samples"]),
+        search=Search(sampler="tpe", seed=seed, batch_size=spec["batch_size"], **MODES[mode]),
+        report=Report(show_progress_bar=False, n_heatmaps=0),
         storage=None,
-        show_progress_bar=False,
-        n_heatmaps=0,
         explainer_kwargs={"low": spec["preset"].low, "high": spec["preset"].high},
-        **MODES[mode],
     )
     total = time.perf_counter() - start
     study = result.study
@@ -370,7 +365,7 @@ def run_workers(
     ]
     errors = [p.communicate()[1] for p in processes]
     wall = time.perf_counter() - launch
-    from tuner._storage import open_storage
+    from tuner.storage._open import open_storage
 
     study = optuna.load_study(study_name=name, storage=open_storage(str(journal), heartbeat_interval=None))
     trials = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]

@@ -190,7 +190,7 @@ def main() -> None:
     import explainers
     import studies
     from metrics import AbPC
-    from metrics._perturbation import DEFAULT_BATCH_SIZE
+    from metrics.perturbation import DEFAULT_BATCH_SIZE
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per method (median)")

@@ -11,7 +11,7 @@ MoRF, FaithfulnessCorrelation, IROF), it compares paired per-sample scores:
 - **tuned − best default**, and **tuned − each captum reference row**.
 
 Each cell: the mean paired difference, its 95% percentile-bootstrap interval (10,000 resamples of the samples,
-seed 0) and the paired Wilcoxon signed-rank p-value (``tuner._statistics``). Models:
+seed 0) and the paired Wilcoxon signed-rank p-value (``tuner.evidence._statistics``). Models:
 
 - ``digits``: the embedded default (the digits ResNet), the preset's samples, batch and objective;
 - ``resnet50-digits``: torchvision's ResNet-50 trained here on the digits (``benchmarks/study.py``'s
@@ -72,7 +72,7 @@ def load_model(name: str, args) -> dict:
 
 def comparisons(result) -> dict[str, tuple[str, str]]:
     """Comparison name -> (method label in the panel, method label it is compared with)."""
-    from tuner._baselines import CAPTUM
+    from tuner.evidence._reference import CAPTUM
 
     labels = list(result.panel_details().samples)
     best = result.best_trial
@@ -91,22 +91,19 @@ def comparisons(result) -> dict[str, tuple[str, str]]:
 
 
 def run(name: str, spec: dict, seed: int, args) -> list[dict]:
-    from tuner import tune
-    from tuner._statistics import compare
+    from tuner import Budget, Objective, Report, Search, tune
+    from tuner.evidence._statistics import compare
 
     start = time.perf_counter()
     result = tune(
         None,
         spec["model"],
         spec["data"],
-        n_trials=args.trials or spec.get("n_trials", 30),
-        n_samples=spec["n_samples"],
-        batch_size=spec["batch_size"],
-        seed=seed,
-        show_progress_bar=False,
-        n_heatmaps=0,
+        objective=Objective("abpc", metric_kwargs=spec["metric_kwargs"]),
+        budget=Budget(n_trials=args.trials or spec.get("n_trials", 30), n_samples=spec["n_samples"]),
+        search=Search(seed=seed, batch_size=spec["batch_size"]),
+        report=Report(show_progress_bar=False, n_heatmaps=0),
         explainer_kwargs=spec["explainer_kwargs"],
-        metric_kwargs=spec["metric_kwargs"],
     )
     tuned_s = time.perf_counter() - start
     panel = result.panel_details()

@@ -36,8 +36,8 @@ from explainers import (
     conservation_model,
     relevance_sums,
 )
-from studies._images import sample_photos
-from studies._torchvision import random_model
+from studies.loading._images import sample_photos
+from studies.presets._torchvision import random_model
 
 TINY = {"epsilon": 1e-12, "stabilizer": 1e-12, "seed": "one_hot"}  # the one-hot seed: relevance sums to 1
 EXPLAINERS = {

@@ -6,7 +6,6 @@ is saved and loaded as JSON here (:func:`save_config`, :func:`load_explainer`).
 
 from ._attributors import InputGradient, LayerGradient, ModelInputError
 from ._base import COMMON_OPTIONS, LRPBase
-from ._canonizers import default_canonizers, register_canonizer
 from ._checks import NonFiniteAttributionError
 from ._config import explainer_config, load_explainer, save_config
 from ._conservation import conservation_model, relevance_sums
@@ -16,6 +15,7 @@ from ._model_state import evaluation_mode
 from ._registry import DEFAULT_EXPLAINERS, EXPLAINERS, get_explainer, register_explainer
 from ._tunable import Tunable
 from ._variants import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+from .canonizers import default_canonizers, register_canonizer
 
 __all__ = [
     "COMMON_OPTIONS",

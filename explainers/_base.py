@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import torch
@@ -13,20 +12,16 @@ from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
 from ._attributors import InputGradient, LayerGradient, as_tuple, run_model
-from ._canonizers import default_canonizers
 from ._checks import check_finite, check_finite_parameters, jsonable
 from ._guard import check_supported
 from ._model_state import evaluation_mode
 from ._tunable import Tunable, Tunables
+from .canonizers import ABSORBED, default_canonizers
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 ForwardArgumentExtractor = Callable[[Inputs], Inputs]
 TargetLayer = str | nn.Module
 TargetLayerOrListOfTargetLayers = TargetLayer | Sequence[TargetLayer]
-
-#: during ``LRPBase.attribute``, the dict into which canonizers report relevance absorbed by model constants
-#: (e.g. a ViT's class token and position embedding): name -> per-sample relevance, shape (B,)
-ABSORBED: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("absorbed_relevance", default=None)
 
 
 #: the relevance put in at the target output: its logit's sign, the logit, or 1 (see LRPBase)

@@ -44,3 +44,14 @@ def relevance_sums(relevance: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.
     the tensors of a tuple)."""
     parts = relevance if isinstance(relevance, tuple) else (relevance,)
     return sum(part.flatten(1).sum(1) for part in parts)
+
+
+def token_relevance(relevance: torch.Tensor, *, batch_first: bool = True) -> torch.Tensor:
+    """Sum a relevance at the embedding output over the embedding dimension: one score per token, shape (B, L).
+
+    ``relevance`` is (B, L, E), or (L, B, E) with ``batch_first=False``.
+    """
+    if relevance.dim() != 3:
+        raise ValueError(f"expected an embedding-output relevance of 3 dimensions, got shape {tuple(relevance.shape)}")
+    scores = relevance.sum(-1)
+    return scores if batch_first else scores.transpose(0, 1)

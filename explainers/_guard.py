@@ -15,7 +15,7 @@ from torchvision.ops.misc import Permute
 from zennit.layer import Sum
 from zennit.types import Activation, AvgPool, BatchNorm, Linear, MaxPool
 
-from ._canonizers import _is_plain_sequential, _register_builtin_canonizers, canonized_types
+from .canonizers import canonized_types, is_plain_sequential
 
 
 class UnsupportedModelError(ValueError):
@@ -51,7 +51,7 @@ STRUCTURAL: tuple[type, ...] = (
     nn.Embedding,
 )
 
-#: the sequence modules of :mod:`explainers._sequence` (canonized there)
+#: the sequence modules of :mod:`explainers.canonizers` (canonized there)
 SEQUENCE: tuple[type, ...] = (
     nn.MultiheadAttention,
     nn.TransformerEncoderLayer,
@@ -120,12 +120,11 @@ def check_supported(model: nn.Module) -> None:
     canonizer rewrites. A container (a module with children and no parameters of its own) is fine when its
     children are; a module with parameters of its own, or a leaf of unknown type, is refused.
     """
-    _register_builtin_canonizers()
     canonized = canonized_types()
     known = RULED + STRUCTURAL + SEQUENCE + canonized
     hidden = _hidden_arithmetic()
     for name, module in model.named_modules():
-        if isinstance(module, known) or _is_plain_sequential(module):
+        if isinstance(module, known) or is_plain_sequential(module):
             continue  # covered itself; its children are checked in their turn
         if isinstance(module, hidden):
             raise UnsupportedModelError(

@@ -14,7 +14,6 @@ from zennit.rules import Epsilon, Flat, ZBox
 from zennit.types import Convolution
 
 from ._registry import register_explainer
-from ._rules import ConservingAlphaBeta, ConservingZPlus, FastGamma
 from ._tunable import Tunables
 from ._variants import (
     LOG_UNIT_INTERVAL,
@@ -28,6 +27,7 @@ from ._variants import (
     check_bounds,
     check_positive,
 )
+from .rules import ConservingAlphaBeta, ConservingZPlus, FastGamma, sequence_layer_map
 
 GROUPS = ("input", "lower", "middle", "upper", "dense")
 RULES = ("epsilon", "gamma", "alpha2beta1", "zplus")
@@ -258,8 +258,6 @@ class LRPLayerwise(_ZennitVariant):
 
     def sequence_layer_map(self) -> list:
         """The sequence rules (attention values, recurrent steps) with ``dense_epsilon``, as the variants'."""
-        from ._sequence import sequence_layer_map
-
         return sequence_layer_map(self.dense.epsilon, self.stabilizer)
 
     def build_composite(self, model: nn.Module) -> Composite:

@@ -15,8 +15,15 @@ from zennit.types import Convolution, Linear
 
 from ._base import ForwardArgumentExtractor, LRPBase, TargetLayerOrListOfTargetLayers
 from ._registry import register_explainer
-from ._rules import ConservingEpsilonAlpha2Beta1, ConservingEpsilonPlus, FastEpsilonGammaBox
-from ._types import LSTM, RNN, Attention
+from .rules import (
+    LSTM,
+    RNN,
+    Attention,
+    ConservingEpsilonAlpha2Beta1,
+    ConservingEpsilonPlus,
+    FastEpsilonGammaBox,
+    sequence_layer_map,
+)
 
 Stabilizer = float | Callable[[torch.Tensor], torch.Tensor]
 Bound = float | torch.Tensor
@@ -35,7 +42,6 @@ class _ZennitVariant(LRPBase):
     def sequence_layer_map(self) -> list:
         """Rules for the parts the sequence canonizers introduce (attention, LayerNorm, recurrent steps);
         they must come with those canonizers, which every variant gets."""
-        from ._sequence import sequence_layer_map
 
         return sequence_layer_map(self.epsilon, self.stabilizer)
 
@@ -61,7 +67,7 @@ class LRPUniformEpsilon(_ZennitVariant):
 
     R_i = sum_j x_i w_ij / (z_j + epsilon * sign(z_j)) R_j. ``epsilon=0`` gives LRP-0 (gradient × input on
     ReLU networks); a large epsilon absorbs weak and contradictory relevance and gives sparser maps.
-    Attention, LayerNorm and recurrent layers get the rules of :mod:`explainers._sequence`.
+    Attention, LayerNorm and recurrent layers get the rules of :mod:`explainers.rules`.
     """
 
     SUPPORTED_MODULES: ClassVar[list[type]] = [Linear, Convolution, LSTM, RNN, Attention]
@@ -221,7 +227,7 @@ class LRPEpsilonPlus(_ConvolutionComposite):
     """zennit's EpsilonPlus :cite:p:`kohlbrenner2020towards`: z-plus on convolutions, epsilon on dense layers.
 
     z-plus keeps only positive contributions; ``epsilon=0`` makes the dense layers LRP-0. A neuron without positive
-    contributions passes its relevance to the negative ones (:class:`explainers._rules.ConservingZPlus`).
+    contributions passes its relevance to the negative ones (:class:`explainers.rules.ConservingZPlus`).
     """
 
     COMPOSITE = ConservingEpsilonPlus
@@ -232,7 +238,7 @@ class LRPEpsilonAlpha2Beta1(_ConvolutionComposite):
     """zennit's EpsilonAlpha2Beta1 :cite:p:`bach2015pixel`: alpha=2, beta=1 on convolutions, epsilon on dense layers.
 
     Positive contributions count twice, negative ones once against; ``epsilon=0`` makes dense layers LRP-0. A neuron
-    with only one kind gives it all its relevance (:class:`explainers._rules.ConservingAlphaBeta`).
+    with only one kind gives it all its relevance (:class:`explainers.rules.ConservingAlphaBeta`).
     """
 
     COMPOSITE = ConservingEpsilonAlpha2Beta1

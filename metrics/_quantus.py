@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ._base import Metric, check_inputs
-from ._perturbation import model_device
+from .perturbation._engine import model_device
 
 
 @contextlib.contextmanager

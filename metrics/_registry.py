@@ -7,14 +7,9 @@ from typing import Any
 
 from torch import nn
 
-from ._abpc import AbPC
 from ._base import Metric
-from ._complexity import Complexity
-from ._faithfulness_correlation import FaithfulnessCorrelation
-from ._irof import IROF
-from ._lerf import LeRF
-from ._morf import MoRF
-from ._sparseness import Sparseness
+from .complexity import Complexity, Sparseness
+from .perturbation import IROF, AbPC, FaithfulnessCorrelation, LeRF, MoRF
 
 METRICS: dict[str, type[Metric]] = {
     "morf": MoRF,

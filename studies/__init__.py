@@ -10,9 +10,9 @@ from ._errors import (
     WeightsError,
     WeightsUnavailableError,
 )
-from ._preprocessing import Preprocessing
 from ._registry import DEFAULT_PRESET, ENTRY_POINT_GROUP, available_presets, get_preset, register_preset
-from ._weights import cache_dir
+from .loading._preprocessing import Preprocessing
+from .loading._weights import cache_dir
 
 __all__ = [
     "DEFAULT_PRESET",

@@ -40,8 +40,9 @@ class Preset:
     None means the preset's own data. ``low``/``high`` (shape (1, C, 1, 1)) bound a valid input
     after preprocessing, per channel (see :func:`bounds_from_normalization`). ``canonizer_factory``
     returns fresh extra zennit canonizers; ResNet/VGG canonizers are chosen by the explainers.
-    ``metric_kwargs`` are the objective's settings for this preset (e.g. the perturbation baseline), stated and
-    justified in the preset's module; the command line's ``--baseline`` and ``--metric-kwargs`` override them.
+    ``metric_kwargs`` are objective settings this preset needs beyond the study's defaults (the baseline's default
+    is :func:`metrics.perturbation.study_baseline`'s); the command line's ``--baseline`` and ``--metric-kwargs``
+    override them.
     """
 
     name: str

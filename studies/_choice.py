@@ -21,9 +21,9 @@ from torchvision.models import WeightsEnum
 from ._base import Preset
 from ._errors import PresetError
 from ._import_path import import_path_preset, is_import_path
-from ._preprocessing import Preprocessing
 from ._registry import get_preset, registered_preset
-from ._torchvision import (
+from .loading._preprocessing import Preprocessing
+from .presets._torchvision import (
     GENERIC_DEFAULTS,
     TORCHVISION_DEFAULTS,
     check_weights,

@@ -22,8 +22,8 @@ from torch import nn
 
 from ._base import Preset
 from ._errors import ModelImportError, WeightsError, first_line
-from ._preprocessing import Preprocessing, load_images
-from ._weights import apply_state_dict, head_size, read_state_dict
+from .loading._preprocessing import Preprocessing, load_images
+from .loading._weights import apply_state_dict, head_size, read_state_dict
 
 ModelFactory = Callable[..., nn.Module]
 

@@ -6,9 +6,16 @@ import difflib
 from importlib.metadata import EntryPoint, entry_points
 
 from ._base import Preset
-from ._digits import DIGITS
 from ._errors import PresetError, UnknownPresetError, first_line
-from ._torchvision import GENERIC_DEFAULTS, RESNET18, RESNET50, VGG16, torchvision_classifiers, torchvision_preset
+from .presets._digits import DIGITS
+from .presets._torchvision import (
+    GENERIC_DEFAULTS,
+    RESNET18,
+    RESNET50,
+    VGG16,
+    torchvision_classifiers,
+    torchvision_preset,
+)
 
 ENTRY_POINT_GROUP = "lrp_tuner.presets"
 DEFAULT_PRESET: str = DIGITS.name

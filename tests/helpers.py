@@ -133,3 +133,35 @@ def assert_conserves(explainer, inputs, targets, *, tolerance=1e-6):
     assert nonzero > 0.1, f"only {nonzero:.1%} of the inputs receive relevance: a degenerate fixture"
     assert bool((relevance.flatten(1).abs().sum(1) > 1e-3).all()), "a sample with (almost) no relevance"
     return relevance
+
+
+def tune_options(**flat):
+    """``tune()``'s grouped options from flat keywords named as the groups' fields (``n_trials=4``,
+    ``metric="irof"``, ``storage="sqlite:///..."``, ``heartbeat_interval=...``): the tests state each setting once
+    and tune() receives Objective, Budget, Search, Report and Storage as a user writes them."""
+    import dataclasses
+
+    from tuner import Budget, Objective, Report, Search, Storage
+
+    direct = {key: flat.pop(key) for key in ("study_name", "explainer_kwargs", "device") if key in flat}
+    if "storage" in flat:
+        flat["url"] = flat.pop("storage")
+    options = {}
+    for name, group in (("objective", Objective), ("budget", Budget), ("search", Search), ("report", Report)):
+        fields = {f.name for f in dataclasses.fields(group)}
+        given = {key: flat.pop(key) for key in list(flat) if key in fields}
+        if given:
+            options[name] = group(**given)
+    storage_fields = {key: flat.pop(key) for key in list(flat) if key in ("url", "heartbeat_interval")}
+    if storage_fields:
+        options["storage"] = Storage(**storage_fields)
+    if flat:
+        raise TypeError(f"not an option of tune(): {', '.join(flat)}")
+    return {**options, **direct}
+
+
+def run_tune(explainer_cls, model, data, **flat):
+    """``tune(explainer_cls, model, data, ...)`` with the options given as flat keywords (:func:`tune_options`)."""
+    from tuner import tune
+
+    return tune(explainer_cls, model, data, **tune_options(**flat))

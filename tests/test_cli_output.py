@@ -4,7 +4,8 @@ import argparse
 
 import pytest
 
-from tuner import _cli_parser, cli
+from tuner.cli import _main as cli
+from tuner.cli import _parser as _cli_parser
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def test_importance_warnings_become_debug_lines(monkeypatch, caplog):
 
     import optuna
 
-    from tuner import _result
+    from tuner.evidence import _result
 
     def warns(study):
         warnings.warn("too few trials for a reliable importance", UserWarning, stacklevel=1)
@@ -58,7 +59,10 @@ def test_matplotlib_font_cache_message_only_with_verbose(verbose, tmp_path):
     import subprocess
     import sys
 
-    code = f"from tuner.cli import configure_output; configure_output(verbose={verbose}); import matplotlib.pyplot"
+    code = (
+        "from tuner.cli._main import configure_output; "
+        f"configure_output(verbose={verbose}); import matplotlib.pyplot"
+    )
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path)}  # an empty cache: matplotlib builds it now
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -103,7 +107,7 @@ def test_ctrl_c_anywhere_in_run_is_one_line_without_traceback(raised, monkeypatc
         except KeyboardInterrupt as interrupt:
             raise ValueError("half-written") from interrupt
 
-    monkeypatch.setattr(cli, "_run", interrupted_run)
+    monkeypatch.setattr(cli, "run", interrupted_run)
     assert cli.main(["run"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("interrupted:") and "Traceback" not in err, err
@@ -136,7 +140,7 @@ def test_an_error_after_a_signal_that_lost_its_context_is_still_one_line(monkeyp
             pass  # swallowed, as a failed commit does
         raise AssertionError("Should not reach.")
 
-    monkeypatch.setattr(cli, "_run", signalled_run)
+    monkeypatch.setattr(cli, "run", signalled_run)
     assert cli.main(["run"]) == cli.EXIT_TERMINATED
     err = capsys.readouterr().err
     assert err.startswith("terminated:") and err.count("\n") == 1, err

@@ -13,13 +13,13 @@ import urllib.request
 import optuna
 import pytest
 import torch
+from helpers import run_tune
 from optuna_dashboard import get_note
 from torch import nn
 
 from explainers import LRPUniformEpsilon
-from tuner import tune
-from tuner._dashboard import study_artifacts
-from tuner._report import write_report
+from tuner.evidence._dashboard import study_artifacts
+from tuner.evidence._report import write_report
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def study_run(tmp_path_factory):
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)).eval()
     inputs, labels = torch.randn(12, 1, 8, 8), torch.arange(12) % 3
     storage = f"sqlite:///{folder / 'db' / 'study.db'}"
-    result = tune(
+    result = run_tune(
         LRPUniformEpsilon,
         model,
         (inputs, labels),
@@ -58,7 +58,7 @@ def test_the_result_is_in_the_study_note_and_artifacts_and_a_rerun_adds_nothing(
     again = sorted(record["filename"] for record in study_artifacts(storage_obj, result.study))
     assert again == names  # identical files are not uploaded twice
     (folder / "out" / "summary.csv").write_text("changed\n")
-    from tuner._dashboard import upload_once
+    from tuner.evidence._dashboard import upload_once
 
     assert upload_once(result.study, storage_obj, result.objective.artifacts, folder / "out" / "summary.csv")
     records = [r for r in study_artifacts(storage_obj, result.study) if r["filename"] == "summary.csv"]

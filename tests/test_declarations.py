@@ -7,8 +7,8 @@ import pytest
 
 from explainers import COMMON_OPTIONS, EXPLAINERS, LRPBase
 from metrics import METRICS
-from metrics._perturbation import COMMON_OPTIONS as METRIC_OPTIONS
-from metrics._perturbation import PerturbationMetric
+from metrics.perturbation import PerturbationMetric
+from metrics.perturbation._engine import COMMON_OPTIONS as METRIC_OPTIONS
 
 VARIADIC = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
 

@@ -364,7 +364,7 @@ def test_a_merged_batch_norm_is_skipped_with_its_eps_kept(monkeypatch):
     """The merge makes a BatchNorm the identity by skipping it, not by setting its eps to 0 (which torch up to
     2.11 refuses in eval mode): while merged the BatchNorm never runs, the canonized model computes the original's
     output, and afterwards the module is as it was."""
-    from explainers._canonizers import AdjacentMergeBatchNorm
+    from explainers.canonizers import AdjacentMergeBatchNorm
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))

@@ -8,13 +8,13 @@ import logging
 import optuna
 import pytest
 import torch
+from helpers import run_tune
 from optuna.trial import TrialState
 from torch import nn
 
-from tuner import tune
-from tuner._budget import REPEAT_LIMIT, optimize
-from tuner._fair import FairSampler, configurations, counts_towards_budget, is_enqueued, is_repeat, stage_quota
-from tuner._space import SearchSpace
+from tuner.search._budget import REPEAT_LIMIT, optimize
+from tuner.search._fair import FairSampler, configurations, counts_towards_budget, is_enqueued, is_repeat, stage_quota
+from tuner.search._space import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BOUNDS = {"low": -1.0, "high": 1.0}
@@ -41,7 +41,7 @@ def one_head_cnn():
 @pytest.fixture(scope="module")
 def fair_study(one_head_cnn):
     model, inputs, targets = one_head_cnn
-    return tune(
+    return run_tune(
         None,
         model,
         (inputs, targets),
@@ -101,7 +101,7 @@ class AlwaysProposes(optuna.samplers.RandomSampler):
 
 def test_a_proposal_of_a_variant_with_nothing_to_tune_goes_to_a_free_one(one_head_cnn):
     model, inputs, targets = one_head_cnn
-    result = tune(
+    result = run_tune(
         None,
         model,
         (inputs, targets),
@@ -141,7 +141,7 @@ def test_workers_sharing_a_study_spread_over_the_variants_during_the_stage(one_h
 
 
 def _objective_repeating(every: int):
-    """An objective that answers every ``every``-th trial 'from the study' (as tuner._objective marks it)."""
+    """An objective that answers every ``every``-th trial 'from the study' (as tuner.search._objective marks it)."""
 
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", 0, 1)

@@ -15,16 +15,15 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from helpers import hook_count
+from helpers import hook_count, run_tune
 from optuna.trial import TrialState
 from PIL import Image
 from test_workers import worker_env
 from torch import nn
 
 from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
-from tuner import tune
-from tuner._storage import _first_line, mask_url, redact
-from tuner._study import StudyMismatchError, record_storage
+from tuner.search._study import StudyMismatchError, record_storage
+from tuner.storage._open import _first_line, mask_url, redact
 
 FAST = ["--explainers", "uniform_epsilon", "--pruner", "none", "--batch-size", "8", "--no-progress", "--no-report"]
 
@@ -127,7 +126,7 @@ def test_tune_refuses_to_resume_with_other_weights_or_other_samples(tmp_path):
     model, storage = _tiny_model(), f"sqlite:///{tmp_path / 't.db'}"
     x, y = torch.randn(24, 1, 8, 8), torch.randint(0, 10, (24,))
     options = dict(n_trials=2, n_samples=4, storage=storage, study_name="t", show_progress_bar=False, pruner="none")
-    tune(LRPUniformEpsilon, model, (x, y), **options)
+    run_tune(LRPUniformEpsilon, model, (x, y), **options)
     before = [(t.number, t.state) for t in trials(storage, "t")]
     recorded = optuna.load_study(study_name="t", storage=storage).user_attrs
     assert {"model", "data"} <= recorded.keys()
@@ -135,9 +134,9 @@ def test_tune_refuses_to_resume_with_other_weights_or_other_samples(tmp_path):
     with torch.no_grad():
         other[0].weight.add_(1e-3)
     with pytest.raises(StudyMismatchError, match="another model"):
-        tune(LRPUniformEpsilon, other, (x, y), **{**options, "n_trials": 4})
+        run_tune(LRPUniformEpsilon, other, (x, y), **{**options, "n_trials": 4})
     with pytest.raises(StudyMismatchError, match="another data"):
-        tune(LRPUniformEpsilon, model, (x + 1, y), **{**options, "n_trials": 4})
+        run_tune(LRPUniformEpsilon, model, (x + 1, y), **{**options, "n_trials": 4})
     assert [(t.number, t.state) for t in trials(storage, "t")] == before
 
 
@@ -365,7 +364,7 @@ def test_tune_checks_its_input_before_any_study_exists(change, error, message, t
     model = change.pop("model", _tiny_model())
     storage = tmp_path / "g.db"
     with pytest.raises(error, match=message):
-        tune(
+        run_tune(
             LRPUniformEpsilon,
             model,
             (x, y),
@@ -399,12 +398,12 @@ def test_explainers_and_tune_return_the_model_as_it_came_also_on_error():
     with pytest.raises(ValueError, match="out of range"):
         explainer.attribute(x[:2], torch.tensor([0, 99]))
     assert _same(before, _state(model))
-    result = tune(LRPUniformEpsilon, model, (x, y), n_trials=2, n_samples=4, show_progress_bar=False)
+    result = run_tune(LRPUniformEpsilon, model, (x, y), n_trials=2, n_samples=4, show_progress_bar=False)
     assert _same(before, _state(model))
-    result.summary()  # scores after tune() run the model in eval mode and leave it in training mode
+    result.summary()  # scores after run_tune() run the model in eval mode and leave it in training mode
     assert _same(before, _state(model))
     with pytest.raises(ValueError):
-        tune(LRPUniformEpsilon, model, (x, torch.full((12,), 42)), n_trials=2, n_samples=4, show_progress_bar=False)
+        run_tune(LRPUniformEpsilon, model, (x, torch.full((12,), 42)), n_trials=2, n_samples=4, show_progress_bar=False)
     assert _same(before, _state(model))
 
 

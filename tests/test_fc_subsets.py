@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from metrics import FaithfulnessCorrelation
-from metrics._faithfulness_correlation import sample_keys
+from metrics.perturbation._faithfulness_correlation import sample_keys
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tuner._figures import Row, Samples, comparison_figure, display_images, distinct_labels, trial_figure
+from tuner.figures._heatmaps import Row, Samples, comparison_figure, display_images, distinct_labels, trial_figure
 
 
 def test_the_shown_samples_have_different_labels_where_the_data_allows():

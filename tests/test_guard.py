@@ -106,10 +106,9 @@ def test_a_torchvision_block_without_its_canonizer_is_refused(monkeypatch):
     unregistered, a MobileNet is refused at its first inverted residual instead of being explained wrongly."""
     import torchvision
 
-    from explainers import _canonizers
+    from explainers.canonizers import _registry
 
-    _canonizers._register_builtin_canonizers()
-    monkeypatch.setattr(_canonizers, "CANONIZERS", [])
+    monkeypatch.setattr(_registry, "CANONIZERS", [])
     model = torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.25).eval()
     expected = r"features\.1 \(torchvision\.models\.mobilenetv2\.InvertedResidual\)"
     with pytest.raises(UnsupportedModelError, match=expected):

@@ -7,7 +7,7 @@ import optuna
 import pytest
 import torch
 import torchvision
-from helpers import hook_count, randomise_batch_norm, zero_biases
+from helpers import hook_count, randomise_batch_norm, run_tune, zero_biases
 from torch import nn
 from zennit.types import Convolution
 
@@ -169,7 +169,7 @@ def test_default_configuration_is_epsilon_gamma_box(vgg, images):
 
 
 def test_variant_configurations_hold_only_the_chosen_rules_parameters(resnet):
-    from tuner._space import SearchSpace  # how the tuner enqueues them
+    from tuner.search._space import SearchSpace  # how the tuner enqueues them
 
     configurations = LRPLayerwise.variant_configurations()
     assert set(configurations) == {"LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus", "LRPEpsilonAlpha2Beta1"}
@@ -264,11 +264,10 @@ def test_model_without_convolutions(mlp):
 
 # -- the tuner searches the conditional space ----------------------------------------------------------------
 def test_tune_respects_the_conditions(vgg, images):
-    from tuner import tune
 
     torch.manual_seed(4)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 3, 5, 9])
-    result = tune(LRPLayerwise, vgg, (x, y), n_trials=4, n_samples=4, show_progress_bar=False)
+    result = run_tune(LRPLayerwise, vgg, (x, y), n_trials=4, n_samples=4, show_progress_bar=False)
     trials = result.study.get_trials(deepcopy=False)
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     assert any(t.params["input_rule"] != "zbox" for t in trials)  # the rules are searched, not only parameters

@@ -11,7 +11,7 @@ from torch import nn
 
 import metrics
 from metrics import IROF, AbPC, Complexity, FaithfulnessCorrelation, LeRF, MoRF, Sparseness
-from metrics._faithfulness_correlation import N_REPEATS
+from metrics.perturbation._faithfulness_correlation import N_REPEATS
 
 
 class CountingModel(nn.Module):

@@ -7,15 +7,16 @@ import sys
 import optuna
 import pytest
 import torch
+from helpers import run_tune
 from torch import nn
 
 import studies
 from metrics import IROF, AbPC, FaithfulnessCorrelation
 from metrics._base import layout_of
-from metrics._perturbation import BASELINES, make_baseline
-from tuner import StudyMismatchError, tune
-from tuner._baselines import CAPTUM
-from tuner._policy import objective_settings
+from metrics.perturbation import BASELINES, make_baseline
+from tuner import StudyMismatchError
+from tuner.evidence._reference import CAPTUM
+from tuner.search._policy import objective_settings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -79,10 +80,9 @@ def test_image_objective_default_is_not_a_reference_rows_point():
     assert objective_settings(images(side=16), None) == {"baseline": "blur", "blur_sigma": 2.0}
     assert objective_settings(images(side=224, n=1), None)["blur_sigma"] == 5.0
     assert objective_settings(images(), {"baseline": "min"}) == {"baseline": "min"}
-    assert objective_settings(torch.randn(3, 5), None) == {}  # tabular: the metric's own default
-    for preset in ("digits", "resnet18"):
-        settings = studies.get_preset(preset).metric_kwargs
-        assert settings["baseline"] not in ("zero",), preset
+    assert objective_settings(torch.randn(3, 5), None) == {"baseline": "zero"}  # tabular: the metrics' default
+    for preset in ("digits", "resnet18"):  # one place decides the default baseline: no preset restates it
+        assert "baseline" not in studies.get_preset(preset).metric_kwargs, preset
 
 
 def test_resuming_with_other_metric_settings_is_refused(tmp_path):
@@ -91,13 +91,13 @@ def test_resuming_with_other_metric_settings_is_refused(tmp_path):
     model, x = small_cnn(), images(8)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     options = {"storage": storage, "study_name": "s", "n_samples": 4, "show_progress_bar": False, "n_trials": 1}
-    tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "min", "n_steps": 4}, **options)
-    tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "min", "n_steps": 4, "batch_size": 3}, **options)
+    run_tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "min", "n_steps": 4}, **options)
+    run_tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "min", "n_steps": 4, "batch_size": 3}, **options)
     with pytest.raises(StudyMismatchError, match="another metric settings") as error:
-        tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "blur", "n_steps": 4}, **options)
+        run_tune(LRPUniformEpsilon, model, x, metric_kwargs={"baseline": "blur", "n_steps": 4}, **options)
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="'n_step'.*not settings of AbPC"):
-        tune(LRPUniformEpsilon, model, x, metric_kwargs={"n_step": 4}, **options)
+        run_tune(LRPUniformEpsilon, model, x, metric_kwargs={"n_step": 4}, **options)
     summary = optuna.get_all_study_summaries(storage)[0]
     assert summary.user_attrs["metric_settings"]["baseline"] == "min"
 
@@ -124,7 +124,7 @@ def test_cli_refuses_bad_objective_settings_in_one_line(argument, said, tmp_path
 
 
 def test_cli_reads_key_values():
-    from tuner._cli_parser import _key_values
+    from tuner.cli._parser import _key_values
 
     assert _key_values("n_steps=20,blur_sigma=2.5, baseline=min") == {
         "n_steps": 20,

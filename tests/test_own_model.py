@@ -18,7 +18,7 @@ from torch import nn
 
 import studies
 from studies import ModelImportError, Preprocessing, WeightsError, model_preset
-from tuner._provenance import model_fingerprint
+from tuner.evidence._provenance import model_fingerprint
 
 TINY_NET = """
 from torch import nn

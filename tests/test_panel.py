@@ -8,15 +8,16 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from helpers import run_tune
 from scipy import stats
 from sklearn.datasets import load_digits
 from torch import nn
 
 from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
 from metrics import Metric
-from tuner import cli, tune
-from tuner._cli_parser import _panel
-from tuner._panel import TAU_ROW, _disagreement, panel_metrics
+from tuner import cli
+from tuner.cli._parser import _panel
+from tuner.evidence._panel import TAU_ROW, _disagreement, panel_metrics
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BOUNDS = {"low": -1.0, "high": 1.0}
@@ -44,7 +45,7 @@ def digits():
 @pytest.fixture(scope="module")
 def result(digits):
     model, x, y = digits
-    return tune(
+    return run_tune(
         [LRPEpsilonGammaBox, LRPUniformEpsilon],
         model,
         (x, y),
@@ -171,7 +172,7 @@ def test_default_panel_and_its_choices(digits):
 
 def test_no_panel_gives_an_empty_table(digits):
     model, x, y = digits
-    quiet = tune(
+    quiet = run_tune(
         LRPUniformEpsilon,
         model,
         (x, y),
@@ -204,7 +205,7 @@ def test_held_out_scores_and_the_panel_share_one_attribution_per_configuration(d
     from explainers import LRPBase
 
     model, x, y = digits
-    result = tune(
+    result = run_tune(
         [LRPUniformEpsilon],
         model,
         (x, y),
@@ -242,7 +243,7 @@ def test_a_panel_metric_equal_to_the_objective_takes_its_scores(digits, monkeypa
     from metrics import AbPC
 
     model, x, y = digits
-    result = tune(
+    result = run_tune(
         [LRPUniformEpsilon],
         model,
         (x, y),
@@ -273,7 +274,7 @@ def test_a_panel_metric_equal_to_the_objective_takes_its_scores(digits, monkeypa
 
 def test_metrics_are_the_same_only_with_equal_settings_model_and_baseline_data(digits):
     from metrics import get_metric
-    from tuner._panel import same_metric
+    from tuner.evidence._panel import same_metric
 
     model, x, _ = digits
     blur = get_metric("abpc", model, baseline="blur", blur_sigma=1.0)

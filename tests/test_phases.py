@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from tuner import _phases
-from tuner._phases import phase, recording
+from tuner.search import _phases
+from tuner.search._phases import phase, recording
 
 
 def test_a_nested_phase_pauses_the_outer_one(monkeypatch):

@@ -3,12 +3,12 @@ study's Pareto configurations; the shown samples' scores are the study's own per
 
 import pytest
 import torch
+from helpers import run_tune
 from PIL import Image
 from torch import nn
 
 from explainers import LRPUniformEpsilon
-from tuner import tune
-from tuner._report import _figure_rows, write_report
+from tuner.evidence._report import _figure_rows, write_report
 
 
 def _model_and_data():
@@ -19,14 +19,14 @@ def _model_and_data():
 
 def test_a_best_equal_to_its_default_is_one_row_and_scores_are_the_study_s(tmp_path):
     model, inputs, labels = _model_and_data()
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, n_samples=6, show_progress_bar=False)
+    result = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, n_samples=6, show_progress_bar=False)
     table = write_report(result, model, tmp_path, study_name="s", storage=None)
     samples, rows = _figure_rows(result, model, table, None)
     names = [row.name for row in rows]
     assert names == ["LRPUniformEpsilon default = best"]  # one trial: the best is the default, drawn once
     default = result.study.trials[0]
     base = result.space.variants["LRPUniformEpsilon"]
-    from tuner._objective import configuration_key
+    from tuner.search._objective import configuration_key
 
     assert configuration_key(base) in result.objective.shown_attributions  # kept by the trial, reused here
     assert torch.allclose(rows[0].attributions, result.objective._shown(base))  # the trial's kept maps = fresh ones
@@ -42,7 +42,7 @@ def test_a_best_equal_to_its_default_is_one_row_and_scores_are_the_study_s(tmp_p
 
 def test_a_multi_objective_report_shows_the_pareto_configurations(tmp_path):
     model, inputs, labels = _model_and_data()
-    result = tune(
+    result = run_tune(
         LRPUniformEpsilon,
         model,
         (inputs, labels),
@@ -63,7 +63,7 @@ def test_a_multi_objective_report_shows_the_pareto_configurations(tmp_path):
 @pytest.mark.parametrize("n_steps_features", [(32, 256), (32, 3 * 32 * 32), (16, 3 * 224 * 224)])
 @pytest.mark.parametrize("device", ["cpu", "meta"])  # "meta" stands for an accelerator: no memory is allocated
 def test_integrated_gradients_steps_follow_the_input_size(n_steps_features, device):
-    from tuner._baselines import IG_BUDGET, IG_CPU_BUDGET, ig_settings
+    from tuner.evidence._reference import IG_BUDGET, IG_CPU_BUDGET, ig_settings
 
     n_steps, features = n_steps_features
     settings = ig_settings(torch.zeros(16, features, device=device))
@@ -75,7 +75,7 @@ def test_integrated_gradients_steps_follow_the_input_size(n_steps_features, devi
 
 
 def test_integrated_gradients_batches_fewer_photos_on_a_cpu():
-    from tuner._baselines import ig_settings
+    from tuner.evidence._reference import ig_settings
 
     photos = torch.zeros(16, 3, 224, 224)
     on_cpu, on_accelerator = ig_settings(photos), ig_settings(photos.to("meta"))

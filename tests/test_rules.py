@@ -14,14 +14,16 @@ from zennit.composites import EpsilonGammaBox, LayerMapComposite
 from zennit.core import Stabilizer
 from zennit.rules import AlphaBeta, Epsilon, Gamma, ZPlus
 
-from explainers import _rules as rules
-from explainers._rules import (
+from explainers.rules import (
     ConservingAlphaBeta,
     ConservingLayerNorm,
     ConservingZPlus,
     FastEpsilonGammaBox,
     FastGamma,
+    _gamma,
+    _zplus,
 )
+from explainers.rules._direct import takes_direct_path
 
 
 def layer_relevance(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
@@ -280,7 +282,8 @@ def relevance_of(rule, layer: nn.Module, x: torch.Tensor, relevance: torch.Tenso
 
 def generic(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rules' autograd passes everywhere (the reference for the direct ones)."""
-    monkeypatch.setattr(rules, "_direct", lambda module, zero_params, input: False)
+    for module in (_zplus, _gamma):
+        monkeypatch.setattr(module, "takes_direct_path", lambda module, zero_params, input: False)
 
 
 @pytest.mark.parametrize("kind", list(DIRECT_LAYERS))
@@ -290,7 +293,7 @@ def test_direct_zplus_equals_its_autograd_passes(kind, signed, zero_params, monk
     """The direct gradients, the fallback's z_j read from the layer's output (less a zeroed bias), the restriction to
     the channels holding an empty neuron: the autograd passes' result, fallback included."""
     layer, x, relevance = direct_case(kind, signed)
-    assert rules._direct(layer, zero_params, x)
+    assert takes_direct_path(layer, zero_params, x)
     calls = []
     fallback = ConservingZPlus._lrp0_at
     monkeypatch.setattr(ConservingZPlus, "_lrp0_at", lambda self, *args: calls.append(1) or fallback(self, *args))
@@ -360,7 +363,7 @@ GAMMA_CASES = [(0.25, None), (1.0, None), (0.25, ["bias"])]
 @pytest.mark.parametrize("gamma, zero_params", GAMMA_CASES, ids=["gamma0.25", "gamma1", "no_bias"])
 def test_fast_gamma_equals_zennit_gamma(kind, signed, gamma, zero_params):
     layer, x, relevance = direct_case(kind, signed)
-    assert rules._direct(layer, zero_params, x)
+    assert takes_direct_path(layer, zero_params, x)
     theirs = relevance_of(Gamma(gamma=gamma, stabilizer=1e-6, zero_params=zero_params), layer, x, relevance)
     ours = relevance_of(FastGamma(gamma=gamma, stabilizer=1e-6, zero_params=zero_params), layer, x, relevance)
     assert not torch.allclose(theirs, relevance_of(Epsilon(epsilon=1e-6), layer, x, relevance), rtol=1e-3)
@@ -390,7 +393,7 @@ def test_rules_elsewhere_run_the_autograd_passes(layer, shape):
     torch.manual_seed(7)
     layer = layer.double()
     x = torch.randn(*shape, dtype=torch.float64)
-    assert not rules._direct(layer, None, x)
+    assert not takes_direct_path(layer, None, x)
     relevance = torch.randn_like(layer(x))
     theirs = relevance_of(Gamma(gamma=0.25), layer, x, relevance)
     assert torch.equal(relevance_of(FastGamma(gamma=0.25), layer, x, relevance), theirs)

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
+from helpers import run_tune
 from optuna_dashboard import get_note
 from torch import nn
 
 import studies
 from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPLayerwise, LRPUniformEpsilon
-from tuner import tune
-from tuner._inert import inert_tunables
+from tuner.search._inert import inert_tunables
 
 FOUR = ("LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus", "LRPEpsilonAlpha2Beta1")
 
@@ -78,7 +78,7 @@ def test_epsilon_is_inert_on_a_single_dense_head_and_not_on_two(digits, vgg):
 def test_a_variant_with_only_inert_tunables_is_evaluated_once(digits, tmp_path, caplog):
     resnet, x, y, _ = digits
     with caplog.at_level("WARNING", logger="tuner"):
-        result = tune(
+        result = run_tune(
             LRPEpsilonPlus,
             resnet,
             (x, y),
@@ -96,7 +96,7 @@ def test_a_variant_with_only_inert_tunables_is_evaluated_once(digits, tmp_path, 
 
 def test_dropped_parameters_are_not_searched(digits):
     resnet, x, y, bounds = digits
-    result = tune(
+    result = run_tune(
         LRPEpsilonGammaBox, resnet, (x, y), n_trials=5, n_samples=8, show_progress_bar=False, explainer_kwargs=bounds
     )
     assert all(set(t.params) == {"gamma"} for t in result.study.trials)
@@ -109,7 +109,7 @@ def test_layer_group_study_is_never_worse_than_the_four_variants(model_name, req
     fixture = request.getfixturevalue(model_name)
     model, x, y = fixture[:3]
     bounds = fixture[3] if model_name == "digits" else {"low": 0.0, "high": 1.0}
-    result = tune(
+    result = run_tune(
         LRPLayerwise,
         model,
         (x, y),
@@ -132,7 +132,7 @@ def test_layer_group_study_is_never_worse_than_the_four_variants(model_name, req
 # -- several objectives ----------------------------------------------------------------------------------
 def test_two_objectives_give_a_pareto_front(digits):
     resnet, x, y, bounds = digits
-    result = tune(
+    result = run_tune(
         [LRPUniformEpsilon, LRPEpsilonGammaBox],
         resnet,
         (x, y),
@@ -160,7 +160,7 @@ def test_two_objectives_give_a_pareto_front(digits):
 # -- held-out scores and importances ---------------------------------------------------------------------
 def test_summary_reports_held_out_scores_on_other_samples(digits):
     resnet, x, y, bounds = digits
-    result = tune(
+    result = run_tune(
         LRPEpsilonGammaBox, resnet, (x, y), n_trials=6, n_samples=8, show_progress_bar=False, explainer_kwargs=bounds
     )
     tuned, held = result.objective.inputs, result.holdout.inputs

@@ -9,9 +9,11 @@ from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.rules import Epsilon
 from zennit.types import Convolution
 
-from explainers._sequence import sequence_canonizers, sequence_layer_map, token_relevance
-from explainers._sequence_attention import AttentionCanonizer
-from explainers._sequence_recurrent import RecurrentCanonizer
+from explainers._conservation import token_relevance
+from explainers.canonizers import sequence_canonizers
+from explainers.canonizers._attention import AttentionCanonizer
+from explainers.canonizers._recurrent import RecurrentCanonizer
+from explainers.rules import sequence_layer_map
 
 
 def uniform_epsilon(model: nn.Module, epsilon: float = 1e-6) -> LayerMapComposite:

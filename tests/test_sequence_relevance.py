@@ -11,8 +11,9 @@ from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.rules import Epsilon, Norm
 from zennit.types import Convolution
 
-from explainers._sequence import PerCall, sequence_canonizers, sequence_layer_map, token_relevance
-from explainers._sequence_layers import StepLinear, StepSum
+from explainers._conservation import token_relevance
+from explainers.canonizers import StepLinear, StepSum, sequence_canonizers
+from explainers.rules import PerCall, sequence_layer_map
 
 LENGTH, VOCAB, MARKER, WIDTH = 10, 12, 1, 16
 
@@ -243,11 +244,12 @@ def test_per_call_rules_neither_pile_up_nor_forget():
 def test_tune_runs_end_to_end_on_token_models(trained):
     """tune(LRPUniformEpsilon, ...) on a text classifier: relevance at the embedding output, one score
     per token, tokens replaced by a pad id in the metric."""
+    from helpers import run_tune
+
     from explainers import LRPUniformEpsilon
-    from tuner import tune
 
     ids, labels = _marker_data(64, torch.Generator().manual_seed(3))
-    result = tune(
+    result = run_tune(
         LRPUniformEpsilon,
         trained,
         (ids, labels),

@@ -1,4 +1,4 @@
-"""Paired statistics (tuner._statistics) against scipy and hand-computed examples."""
+"""Paired statistics (tuner.evidence._statistics) against scipy and hand-computed examples."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from tuner._statistics import bootstrap_ci, compare, wilcoxon_p
+from tuner.evidence._statistics import bootstrap_ci, compare, wilcoxon_p
 
 
 def test_wilcoxon_matches_the_exact_hand_computed_value():

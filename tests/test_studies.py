@@ -24,14 +24,13 @@ from studies import (
     UnknownPresetError,
     WeightsError,
     WeightsUnavailableError,
-    _digits_cache,
-    _digits_model,
     _registry,
     available_presets,
     bounds_from_normalization,
     get_preset,
     register_preset,
 )
+from studies.presets import _digits_cache, _digits_model
 
 BUILTIN = ("digits", "resnet50", "resnet18", "vgg16")
 TORCHVISION = ("resnet50", "resnet18", "vgg16")

@@ -14,6 +14,7 @@ import optuna
 import optuna_dashboard
 import pytest
 import torch
+from helpers import run_tune
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 from PIL import Image
@@ -24,8 +25,8 @@ from zennit.composites import LayerMapComposite, layer_map_base
 from zennit.rules import Epsilon
 
 from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
-from tuner import ALL_VARIANTS, StudyMismatchError, TuneResult, tune
-from tuner._provenance import model_fingerprint
+from tuner import ALL_VARIANTS, StudyMismatchError, TuneResult
+from tuner.evidence._provenance import model_fingerprint
 
 N_SAMPLES = 8
 FAST = {"n_samples": N_SAMPLES, "show_progress_bar": False}
@@ -77,7 +78,7 @@ def digits():
 def gamma_box_study(digits):
     """One in-memory EpsilonGammaBox study, shared by the read-only tests below."""
     model, inputs, labels = digits
-    return tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=8, explainer_kwargs=BOUNDS, **FAST)
+    return run_tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=8, explainer_kwargs=BOUNDS, **FAST)
 
 
 # -- explainers that misbehave on purpose in part of their search space ----------------------------------
@@ -227,18 +228,18 @@ def test_model_fingerprint_tells_weights_apart(digits, gamma_box_study):
     changed = copy.deepcopy(model)
     with torch.no_grad():
         changed[-1].bias[0] += 1e-3
-    result = tune(LRPUniformEpsilon, changed, (inputs, labels), n_trials=1, **FAST)
+    result = run_tune(LRPUniformEpsilon, changed, (inputs, labels), n_trials=1, **FAST)
     before = gamma_box_study.study.trials[0].user_attrs["model"]
     after = result.study.trials[0].user_attrs["model"]
     assert after["parameters"] == before["parameters"]
     assert after["sha256"] != before["sha256"]
-    same = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
+    same = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
     assert same.study.trials[0].user_attrs["model"] == before
 
 
 def test_minimize_metric_best_is_at_most_the_default(digits):
     model, inputs, labels = digits
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), metric="lerf", n_trials=6, **FAST)
+    result = run_tune(LRPUniformEpsilon, model, (inputs, labels), metric="lerf", n_trials=6, **FAST)
     assert result.study.direction == optuna.study.StudyDirection.MINIMIZE
     assert result.best_value <= result.default_value
     assert result.best_value == min(t.value for t in _complete(result.study))
@@ -249,7 +250,7 @@ def test_minimize_metric_best_is_at_most_the_default(digits):
 def test_cross_variant_search(digits):
     model, inputs, labels = digits
     classes = [LRPEpsilonGammaBox, LRPUniformEpsilon]
-    result = tune(classes, model, (inputs, labels), n_trials=8, sampler="random", explainer_kwargs=BOUNDS, **FAST)
+    result = run_tune(classes, model, (inputs, labels), n_trials=8, sampler="random", explainer_kwargs=BOUNDS, **FAST)
     names = [cls.__name__ for cls in classes]
     trials = result.study.trials
     # each variant's default comes first, enqueued
@@ -285,7 +286,7 @@ def test_cross_variant_search(digits):
 
 def test_all_variants_when_no_class_is_given(digits):
     model, inputs, labels = digits
-    result = tune(None, model, (inputs, labels), n_trials=4, explainer_kwargs=BOUNDS, **FAST)
+    result = run_tune(None, model, (inputs, labels), n_trials=4, explainer_kwargs=BOUNDS, **FAST)
     trials = result.study.trials
     assert [t.params["explainer"] for t in trials] == [cls.__name__ for cls in ALL_VARIANTS]
     assert all(t.user_attrs.get("default_configuration") for t in trials)
@@ -318,7 +319,8 @@ def _forms(inputs, labels):
 def test_data_forms_give_the_same_fixed_samples(digits):
     model, inputs, labels = digits
     results = {
-        name: tune(LRPUniformEpsilon, model, data, n_trials=1, **FAST) for name, data in _forms(inputs, labels).items()
+        name: run_tune(LRPUniformEpsilon, model, data, n_trials=1, **FAST)
+        for name, data in _forms(inputs, labels).items()
     }
     reference = results["tuple"].objective
     assert reference.inputs.shape == (N_SAMPLES, *inputs.shape[1:])
@@ -345,7 +347,7 @@ def test_tensor_only_data_explains_the_predictions(digits):
         wrong = (model(inputs).argmax(1) != labels).nonzero().flatten()
     assert len(wrong) > 0  # a held-out error exists at >= 90% accuracy on ~400 digits
     chosen = inputs[wrong[:N_SAMPLES]]
-    result = tune(LRPUniformEpsilon, model, chosen, n_trials=1, **FAST)
+    result = run_tune(LRPUniformEpsilon, model, chosen, n_trials=1, **FAST)
     with torch.no_grad():
         assert torch.equal(result.objective.targets, model(result.objective.inputs).argmax(1))
     assert not torch.equal(result.objective.targets, labels[wrong[:N_SAMPLES]])
@@ -353,8 +355,8 @@ def test_tensor_only_data_explains_the_predictions(digits):
 
 def test_seed_picks_the_samples(digits):
     model, inputs, labels = digits
-    first = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, seed=0, **FAST).objective.inputs
-    other = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, seed=1, **FAST).objective.inputs
+    first = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, seed=0, **FAST).objective.inputs
+    other = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, seed=1, **FAST).objective.inputs
     assert not torch.equal(first, other)
 
 
@@ -363,7 +365,7 @@ def test_same_seed_same_data_gives_identical_trials(digits):
     model, inputs, labels = digits
 
     def run(seed):
-        result = tune(
+        result = run_tune(
             LRPEpsilonGammaBox, model, (inputs, labels), n_trials=6, seed=seed, explainer_kwargs=BOUNDS, **FAST
         )
         return [(t.state, t.params, t.value) for t in result.study.trials]
@@ -376,11 +378,11 @@ def test_same_seed_same_data_gives_identical_trials(digits):
 def test_resume_continues_the_stored_study(digits, tmp_path):
     model, inputs, labels = digits
     options = {"storage": _sqlite(tmp_path), "study_name": "resume", **FAST}
-    first = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=4, **options)
+    first = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=4, **options)
     before = [(t.number, t.params, t.value) for t in _finished(first.study)]
     assert len(before) == 4
 
-    second = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, **options)
+    second = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, **options)
     study = optuna.load_study(study_name="resume", storage=_sqlite(tmp_path))
     finished = _finished(study)
     assert len(finished) == 6
@@ -394,7 +396,7 @@ def test_resume_continues_the_stored_study(digits, tmp_path):
 
     # n_trials is the study's total: asking for fewer than it has adds nothing
     n_before = len(study.trials)
-    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, **options)
+    run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=6, **options)
     assert len(optuna.load_study(study_name="resume", storage=_sqlite(tmp_path)).trials) == n_before
 
 
@@ -404,8 +406,8 @@ def test_resumed_study_is_reproducible(digits, tmp_path):
 
     def run(name):
         options = {"storage": _sqlite(tmp_path), "study_name": name, **FAST}
-        tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, **options)
-        result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=5, **options)
+        run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, **options)
+        result = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=5, **options)
         return [(t.params, t.value) for t in result.study.trials]
 
     assert run("a") == run("b")
@@ -414,7 +416,7 @@ def test_resumed_study_is_reproducible(digits, tmp_path):
 # -- failures and pruning ---------------------------------------------------------------------------------
 def test_nan_configuration_fails_its_trial_and_the_study_goes_on(digits):
     model, inputs, labels = digits
-    result = tune(_UnstableEpsilon, model, (inputs, labels), n_trials=5, sampler="random", **FAST)
+    result = run_tune(_UnstableEpsilon, model, (inputs, labels), n_trials=5, sampler="random", **FAST)
     trials = result.study.trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed, "no configuration fell in the unstable region"
@@ -439,7 +441,7 @@ def test_configuration_that_raises_fails_its_trial(digits, monkeypatch):
         return attribute(self, x, y)
 
     monkeypatch.setattr(LRPUniformEpsilon, "attribute", flaky)
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=4, sampler="random", **FAST)
+    result = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=4, sampler="random", **FAST)
     failed = [t for t in result.study.trials if t.state == TrialState.FAIL]
     assert failed and all(t.params["epsilon"] < UNSTABLE_BELOW for t in failed)
     assert all(t.user_attrs["fail_reason"] == "RuntimeError: out of memory (simulated)" for t in failed)
@@ -449,7 +451,9 @@ def test_configuration_that_raises_fails_its_trial(digits, monkeypatch):
 def test_wilcoxon_prunes_clearly_worse_configurations(digits):
     """With the default batch_size (16, more than the 8 samples) the pruner still gets a point to stop at."""
     model, inputs, labels = digits
-    result = tune(_ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon", **FAST)
+    result = run_tune(
+        _ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon", **FAST
+    )
     trials = result.study.trials
     reversed_ = [t for t in trials[1:] if t.params["epsilon"] < UNSTABLE_BELOW]
     assert reversed_, "no configuration fell in the reversed region"
@@ -463,7 +467,7 @@ def test_wilcoxon_prunes_clearly_worse_configurations(digits):
     assert trials[0].state == TrialState.COMPLETE  # the default is never pruned
 
     # without a pruner the same configurations complete, and score clearly worse than the default
-    unpruned = tune(
+    unpruned = run_tune(
         _ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="none", batch_size=4, **FAST
     )
     assert all(t.state == TrialState.COMPLETE for t in unpruned.study.trials)
@@ -481,7 +485,7 @@ class _PruneOddTrials(optuna.pruners.BasePruner):
 def test_a_pruned_trial_shows_the_mean_of_the_samples_it_scored(digits):
     """The dashboard shows a pruned trial's value: the mean of its scored samples, never one sample's score."""
     model, inputs, labels = digits
-    result = tune(
+    result = run_tune(
         LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="random", pruner=_PruneOddTrials(), **FAST
     )
     pruned = result.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
@@ -498,7 +502,7 @@ def test_the_progress_bar_counts_complete_trials_out_of_n_trials(digits, capsys)
     gives the pruned and failed trials and the best value."""
     model, inputs, labels = digits
     options = {key: value for key, value in FAST.items() if key != "show_progress_bar"}
-    result = tune(
+    result = run_tune(
         LRPUniformEpsilon,
         model,
         (inputs, labels),
@@ -518,25 +522,25 @@ def test_the_progress_bar_counts_complete_trials_out_of_n_trials(digits, capsys)
 
 def test_the_study_note_says_what_the_steps_are(digits):
     model, inputs, labels = digits
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
+    result = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
     note = optuna_dashboard.get_note(result.study)
     assert "score of **sample *i***" in note and f"at step {N_SAMPLES}, the mean" in note
-    several = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, metric=["abpc", "sparseness"], **FAST)
+    several = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, metric=["abpc", "sparseness"], **FAST)
     assert "reports none" in optuna_dashboard.get_note(several.study)
 
 
 def test_every_study_names_its_metrics(digits, tmp_path):
     """Plots and the dashboard say the metric's name, not "Objective 0", also on a resumed study."""
     model, inputs, labels = digits
-    single = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
+    single = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **FAST)
     assert single.study.metric_names == ["AbPC"]
-    several = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, metric=["abpc", "sparseness"], **FAST)
+    several = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, metric=["abpc", "sparseness"], **FAST)
     assert several.study.metric_names == ["AbPC", "Sparseness"]
     storage = f"sqlite:///{tmp_path / 'old.db'}"
     old = optuna.create_study(storage=storage, study_name="old", direction="maximize")  # no names, as before
     assert old.metric_names is None
     options = {"storage": storage, "study_name": "old", **FAST}
-    resumed = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **options)
+    resumed = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=1, **options)
     assert optuna.load_study(study_name="old", storage=storage).metric_names == ["AbPC"] == resumed.study.metric_names
 
 
@@ -544,7 +548,7 @@ def test_a_fully_scored_trial_is_not_pruned(digits):
     """Four samples are one chunk (the Wilcoxon test needs four pairs): no work is left to save, so every
     trial completes with the mean of its scores."""
     model, inputs, labels = digits
-    result = tune(
+    result = run_tune(
         _ReversedEpsilon,
         model,
         (inputs, labels),
@@ -565,10 +569,12 @@ def test_without_a_pruner_trials_are_scored_batch_size_at_a_time(digits, monkeyp
     seen = []
     attribute = LRPUniformEpsilon.attribute
     monkeypatch.setattr(LRPUniformEpsilon, "attribute", lambda self, x, y: seen.append(len(x)) or attribute(self, x, y))
-    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, pruner="none", n_holdout=0, batch_size=6, **FAST)
+    run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, pruner="none", n_holdout=0, batch_size=6, **FAST)
     assert seen[-2:] == [6, 2]  # the last trial: 8 samples, 6 at a time
     seen.clear()
-    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, pruner="wilcoxon", n_holdout=0, batch_size=6, **FAST)
+    run_tune(
+        LRPUniformEpsilon, model, (inputs, labels), n_trials=2, pruner="wilcoxon", n_holdout=0, batch_size=6, **FAST
+    )
     assert seen[-2:] == [4, 4]  # with a pruner: halves of 4, so it may stop the trial after the first
 
 
@@ -576,7 +582,7 @@ def test_without_a_pruner_trials_are_scored_batch_size_at_a_time(digits, monkeyp
 def test_heatmaps_are_uploaded_as_artifacts(digits, tmp_path):
     model, inputs, labels = digits
     storage = _sqlite(tmp_path)
-    tune(
+    run_tune(
         LRPEpsilonGammaBox,
         model,
         (inputs, labels),
@@ -610,7 +616,7 @@ def test_heatmaps_are_uploaded_as_artifacts(digits, tmp_path):
 def test_in_memory_study_writes_no_artifacts(digits, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model, inputs, labels = digits
-    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, **FAST)
+    run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, **FAST)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -628,7 +634,7 @@ def test_in_memory_study_writes_no_artifacts(digits, tmp_path, monkeypatch):
 def test_bad_input_raises_before_any_study_is_created(digits, tmp_path, explainer_cls, options, message):
     model, inputs, labels = digits
     with pytest.raises(ValueError, match=message):
-        tune(
+        run_tune(
             explainer_cls,
             model,
             (inputs, labels),
@@ -641,7 +647,7 @@ def test_bad_input_raises_before_any_study_is_created(digits, tmp_path, explaine
 
 def test_grid_sampler_with_one_class_samples_grid_points(digits):
     model, inputs, labels = digits
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="grid", **FAST)
+    result = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler="grid", **FAST)
     grid = result.space.grid()["epsilon"]
     for trial in result.study.trials[1:]:
         assert trial.params["epsilon"] in grid
@@ -651,10 +657,10 @@ def test_grid_sampler_with_one_class_samples_grid_points(digits):
 def test_existing_study_measuring_something_else_is_refused(digits, tmp_path, metric):
     model, inputs, labels = digits
     options = {"storage": _sqlite(tmp_path), "study_name": "shared", **FAST}
-    tune(LRPUniformEpsilon, model, (inputs, labels), metric="abpc", n_trials=2, **options)
+    run_tune(LRPUniformEpsilon, model, (inputs, labels), metric="abpc", n_trials=2, **options)
     assert _stored_studies(tmp_path) == {"shared": 2}
     with pytest.raises(StudyMismatchError):
-        tune(LRPUniformEpsilon, model, (inputs, labels), metric=metric, n_trials=4, **options)
+        run_tune(LRPUniformEpsilon, model, (inputs, labels), metric=metric, n_trials=4, **options)
     assert _stored_studies(tmp_path) == {"shared": 2}
     study = optuna.load_study(study_name="shared", storage=_sqlite(tmp_path))
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -664,9 +670,9 @@ def test_existing_study_measuring_something_else_is_refused(digits, tmp_path, me
 def test_existing_study_of_another_explainer_is_refused(digits, tmp_path):
     model, inputs, labels = digits
     options = {"storage": _sqlite(tmp_path), "study_name": "shared", **FAST}
-    tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, **options)
+    run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, **options)
     with pytest.raises(StudyMismatchError, match="search space"):
-        tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=4, explainer_kwargs=BOUNDS, **options)
+        run_tune(LRPEpsilonGammaBox, model, (inputs, labels), n_trials=4, explainer_kwargs=BOUNDS, **options)
     assert _stored_studies(tmp_path) == {"shared": 2}
 
 
@@ -675,8 +681,8 @@ def test_sampler_and_pruner_objects_are_used_as_given(digits):
     model, inputs, labels = digits
     sampler, pruner = optuna.samplers.RandomSampler(seed=3), optuna.pruners.MedianPruner(n_startup_trials=1)
     options = {key: value for key, value in FAST.items() if key not in ("sampler", "pruner")}
-    result = tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler=sampler, pruner=pruner, **options)
+    result = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler=sampler, pruner=pruner, **options)
     assert result.study.sampler is sampler and result.study.pruner is pruner
     assert len(_complete(result.study)) == 3
     with pytest.raises(TypeError, match="Optuna sampler"):
-        tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler=object(), **options)
+        run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=3, sampler=object(), **options)

@@ -27,7 +27,7 @@ from torchvision.models.efficientnet import (
 from torchvision.models.regnet import BlockParams, RegNet
 from torchvision.ops import SqueezeExcitation
 
-import explainers._canonizers as canonizers_module
+import explainers.canonizers._registry as canonizers_module
 from explainers import (
     LRPEpsilonAlpha2Beta1,
     LRPLayerwise,
@@ -36,7 +36,7 @@ from explainers import (
     check_supported,
 )
 from explainers._conservation import conservation_model, relevance_sums
-from explainers._vision_cnn import BlockCanonizer
+from explainers.canonizers._cnn import BlockCanonizer
 
 SIZE = 32
 

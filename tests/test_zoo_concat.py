@@ -16,12 +16,12 @@ from torchvision.models.inception import InceptionA, InceptionAux
 from torchvision.models.resnet import Bottleneck, ResNet
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonPlus
 
-import explainers._canonizers as canonizers_module
+import explainers.canonizers._registry as canonizers_module
 from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonPlus, LRPLayerwise, LRPUniformEpsilon
-from explainers._canonizers import default_canonizers
 from explainers._conservation import conservation_model, relevance_sums
 from explainers._guard import check_supported
-from explainers._vision_concat import DenseNetCanonizer, InceptionPoolingCanonizer, TransformInputCanonizer
+from explainers.canonizers import default_canonizers
+from explainers.canonizers._concat import DenseNetCanonizer, InceptionPoolingCanonizer, TransformInputCanonizer
 from tests.helpers import assert_conserves, assert_same_state, model_state, zoo_variants
 
 TINY = {"epsilon": 1e-12, "stabilizer": 1e-12}
@@ -222,9 +222,9 @@ def test_canonized_forward_equals_the_original(family):
     ours = [
         canonizer
         for canonizer in default_canonizers(model)
-        if type(canonizer).__module__ == "explainers._vision_concat"
+        if type(canonizer).__module__ == "explainers.canonizers._concat"
     ]
-    assert ours, "no canonizer of explainers._vision_concat applies"
+    assert ours, "no canonizer of explainers.canonizers._concat applies"
     torch.testing.assert_close(canonized_output(model, inputs, ours), expected, rtol=0, atol=1e-12)
     assert_same_state(before, model_state(model))
 

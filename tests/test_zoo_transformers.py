@@ -22,7 +22,7 @@ from zennit.canonizers import MergeBatchNorm
 from zennit.core import Composite
 from zennit.rules import Pass
 
-import explainers._canonizers as canonizers_module
+import explainers.canonizers._registry as canonizers_module
 from explainers import (
     LRPLayerwise,
     LRPUniformEpsilon,
@@ -30,7 +30,7 @@ from explainers import (
     default_canonizers,
 )
 from explainers._conservation import conservation_model, relevance_sums
-from explainers._vision_transformers import MaxViTCanonizer, SwinCanonizer, ViTCanonizer
+from explainers.canonizers._transformers import MaxViTCanonizer, SwinCanonizer, ViTCanonizer
 
 
 def _vit() -> nn.Module:
@@ -206,7 +206,7 @@ def test_relevance_stays_bounded_through_post_norm_blocks(family, monkeypatch):
         return float(relevance.flatten(1).abs().sum(1).max())
 
     assert magnitude() < 100
-    import explainers._sequence as sequence
+    import explainers._variants as sequence
 
     rules = sequence.sequence_layer_map
     monkeypatch.setattr(
@@ -221,7 +221,7 @@ def test_relevance_stays_bounded_through_post_norm_blocks(family, monkeypatch):
 
 @functools.cache
 def _full_size(name: str) -> nn.Module:
-    from studies._torchvision import random_model
+    from studies.presets._torchvision import random_model
 
     return random_model(name, seed=0, **({"image_size": 32} if name.startswith("vit") else {})).eval()
 

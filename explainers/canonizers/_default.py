@@ -1,0 +1,62 @@
+"""The canonizers a model gets: one for the model's family (zennit's ResNet or VGG canonizer, else BatchNorm merged
+where it follows its linear layer), then every registered canonizer whose module types the model contains."""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import VGG, ResNet
+from zennit.canonizers import Canonizer
+from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+
+from . import _registry
+from ._attention import AttentionCanonizer, EncoderCanonizer, TransformerLayerCanonizer, check_attention
+from ._merge import AdjacentMergeBatchNorm
+from ._recurrent import RecurrentCanonizer, check_recurrent
+
+#: the canonizers of attention, transformer and recurrent layers (a subset of the registered ones)
+SEQUENCE_CANONIZERS = (AttentionCanonizer, TransformerLayerCanonizer, EncoderCanonizer, RecurrentCanonizer)
+
+
+def default_canonizers(model: nn.Module) -> list[Canonizer]:
+    """Fresh canonizers that make ``model`` fit for LRP.
+
+    torchvision ResNets get zennit's ResNetCanonizer (relevance split at every residual add instead of doubling),
+    VGGs the VGGCanonizer, anything else :class:`AdjacentMergeBatchNorm`; then the registered canonizers of the
+    blocks the model contains, in registration order (vision blocks, then attention, transformer and recurrent
+    layers). Raises ``NotImplementedError`` for sequence-module options the rules do not cover, before anything is
+    changed.
+    """
+    modules = _checked_modules(model)
+    if any(isinstance(module, ResNet) for module in modules):
+        canonizers: list[Canonizer] = [ResNetCanonizer()]
+    elif any(isinstance(module, VGG) for module in modules):
+        canonizers = [VGGCanonizer()]
+    else:
+        canonizers = [AdjacentMergeBatchNorm()]
+    return canonizers + _registered(modules, lambda factory: True)
+
+
+def sequence_canonizers(model: nn.Module) -> list[Canonizer]:
+    """Fresh canonizers for the sequence modules in ``model`` (an empty list when it has none).
+
+    Raises ``NotImplementedError`` for module options the rules do not cover (``nn.LSTM(proj_size>0)``,
+    ``nn.MultiheadAttention(add_bias_kv=True)`` or ``add_zero_attn=True``), before anything is changed.
+    """
+    return _registered(_checked_modules(model), lambda factory: factory in SEQUENCE_CANONIZERS)
+
+
+def _checked_modules(model: nn.Module) -> list[nn.Module]:
+    modules = list(model.modules())
+    for module in modules:
+        check_attention(module)
+        check_recurrent(module)
+    return modules
+
+
+def _registered(modules: list[nn.Module], wanted) -> list[Canonizer]:
+    """A fresh instance of each registered canonizer that ``wanted`` and whose module types are in ``modules``."""
+    return [
+        factory()
+        for types, factory in _registry.CANONIZERS
+        if wanted(factory) and any(isinstance(module, types) for module in modules)
+    ]

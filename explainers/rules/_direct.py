@@ -1,0 +1,163 @@
+"""Direct gradients of z-plus and gamma on zero-padded convolutions and dense layers: no autograd graph per
+modified pass, and the unmodified pass read from the layer's own output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from zennit.core import Stabilizer
+
+_CONVOLUTIONS = {torch.nn.Conv1d: F.conv1d, torch.nn.Conv2d: F.conv2d, torch.nn.Conv3d: F.conv3d}
+
+
+def plain_epsilon(stabilizer_fn: Callable[[torch.Tensor], torch.Tensor]) -> float | None:
+    """The epsilon of a plain zennit Stabilizer (adds epsilon * sign, no clipping or scaling), where ``|part| <=
+    epsilon`` says a part is empty; None for any other stabilizer (the general test then)."""
+    if type(stabilizer_fn) is Stabilizer and not stabilizer_fn.clip and not stabilizer_fn.norm_scale:
+        return float(stabilizer_fn.epsilon)
+    return None
+
+
+def epsilon_floor(epsilon: float, like: torch.Tensor) -> float:
+    """The smallest denominator at a neuron whose share is 0 anyway: epsilon, or the smallest normal number of the
+    dtype where epsilon is 0 (a non-zero denominator keeps 0 * R / z free of NaN)."""
+    return max(epsilon, torch.finfo(like.dtype).tiny)
+
+
+def per_channel(module: torch.nn.Module, tensor: torch.Tensor, reduce: Callable) -> torch.Tensor:
+    """``tensor`` (a layer's output) reduced over every dimension but the channels (a dense layer's: the last)."""
+    channel = tensor.dim() - 1 if type(module) is torch.nn.Linear else 1
+    dims = tuple(dim for dim in range(tensor.dim()) if dim != channel)
+    return reduce(tensor, dims) if dims else tensor
+
+
+def is_zeroed(name: str, zero_params: str | list[str] | None) -> bool:
+    """Whether a ParamMod with ``zero_params`` sets the parameter ``name`` to zero."""
+    if not zero_params:
+        return False
+    return name == zero_params if isinstance(zero_params, str) else name in zero_params
+
+
+def takes_direct_path(module: torch.nn.Module, zero_params: str | list[str] | None, input: torch.Tensor) -> bool:
+    """Whether the rule's gradients on ``module`` are computed directly: a dense layer or a zero-padded convolution
+    on a batched input (exactly those types: a subclass may change the forward) whose weight is kept."""
+    if is_zeroed("weight", zero_params):
+        return False
+    if type(module) is torch.nn.Linear:
+        return True
+    return (
+        type(module) in _CONVOLUTIONS
+        and getattr(module, "padding_mode", "") == "zeros"
+        and isinstance(getattr(module, "padding", None), tuple)
+        and input.dim() == len(module.kernel_size) + 2  # type: ignore[arg-type]
+    )
+
+
+def weight_and_bias(
+    module: torch.nn.Module, zero_params: str | list[str] | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The layer's weight and bias, detached; no bias where there is none or ``zero_params`` zeroes it."""
+    bias = module.bias
+    keep_bias = bias is not None and not is_zeroed("bias", zero_params)
+    return module.weight.detach(), bias.detach() if keep_bias else None
+
+
+def is_nonnegative(input: torch.Tensor) -> bool:
+    """Whether ``input`` has no negative value (one reduction)."""
+    return input.numel() == 0 or bool(input.amin() >= 0)
+
+
+def modified_forward(
+    module: torch.nn.Module, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The layer (a convolution or a dense layer) with other weights."""
+    if type(module) is torch.nn.Linear:
+        return F.linear(input, weight, bias)
+    conv = _CONVOLUTIONS[type(module)]
+    return conv(input, weight, bias, module.stride, module.padding, module.dilation, module.groups)
+
+
+def direct_input_gradient(
+    module: torch.nn.Module,
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    grad_output: torch.Tensor,
+    groups: int | None = None,
+) -> torch.Tensor:
+    """The gradient of ``sum(grad_output * layer(input; weight))`` with respect to the input, without a graph (the
+    bias plays no part); ``groups`` overrides the convolution's groups (a subset of them)."""
+    if type(module) is torch.nn.Linear:
+        return grad_output @ weight
+    dims = input.dim() - 2
+    return torch.ops.aten.convolution_backward(
+        grad_output,
+        input,
+        weight,
+        None,
+        module.stride,
+        module.padding,
+        module.dilation,
+        False,
+        [0] * dims,
+        module.groups if groups is None else groups,
+        [True, False, False],
+    )[0]
+
+
+def store_output(stored_tensors: dict, output: torch.Tensor) -> None:
+    """Keep the layer's output (detached) and its version, to tell whether an in-place operation changed it since."""
+    stored_tensors["output"] = output.detach()
+    stored_tensors["output_version"] = output._version
+
+
+def stored_output(stored_tensors: dict, module: torch.nn.Module, input: torch.Tensor) -> torch.Tensor:
+    """The layer's output of the forward pass, computed again where an in-place operation (a ReLU) changed it."""
+    output = stored_tensors["output"]
+    if output._version == stored_tensors["output_version"]:
+        return output
+    return modified_forward(module, input, *weight_and_bias(module, None))
+
+
+def modified_total(
+    stored_tensors: dict, module: torch.nn.Module, input: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """z_j = (W x + b)_j with ``bias`` (None where zero_params zeroes it): the layer's output, less its bias where
+    that is zeroed (the canonizers merged BatchNorm into the layer before the forward pass, so both agree)."""
+    output = stored_output(stored_tensors, module, input)
+    if bias is None and module.bias is not None:
+        output = output - channel_view(module, module.bias.detach(), output)
+    return output
+
+
+def channel_view(module: torch.nn.Module, vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-channel vector (a bias) shaped to broadcast over the layer's output ``like`` (a convolution's channels
+    are dim 1, a dense layer's the last dim)."""
+    if type(module) is torch.nn.Linear:
+        return vector
+    return vector.view(-1, *([1] * (like.dim() - 2)))
+
+
+def held_channels(
+    module: torch.nn.Module, held: torch.Tensor, input: torch.Tensor
+) -> tuple[int | None, torch.Tensor | None, torch.Tensor | None]:
+    """(groups, output channels, input channels) of the convolution restricted to the output channels (a grouped
+    convolution: the groups) that hold an empty neuron (``held``); Nones on a dense layer, and where more than half
+    hold one (the copies of the restriction would cost more than the channels it spares)."""
+    if type(module) is torch.nn.Linear or len(held) == 1:
+        return None, None, None
+    in_channels = input.shape[1]
+    channels = held.nonzero().flatten()
+    groups = module.groups
+    if groups == 1:
+        return (None, channels, None) if 2 * len(channels) <= len(held) else (None, None, None)
+    per_group_out, per_group_in = len(held) // groups, in_channels // groups
+    group_index = torch.unique(channels // per_group_out)
+    if 2 * len(group_index) > groups:
+        return None, None, None
+    within_out = torch.arange(per_group_out, device=channels.device)
+    within_in = torch.arange(per_group_in, device=channels.device)
+    out_index = (group_index[:, None] * per_group_out + within_out).flatten()
+    in_index = (group_index[:, None] * per_group_in + within_in).flatten()
+    return len(group_index), out_index, in_index

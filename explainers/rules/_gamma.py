@@ -1,0 +1,101 @@
+"""The gamma rule computed with direct gradients where a layer allows it."""
+
+from __future__ import annotations
+
+import torch
+from zennit.core import Stabilizer
+from zennit.rules import Gamma
+
+from ._direct import (
+    channel_view,
+    direct_input_gradient,
+    epsilon_floor,
+    is_nonnegative,
+    is_zeroed,
+    modified_forward,
+    plain_epsilon,
+    store_output,
+    stored_output,
+    takes_direct_path,
+)
+from ._shares import StabilizerLike
+
+
+class FastGamma(Gamma):
+    """zennit's generalized gamma rule :class:`~zennit.rules.Gamma` :cite:p:`montavon2019layer,andeol2021learning`,
+    with fewer passes on convolutions and dense layers; same signature, same results (up to float rounding).
+
+    There the unmodified pass is the layer's own output z = W x + b, and with p = x+ w+ + x- w- (one pass on an input
+    without negative values, where the x- passes vanish) the two modified totals are z + gamma p (positive weights
+    boosted) and z + gamma (z - p) (negative ones), biases as zennit's; the gradients are computed directly, without
+    an autograd graph. Other layers: zennit's five passes.
+    """
+
+    def __init__(
+        self, gamma: float = 0.25, stabilizer: StabilizerLike = 1e-6, zero_params: list[str] | None = None
+    ) -> None:
+        super().__init__(gamma=gamma, stabilizer=stabilizer, zero_params=zero_params)
+        self.arguments = {"gamma": gamma, "stabilizer": stabilizer, "zero_params": zero_params}
+        self.gamma = gamma
+        self.zero_params = zero_params
+        self.stabilizer_fn = Stabilizer.ensure(stabilizer)
+        self.epsilon = plain_epsilon(self.stabilizer_fn)
+
+    def forward(self, module: torch.nn.Module, input: tuple, output: torch.Tensor) -> None:
+        """The input, and the output (the unmodified pass, unless modified in place later)."""
+        super().forward(module, input, output)
+        store_output(self.stored_tensors, output)
+
+    def backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
+        """The gamma rule: directly on a convolution or dense layer, zennit's passes elsewhere."""
+        input = self.stored_tensors["input"][0]
+        if not takes_direct_path(module, self.zero_params, input):
+            return super().backward(module, grad_input, grad_output)
+        relevance = self._direct_backward(module, input, grad_output[0])
+        return tuple(relevance if original.shape == relevance.shape else None for original in grad_input)
+
+    def _direct_backward(self, module: torch.nn.Module, input: torch.Tensor, out_grad: torch.Tensor) -> torch.Tensor:
+        gamma = self.gamma
+        weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
+        output = stored_output(self.stored_tensors, module, input)  # zennit's unmodified pass keeps the bias
+        w_plus = weight.clamp(min=0)
+        nonnegative = is_nonnegative(input)
+        if nonnegative:
+            part = modified_forward(module, input, w_plus)
+        else:
+            x_minus = input.clamp(max=0)
+            part = modified_forward(module, input.clamp(min=0), w_plus).add_(
+                modified_forward(module, x_minus, weight.clamp(max=0))
+            )
+        # z + gamma p and z + gamma (z - p), the biases b + gamma b+ and b + gamma b- (or none, zeroed)
+        base, zeroed_bias = output, bias is not None and is_zeroed("bias", self.zero_params)
+        if zeroed_bias:
+            base = output - channel_view(module, bias, output)
+        elif bias is not None:
+            part.add_(channel_view(module, bias.clamp(min=0), output))
+        positive = torch.add(base, part, alpha=gamma)
+        negative = torch.add(base, part, alpha=-gamma).add_(base, alpha=gamma)
+        if self.epsilon is not None and not zeroed_bias:
+            # the plain stabilizer adds epsilon * sign: positive >= z > 0 where z > 0, negative <= z < 0 where z < 0;
+            # float indicators of the signs of z (faster than boolean masks), denominators kept away from 0 elsewhere
+            floor = epsilon_floor(self.epsilon, output)
+            up, down = output.clamp(min=0).sign_(), output.clamp(max=0).sign_()  # 1 where z > 0; -1 where z < 0
+            share_positive = out_grad * up / positive.clamp_(min=0).add_(floor)
+            share_negative = out_grad * down / negative.clamp_(max=0).sub_(floor).neg_()
+        else:
+            share_positive = (output > 0) * out_grad / self.stabilizer_fn(positive)
+            share_negative = (output < 0) * out_grad / self.stabilizer_fn(negative)
+        w_positive, w_negative = torch.add(weight, w_plus, alpha=gamma), torch.add(weight, w_plus, alpha=-gamma)
+        w_negative.add_(weight, alpha=gamma)  # w + gamma w- = w + gamma (w - w+)
+        gradient = direct_input_gradient(module, input, w_positive, share_positive)
+        gradient += direct_input_gradient(module, input, w_negative, share_negative)
+        if nonnegative:
+            return input * gradient
+        # x+ (g(w_pos, s_pos) + g(w_neg, s_neg)) + x- (g(w_neg, s_pos) + g(w_pos, s_neg)); the second sum is
+        # (2 + gamma) g(w, s_pos + s_neg) less the first, as w_pos + w_neg = (2 + gamma) w
+        total = direct_input_gradient(module, input, weight, share_positive + share_negative)
+        return input.abs() * gradient + (2.0 + gamma) * x_minus * total
+
+    def copy(self) -> FastGamma:
+        """A fresh instance per module (zennit's copy would drop this rule's parameters)."""
+        return type(self)(**self.arguments)

@@ -1,0 +1,49 @@
+"""LayerNorm with its standard deviation held constant and the epsilon rule on the linear map that remains."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.models.convnext import LayerNorm2d
+from zennit.core import Hook, Stabilizer
+
+from ._shares import StabilizerLike
+
+
+class ConservingLayerNorm(Hook):
+    """LayerNorm (and torchvision's ``LayerNorm2d``) as the linear map it is once its standard deviation is held
+    constant, with the epsilon rule on that map :cite:p:`ali2022xai,achtibat2024attnlrp`.
+
+    y = gamma (x - mean(x)) / std + beta with ``std`` a constant is linear in x: y = W x + beta, W = diag(gamma) (I -
+    11^T / N) / std. R_x = x * W^T (R_y / (y + stabilizer)) sums to the relevance of y (with beta = 0). Unlike the
+    identity rule (R_x = R_y), relevance stays proportional to the contributions x_j w_ij: the identity rule puts a
+    normalised output's relevance on an input that the mean subtraction may have moved to almost zero, and the layer
+    below then divides by that input (post-norm blocks, Swin v2, amplified relevance to 1e9).
+    """
+
+    def __init__(self, stabilizer: StabilizerLike = 1e-6) -> None:
+        super().__init__()
+        self.stabilizer = stabilizer
+        self.stabilizer_fn = Stabilizer.ensure(stabilizer)
+
+    def forward(self, module: torch.nn.Module, input: tuple, output: torch.Tensor) -> None:
+        self.stored_tensors["input"] = input[0].detach()
+
+    def backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
+        x = self.stored_tensors["input"]
+        channels_first = isinstance(module, LayerNorm2d)
+        if channels_first:  # LayerNorm2d normalises dim 1: move it last, as its own forward does
+            x = x.movedim(1, -1)
+        dims = tuple(range(-len(module.normalized_shape), 0))
+        centred = x - x.mean(dims, keepdim=True)
+        std = (centred.pow(2).mean(dims, keepdim=True) + module.eps).sqrt()
+        weight = module.weight if module.weight is not None else torch.ones((), dtype=x.dtype, device=x.device)
+        output = weight * centred / std
+        if module.bias is not None:
+            output = output + module.bias
+        relevance = grad_output[0].movedim(1, -1) if channels_first else grad_output[0]
+        share = weight * relevance / self.stabilizer_fn(output)
+        result = x * (share - share.mean(dims, keepdim=True)) / std
+        return ((result.movedim(-1, 1) if channels_first else result).to(grad_output[0].dtype),)
+
+    def copy(self) -> ConservingLayerNorm:
+        return type(self)(self.stabilizer)

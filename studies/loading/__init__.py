@@ -1,0 +1,1 @@
+"""Loading a preset's parts: image folders, preprocessing from normalisation statistics, weights."""

@@ -1,0 +1,1 @@
+"""The built-in presets: the embedded digits model, and torchvision's ImageNet classifiers."""

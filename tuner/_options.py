@@ -1,0 +1,177 @@
+"""``tune()``'s options, grouped by what they decide: the objective, the budget, the search, the report and the
+storage. Each group is a small frozen value object that checks its fields when it is built, so a bad value fails
+where it was written, before any model, data or study is touched. The command line builds the same objects from
+its flags (:func:`tuner.cli._options.options_from_args`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from metrics import BASELINES, Metric, metric_class
+
+from .evidence._panel import PanelSpec, check_panel
+from .search._strategies import PRUNERS, SAMPLERS, Pruner, Sampler
+
+MetricSpec = str | Metric | Sequence[str | Metric]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a trial is scored by: a metric name or object (or several: a multi-objective study), the
+    perturbation ``baseline`` (None: the study's default, a blur for images, see
+    :func:`metrics.perturbation.study_baseline`) and the metric's other settings."""
+
+    metric: MetricSpec = "abpc"
+    baseline: Any = None
+    metric_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [m if isinstance(m, str) else type(m).__name__ for m in self.metrics]
+        if not names:
+            raise ValueError("objective needs at least one metric")
+        for metric in self.metrics:
+            if isinstance(metric, str):
+                metric_class(metric)  # an unknown name: one line with the valid names and the closest one
+            elif not isinstance(metric, Metric):
+                raise TypeError(f"a metric is a name or a metrics.Metric, got {metric!r}")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each metric may be an objective only once; repeated: {', '.join(repeated)}")
+        if not isinstance(self.metric_kwargs, Mapping):
+            raise TypeError(f"metric_kwargs must be a dict of settings, got {type(self.metric_kwargs).__name__}")
+        if isinstance(self.baseline, str) and self.baseline not in BASELINES:
+            raise ValueError(
+                f"baseline must be one of {', '.join(BASELINES)}, a number or a tensor; got {self.baseline!r}"
+            )
+        if self.baseline is not None and "baseline" in self.metric_kwargs:
+            raise ValueError("give the baseline once: as Objective(baseline=...) or in metric_kwargs, not both")
+        check_metric_kwargs(list(self.metrics), self.settings())
+
+    @property
+    def metrics(self) -> list[str | Metric]:
+        """The objective's metrics as a list (one for a single-objective study)."""
+        return list(self.metric) if isinstance(self.metric, (list, tuple)) else [self.metric]  # type: ignore[list-item]
+
+    def settings(self) -> dict[str, Any]:
+        """The metric settings the user gave: ``metric_kwargs`` and, where given, the baseline."""
+        given = dict(self.metric_kwargs)
+        if self.baseline is not None:
+            given["baseline"] = self.baseline
+        return given
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a study may spend: ``n_trials`` complete trials in the whole study (pruned and failed ones do not
+    count; a resumed or shared study counts them all), an optional ``timeout`` in seconds for this run, and the
+    samples every trial scores (``n_samples``) and those held out for the verdict (``n_holdout``, default as many)."""
+
+    n_trials: int = 30
+    timeout: float | None = None
+    n_samples: int | None = 16
+    n_holdout: int | None = None
+
+    def __post_init__(self) -> None:
+        _integer("n_trials", self.n_trials, minimum=1)
+        if self.n_samples is not None:
+            _integer("n_samples", self.n_samples, minimum=1)
+        if self.n_holdout is not None:
+            _integer("n_holdout", self.n_holdout, minimum=0)
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
+                raise TypeError(f"timeout must be a number of seconds, got {type(self.timeout).__name__}")
+            if not (math.isfinite(self.timeout) and self.timeout > 0):
+                raise ValueError(f"timeout must be a positive number of seconds (or None), got {self.timeout!r}")
+
+
+@dataclass(frozen=True)
+class Search:
+    """How configurations are proposed and stopped: the ``sampler`` and ``pruner`` (a name or an Optuna object),
+    the ``seed``, the samples per forward pass (``batch_size``), whether trials share work (``share_work``: the
+    unperturbed scores once, repeated configurations answered from the study; off for benchmarks only), and whether
+    tunables that change nothing on this model are held at their default (``drop_inert``)."""
+
+    sampler: Sampler = "tpe"
+    pruner: Pruner = "wilcoxon"
+    seed: int = 0
+    batch_size: int = 16
+    share_work: bool = True
+    drop_inert: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sampler, str) and self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if isinstance(self.pruner, str) and self.pruner not in PRUNERS:
+            raise ValueError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+        if not isinstance(self.sampler, (str, optuna.samplers.BaseSampler)):
+            raise TypeError(
+                f"sampler must be a name ({', '.join(SAMPLERS)}) or an Optuna sampler, got {self.sampler!r}"
+            )
+        if not isinstance(self.pruner, (str, optuna.pruners.BasePruner)):
+            raise TypeError(f"pruner must be a name ({', '.join(PRUNERS)}) or an Optuna pruner, got {self.pruner!r}")
+        _integer("seed", self.seed, minimum=None)
+        _integer("batch_size", self.batch_size, minimum=1)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the verdict holds: the robustness ``panel`` (metric names, ``(name, settings)`` pairs or Metric objects;
+    None: the default panel; False or []: none), captum's ``reference_rows``, the heatmaps per trial figure
+    (``n_heatmaps``) and the trial progress bar."""
+
+    panel: PanelSpec = None
+    reference_rows: bool = True
+    n_heatmaps: int = 4
+    show_progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        _integer("n_heatmaps", self.n_heatmaps, minimum=0)
+        if isinstance(self.panel, (list, tuple)):
+            check_panel([entry for entry in self.panel if isinstance(entry, tuple)])
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where the study lives: an Optuna storage ``url`` (None: in memory) and, for a server storage, the seconds
+    between a running trial's heartbeats (a trial whose process died is marked failed after a few missed ones)."""
+
+    url: str | None = None
+    heartbeat_interval: int | None = 60
+
+    def __post_init__(self) -> None:
+        if self.url is not None and not isinstance(self.url, str):
+            raise TypeError(f"storage must be a URL string, got {type(self.url).__name__}")
+        if self.heartbeat_interval is not None:
+            _integer("heartbeat_interval", self.heartbeat_interval, minimum=1)
+
+    @classmethod
+    def of(cls, storage: str | Storage | None) -> Storage:
+        """``tune()``'s ``storage`` argument (a URL, None or a Storage) as a Storage."""
+        return storage if isinstance(storage, Storage) else cls(storage)
+
+
+def check_metric_kwargs(metric_list: list[str | Metric], kwargs: Mapping[str, Any]) -> None:
+    """Raise ValueError for a ``metric_kwargs`` key that none of the named metrics takes (a typo would
+    otherwise be dropped silently and the study would measure something else than asked)."""
+    named = [metric_class(m) for m in metric_list if isinstance(m, str)]
+    if not named or len(named) < len(metric_list):
+        return  # metric objects are built by the caller
+    accepted = frozenset().union(*(cls.accepted_settings() for cls in named))
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(
+            f"metric_kwargs {', '.join(map(repr, unknown))} are not settings of "
+            f"{', '.join(c.__name__ for c in named)}; valid: {', '.join(sorted(accepted))}"
+        )
+
+
+def _integer(name: str, value: Any, *, minimum: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")

@@ -1,0 +1,180 @@
+"""``run``: a study and its report, each phase named as it starts (stderr) and timed at the end; the tables it
+prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..evidence._result import TuneResult
+from ..search import _policy
+from ..search._phases import phase, recording
+from ..storage._open import (
+    check_storage,
+    mask_url,
+)
+from . import _options as cli_options
+from ._errors import CliError
+from ._options import metric_names
+from ._stored import best_line
+
+
+def run(args: argparse.Namespace) -> int:
+    """A study and its report, each phase named as it starts (stderr) and timed at the end."""
+    with recording(None if args.no_progress else sys.stderr) as times:
+        code = _run_phases(args)
+    print(times.summary(), file=sys.stderr)
+    return code
+
+
+def _run_phases(args: argparse.Namespace) -> int:
+    import studies
+    from explainers import get_explainer
+
+    from .._tune import tune
+    from ..evidence._panel import check_panel
+    from ..inputs._device import resolve_device
+
+    preset = studies.model_preset(
+        args.model or studies.DEFAULT_PRESET,
+        weights=args.weights,
+        input_size=args.input_size,
+        mean=args.mean,
+        std=args.std,
+        num_classes=args.num_classes,
+    )
+    names = metric_names(args)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise CliError(f"--objectives names {', '.join(repeated)} more than once; give each metric once")
+    objective = cli_options.objective(args, preset)  # an unknown metric or setting fails here, in one line
+    classes = (
+        None
+        if args.explainers == "all"
+        else [get_explainer(name.strip()) for name in args.explainers.split(",") if name.strip()]
+    )
+    check_panel(args.panel)
+    if args.data is not None and not Path(args.data).is_dir():
+        raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
+    settings = cli_options.budget_settings(args, preset)
+    check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
+    with phase("model and data"):
+        inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"], args.n_holdout))
+    targets = args.targets or ("label" if labels is not None else "prediction")
+    if targets == "label" and labels is None:
+        raise CliError(
+            f"--targets label needs labelled data, but {args.data or 'the default data'} has no labels; "
+            "pass --data with one subfolder per class, or --targets prediction"
+        )
+    settings["n_samples"] = _policy.tuned_on(settings["n_samples"], len(inputs), explicit=args.n_samples is not None)
+    n_tune, n_held = _policy.split_sizes(len(inputs), settings["n_samples"], args.n_holdout)
+    if args.n_samples is not None and args.n_samples > n_tune:
+        print(
+            f"--n-samples {args.n_samples} is more than the data holds: tuning on all {n_tune} samples, "
+            f"{n_held} held out",
+            file=sys.stderr,
+        )
+    device = resolve_device(args.device)
+    with phase("model and data"):
+        model = preset.load_model(device=device, seed=args.seed)  # the weights are bound in the preset
+    if targets == "label":
+        _check_labels(model, inputs, labels)
+    study_name = args.study_name or _policy.study_name(preset.name, names, classes)
+    print(f"model {preset.name}: {preset.description}", file=sys.stderr)
+    metric_kwargs = _policy.objective_settings(inputs, objective.settings())  # what tune() will use
+    print(
+        f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
+        f"{n_tune} samples ({n_held} held out), metric {', '.join(names)}"
+        + (f" ({', '.join(f'{k}={v}' for k, v in metric_kwargs.items())})" if metric_kwargs else ""),
+        file=sys.stderr,
+    )
+
+    data = (inputs, labels) if targets == "label" and labels is not None else inputs
+    result = tune(
+        classes,
+        model,
+        data,
+        **cli_options.options(args, objective, settings, n_held),
+        study_name=study_name,
+        device=device,
+        explainer_kwargs=cli_options.preset_kwargs(preset, classes),
+    )
+    if args.no_report:
+        print(f"best so far: {best_line(_policy.best_configuration(result.study))}")
+    else:
+        from ..evidence._report import write_report
+
+        table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
+        print(_readable(table).to_string())
+        _print_statistics(result)
+        _print_details(result)
+        print(f"\nresults in {Path(args.out).resolve()}")
+    print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
+    return 0
+
+
+def _check_labels(model: Any, inputs: Any, labels: Any) -> None:
+    """A folder's class indices (its subfolders in sorted order) must be outputs of the model."""
+    import torch
+
+    device = next(model.parameters(), torch.empty(0)).device
+    try:
+        with torch.no_grad():
+            n_outputs = model(inputs[:1].to(device)).shape[-1]
+    except RuntimeError:
+        return  # inputs the model rejects: tune() says why in one line
+    if int(labels.max()) >= n_outputs:
+        raise CliError(
+            f"the data has {int(labels.max()) + 1} classes but the model has {n_outputs} outputs; "
+            "pass --targets prediction, or --num-classes with a matching head"
+        )
+
+
+def _readable(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary for a terminal: numbers to 4 places, parameters as k=v; the CSV keeps everything."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if value != value else f"{value:.4f}"
+        if isinstance(value, tuple):
+            return " / ".join(f"{v:.4f}" for v in value)
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+        return "" if value is None else str(value)
+
+    return table.drop(columns=["configuration"], errors="ignore").apply(lambda column: column.map(cell))
+
+
+def _print_statistics(result: TuneResult) -> None:
+    """The best configuration against the defaults and captum's rows on the held-out samples, then the panel."""
+    comparisons = result.comparisons()
+    if not comparisons.empty:
+        n = int(comparisons["n"].iloc[0])
+        print(
+            f"\nbest configuration vs others on {n} held-out samples (diff = best - other; 95% percentile-bootstrap "
+            "CI, 10,000 resamples; paired Wilcoxon p):"
+        )
+        print(_readable(comparisons.drop(columns=["n"])).to_string(index=False))
+    panel = result.panel()
+    if not panel.empty:
+        print(
+            f"\nrobustness panel: held-out scores and ranks under other metrics, "
+            f"{panel.attrs['n_samples']} samples, {panel.attrs['seconds']:.1f} s:"
+        )
+        print(_readable(panel).to_string())
+        if panel.attrs["message"]:
+            print(panel.attrs["message"])
+
+
+def _print_details(result: TuneResult) -> None:
+    """The Pareto front and the chosen rules in words."""
+    if result.multi_objective:
+        print("\nPareto front (choose with TuneResult.choose(index=...) or weights=...):")
+        print(_readable(result.pareto_front()).to_string())
+    described = result.best_explainer.describe()
+    if described:
+        print(f"\nbest rules per layer group:\n{described}")

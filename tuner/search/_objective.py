@@ -1,0 +1,307 @@
+"""One trial: build the explainer, attribute the fixed samples in chunks, score them, report per sample."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from explainers import evaluation_mode
+from metrics import Metric
+
+from ..figures._heatmaps import Samples, display_bounds, distinct_labels, trial_figure
+from ._budget import Admission, admit
+from ._fair import in_stage
+from ._interrupt import raise_if_received
+from ._phases import phase
+from ._space import SearchSpace
+
+logger = logging.getLogger("tuner")
+
+
+def per_input_feature(attributions: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Attributions shaped like the inputs: relevance at an embedding output (B, L, E) for token ids
+    (B, L) is summed over the embedding dimension to one score per token."""
+    if (
+        attributions.shape != inputs.shape
+        and attributions.shape[: inputs.ndim] == inputs.shape
+        and attributions.ndim == inputs.ndim + 1
+    ):
+        return attributions.sum(-1)
+    return attributions
+
+
+def configuration_key(explainer) -> str:
+    """One string per configuration (class and settings): what caches of scores and figures are keyed by."""
+    return json.dumps([type(explainer).__name__, explainer.settings()], sort_keys=True, default=str)
+
+
+MAX_KEPT_FIGURES = 64  # configurations whose shown attributions are kept for the report's figure
+
+
+class TrialFailed(Exception):
+    """A configuration could not be scored (NaN/Inf attributions, an error); the reason is in the trial."""
+
+
+class Objective:
+    """The study's objective. Work that is the same for every trial (the samples, the metrics'
+    unperturbed reference scores) is done once here, not per trial.
+
+    With one metric a trial's value is its mean score and each sample's score is reported (so a pruner can
+    stop it early); with several, the trial has one value per metric (a multi-objective study).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        metrics: Sequence[Metric],
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        *,
+        batch_size: int,
+        trial_attrs: dict[str, Any],
+        artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
+        storage: optuna.storages.BaseStorage | None = None,
+        n_heatmaps: int = 4,
+        n_trials: int | None = None,
+        share_work: bool = True,
+        metric_phases: Sequence[str | None] | None = None,
+    ):
+        self.space = space
+        self.metrics = list(metrics)
+        self.inputs = inputs
+        self.targets = targets
+        self.batch_size = batch_size
+        self.trial_attrs = trial_attrs
+        self.artifacts = artifacts
+        self.storage = storage  # the study's storage, where the artifacts' records are
+        self.n_heatmaps = n_heatmaps
+        self.n_trials = n_trials
+        self.share_work = share_work
+        self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
+        self.shown = distinct_labels(targets, n_heatmaps)  # the figures' samples: different classes where possible
+        self._figure_samples: Samples | None = None
+        #: the shown samples' attributions of this process's scored configurations: the report draws them again
+        self.shown_attributions: dict[str, torch.Tensor] = {}
+        #: seconds spent in each metric, and the run phase each is timed in (None: the caller's): the panel's
+        #: metrics share the held-out pass and report their own share of it
+        self.metric_seconds = [0.0] * len(self.metrics)
+        self.metric_phases = list(metric_phases or [None] * len(self.metrics))
+
+    @property
+    def metric(self) -> Metric:
+        return self.metrics[0]
+
+    def _reference(self, metric: Metric) -> torch.Tensor | None:
+        if metric.uses_reference:
+            return torch.cat([metric.reference(x, y) for x, y in self._chunks()])
+        return None
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        if self.n_trials is not None:
+            admission = admit(trial, self.n_trials)
+            if admission is not Admission.RUN:
+                trial.set_user_attr("fail_reason", f"not run: {admission.value}")
+                if admission is Admission.FULL:
+                    trial.study.stop()
+                raise TrialFailed(admission.value)
+        explainer = self.space.suggest(trial)
+        trial.set_user_attr("explainer", type(explainer).__name__)
+        trial.set_user_attr("explainer_params", explainer.settings())
+        if in_stage(trial):
+            trial.set_user_attr("search_stage", True)  # never pruned: see tuner._fair
+        for key, value in self.trial_attrs.items():
+            trial.set_user_attr(key, value)
+        repeated = self._repeated(trial) if self.share_work else None
+        if repeated is not None:
+            trial.set_user_attr("repeat_of", repeated.number)
+            if self.artifacts is not None and self.shown and not self._copy_heatmaps(repeated, trial):
+                known = repeated.intermediate_values if len(self.metrics) == 1 else {}
+                scores = [known[i] for i in self.shown] if all(i in known for i in self.shown) else None
+                shown = self._shown(explainer)  # the original's heatmaps are gone
+                self._upload_heatmaps(trial, shown, tuple(repeated.values), scores)
+            return repeated.values[0] if len(self.metrics) == 1 else tuple(repeated.values)
+        try:
+            scores, shown = self._scores(trial, explainer)
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # any failure of a configuration is data, not a crash of the study
+            reason = f"{type(error).__name__}: {error}"
+            trial.set_user_attr("fail_reason", reason)
+            raise TrialFailed(reason) from error
+        values = tuple(float(v) for v in scores.mean(1))
+        if shown is not None and len(self.shown_attributions) < MAX_KEPT_FIGURES:
+            self.shown_attributions[configuration_key(explainer)] = shown.detach().cpu()
+        if self.artifacts is not None and self.shown:  # drawn after scoring: the figure shows the trial's value
+            self._upload_heatmaps(trial, shown, values, scores[0, self.shown].tolist())
+        return values[0] if len(values) == 1 else values
+
+    def evaluate(self, explainer) -> torch.Tensor:
+        """Per-sample scores of ``explainer`` on the study's samples (no trial, no pruning): shape (B,) with
+        one metric, (metrics, B) with several. The model runs in eval mode and is left in its own mode."""
+        model = next(iter(self.space.variants.values())).model  # the study's model, whatever scores it
+        with evaluation_mode(model):
+            scores = self._scores(None, explainer)[0]
+        return scores[0] if len(self.metrics) == 1 else scores
+
+    def _shown(self, explainer) -> torch.Tensor:
+        """The attributions of the first samples, as the heatmaps show them."""
+        x, y = self.inputs[self.shown], self.targets[self.shown]
+        return per_input_feature(explainer.attribute(x, y), x)
+
+    def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.inputs), self.batch_size):
+            yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
+
+    def _scores(self, trial: optuna.Trial | None, explainer):
+        """(metrics, B) scores and the shown samples' attributions (for the figures), in the order of ``shown``."""
+        scores, shown, start = [], {}, 0
+        for x, y in self._chunks():
+            raise_if_received()  # a Ctrl-C or SIGTERM whose exception Python swallowed ends the trial here
+            attributions = per_input_feature(explainer.attribute(x, y), x)
+            rows = []
+            for index, (metric, reference) in enumerate(zip(self.metrics, self.references)):
+                began = time.perf_counter()
+                named = self.metric_phases[index]
+                with phase(named) if named else contextlib.nullcontext():
+                    rows.append(self._evaluate(metric, reference, x, y, attributions, start))
+                self.metric_seconds[index] += time.perf_counter() - began
+            chunk = torch.stack(rows)
+            scores.append(chunk)
+            shown.update({i: attributions[i - start] for i in self.shown if start <= i < start + len(x)})
+            if trial is not None and len(self.metrics) == 1:
+                self._report(trial, torch.cat(scores, dim=1)[0], start)
+            start += len(x)
+        raise_if_received()
+        return torch.cat(scores, dim=1), torch.stack([shown[i] for i in self.shown]) if shown else None
+
+    @staticmethod
+    def _evaluate(metric, reference, x, y, attributions, start) -> torch.Tensor:
+        kwargs = {} if reference is None else {"reference": reference[start : start + len(x)]}
+        scores = metric.evaluate(x, y, attributions, **kwargs).detach().float().cpu()
+        if not torch.isfinite(scores).all():
+            raise FloatingPointError(f"{type(metric).__name__} returned non-finite scores {scores.tolist()}")
+        return scores
+
+    def _report(self, trial: optuna.Trial, scored: torch.Tensor, start: int) -> None:
+        """Each new sample's score (``scored[start:]``) as the intermediate value at its sample index; prune between
+        chunks, never a first (enqueued) trial nor one of the fair budget's stage (:mod:`tuner._fair`).
+
+        A pruned trial reports the mean of the samples it scored at step ``n_samples`` (one past the last sample
+        index) before it stops: Optuna gives a pruned trial its last step's value, so the dashboard shows that
+        mean, not the score of the last sample scored."""
+        for offset, score in enumerate(scored[start:].tolist()):
+            trial.report(score, step=start + offset)
+        done = len(scored)
+        protected = any(
+            trial.user_attrs.get(key) for key in ("default_configuration", "initial_configuration", "search_stage")
+        )
+        if done < len(self.inputs) and not protected and trial.should_prune():
+            trial.set_user_attr("pruned_after_samples", done)
+            trial.report(float(scored.mean()), step=len(self.inputs))
+            raise optuna.TrialPruned(f"pruned after {done} samples")
+
+    def _repeated(self, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
+        """A finished trial with exactly these parameters: its value answers this one."""
+        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if other.params == trial.params and other.values and not any(map(math.isnan, other.values)):
+                return other
+        return None
+
+    def _copy_heatmaps(self, source: optuna.trial.FrozenTrial, trial: optuna.Trial) -> bool:
+        """A repeated configuration shows the heatmaps of the trial that answered it; False (after a warning
+        that names it) when such a heatmap is missing: a moved, deleted or copied storage never blocks a study."""
+        assert self.artifacts is not None, "heatmaps are copied only where artifacts are stored"
+        for meta in optuna.artifacts.get_all_artifact_meta(source, storage=self.storage):
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / meta.filename
+                try:
+                    optuna.artifacts.download_artifact(
+                        artifact_store=self.artifacts, artifact_id=meta.artifact_id, file_path=str(path)
+                    )
+                except (optuna.artifacts.exceptions.ArtifactNotFound, OSError) as error:
+                    logger.warning(
+                        "heatmap %s of trial %d is missing (%s); trial %d draws its own",
+                        meta.artifact_id,
+                        source.number,
+                        _first_line(error),
+                        trial.number,
+                    )
+                    return False
+                self._upload(trial, path, meta.mimetype)
+        return True
+
+    def _upload_heatmaps(
+        self,
+        trial: optuna.Trial,
+        attributions: torch.Tensor,
+        values: Sequence[float],
+        scores: Sequence[float] | None = None,
+    ) -> None:
+        """The trial's figure (:func:`tuner._figures.trial_figure`): the shown samples, their maps and scores,
+        the parameters and the trial's value, uploaded as the trial's artifact."""
+        assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
+        names = [type(metric).__name__ for metric in self.metrics]
+        value = ", ".join(f"{name} = {v:.4f}" for name, v in zip(names, values))
+        params = self.space.explainer_kwargs(trial.params)
+        described = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        title = f"trial {trial.number} · {trial.user_attrs.get('explainer', '')} · {value}\n{described or 'defaults'}"
+        details = [f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in params.items()]
+        details += [
+            f"{value} (mean of {len(self.inputs)} samples)",
+            "red: relevance for the target class",
+            "blue: relevance against it",
+        ]
+        samples = self._samples(str(trial.study.user_attrs.get("targets", "label")))
+        with tempfile.TemporaryDirectory() as folder:
+            path = trial_figure(
+                samples,
+                attributions,
+                Path(folder) / f"heatmaps-trial-{trial.number}.png",
+                title=title,
+                scores=scores,
+                score_name=names[0],
+                details=details,
+            )
+            self._upload(trial, path, "image/png")
+
+    def _samples(self, targets_from: str) -> Samples:
+        """The shown samples with the model's predictions (one forward pass, once per study)."""
+        if self._figure_samples is None:
+            model = next(iter(self.space.variants.values())).model
+            x = self.inputs[self.shown]
+            with evaluation_mode(model), torch.no_grad():
+                output = model(x)
+            predictions = output.argmax(-1).tolist() if output.ndim == 2 else None
+            self._figure_samples = Samples(
+                x,
+                self.targets[self.shown].tolist(),
+                predictions,
+                display_bounds(self.space.variants.values()),
+                "target" if targets_from == "prediction" else "label",
+            )
+        return self._figure_samples
+
+    def _upload(self, trial: optuna.Trial, path: Path, mimetype: str) -> None:
+        """Store one heatmap; an artifact folder that cannot be written is a warning, never a failed trial."""
+        assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
+        try:
+            optuna.artifacts.upload_artifact(
+                artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype=mimetype
+            )
+        except OSError as error:
+            logger.warning("heatmap of trial %d not stored: %s", trial.number, _first_line(error))
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
