@@ -14,7 +14,7 @@ import studies
 from metrics import IROF, AbPC, FaithfulnessCorrelation
 from metrics._base import layout_of
 from metrics.perturbation import BASELINES, make_baseline
-from tuner import StudyMismatchError
+from tuner import StudyMismatchError, tune
 from tuner.evidence._reference import CAPTUM
 from tuner.search._policy import objective_settings
 
@@ -155,3 +155,19 @@ def test_faithfulness_correlation_averages_its_draws():
     torch.testing.assert_close(averaged, torch.stack(draws).mean(0), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="n_repeats"):
         FaithfulnessCorrelation(model, n_repeats=0)
+
+
+def test_the_study_names_its_baseline_and_who_chose_it():
+    from explainers import LRPUniformEpsilon
+    from tuner import Budget, Objective, Report
+
+    model, x = small_cnn(), images(8)
+    fast = {"budget": Budget(n_trials=1, n_samples=4), "report": Report(show_progress_bar=False)}
+    default = tune(LRPUniformEpsilon, model, x, objective=Objective("abpc", metric_kwargs={"n_steps": 4}), **fast)
+    assert default.study.user_attrs["baseline"] == "blur (the study default for these inputs)"
+    assert default.study.user_attrs["metric_settings"]["baseline"] == "blur"
+    given = tune(
+        LRPUniformEpsilon, model, x, objective=Objective("abpc", baseline="min", metric_kwargs={"n_steps": 4}), **fast
+    )
+    assert given.study.user_attrs["baseline"] == "min (given)"
+    assert given.study.user_attrs["metric_settings"]["baseline"] == "min"

@@ -104,6 +104,7 @@ def tune(
             full_space.grid()  # raises for several explainers, before any study exists
 
         study_attrs = _study_attrs(metrics, model, full_space, samples, search.seed)
+        study_attrs["baseline"] = _baseline_attr(objective_settings, given="baseline" in objective.settings())
         with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna_pruner = make_pruner(search.pruner, len(metrics))
@@ -201,6 +202,13 @@ def _study_attrs(
         "targets": samples.targets_from,
         "seed": seed,
     }
+
+
+def _baseline_attr(settings: dict[str, Any], *, given: bool) -> str:
+    """The perturbation baseline a study uses, and who chose it, for the study's user attributes."""
+    value = settings.get("baseline")
+    name = value if isinstance(value, str) else "a number" if isinstance(value, (int, float)) else "a tensor"
+    return f"{name} ({'given' if given else 'the study default for these inputs'})"
 
 
 def _metric(metric: str | Metric, model: nn.Module, kwargs: dict[str, Any]) -> Metric:

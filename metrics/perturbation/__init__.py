@@ -3,7 +3,7 @@ MoRF, LeRF, IROF, faithfulness correlation), on one batched perturbation engine.
 
 from ._abpc import AbPC
 from ._baselines import BASELINES, DEFAULT_BASELINE, Baseline, make_baseline, study_baseline
-from ._engine import DEFAULT_BATCH_SIZE, PerturbationMetric
+from ._engine import DEFAULT_BATCH_SIZE, PerturbationMetric, model_device
 from ._faithfulness_correlation import FaithfulnessCorrelation
 from ._irof import IROF
 from ._lerf import LeRF
@@ -23,5 +23,6 @@ __all__ = [
     "PerturbationMetric",
     "RegionPerturbation",
     "make_baseline",
+    "model_device",
     "study_baseline",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..evidence._result import TuneResult
+from ..inputs._device import resolve_device
 from ..search import _policy
 from ..search._phases import phase, recording
 from ..storage._open import (
@@ -37,7 +38,6 @@ def _run_phases(args: argparse.Namespace) -> int:
 
     from .._tune import tune
     from ..evidence._panel import check_panel
-    from ..inputs._device import resolve_device
 
     preset = studies.model_preset(
         args.model or studies.DEFAULT_PRESET,
@@ -121,7 +121,7 @@ def _check_labels(model: Any, inputs: Any, labels: Any) -> None:
     """A folder's class indices (its subfolders in sorted order) must be outputs of the model."""
     import torch
 
-    device = next(model.parameters(), torch.empty(0)).device
+    device = resolve_device(None, model)
     try:
         with torch.no_grad():
             n_outputs = model(inputs[:1].to(device)).shape[-1]
