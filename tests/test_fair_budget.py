@@ -12,8 +12,8 @@ from helpers import run_tune
 from optuna.trial import TrialState
 from torch import nn
 
-from tuner.search._budget import REPEAT_LIMIT, optimize
-from tuner.search._fair import FairSampler, configurations, counts_towards_budget, is_enqueued, is_repeat, stage_quota
+from tuner.search._budget import REPEAT_LIMIT, Budget, optimize
+from tuner.search._fair import FairSampler, configurations, counts_towards_budget, is_enqueued, is_repeat
 from tuner.search._space import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -117,7 +117,7 @@ def test_a_proposal_of_a_variant_with_nothing_to_tune_goes_to_a_free_one(one_hea
     assert not any(map(is_repeat, trials))
     sampled = configurations(trials, result.space, sampled_only=True)
     # after the stage the proposal is replaced by the free variant of the best trial: more than the quota there
-    assert max(sampled.values()) > stage_quota(20, 4)
+    assert max(sampled.values()) > Budget(n_trials=20).stage_quota(4)
 
 
 def test_workers_sharing_a_study_spread_over_the_variants_during_the_stage(one_head_cnn):
@@ -130,7 +130,10 @@ def test_workers_sharing_a_study_spread_over_the_variants_during_the_stage(one_h
         fixed={v: ["epsilon"] for v in ONE_HEAD},
     )
     study = optuna.create_study(direction="maximize")
-    workers = [FairSampler(optuna.samplers.RandomSampler(seed=s), space, n_trials=40) for s in (0, 1)]
+    workers = [
+        FairSampler(optuna.samplers.RandomSampler(seed=s), space, Budget(n_trials=40).stage_quota(len(space.variants)))
+        for s in (0, 1)
+    ]
     chosen = []
     for sampler in workers * 2:  # four trials running at once, each asked through another worker's sampler
         study.sampler = sampler
@@ -154,7 +157,7 @@ def _objective_repeating(every: int):
 
 def test_repeats_do_not_use_up_the_budget():
     study = optuna.create_study(direction="maximize")
-    optimize(study, _objective_repeating(2), 10, timeout=None, show_progress_bar=False, catch=())
+    optimize(study, _objective_repeating(2), Budget(n_trials=10), show_progress_bar=False, catch=())
     trials = study.get_trials(deepcopy=False)
     assert sum(map(counts_towards_budget, trials)) == 10
     assert sum(map(is_repeat, trials)) >= 9  # trials 0, 2, 4, ... were repeats and did not count
@@ -163,7 +166,7 @@ def test_repeats_do_not_use_up_the_budget():
 def test_an_exhausted_space_ends_with_one_line(caplog):
     study = optuna.create_study(direction="maximize")
     with caplog.at_level(logging.WARNING, logger="tuner"):
-        optimize(study, _objective_repeating(1), 10, timeout=None, show_progress_bar=False, catch=())
+        optimize(study, _objective_repeating(1), Budget(n_trials=10), show_progress_bar=False, catch=())
     assert len(study.trials) == REPEAT_LIMIT
     lines = [r.getMessage() for r in caplog.records if "exhausted" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0]

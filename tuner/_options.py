@@ -5,7 +5,6 @@ its flags (:func:`tuner.cli._options.options_from_args`)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +14,12 @@ import optuna
 from metrics import BASELINES, Metric, metric_class
 
 from .evidence._panel import PanelSpec, check_panel
+from .search._budget import Budget, integer
 from .search._strategies import PRUNERS, SAMPLERS, Pruner, Sampler
 
 MetricSpec = str | Metric | Sequence[str | Metric]
+
+__all__ = ["Budget", "Objective", "Report", "Search", "Storage", "check_metric_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -66,30 +68,6 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class Budget:
-    """How much a study may spend: ``n_trials`` complete trials in the whole study (pruned and failed ones do not
-    count; a resumed or shared study counts them all), an optional ``timeout`` in seconds for this run, and the
-    samples every trial scores (``n_samples``) and those held out for the verdict (``n_holdout``, default as many)."""
-
-    n_trials: int = 30
-    timeout: float | None = None
-    n_samples: int | None = 16
-    n_holdout: int | None = None
-
-    def __post_init__(self) -> None:
-        _integer("n_trials", self.n_trials, minimum=1)
-        if self.n_samples is not None:
-            _integer("n_samples", self.n_samples, minimum=1)
-        if self.n_holdout is not None:
-            _integer("n_holdout", self.n_holdout, minimum=0)
-        if self.timeout is not None:
-            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
-                raise TypeError(f"timeout must be a number of seconds, got {type(self.timeout).__name__}")
-            if not (math.isfinite(self.timeout) and self.timeout > 0):
-                raise ValueError(f"timeout must be a positive number of seconds (or None), got {self.timeout!r}")
-
-
-@dataclass(frozen=True)
 class Search:
     """How configurations are proposed and stopped: the ``sampler`` and ``pruner`` (a name or an Optuna object),
     the ``seed``, the samples per forward pass (``batch_size``), whether trials share work (``share_work``: the
@@ -114,8 +92,8 @@ class Search:
             )
         if not isinstance(self.pruner, (str, optuna.pruners.BasePruner)):
             raise TypeError(f"pruner must be a name ({', '.join(PRUNERS)}) or an Optuna pruner, got {self.pruner!r}")
-        _integer("seed", self.seed, minimum=None)
-        _integer("batch_size", self.batch_size, minimum=1)
+        integer("seed", self.seed, minimum=None)
+        integer("batch_size", self.batch_size, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -130,7 +108,7 @@ class Report:
     show_progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        _integer("n_heatmaps", self.n_heatmaps, minimum=0)
+        integer("n_heatmaps", self.n_heatmaps, minimum=0)
         if isinstance(self.panel, (list, tuple)):
             check_panel([entry for entry in self.panel if isinstance(entry, tuple)])
 
@@ -147,7 +125,7 @@ class Storage:
         if self.url is not None and not isinstance(self.url, str):
             raise TypeError(f"storage must be a URL string, got {type(self.url).__name__}")
         if self.heartbeat_interval is not None:
-            _integer("heartbeat_interval", self.heartbeat_interval, minimum=1)
+            integer("heartbeat_interval", self.heartbeat_interval, minimum=1)
 
     @classmethod
     def of(cls, storage: str | Storage | None) -> Storage:
@@ -168,10 +146,3 @@ def check_metric_kwargs(metric_list: list[str | Metric], kwargs: Mapping[str, An
             f"metric_kwargs {', '.join(map(repr, unknown))} are not settings of "
             f"{', '.join(c.__name__ for c in named)}; valid: {', '.join(sorted(accepted))}"
         )
-
-
-def _integer(name: str, value: Any, *, minimum: int | None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")

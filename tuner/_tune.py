@@ -30,8 +30,7 @@ from .search import _policy
 from .search._budget import optimize
 from .search._fair import fair_sampler
 from .search._inert import held_at_default
-from .search._objective import Objective as TrialObjective
-from .search._objective import TrialFailed
+from .search._objective import TrialFailed, TrialObjective
 from .search._phases import phase
 from .search._space import SearchSpace
 from .search._strategies import check_strategies, chunk_size, make_pruner, make_sampler, sampler_seed
@@ -114,11 +113,12 @@ def tune(
             fixed = held_at_default(study, bases, samples.inputs, samples.targets, search.drop_inert)
         space = SearchSpace(bases, fixed=fixed)
         save_note(study, study_note(study, len(samples.inputs)))
-        n_trials = budget.n_trials
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.sampler = fair_sampler(
-                make_sampler(search.sampler, space, sampler_seed(search.seed, study, storage.url)), space, n_trials
+                make_sampler(search.sampler, space, sampler_seed(search.seed, study, storage.url)),
+                space,
+                budget.stage_quota(len(space.variants)),
             )
         artifacts_dir = record_storage(study, storage.url)
         trial_attrs = {key: study_attrs[key] for key in ("metric", "metric_settings", "model", "library_versions")}
@@ -133,20 +133,19 @@ def tune(
             artifacts=artifact_store(artifacts_dir) if artifacts_dir else None,
             storage=storage_obj,
             n_heatmaps=report.n_heatmaps,
-            n_trials=n_trials if storage.url is not None else None,
+            budget=budget if storage.url is not None else None,
             share_work=search.share_work,
         )
         holdout = _holdout_objective(space, metrics, samples, search.batch_size)
-        enqueue_defaults(study, space, n_trials)
+        enqueue_defaults(study, space, budget)
         if space.empty:
             logger.warning("nothing to tune: every tunable is inert on this model; evaluating the defaults only")
-            n_trials = min(n_trials, len(space.initial_params()))
+            budget = budget.capped(len(space.initial_params()))
         with phase("trials"):
             optimize(
                 study,
                 trial_objective,
-                n_trials,
-                timeout=budget.timeout,
+                budget,
                 show_progress_bar=report.show_progress_bar,
                 catch=(TrialFailed,),
             )

@@ -23,7 +23,7 @@ from scipy import stats
 from explainers import evaluation_mode
 from metrics import METRICS, FaithfulnessCorrelation, Metric, get_metric
 
-from ..search._objective import Objective, configuration_key
+from ..search._objective import TrialObjective, configuration_key
 
 PanelEntry = str | tuple[str, dict[str, Any]] | Metric
 #: ``tune(panel=...)``: None or True for the default panel, False or [] for none, else its entries
@@ -133,7 +133,7 @@ class HeldOutScorer:
     to an objective (:func:`same_metric`) takes the objective's scores. While it scores, each FaithfulnessCorrelation
     of the panel reuses the target scores of its perturbed copies (:class:`_SameMasks`)."""
 
-    def __init__(self, holdout: Objective, panel: list[tuple[str, Metric]]):
+    def __init__(self, holdout: TrialObjective, panel: list[tuple[str, Metric]]):
         self.n_objective = len(holdout.metrics)
         #: each panel metric's row among the scorer's: an objective's own where the panel repeats it (the default
         #: panel's AbPC with a blur baseline is the default objective on images), else its own row after them
@@ -145,7 +145,7 @@ class HeldOutScorer:
             own += [] if repeated else [metric]
         model = next(iter(holdout.space.variants.values())).model
         with evaluation_mode(model):  # the metrics' reference scores, computed here once, as the trials' are
-            self.scorer = Objective(
+            self.scorer = TrialObjective(
                 holdout.space,
                 [*holdout.metrics, *own],
                 holdout.inputs,

@@ -13,7 +13,7 @@ from torch import nn
 from explainers import evaluation_mode, save_config
 
 from ..figures._heatmaps import Row, Samples, comparison_figure, display_bounds
-from ..search._objective import Objective, configuration_key
+from ..search._objective import TrialObjective, configuration_key
 from ..search._phases import phase
 from ..storage._open import mask_url
 from ._dashboard import publish
@@ -140,7 +140,7 @@ def _figure_rows(
 class _Shown:
     """The shown samples' attributions and scores, computed once per configuration."""
 
-    def __init__(self, objective: Objective, model: nn.Module, shown: list[int]):
+    def __init__(self, objective: TrialObjective, model: nn.Module, shown: list[int]):
         self.objective, self.model, self.shown = objective, model, shown
         self.x, self.y = objective.inputs[shown], objective.targets[shown]
         self.cache: dict[str, torch.Tensor] = {}
@@ -163,7 +163,7 @@ class _Shown:
         if all(i in known for i in self.shown):
             return Row(label, self.attributions(key, explainer), [known[i] for i in self.shown], note)
         if key not in self.scored:
-            shown = Objective(
+            shown = TrialObjective(
                 self.objective.space,
                 self.objective.metrics,
                 self.x,

@@ -17,7 +17,7 @@ from explainers import LRPBase
 from metrics import Metric
 
 from ..search._fair import configurations
-from ..search._objective import Objective, configuration_key
+from ..search._objective import TrialObjective, configuration_key
 from ..search._policy import best_trial, choose_from_front
 from ..search._space import SearchSpace
 from ._panel import HeldOutScorer, Panel, score_panel
@@ -37,8 +37,8 @@ class TuneResult:
 
     study: optuna.Study
     space: SearchSpace
-    objective: Objective
-    holdout: Objective | None = None
+    objective: TrialObjective
+    holdout: TrialObjective | None = None
     panel_metrics: list[tuple[str, Metric]] = field(default_factory=list)
     #: whether comparisons and the panel include captum's reference rows (the CLI's ``--no-baselines`` turns off)
     references: bool = True

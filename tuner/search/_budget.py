@@ -7,16 +7,21 @@ trials leave room.
 A trial that started before this one but whose worker died is failed by the heartbeat check and re-queued
 (Optuna's RetryHeartbeatStaleTrialCallback); this trial then gives way to that retry.
 
-:func:`optimize` runs a study until it has ``n_trials`` complete trials.
+:func:`optimize` runs a study until it has ``n_trials`` complete trials. :class:`Budget` is the one object that
+holds the trial budget, and this module the only one that reads it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -27,6 +32,48 @@ from ._progress import TrialProgress
 logger = logging.getLogger("tuner")
 
 REPEAT_LIMIT = 25  # repeats in a row after which a process takes the search space as exhausted
+STAGE = 5  # sampled configurations each free variant gets before the sampler may concentrate
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a study may spend: ``n_trials`` complete trials in the whole study (pruned and failed ones do not
+    count; a resumed or shared study counts them all), an optional ``timeout`` in seconds for this run, and the
+    samples every trial scores (``n_samples``) and those held out for the verdict (``n_holdout``, default as many)."""
+
+    n_trials: int = 30
+    timeout: float | None = None
+    n_samples: int | None = 16
+    n_holdout: int | None = None
+
+    def __post_init__(self) -> None:
+        integer("n_trials", self.n_trials, minimum=1)
+        if self.n_samples is not None:
+            integer("n_samples", self.n_samples, minimum=1)
+        if self.n_holdout is not None:
+            integer("n_holdout", self.n_holdout, minimum=0)
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
+                raise TypeError(f"timeout must be a number of seconds, got {type(self.timeout).__name__}")
+            if not (math.isfinite(self.timeout) and self.timeout > 0):
+                raise ValueError(f"timeout must be a positive number of seconds (or None), got {self.timeout!r}")
+
+    def stage_quota(self, n_variants: int) -> int:
+        """Sampled configurations each free variant gets before the sampler may concentrate
+        (:class:`tuner.search._fair.FairSampler`)."""
+        return min(STAGE, self.n_trials // max(1, n_variants))
+
+    def spent(self, study: optuna.Study) -> bool:
+        """Whether the study already holds its ``n_trials`` counted trials."""
+        return counted(study) >= self.n_trials
+
+    def admit(self, trial: optuna.Trial) -> Admission:
+        """Whether ``trial`` may run in a study shared by several workers (:func:`admit`)."""
+        return admit(trial, self.n_trials)
+
+    def capped(self, n_configurations: int) -> Budget:
+        """This budget for a search space of only ``n_configurations`` (every tunable inert: the defaults alone)."""
+        return dataclasses.replace(self, n_trials=min(self.n_trials, n_configurations))
 
 
 def counted(study: optuna.Study) -> int:
@@ -66,14 +113,14 @@ def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
 def optimize(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float | Sequence[float]],
-    n_trials: int,
+    budget: Budget,
     *,
-    timeout: float | None,
     show_progress_bar: bool,
     catch: tuple[type[Exception], ...],
 ) -> None:
-    """Run trials until the study has ``n_trials`` counted ones (complete and not repeats), ``timeout`` seconds
-    pass, trials keep failing, or the proposals keep repeating evaluated configurations."""
+    """Run trials until the study has the budget's ``n_trials`` counted ones (complete and not repeats), its
+    ``timeout`` seconds pass, trials keep failing, or the proposals keep repeating evaluated configurations."""
+    n_trials, timeout = budget.n_trials, budget.timeout
     finished = counted(study)
     remaining = n_trials - finished
     if remaining <= 0:
@@ -164,3 +211,11 @@ class StopAfterFailures:
         if self.in_a_row >= self.limit:
             logger.error("stopping: %d trials failed in a row", self.in_a_row)
             study.stop()
+
+
+def integer(name: str, value: Any, *, minimum: int | None) -> None:
+    """Raise TypeError unless ``value`` is an int (not a bool), ValueError if it is below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")

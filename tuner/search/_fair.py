@@ -34,8 +34,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ._space import EXPLAINER_PARAM, SearchSpace
 
-STAGE = 5  # sampled configurations each free variant gets before the sampler may concentrate
-
 
 def is_repeat(trial: FrozenTrial) -> bool:
     """A trial answered from the study: a configuration already evaluated."""
@@ -73,24 +71,20 @@ def in_stage(trial: optuna.Trial) -> bool:
     return isinstance(sampler, FairSampler) and trial.number in sampler.staged
 
 
-def stage_quota(n_trials: int, n_variants: int) -> int:
-    """Sampled configurations each free variant gets before the sampler may concentrate."""
-    return min(STAGE, n_trials // max(1, n_variants))
-
-
-def fair_sampler(base: optuna.samplers.BaseSampler, space: SearchSpace, n_trials: int) -> optuna.samplers.BaseSampler:
-    """``base`` wrapped in a :class:`FairSampler` where the study searches several variants, else ``base``."""
-    return FairSampler(base, space, n_trials) if space.several else base
+def fair_sampler(base: optuna.samplers.BaseSampler, space: SearchSpace, quota: int) -> optuna.samplers.BaseSampler:
+    """``base`` wrapped in a :class:`FairSampler` where the study searches several variants, else ``base``;
+    ``quota``: the sampled configurations each free variant gets first (``Budget.stage_quota``)."""
+    return FairSampler(base, space, quota) if space.several else base
 
 
 class FairSampler(optuna.samplers.BaseSampler):
     """Delegates every parameter to ``base`` but the ``explainer`` choice (see the module docstring)."""
 
-    def __init__(self, base: optuna.samplers.BaseSampler, space: SearchSpace, n_trials: int):
+    def __init__(self, base: optuna.samplers.BaseSampler, space: SearchSpace, quota: int):
         self.base = base
         self.space = space
         self.free = [variant for variant in space.variants if space.tunables(variant)]
-        self.quota = stage_quota(n_trials, len(space.variants))
+        self.quota = quota
         self._choices: dict[int, str] = {}  # trial number -> its variant, decided once per trial
         self.staged: set[int] = set()  # numbers of this process's running trials chosen by the stage
 

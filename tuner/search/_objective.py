@@ -20,7 +20,7 @@ from explainers import evaluation_mode
 from metrics import Metric
 
 from ..figures._heatmaps import Samples, display_bounds, distinct_labels, trial_figure
-from ._budget import Admission, admit
+from ._budget import Admission, Budget
 from ._fair import in_stage
 from ._interrupt import raise_if_received
 from ._phases import phase
@@ -53,7 +53,7 @@ class TrialFailed(Exception):
     """A configuration could not be scored (NaN/Inf attributions, an error); the reason is in the trial."""
 
 
-class Objective:
+class TrialObjective:
     """The study's objective. Work that is the same for every trial (the samples, the metrics'
     unperturbed reference scores) is done once here, not per trial.
 
@@ -73,7 +73,7 @@ class Objective:
         artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
         storage: optuna.storages.BaseStorage | None = None,
         n_heatmaps: int = 4,
-        n_trials: int | None = None,
+        budget: Budget | None = None,
         share_work: bool = True,
         metric_phases: Sequence[str | None] | None = None,
     ):
@@ -86,7 +86,7 @@ class Objective:
         self.artifacts = artifacts
         self.storage = storage  # the study's storage, where the artifacts' records are
         self.n_heatmaps = n_heatmaps
-        self.n_trials = n_trials
+        self.budget = budget  # a shared study's budget: each trial is admitted only while it leaves room
         self.share_work = share_work
         self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
         self.shown = distinct_labels(targets, n_heatmaps)  # the figures' samples: different classes where possible
@@ -108,8 +108,8 @@ class Objective:
         return None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        if self.n_trials is not None:
-            admission = admit(trial, self.n_trials)
+        if self.budget is not None:
+            admission = self.budget.admit(trial)
             if admission is not Admission.RUN:
                 trial.set_user_attr("fail_reason", f"not run: {admission.value}")
                 if admission is Admission.FULL:

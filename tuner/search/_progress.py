@@ -19,8 +19,8 @@ from ._fair import counts_towards_budget, is_repeat
 class TrialProgress:
     """An Optuna callback that moves a tqdm bar to the study's complete trials after each trial."""
 
-    def __init__(self, study: optuna.Study, n_trials: int, *, enabled: bool = True):
-        self.bar = tqdm(total=n_trials, desc="trials", unit="trial", disable=not enabled, dynamic_ncols=True)
+    def __init__(self, study: optuna.Study, total: int, *, enabled: bool = True):
+        self.bar = tqdm(total=total, desc="trials", unit="trial", disable=not enabled, dynamic_ncols=True)
         self.update(study)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

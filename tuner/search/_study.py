@@ -14,7 +14,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from ..storage._open import artifact_dir_for, mask_url, stored_artifact_dir
-from ._fair import counts_towards_budget
+from ._budget import Budget
 from ._space import SearchSpace
 
 
@@ -102,15 +102,15 @@ def _without_ignored(value: Any) -> Any:
     return value
 
 
-def enqueue_defaults(study: optuna.Study, space: SearchSpace, n_trials: int | None = None) -> None:
+def enqueue_defaults(study: optuna.Study, space: SearchSpace, budget: Budget | None = None) -> None:
     """Each variant's default configuration first, so 'tuned versus default' is always in the study.
 
     On resume, a default (or other initial configuration) whose trial was interrupted (Ctrl-C, SIGTERM, a dead
     worker) and not retried is enqueued again; one whose configuration itself failed is not. Nothing is enqueued
-    into a study that already has its ``n_trials`` complete trials.
+    into a study that already has its budget's trials.
     """
     trials = study.get_trials(deepcopy=False)
-    if trials and n_trials is not None and sum(map(counts_towards_budget, trials)) >= n_trials:
+    if trials and budget is not None and budget.spent(study):
         return
     for label, params in space.initial_params():
         if trials and any(_settled(trial) and _same_params(_fixed_params(trial), params) for trial in trials):
