@@ -413,3 +413,18 @@ def test_non_finite_explainer_parameters_are_refused(value):
     for name in ("epsilon", "stabilizer", "gamma", "low"):
         with pytest.raises(ValueError, match=name):
             explainer.set_kwargs(**{name: value})
+
+
+def test_a_study_in_the_former_default_storage_is_pointed_out(tmp_path, monkeypatch):
+    """The default storage moved into the output folder: a user with ./tuner.db is told how to resume it."""
+    from tuner.storage._open import DEFAULT_STORAGE, former_default_note
+
+    monkeypatch.chdir(tmp_path)
+    assert former_default_note(DEFAULT_STORAGE) is None  # nothing there
+    (tmp_path / "tuner.db").write_bytes(b"")
+    note = former_default_note(DEFAULT_STORAGE)
+    assert note is not None and "--storage sqlite:///tuner.db" in note and "\n" not in note
+    assert former_default_note("sqlite:///other.db") is None  # a storage the user chose
+    (tmp_path / "lrp-tuner-out").mkdir()
+    (tmp_path / "lrp-tuner-out" / "tuner.db").write_bytes(b"")
+    assert former_default_note(DEFAULT_STORAGE) is None  # the new default is in use already

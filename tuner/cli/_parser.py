@@ -11,7 +11,7 @@ from typing import Any
 from metrics import BASELINES
 
 from ..search._strategies import PRUNERS, SAMPLERS
-from ..storage._open import DEFAULT_STORAGE
+from ..storage._open import DEFAULT_STORAGE, OUTPUT_FOLDER
 
 EXIT_BAD_INPUT = 2
 
@@ -179,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     run.add_argument("--timeout", type=_seconds, help="seconds after which no new trial starts")
-    run.add_argument("--out", default="lrp-tuner-out", help="folder for the table, best configuration, heatmaps")
+    run.add_argument("--out", default=OUTPUT_FOLDER, help="folder for the table, best configuration, heatmaps")
     run.add_argument(
         "--heartbeat",
         type=_positive,

@@ -14,10 +14,7 @@ from ..evidence._result import TuneResult
 from ..inputs._device import resolve_device
 from ..search import _policy
 from ..search._phases import phase, recording
-from ..storage._open import (
-    check_storage,
-    mask_url,
-)
+from ..storage._open import check_storage, former_default_note, mask_url
 from . import _options as cli_options
 from ._errors import CliError
 from ._options import metric_names
@@ -62,6 +59,9 @@ def _run_phases(args: argparse.Namespace) -> int:
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
     settings = cli_options.budget_settings(args, preset)
     check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
+    note = former_default_note(args.storage)
+    if note:
+        print(note, file=sys.stderr)
     with phase("model and data"):
         inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"], args.n_holdout))
     targets = args.targets or ("label" if labels is not None else "prediction")

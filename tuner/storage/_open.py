@@ -14,7 +14,11 @@ import sqlalchemy.exc
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
-DEFAULT_STORAGE = "sqlite:///tuner.db"
+#: a run's outputs share one folder: the study (with its heatmaps beside it, ``tuner-artifacts/``) and the report
+OUTPUT_FOLDER = "lrp-tuner-out"
+DEFAULT_STORAGE = f"sqlite:///{OUTPUT_FOLDER}/tuner.db"
+#: the default storage of earlier versions, in the working folder
+FORMER_DEFAULT_STORAGE = "sqlite:///tuner.db"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 
 
@@ -256,3 +260,15 @@ def recorded_artifact_dir(url: str | None, recorded: str | None) -> Path:
 def artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactStore:
     directory.mkdir(parents=True, exist_ok=True)
     return optuna.artifacts.FileSystemArtifactStore(str(directory))
+
+
+def former_default_note(url: str) -> str | None:
+    """A line for a user of the default storage who has a study in the former default (``./tuner.db``), which
+    this run would not resume; None otherwise."""
+    former, current = _storage_file(FORMER_DEFAULT_STORAGE), _storage_file(DEFAULT_STORAGE)
+    if url != DEFAULT_STORAGE or former is None or current is None or current.exists() or not former.is_file():
+        return None
+    return (
+        f"note: the default storage is now {DEFAULT_STORAGE}; to resume the studies in {former.name}, "
+        f"pass --storage {FORMER_DEFAULT_STORAGE}"
+    )
