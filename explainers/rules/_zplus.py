@@ -19,7 +19,7 @@ from ._direct import (
     takes_direct_path,
     weight_and_bias,
 )
-from ._shares import StabilizerLike, empty_part, exact_part, negative_part, positive_part
+from ._shares import StabilizerLike, empty_part, exact_part, negative_part, positive_part, sum_of
 
 
 class ConservingZPlus(BasicHook):
@@ -45,7 +45,7 @@ class ConservingZPlus(BasicHook):
         self.epsilon = plain_epsilon(stabilizer_fn)
 
         def share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-            positive = sum(outputs)
+            positive = sum_of(outputs)
             self.stored_tensors["empty"] = empty = empty_part(positive, stabilizer_fn)
             return [(out_grad / exact_part(positive, empty)).masked_fill_(empty, 0.0)] * 2
 
