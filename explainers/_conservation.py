@@ -8,6 +8,7 @@ activations are not degenerate), then every bias and BatchNorm shift set to zero
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -23,9 +24,9 @@ def conservation_model(model: nn.Module, inputs: torch.Tensor, *, calibration_pa
     prepared = copy.deepcopy(model).double()
     batch_norms = [m for m in prepared.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if batch_norms:
-        for module in batch_norms:
-            module.reset_running_stats()
-            module.momentum = None  # a cumulative average over the calibration passes
+        for batch_norm in batch_norms:
+            batch_norm.reset_running_stats()
+            batch_norm.momentum = None  # a cumulative average over the calibration passes
         prepared.train()
         with torch.no_grad():
             for _ in range(calibration_passes):
@@ -43,7 +44,8 @@ def relevance_sums(relevance: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.
     """The total relevance of each sample, shape (B,): summed over every dimension but the first (and over
     the tensors of a tuple)."""
     parts = relevance if isinstance(relevance, tuple) else (relevance,)
-    return sum(part.flatten(1).sum(1) for part in parts)
+    # a tensor: Python's sum starts from 0, and there is always at least one part
+    return cast(torch.Tensor, sum(part.flatten(1).sum(1) for part in parts))
 
 
 def token_relevance(relevance: torch.Tensor, *, batch_first: bool = True) -> torch.Tensor:

@@ -12,6 +12,8 @@ Rules:
 
 from __future__ import annotations
 
+from typing import cast, overload
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -35,6 +37,14 @@ def _projections(module: nn.MultiheadAttention) -> list[tuple[torch.Tensor, torc
         weights = (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)
     biases = (None,) * 3 if module.in_proj_bias is None else module.in_proj_bias.chunk(3)
     return list(zip(weights, biases))
+
+
+@overload
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor: ...
+
+
+@overload
+def _additive(mask: None, dtype: torch.dtype) -> None: ...
 
 
 def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -70,7 +80,7 @@ def attention_forward(
     (query_weight, query_bias), (key_weight, key_bias), _ = _projections(self)
     queries = F.linear(query, query_weight, query_bias).reshape(target_len, batch * heads, head_dim).transpose(0, 1)
     keys = F.linear(key, key_weight, key_bias).reshape(source_len, batch * heads, head_dim).transpose(0, 1)
-    values = self.lrp_value(value).reshape(source_len, batch * heads, head_dim).transpose(0, 1)
+    values = cast(SharedLinear, self.lrp_value)(value).reshape(source_len, batch * heads, head_dim).transpose(0, 1)
 
     scores = (queries * head_dim**-0.5) @ keys.transpose(1, 2)
     mask = _additive(attn_mask, scores.dtype)
@@ -82,7 +92,7 @@ def attention_forward(
         scores = scores + mask
     weights = F.dropout(scores.softmax(-1), self.dropout, self.training)
 
-    output = attend(self.lrp_attention, weights, values)
+    output = attend(cast(AttentionValues, self.lrp_attention), weights, values)
     output = self.out_proj(output.transpose(0, 1).reshape(target_len, batch, embed_dim))
     if not batched:
         output = output.squeeze(1)
@@ -140,7 +150,9 @@ def decoder_layer_forward(
     return self.norm3(add(self.lrp_sum3, x, _feed_forward(self, x, self.dropout3)))
 
 
-def _feed_forward(self: nn.Module, x: torch.Tensor, final_dropout: nn.Module) -> torch.Tensor:
+def _feed_forward(
+    self: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer, x: torch.Tensor, final_dropout: nn.Module
+) -> torch.Tensor:
     """A transformer layer's feed-forward block with an activation that passes relevance unchanged."""
     return final_dropout(self.linear2(self.dropout(relay(self.activation, self.linear1(x)))))
 

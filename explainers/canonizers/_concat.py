@@ -19,6 +19,7 @@ the maximum, respectively keeps it where the unit is active.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -192,7 +193,7 @@ def _googlenet_aux_forward(self: GoogLeNetInceptionAux, x: torch.Tensor) -> torc
 
 
 #: block type -> (explicit forward, its pooling modules); InceptionB and InceptionD pool by max only (nothing to do)
-_POOLED_FORWARDS = {
+_POOLED_FORWARDS: dict[type[nn.Module], tuple[Callable[..., torch.Tensor], Callable[[], dict[str, nn.Module]]]] = {
     InceptionA: (_inception_a_forward, lambda: {"lrp_pool": nn.AvgPool2d(3, stride=1, padding=1)}),
     InceptionC: (_inception_c_forward, lambda: {"lrp_pool": nn.AvgPool2d(3, stride=1, padding=1)}),
     InceptionE: (_inception_e_forward, lambda: {"lrp_pool": nn.AvgPool2d(3, stride=1, padding=1)}),
@@ -221,9 +222,8 @@ class InceptionPoolingCanonizer(ForwardCanonizer):
 
     @staticmethod
     def _attribute_map(module: nn.Module) -> dict | None:
-        forward, pools = next(
-            (entry for kind, entry in _POOLED_FORWARDS.items() if isinstance(module, kind)), (None, None)
-        )
-        if forward is None:
+        found = next((entry for kind, entry in _POOLED_FORWARDS.items() if isinstance(module, kind)), None)
+        if found is None:
             return None
+        forward, pools = found
         return {"forward": forward.__get__(module), **pools()}

@@ -4,6 +4,7 @@ of adjacent modules inside a plain ``nn.Sequential``."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeGuard, cast
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ class AdjacentMergeBatchNorm(ExactMergeBatchNorm):
         for linear, batch_norm in adjacent_pairs(root_module, Linear, BatchNorm):
             if batch_norm.weight is None or batch_norm.running_mean is None:
                 continue  # nothing to merge without an affine map and running statistics
-            if linear.weight.shape[0] != batch_norm.num_features:
+            if cast(torch.Tensor, linear.weight).shape[0] != batch_norm.num_features:
                 continue
             instance = self.copy()
             instance.register((linear,), batch_norm)
@@ -65,7 +66,7 @@ def adjacent_pairs(root: nn.Module, first: type, second: type) -> Iterator[tuple
                 yield last, head
 
 
-def is_plain_sequential(module: nn.Module) -> bool:
+def is_plain_sequential(module: nn.Module) -> TypeGuard[nn.Sequential]:
     return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
 
 

@@ -15,6 +15,7 @@ proportion to the summands; linear maps through :class:`SharedLinear` / :class:`
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -72,7 +73,8 @@ class SharedLinear(nn.Linear):
         nn.Module.__init__(self)
         self.out_features, self.in_features = weight.shape
         self.weight = _as_parameter(weight)
-        self.bias = None if bias is None else _as_parameter(bias)
+        # torch declares nn.Linear.bias a Parameter, though a Linear without a bias holds None there
+        self.bias = None if bias is None else _as_parameter(bias)  # type: ignore[assignment]
 
 
 def _as_parameter(tensor: torch.Tensor) -> nn.Parameter:
@@ -142,4 +144,5 @@ class ForwardCanonizer(AttributeCanonizer):
         return instances
 
     def copy(self) -> ForwardCanonizer:
-        return self.__class__()
+        # every subclass is built without arguments (its attribute map is its own)
+        return cast(Callable[[], ForwardCanonizer], self.__class__)()

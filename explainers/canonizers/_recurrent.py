@@ -13,6 +13,8 @@ proportion to their terms; the ``tanh``/``relu`` of the signal passes relevance 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -111,26 +113,29 @@ def recurrent_forward(self: nn.RNNBase, input: torch.Tensor, hx=None):
         zeros = input.new_zeros(self.num_layers * directions, input.shape[1], self.hidden_size)
         hx = (zeros, zeros) if is_lstm else zeros
 
-    layer_input, finals = input, []
+    layer_input, finals, cells = input, [], cast(nn.ModuleList, self.lrp_cells)
     for layer in range(self.num_layers):
         outputs = []
         for direction in range(directions):
             index = layer * directions + direction
             state = (hx[0][index], hx[1][index]) if is_lstm else hx[index]
             sequence = layer_input.flip(0) if direction else layer_input
-            output, state = self.lrp_cells[index](sequence, state)
+            output, state = cells[index](sequence, state)
             outputs.append(output.flip(0) if direction else output)
             finals.append(state)
         layer_input = torch.cat(outputs, -1)
         if layer < self.num_layers - 1 and self.dropout:
             layer_input = F.dropout(layer_input, self.dropout, self.training)
 
+    hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     if is_lstm:
         hidden = (torch.stack([h for h, _ in finals]), torch.stack([c for _, c in finals]))
     else:
         hidden = torch.stack(finals)
-    if not batched:
-        return layer_input.squeeze(1), tuple(h.squeeze(1) for h in hidden) if is_lstm else hidden.squeeze(1)
+    if not batched:  # hidden is a tuple exactly for an LSTM
+        if isinstance(hidden, tuple):
+            return layer_input.squeeze(1), tuple(h.squeeze(1) for h in hidden)
+        return layer_input.squeeze(1), hidden.squeeze(1)
     if self.batch_first:
         layer_input = layer_input.transpose(0, 1)
     return layer_input, hidden

@@ -6,7 +6,7 @@ import torch
 from zennit.core import BasicHook, Stabilizer
 from zennit.rules import ClampMod, zero_bias
 
-from ._shares import StabilizerLike, empty_part, exact_part, negative_part, positive_part
+from ._shares import StabilizerLike, empty_part, exact_part, negative_part, positive_part, sum_of
 
 
 class ConservingAlphaBeta(BasicHook):
@@ -34,7 +34,7 @@ class ConservingAlphaBeta(BasicHook):
         stabilizer_fn = Stabilizer.ensure(stabilizer)
 
         def gradient_mapper(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-            positive, negative = sum(outputs[:2]), sum(outputs[2:])
+            positive, negative = sum_of(outputs[:2]), sum_of(outputs[2:])
             no_positive, no_negative = empty_part(positive, stabilizer_fn), empty_part(negative, stabilizer_fn)
             ratio_positive = out_grad / exact_part(positive, no_positive)
             ratio_negative = out_grad / exact_part(negative, no_negative)

@@ -4,19 +4,38 @@ modified pass, and the unmodified pass read from the layer's own output."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
+from torch.nn.modules.conv import _ConvNd
 from zennit.core import Stabilizer
 
-_CONVOLUTIONS = {torch.nn.Conv1d: F.conv1d, torch.nn.Conv2d: F.conv2d, torch.nn.Conv3d: F.conv3d}
+_CONVOLUTIONS: dict[type[torch.nn.Module], Callable[..., torch.Tensor]] = {
+    torch.nn.Conv1d: F.conv1d,
+    torch.nn.Conv2d: F.conv2d,
+    torch.nn.Conv3d: F.conv3d,
+}
+
+
+class _Layer(Protocol):
+    """A convolution or a dense layer, as these functions read it: a weight and an optional bias."""
+
+    @property
+    def weight(self) -> torch.Tensor: ...
+
+    @property
+    def bias(self) -> torch.Tensor | None: ...
 
 
 def plain_epsilon(stabilizer_fn: Callable[[torch.Tensor], torch.Tensor]) -> float | None:
     """The epsilon of a plain zennit Stabilizer (adds epsilon * sign, no clipping or scaling), where ``|part| <=
     epsilon`` says a part is empty; None for any other stabilizer (the general test then)."""
-    if type(stabilizer_fn) is Stabilizer and not stabilizer_fn.clip and not stabilizer_fn.norm_scale:
-        return float(stabilizer_fn.epsilon)
+    if type(stabilizer_fn) is not Stabilizer:
+        return None
+    stabilizer = cast(Stabilizer, stabilizer_fn)
+    if not stabilizer.clip and not stabilizer.norm_scale:
+        return float(stabilizer.epsilon)
     return None
 
 
@@ -51,7 +70,7 @@ def takes_direct_path(module: torch.nn.Module, zero_params: str | list[str] | No
         type(module) in _CONVOLUTIONS
         and getattr(module, "padding_mode", "") == "zeros"
         and isinstance(getattr(module, "padding", None), tuple)
-        and input.dim() == len(module.kernel_size) + 2  # type: ignore[arg-type]
+        and input.dim() == len(cast(_ConvNd, module).kernel_size) + 2
     )
 
 
@@ -59,9 +78,9 @@ def weight_and_bias(
     module: torch.nn.Module, zero_params: str | list[str] | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The layer's weight and bias, detached; no bias where there is none or ``zero_params`` zeroes it."""
-    bias = module.bias
-    keep_bias = bias is not None and not is_zeroed("bias", zero_params)
-    return module.weight.detach(), bias.detach() if keep_bias else None
+    layer = cast(_Layer, module)
+    bias = None if layer.bias is None or is_zeroed("bias", zero_params) else layer.bias.detach()
+    return layer.weight.detach(), bias
 
 
 def is_nonnegative(input: torch.Tensor) -> bool:
@@ -75,8 +94,8 @@ def modified_forward(
     """The layer (a convolution or a dense layer) with other weights."""
     if type(module) is torch.nn.Linear:
         return F.linear(input, weight, bias)
-    conv = _CONVOLUTIONS[type(module)]
-    return conv(input, weight, bias, module.stride, module.padding, module.dilation, module.groups)
+    conv, layer = _CONVOLUTIONS[type(module)], cast(_ConvNd, module)
+    return conv(input, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
 
 
 def direct_input_gradient(
@@ -90,18 +109,18 @@ def direct_input_gradient(
     bias plays no part); ``groups`` overrides the convolution's groups (a subset of them)."""
     if type(module) is torch.nn.Linear:
         return grad_output @ weight
-    dims = input.dim() - 2
+    dims, layer = input.dim() - 2, cast(_ConvNd, module)
     return torch.ops.aten.convolution_backward(
         grad_output,
         input,
         weight,
         None,
-        module.stride,
-        module.padding,
-        module.dilation,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
         False,
         [0] * dims,
-        module.groups if groups is None else groups,
+        layer.groups if groups is None else groups,
         [True, False, False],
     )[0]
 
@@ -126,8 +145,9 @@ def modified_total(
     """z_j = (W x + b)_j with ``bias`` (None where zero_params zeroes it): the layer's output, less its bias where
     that is zeroed (the canonizers merged BatchNorm into the layer before the forward pass, so both agree)."""
     output = stored_output(stored_tensors, module, input)
-    if bias is None and module.bias is not None:
-        output = output - channel_view(module, module.bias.detach(), output)
+    layer_bias = cast(_Layer, module).bias
+    if bias is None and layer_bias is not None:
+        output = output - channel_view(module, layer_bias.detach(), output)
     return output
 
 
@@ -149,7 +169,7 @@ def held_channels(
         return None, None, None
     in_channels = input.shape[1]
     channels = held.nonzero().flatten()
-    groups = module.groups
+    groups = cast(_ConvNd, module).groups
     if groups == 1:
         return (None, channels, None) if 2 * len(channels) <= len(held) else (None, None, None)
     per_group_out, per_group_in = len(held) // groups, in_channels // groups

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 from zennit.core import Stabilizer
 from zennit.rules import Gamma
@@ -17,8 +19,17 @@ from ._direct import (
     store_output,
     stored_output,
     takes_direct_path,
+    weight_and_bias,
 )
 from ._shares import StabilizerLike
+
+
+class _GammaArguments(TypedDict):
+    """The arguments a :class:`FastGamma` was built with (its copies are built with them again)."""
+
+    gamma: float
+    stabilizer: StabilizerLike
+    zero_params: list[str] | None
 
 
 class FastGamma(Gamma):
@@ -35,7 +46,7 @@ class FastGamma(Gamma):
         self, gamma: float = 0.25, stabilizer: StabilizerLike = 1e-6, zero_params: list[str] | None = None
     ) -> None:
         super().__init__(gamma=gamma, stabilizer=stabilizer, zero_params=zero_params)
-        self.arguments = {"gamma": gamma, "stabilizer": stabilizer, "zero_params": zero_params}
+        self.arguments: _GammaArguments = {"gamma": gamma, "stabilizer": stabilizer, "zero_params": zero_params}
         self.gamma = gamma
         self.zero_params = zero_params
         self.stabilizer_fn = Stabilizer.ensure(stabilizer)
@@ -56,7 +67,7 @@ class FastGamma(Gamma):
 
     def _direct_backward(self, module: torch.nn.Module, input: torch.Tensor, out_grad: torch.Tensor) -> torch.Tensor:
         gamma = self.gamma
-        weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
+        weight, bias = weight_and_bias(module, None)
         output = stored_output(self.stored_tensors, module, input)  # zennit's unmodified pass keeps the bias
         w_plus = weight.clamp(min=0)
         nonnegative = is_nonnegative(input)
@@ -68,9 +79,9 @@ class FastGamma(Gamma):
                 modified_forward(module, x_minus, weight.clamp(max=0))
             )
         # z + gamma p and z + gamma (z - p), the biases b + gamma b+ and b + gamma b- (or none, zeroed)
-        base, zeroed_bias = output, bias is not None and is_zeroed("bias", self.zero_params)
-        if zeroed_bias:
-            base = output - channel_view(module, bias, output)
+        base, zeroed_bias = output, False
+        if bias is not None and is_zeroed("bias", self.zero_params):
+            base, zeroed_bias = output - channel_view(module, bias, output), True
         elif bias is not None:
             part.add_(channel_view(module, bias.clamp(min=0), output))
         positive = torch.add(base, part, alpha=gamma)

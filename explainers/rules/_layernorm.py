@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torchvision.models.convnext import LayerNorm2d
 from zennit.core import Hook, Stabilizer
@@ -33,7 +35,7 @@ class ConservingLayerNorm(Hook):
         channels_first = isinstance(module, LayerNorm2d)
         if channels_first:  # LayerNorm2d normalises dim 1: move it last, as its own forward does
             x = x.movedim(1, -1)
-        dims = tuple(range(-len(module.normalized_shape), 0))
+        dims = tuple(range(-len(cast(torch.nn.LayerNorm, module).normalized_shape), 0))
         centred = x - x.mean(dims, keepdim=True)
         std = (centred.pow(2).mean(dims, keepdim=True) + module.eps).sqrt()
         weight = module.weight if module.weight is not None else torch.ones((), dtype=x.dtype, device=x.device)

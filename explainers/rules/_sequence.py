@@ -35,8 +35,8 @@ class PerCall(Hook):
     def __init__(self, rule: Hook):
         super().__init__()
         self.rule = rule
-        self.calls = weakref.WeakSet()
-        self.current = None
+        self.calls: weakref.WeakSet[Hook] = weakref.WeakSet()
+        self.current: Hook | None = None  # the copy of the call under way, between its pre- and post-forward
 
     def copy(self) -> PerCall:
         return PerCall(self.rule.copy())
@@ -51,13 +51,14 @@ class PerCall(Hook):
         )
 
     def pre_forward(self, module, input):
-        self.current = self.rule.copy()
-        self.current.active = self.active
-        self.calls.add(self.current)
-        return self.current.pre_forward(module, input)
+        self.current = current = self.rule.copy()
+        current.active = self.active
+        self.calls.add(current)
+        return current.pre_forward(module, input)
 
     def post_forward(self, module, input, output):
         call, self.current = self.current, None
+        assert call is not None, "post_forward without pre_forward"
         call.forward(module, input, output)
         if "input" in call.stored_tensors:
             # the stored input's graph leads back to this call's own hooks: a reference cycle through the autograd
@@ -90,7 +91,9 @@ class NoRule(Hook):
         return RemovableHandleList()
 
 
-def sequence_layer_map(epsilon: float | Stabilizer, stabilizer: float | Stabilizer) -> list[tuple[type, Hook]]:
+def sequence_layer_map(
+    epsilon: float | Stabilizer, stabilizer: float | Stabilizer
+) -> list[tuple[type | tuple[type, ...], Hook]]:
     """(module type, rule) pairs for the parts the sequence canonizers introduce, and for LayerNorm.
 
     Prepend them to a layer map with zennit's ``layer_map_base(stabilizer)`` and a rule for ``nn.Linear``, and use

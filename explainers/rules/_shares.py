@@ -3,7 +3,8 @@ as empty (the fallback of the conserving rules)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 import torch
 
@@ -16,6 +17,11 @@ def positive_part(input: torch.Tensor) -> torch.Tensor:
 
 def negative_part(input: torch.Tensor) -> torch.Tensor:
     return input.clamp(max=0)
+
+
+def sum_of(parts: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(parts)``, as Python adds it up (from 0): a tensor, as there is always at least one part."""
+    return cast(torch.Tensor, sum(parts))
 
 
 def empty_part(part: torch.Tensor, stabilizer_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:

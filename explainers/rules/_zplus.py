@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 from zennit.core import BasicHook, Stabilizer
 from zennit.rules import ClampMod, NoMod, zero_bias
@@ -19,7 +21,14 @@ from ._direct import (
     takes_direct_path,
     weight_and_bias,
 )
-from ._shares import StabilizerLike, empty_part, exact_part, negative_part, positive_part
+from ._shares import StabilizerLike, empty_part, exact_part, negative_part, positive_part, sum_of
+
+
+class _ZPlusArguments(TypedDict):
+    """The arguments a :class:`ConservingZPlus` was built with (its copies are built with them again)."""
+
+    stabilizer: StabilizerLike
+    zero_params: list[str] | None
 
 
 class ConservingZPlus(BasicHook):
@@ -39,13 +48,13 @@ class ConservingZPlus(BasicHook):
     """
 
     def __init__(self, stabilizer: StabilizerLike = 1e-6, zero_params: list[str] | None = None) -> None:
-        self.arguments = {"stabilizer": stabilizer, "zero_params": zero_params}
+        self.arguments: _ZPlusArguments = {"stabilizer": stabilizer, "zero_params": zero_params}
         self.zero_params = zero_params
         self.stabilizer_fn = stabilizer_fn = Stabilizer.ensure(stabilizer)
         self.epsilon = plain_epsilon(stabilizer_fn)
 
         def share(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-            positive = sum(outputs)
+            positive = sum_of(outputs)
             self.stored_tensors["empty"] = empty = empty_part(positive, stabilizer_fn)
             return [(out_grad / exact_part(positive, empty)).masked_fill_(empty, 0.0)] * 2
 
@@ -82,8 +91,8 @@ class ConservingZPlus(BasicHook):
         convolutions and dense layers take the direct passes (:meth:`_direct_backward`), other layers autograd's."""
         input = self.stored_tensors["input"][0]
         if takes_direct_path(module, self.zero_params, input):
-            relevance = self._direct_backward(module, input, grad_output[0])
-            return tuple(relevance if original.shape == relevance.shape else None for original in grad_input)
+            direct = self._direct_backward(module, input, grad_output[0])
+            return tuple(direct if original.shape == direct.shape else None for original in grad_input)
         if bool((input < 0).any()):
             relevance = super().backward(module, grad_input, grad_output)
         else:
