@@ -112,6 +112,10 @@ class Registry(Mapping[str, T], Generic[T]):
         other._aliases = {alias: name for alias, name in self._aliases.items() if name in other._items}
         return other
 
+    def copy(self) -> Registry[T]:
+        """A new registry with the same items (e.g. for a test that registers items only for its duration)."""
+        return self.filtered(lambda name, item: True)
+
     # --- look-up ------------------------------------------------------------------------------------------------
 
     def names(self) -> list[str]:
@@ -140,8 +144,8 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def unknown(self, name: str, *, also: Iterable[str] = (), valid: Iterable[str] | None = None) -> str:
         """The one-line message for an unknown ``name``: the closest of the valid names, aliases and ``also``, then
-        the valid names (``valid``, default: :meth:`names`, sorted)."""
-        listed = sorted(self.names()) if valid is None else list(valid)
+        the valid names (``valid``, default: :meth:`names`, in registration order)."""
+        listed = self.names() if valid is None else list(valid)
         candidates = [*self.names(), *self._aliases, *also]
         close = difflib.get_close_matches(name, candidates, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ";"
