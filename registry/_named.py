@@ -105,9 +105,8 @@ class Registry(Mapping[str, T], Generic[T]):
         """A new registry of the same kind with the items ``keep(name, item)`` accepts, in the same order (e.g. for
         a test that unregisters some items for its duration)."""
         other: Registry[T] = Registry(
-            self.kind, self.entry_point_group, check=None, load=self._load, load_error=self._load_error
+            self.kind, self.entry_point_group, check=self._check, load=self._load, load_error=self._load_error
         )
-        other._check = self._check
         other._items = {name: item for name, item in self._items.items() if keep(name, item)}
         other._aliases = {alias: name for alias, name in self._aliases.items() if name in other._items}
         return other
