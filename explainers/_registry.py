@@ -1,19 +1,32 @@
 """The explainers by name: each class registers itself where it is defined, as zennit's composites do
-(``@register_composite``); nobody else keeps a list."""
+(``@register_composite``); nobody else keeps a list. Installed packages add explainers through entry points
+(group ``lrp_tuner.explainers``)."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
+
+from registry import Registry
 
 if TYPE_CHECKING:
     from ._base import LRPBase
 
 Explainer = TypeVar("Explainer", bound="type[LRPBase]")
 
-EXPLAINERS: dict[str, type[LRPBase]] = {}
-"""Short name -> explainer class, in the order the classes were registered."""
+ENTRY_POINT_GROUP = "lrp_tuner.explainers"
+
+
+def _checked(cls: type[LRPBase]) -> type[LRPBase]:
+    """Refuse a class whose tunables are not all keywords its constructor takes (a mismatch fails at import)."""
+    missing = sorted(set(cls.TUNABLES) - set(cls.accepted_kwargs()))
+    if missing:
+        raise TypeError(f"{cls.__name__} declares tunables its constructor does not take: {', '.join(missing)}")
+    return cls
+
+
+EXPLAINERS: Registry[type[LRPBase]] = Registry("explainer", ENTRY_POINT_GROUP, check=_checked)
+"""Short name -> explainer class, in the order the classes were registered (class names resolve as aliases)."""
 
 DEFAULT_EXPLAINERS: list[type[LRPBase]] = []
 """The classes a study searches when it is given none (the four LRP variants)."""
@@ -27,12 +40,7 @@ def register_explainer(name: str, *, default: bool = True) -> Callable[[Explaine
     """
 
     def register(cls: Explainer) -> Explainer:
-        if name in EXPLAINERS and EXPLAINERS[name] is not cls:
-            raise ValueError(f"an explainer named {name!r} is already registered ({EXPLAINERS[name].__name__})")
-        missing = sorted(set(cls.TUNABLES) - set(cls.accepted_kwargs()))
-        if missing:
-            raise TypeError(f"{cls.__name__} declares tunables its constructor does not take: {', '.join(missing)}")
-        EXPLAINERS[name] = cls
+        EXPLAINERS.add(name, cls, aliases=(cls.__name__,))
         if default and cls not in DEFAULT_EXPLAINERS:
             DEFAULT_EXPLAINERS.append(cls)
         return cls
@@ -41,10 +49,6 @@ def register_explainer(name: str, *, default: bool = True) -> Callable[[Explaine
 
 
 def get_explainer(name: str) -> type[LRPBase]:
-    """The explainer class registered as ``name`` (a short name such as ``epsilon_plus``, or a class name)."""
-    for short, cls in EXPLAINERS.items():
-        if name in (short, cls.__name__):
-            return cls
-    close = difflib.get_close_matches(name, [*EXPLAINERS, *(cls.__name__ for cls in EXPLAINERS.values())], n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown explainer {name!r}{hint}; valid names: {', '.join(EXPLAINERS)} (or their class names)")
+    """The explainer class registered as ``name`` (a short name such as ``epsilon_plus``, or a class name); an
+    unknown name raises a one-line ValueError with the closest valid name."""
+    return EXPLAINERS.get(name)

@@ -1,8 +1,9 @@
 """Batched faithfulness and quality metrics that score attributions, one score per sample."""
 
+from . import complexity, perturbation  # noqa: F401  (the metrics register themselves on import)
 from ._base import Metric
 from ._quantus import from_quantus
-from ._registry import METRICS, get_metric, metric_class
+from ._registry import METRICS, get_metric, metric_class, register_metric
 from .complexity import Complexity, Sparseness
 from .perturbation import BASELINES, IROF, AbPC, FaithfulnessCorrelation, LeRF, MoRF
 
@@ -20,4 +21,5 @@ __all__ = [
     "METRICS",
     "get_metric",
     "metric_class",
+    "register_metric",
 ]

@@ -1,35 +1,43 @@
-"""The metrics by name, as the tuner and its command line refer to them."""
+"""The metrics by name, as the tuner and its command line refer to them: each metric class registers itself beside
+its definition with :func:`register_metric`; installed packages add metrics through entry points (group
+``lrp_tuner.metrics``)."""
 
 from __future__ import annotations
 
-import difflib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from torch import nn
 
-from ._base import Metric
-from .complexity import Complexity, Sparseness
-from .perturbation import IROF, AbPC, FaithfulnessCorrelation, LeRF, MoRF
+from registry import Registry
 
-METRICS: dict[str, type[Metric]] = {
-    "morf": MoRF,
-    "lerf": LeRF,
-    "abpc": AbPC,
-    "faithfulness_correlation": FaithfulnessCorrelation,
-    "irof": IROF,
-    "sparseness": Sparseness,
-    "complexity": Complexity,
-}
+from ._base import Metric
+
+MetricClass = TypeVar("MetricClass", bound=type[Metric])
+
+ENTRY_POINT_GROUP = "lrp_tuner.metrics"
+
+
+def _checked(cls: Any) -> type[Metric]:
+    """Refuse anything but a Metric subclass, so a bad plug-in fails when it is loaded, not in a study."""
+    if not (isinstance(cls, type) and issubclass(cls, Metric)):
+        raise TypeError(f"{cls!r} is not a Metric class")
+    return cls
+
+
+METRICS: Registry[type[Metric]] = Registry("metric", ENTRY_POINT_GROUP, check=_checked)
+"""Name -> metric class, in registration order."""
+
+
+def register_metric(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[MetricClass], MetricClass]:
+    """A class decorator that makes a metric known as ``name`` (for ``tune()``, the command line and the panel)."""
+    return METRICS.register(name, aliases=aliases)
 
 
 def metric_class(name: str) -> type[Metric]:
     """The metric class registered as ``name``; an unknown name raises ValueError with the valid names and the
     closest one (the one check of a metric name, for ``tune()`` and the command line alike)."""
-    if name not in METRICS:
-        close = difflib.get_close_matches(name, list(METRICS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown metric {name!r}{hint}; valid names: {', '.join(sorted(METRICS))}.")
-    return METRICS[name]
+    return METRICS.get(name)
 
 
 def get_metric(name: str, model: nn.Module | None = None, **settings: Any) -> Metric:

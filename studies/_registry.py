@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from registry import Registry
 
 from ._base import Preset
-from ._errors import PresetError, UnknownPresetError, first_line
+from ._errors import PresetError, UnknownPresetError
 from .presets._digits import DIGITS
 from .presets._torchvision import (
     GENERIC_DEFAULTS,
@@ -20,14 +21,24 @@ from .presets._torchvision import (
 ENTRY_POINT_GROUP = "lrp_tuner.presets"
 DEFAULT_PRESET: str = DIGITS.name
 
-_PRESETS: dict[str, Preset] = {p.name: p for p in (DIGITS, RESNET50, RESNET18, VGG16)}
-
 
 def _check(preset: object) -> Preset:
     for attribute in ("name", "load_model", "load_data", "low", "high", "defaults"):
         if not hasattr(preset, attribute):
             raise TypeError(f"{preset!r} is not a Preset: it has no {attribute!r}")
     return preset  # type: ignore[return-value]
+
+
+def _from_entry_point(loaded: Any) -> Preset:
+    """An entry point names a Preset or a zero-argument callable that returns one."""
+    return _check(loaded() if callable(loaded) else loaded)
+
+
+_PRESETS: Registry[Preset] = Registry(
+    "preset", ENTRY_POINT_GROUP, check=_check, load=_from_entry_point, load_error=PresetError
+)
+for _builtin in (DIGITS, RESNET50, RESNET18, VGG16):
+    _PRESETS.add(_builtin.name, _builtin)
 
 
 def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
@@ -44,40 +55,17 @@ def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
     ``lrp_tuner.presets`` that names a Preset or a zero-argument callable returning one.
     """
     _check(preset)
-    if preset.name in _PRESETS and _PRESETS[preset.name] is not preset and not overwrite:
-        raise ValueError(f"a preset named {preset.name!r} is already registered; pass overwrite=True to replace it")
-    _PRESETS[preset.name] = preset
-    return preset
-
-
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in _PRESETS}
-
-
-def _load_entry_point(entry_point: EntryPoint) -> Preset:
-    try:
-        loaded = entry_point.load()
-        preset = _check(loaded() if callable(loaded) else loaded)
-    except Exception as exc:
-        raise PresetError(
-            f"preset {entry_point.name!r} from entry point {entry_point.value!r} failed to load "
-            f"({type(exc).__name__}: {first_line(exc)})"
-        ) from exc
-    _PRESETS[entry_point.name] = preset
-    return preset
+    return _PRESETS.add(preset.name, preset, overwrite=overwrite)
 
 
 def available_presets() -> list[str]:
     """Return the names of all presets: built-in, registered and installed through entry points."""
-    return sorted({*_PRESETS, *_entry_points()})
+    return sorted(_PRESETS.names())
 
 
 def registered_preset(name: str) -> Preset | None:
     """The preset registered (or installed through an entry point) as `name`, else None."""
-    if name in _PRESETS:
-        return _PRESETS[name]
-    found = _entry_points().get(name)
-    return None if found is None else _load_entry_point(found)
+    return _PRESETS.find(name)
 
 
 def get_preset(name: str) -> Preset:
@@ -88,10 +76,8 @@ def get_preset(name: str) -> Preset:
         return registered
     if name in torchvision_classifiers():
         return torchvision_preset(name, f"torchvision {name} on ImageNet photographs", GENERIC_DEFAULTS)
-    close = difflib.get_close_matches(name, [*available_presets(), *torchvision_classifiers()], n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    message = _PRESETS.unknown(name, also=torchvision_classifiers(), valid=available_presets())
     raise UnknownPresetError(
-        f"unknown preset {name!r}{hint}; known presets: {', '.join(available_presets())}, and every classification "
-        "architecture of torchvision.models, e.g. efficientnet_b0 or vit_b_16, or an import path "
-        "package.module:callable or file.py:callable"
+        f"{message}, and every classification architecture of torchvision.models, e.g. efficientnet_b0 or "
+        "vit_b_16, or an import path package.module:callable or file.py:callable"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 import threading
 from importlib.metadata import EntryPoint
@@ -67,11 +68,9 @@ def _write_png(path: Path, size=(40, 30), mode="RGB", value=None, seed=0) -> Pat
 
 
 @pytest.fixture
-def registry_snapshot():
-    saved = dict(_registry._PRESETS)
-    yield
-    _registry._PRESETS.clear()
-    _registry._PRESETS.update(saved)
+def registry_snapshot(monkeypatch):
+    """Presets registered in the test go to a copy of the registry, which is dropped afterwards."""
+    monkeypatch.setattr(_registry, "_PRESETS", _registry._PRESETS.copy())
 
 
 # --- registry -------------------------------------------------------------------------------------
@@ -134,7 +133,9 @@ def test_entry_points_are_discovered_lazily(tmp_path, monkeypatch, registry_snap
         EntryPoint(name="ep-factory", value=f"{module}:make", group=group),
         EntryPoint(name="ep-broken", value=f"{module}:broken", group=group),
     ]
-    monkeypatch.setattr(_registry, "entry_points", lambda group: found if group == studies.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group=None: found if group == studies.ENTRY_POINT_GROUP else []
+    )
     sys.modules.pop(module, None)
     assert {"ep-object", "ep-factory", "ep-broken"} <= set(available_presets())
     assert module not in sys.modules  # listing does not import plugins

@@ -188,7 +188,7 @@ def test_checks_catch_missing_canonizers(family: str, monkeypatch: pytest.Monkey
     """Without this module's canonizers the guard refuses the family by name and, forced through, relevance
     is far from conserved: the conservation and guard tests above would catch a lost canonizer."""
     model, x, targets = prepared(family)
-    kept = [(types, factory) for types, factory in canonizers_module.CANONIZERS if not _is_own(factory)]
+    kept = canonizers_module.CANONIZERS.filtered(lambda name, entry: not _is_own(entry.factory))
     monkeypatch.setattr(canonizers_module, "CANONIZERS", kept)
     with pytest.raises(UnsupportedModelError, match=r"\(torchvision\."):
         check_supported(model)
@@ -214,7 +214,7 @@ def test_squeeze_excitation_passes_relevance_to_the_signal_only() -> None:
 
 
 def own_canonizers() -> list[BlockCanonizer]:
-    return [factory() for _, factory in canonizers_module.CANONIZERS if _is_own(factory)]
+    return [factory() for _, factory in canonizers_module.CANONIZERS.values() if _is_own(factory)]
 
 
 def _is_own(factory) -> bool:

@@ -109,7 +109,7 @@ def test_zennit_rules_would_leak_on_shufflenet(variant, zennit_composite, monkey
 
 def without(canonizer: type, monkeypatch) -> None:
     """Unregister ``canonizer`` for this test (the guard then no longer counts its types as covered)."""
-    kept = [entry for entry in canonizers_module.CANONIZERS if entry[1] is not canonizer]
+    kept = canonizers_module.CANONIZERS.filtered(lambda name, entry: entry.factory is not canonizer)
     monkeypatch.setattr(canonizers_module, "CANONIZERS", kept)
 
 

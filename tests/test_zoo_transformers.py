@@ -155,7 +155,9 @@ def test_without_the_canonizers_relevance_is_not_conserved(family, monkeypatch):
     """The check above would catch a missing canonizer: without them (the guard switched off) the sum is far off."""
     ours = (ViTCanonizer, SwinCanonizer, MaxViTCanonizer)
     monkeypatch.setattr(
-        canonizers_module, "CANONIZERS", [entry for entry in canonizers_module.CANONIZERS if entry[1] not in ours]
+        canonizers_module,
+        "CANONIZERS",
+        canonizers_module.CANONIZERS.filtered(lambda name, entry: entry.factory not in ours),
     )
     model, inputs, targets = fixture(family)
     explainer = LRPUniformEpsilon(model, epsilon=EPSILON, stabilizer=EPSILON)

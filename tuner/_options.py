@@ -82,10 +82,10 @@ class Search:
     drop_inert: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.sampler, str) and self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if isinstance(self.pruner, str) and self.pruner not in PRUNERS:
-            raise ValueError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+        if isinstance(self.sampler, str):
+            SAMPLERS.get(self.sampler)  # an unknown name: one line with the valid names and the closest one
+        if isinstance(self.pruner, str):
+            PRUNERS.get(self.pruner)
         if not isinstance(self.sampler, (str, optuna.samplers.BaseSampler)):
             raise TypeError(
                 f"sampler must be a name ({', '.join(SAMPLERS)}) or an Optuna sampler, got {self.sampler!r}"

@@ -12,7 +12,7 @@ from ._absorbed import ABSORBED
 from ._default import SEQUENCE_CANONIZERS, default_canonizers, sequence_canonizers
 from ._merge import AdjacentMergeBatchNorm, ExactMergeBatchNorm, adjacent_pairs, is_plain_sequential
 from ._parts import AttentionValues, StepLinear, StepSum
-from ._registry import CANONIZERS, canonized_types, register_canonizer
+from ._registry import CANONIZERS, RegisteredCanonizer, canonized_types, register_canonizer
 
 __all__ = [
     "ABSORBED",
@@ -21,6 +21,7 @@ __all__ = [
     "AdjacentMergeBatchNorm",
     "AttentionValues",
     "ExactMergeBatchNorm",
+    "RegisteredCanonizer",
     "StepLinear",
     "StepSum",
     "adjacent_pairs",

@@ -57,6 +57,6 @@ def _registered(modules: list[nn.Module], wanted) -> list[Canonizer]:
     """A fresh instance of each registered canonizer that ``wanted`` and whose module types are in ``modules``."""
     return [
         factory()
-        for types, factory in _registry.CANONIZERS
+        for types, factory in _registry.CANONIZERS.values()
         if wanted(factory) and any(isinstance(module, types) for module in modules)
     ]

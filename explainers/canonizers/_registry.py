@@ -5,14 +5,24 @@ the model contains."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from zennit.canonizers import Canonizer
 
+from registry import Registry
+
 CanonizerFactory = Callable[[], Canonizer]
 
-#: (module types, canonizer factory), in registration order: a canonizer is used when the model contains one of
-#: its module types
-CANONIZERS: list[tuple[tuple[type, ...], CanonizerFactory]] = []
+
+class RegisteredCanonizer(NamedTuple):
+    """A canonizer factory and the module types it is used for (a model that contains one of them gets it)."""
+
+    module_types: tuple[type, ...]
+    factory: CanonizerFactory
+
+
+#: canonizer class name -> (module types, factory), in registration order (the order the canonizers are applied in)
+CANONIZERS: Registry[RegisteredCanonizer] = Registry("canonizer")
 
 
 def register_canonizer(*module_types: type) -> Callable[[CanonizerFactory], CanonizerFactory]:
@@ -22,7 +32,8 @@ def register_canonizer(*module_types: type) -> Callable[[CanonizerFactory], Cano
     """
 
     def decorator(factory: CanonizerFactory) -> CanonizerFactory:
-        CANONIZERS.append((module_types, factory))
+        name = getattr(factory, "__name__", repr(factory))
+        CANONIZERS.add(name, RegisteredCanonizer(module_types, factory))
         return factory
 
     return decorator
@@ -30,4 +41,4 @@ def register_canonizer(*module_types: type) -> Callable[[CanonizerFactory], Cano
 
 def canonized_types() -> tuple[type, ...]:
     """Every module type some registered canonizer handles."""
-    return tuple(kind for types, _ in CANONIZERS for kind in types)
+    return tuple(kind for types, _ in CANONIZERS.values() for kind in types)

@@ -6,8 +6,10 @@ import torch
 from torch import Tensor
 
 from .._base import Metric, check_inputs, layout_of, position_relevance
+from .._registry import register_metric
 
 
+@register_metric("complexity")
 class Complexity(Metric):
     """Entropy of the fractional absolute relevance per feature position. Lower is better.
 

@@ -6,8 +6,10 @@ import torch
 from torch import Tensor
 
 from .._base import Metric, check_inputs, layout_of, position_relevance
+from .._registry import register_metric
 
 
+@register_metric("sparseness")
 class Sparseness(Metric):
     """Gini index of the absolute relevance per feature position. Higher (sparser) is better.
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._registry import register_metric
 from ._region import RegionPerturbation
 
 
+@register_metric("abpc")
 class AbPC(RegionPerturbation):
     """Area between the perturbation curves, LeRF above MoRF. Higher is better.
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .._base import position_relevance
+from .._registry import register_metric
 from ._engine import PerturbationMetric, feature_ids, feature_relevance
 
 #: subset draws averaged by default: a 64-sample mean of the digits moves by 0.0056 between 8 seeds (README, metrics;
@@ -16,6 +17,7 @@ from ._engine import PerturbationMetric, feature_ids, feature_relevance
 N_REPEATS = 24
 
 
+@register_metric("faithfulness_correlation")
 class FaithfulnessCorrelation(PerturbationMetric):
     """Pearson correlation between a random subset's relevance and the output drop it causes.
 

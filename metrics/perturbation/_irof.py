@@ -10,12 +10,14 @@ from skimage.segmentation import slic
 from torch import Tensor, nn
 
 from .._base import position_relevance
+from .._registry import register_metric
 from ._engine import PerturbationMetric
 
 MIN_SEGMENTS, MAX_SEGMENTS = 4, 100
 AUTO_SEGMENTS = f"auto: H*W // 16, between {MIN_SEGMENTS} and {MAX_SEGMENTS}"
 
 
+@register_metric("irof")
 class IROF(PerturbationMetric):
     """Area over the curve of the normalised target score as superpixels are removed. Higher is better.
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .._registry import register_metric
 from ._region import RegionPerturbation
 
 
+@register_metric("lerf")
 class LeRF(RegionPerturbation):
     """Area over the LeRF perturbation curve. Lower is better.
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .._registry import register_metric
 from ._region import RegionPerturbation
 
 
+@register_metric("morf")
 class MoRF(RegionPerturbation):
     """Area over the MoRF perturbation curve (AOPC, Samek et al. 2017). Higher is better.
 

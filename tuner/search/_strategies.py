@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 import optuna
 
+from registry import Registry
+
 from ._space import SearchSpace
 
-SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes")
-PRUNERS = ("wilcoxon", "median", "none")
+SamplerFactory = Callable[[SearchSpace, int], optuna.samplers.BaseSampler]
+PrunerFactory = Callable[[], optuna.pruners.BasePruner]
+
+SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
+"""Sampler name -> factory ``(space, seed) -> sampler``, in registration order (the command line's choices)."""
+PRUNERS: Registry[PrunerFactory] = Registry("pruner")
+"""Pruner name -> factory ``() -> pruner``, in registration order (the command line's choices)."""
+
 SINGLE_OBJECTIVE_SAMPLERS = ("gp", "cmaes", "grid")
 PRUNING_CHECKS = 4  # with a pruner, a trial is scored in up to this many chunks and may stop after each
 MIN_PRUNING_CHUNK = 4
@@ -20,12 +29,71 @@ Sampler = str | optuna.samplers.BaseSampler
 Pruner = str | optuna.pruners.BasePruner
 
 
+def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
+    """A decorator that makes a sampler factory ``(space, seed) -> sampler`` known as ``name``."""
+    return SAMPLERS.register(name)
+
+
+def register_pruner(name: str) -> Callable[[PrunerFactory], PrunerFactory]:
+    """A decorator that makes a pruner factory ``() -> pruner`` known as ``name``."""
+    return PRUNERS.register(name)
+
+
+@register_sampler("tpe")
+def _tpe(space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """Multivariate TPE, grouped when the space has several explainers' branches (the default)."""
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.several, n_startup_trials=5)
+
+
+@register_sampler("random")
+def _random(space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """Uniform random configurations (a baseline for the others)."""
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@register_sampler("grid")
+def _grid(space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """Every point of the space's grid, in a seeded order."""
+    return optuna.samplers.GridSampler(space.grid(), seed=seed)
+
+
+@register_sampler("gp")
+def _gp(space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """Gaussian-process Bayesian optimisation (one objective)."""
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+
+
+@register_sampler("cmaes")
+def _cmaes(space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """CMA-ES (one objective), quiet about the categorical parameters it samples independently."""
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=5, warn_independent_sampling=False)
+
+
+@register_pruner("wilcoxon")
+def _wilcoxon() -> optuna.pruners.BasePruner:
+    """Stop a trial whose paired per-sample scores are significantly worse than the best trial's (the default)."""
+    return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+
+
+@register_pruner("median")
+def _median() -> optuna.pruners.BasePruner:
+    """Stop a trial whose running score is below the median of earlier trials at the same step."""
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=4)
+
+
+@register_pruner("none")
+def _none() -> optuna.pruners.BasePruner:
+    """Never stop a trial."""
+    return optuna.pruners.NopPruner()
+
+
 def check_strategies(sampler: Sampler, pruner: Pruner, n_objectives: int) -> None:
-    """Raise ValueError for an unknown sampler or pruner name, or a one-objective sampler with several metrics."""
-    if isinstance(sampler, str) and sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if isinstance(pruner, str) and pruner not in PRUNERS:
-        raise ValueError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
+    """Raise ValueError for an unknown sampler or pruner name (one line, with the closest name), or a one-objective
+    sampler with several metrics; TypeError for something that is neither a name nor an Optuna object."""
+    if isinstance(sampler, str):
+        SAMPLERS.get(sampler)
+    if isinstance(pruner, str):
+        PRUNERS.get(pruner)
     if not isinstance(sampler, (str, optuna.samplers.BaseSampler)):
         raise TypeError(f"sampler must be a name ({', '.join(SAMPLERS)}) or an Optuna sampler, got {sampler!r}")
     if not isinstance(pruner, (str, optuna.pruners.BasePruner)):
@@ -41,26 +109,14 @@ def make_pruner(pruner: Pruner, n_objectives: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
     if not isinstance(pruner, str):
         return pruner
-    if pruner == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
-    if pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=4)
-    return optuna.pruners.NopPruner()
+    return PRUNERS.get(pruner)()
 
 
 def make_sampler(sampler: Sampler, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
     """The sampler: an Optuna object as given (with its own seed), or one by name seeded with ``seed``."""
     if not isinstance(sampler, str):
         return sampler
-    if sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.several, n_startup_trials=5)
-    if sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if sampler == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
-    if sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
-    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=5, warn_independent_sampling=False)
+    return SAMPLERS.get(sampler)(space, seed)
 
 
 def sampler_seed(seed: int, study: optuna.Study, storage: str | None) -> int:
