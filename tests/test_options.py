@@ -39,7 +39,7 @@ def test_tune_takes_grouped_options_after_its_three_positional_arguments():
         (lambda: Search(pruner=object()), TypeError, "pruner must be a name"),
         (lambda: Search(batch_size=0), ValueError, "batch_size"),
         (lambda: Report(n_heatmaps=-1), ValueError, "n_heatmaps"),
-        (lambda: Report(panel=[("abcp", {})]), ValueError, "unknown panel metric"),
+        (lambda: Report(panel=[("abcp", {})]), ValueError, "panel: unknown metric 'abcp'; did you mean 'abpc'"),
         (lambda: Storage(heartbeat_interval=0), ValueError, "heartbeat_interval"),
         (lambda: Storage(3), TypeError, "URL"),
     ],

@@ -162,7 +162,7 @@ def test_default_panel_and_its_choices(digits):
     flat = [label for label, _ in panel_metrics(None, nn.Linear(64, 10), x[:4].flatten(1))]
     assert "IROF" not in flat and "AbPC (baseline=blur)" not in flat  # defined for images only
     assert panel_metrics(False, model, x) == [] and panel_metrics([], model, x) == []
-    with pytest.raises(ValueError, match="unknown panel metric"):
+    with pytest.raises(ValueError, match="panel: unknown metric"):
         panel_metrics(["nosuch"], model, x)
     with pytest.raises(ValueError, match="takes no setting 'colour'"):
         panel_metrics([("abpc", {"colour": 1})], model, x)
@@ -192,7 +192,7 @@ def test_panel_option_syntax_and_bad_names_fail_before_any_work(tmp_path, capsys
     ]
     storage = tmp_path / "t.db"
     code = cli.main(["run", "--panel", "nosuch", "--storage", f"sqlite:///{storage}", "--out", str(tmp_path / "o")])
-    assert code == 2 and "unknown panel metric 'nosuch'" in capsys.readouterr().err
+    assert code == 2 and "panel: unknown metric 'nosuch'" in capsys.readouterr().err
     assert not storage.exists() and not (tmp_path / "o").exists()
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--panel", "morf", "--no-panel"])

@@ -21,7 +21,7 @@ import torch
 from scipy import stats
 
 from explainers import evaluation_mode
-from metrics import METRICS, FaithfulnessCorrelation, Metric, get_metric
+from metrics import FaithfulnessCorrelation, Metric, get_metric, metric_class
 
 from ..search._objective import TrialObjective, configuration_key
 
@@ -74,7 +74,8 @@ def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor
         settings = dict(kwargs)
         if settings.get("baseline") == "blur" and sigma is not None:
             settings.setdefault("blur_sigma", sigma)
-        label = METRICS[name].__name__ + (f" ({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else "")
+        described = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        label = metric_class(name).__name__ + (f" ({described})" if kwargs else "")
         built.append((label, get_metric(name, model, **settings)))
     labels = [label for label, _ in built]
     if len(set(labels)) < len(labels):
@@ -86,13 +87,15 @@ def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor
 def check_panel(entries: Sequence[tuple[str, dict[str, Any]]] | None) -> None:
     """Raise ValueError for a panel entry whose metric or setting does not exist (before any work)."""
     for name, kwargs in entries or ():
-        if name not in METRICS:
-            raise ValueError(f"unknown panel metric {name!r}; valid names: {', '.join(sorted(METRICS))}")
-        if not METRICS[name].requires_model:
+        try:
+            cls = metric_class(name)  # the metric registry alone knows the names
+        except ValueError as error:
+            raise ValueError(f"panel: {error}") from None
+        if not cls.requires_model:
             raise ValueError(f"panel metric {name!r} does not measure faithfulness to the model; use a model-based one")
-        unknown = sorted(set(kwargs) - METRICS[name].accepted_settings())
+        unknown = sorted(set(kwargs) - cls.accepted_settings())
         if unknown:
-            valid = ", ".join(sorted(METRICS[name].accepted_settings()))
+            valid = ", ".join(sorted(cls.accepted_settings()))
             raise ValueError(f"panel metric {name!r} takes no setting {', '.join(map(repr, unknown))}; valid: {valid}")
 
 
