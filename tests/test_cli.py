@@ -16,6 +16,8 @@ from PIL import Image
 
 from explainers import load_explainer
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in subprocesses
+
 
 def cli(*args, cwd=None, timeout=600):
     return subprocess.run(

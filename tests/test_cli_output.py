@@ -53,6 +53,7 @@ def test_importance_warnings_become_debug_lines(monkeypatch, caplog):
     assert "too few trials for a reliable importance" in caplog.text
 
 
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize("verbose", [False, True])
 def test_matplotlib_font_cache_message_only_with_verbose(verbose, tmp_path):
     """A first run builds matplotlib's font cache and logs "generated new fontManager": not for CLI users."""

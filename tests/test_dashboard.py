@@ -114,6 +114,7 @@ def _serve_and_fetch(storage: str, cwd, *extra: str) -> tuple[list[int], str]:
     return statuses, stderr
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_a_moved_storage_finds_its_artifacts_and_a_missing_folder_is_404_not_500(study_run, tmp_path):
     folder = study_run[0]
     moved = tmp_path / "moved"

@@ -74,6 +74,7 @@ def one_clear_line(done: subprocess.CompletedProcess) -> None:
 
 
 # -- artifacts never block a study -----------------------------------------------------------------------------
+@pytest.mark.slow  # a subprocess of the command line
 def test_a_copied_storage_whose_heatmaps_are_gone_resumes(trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'a.db'}"
     first = run(storage, cwd=tmp_path)
@@ -100,6 +101,7 @@ def test_a_copied_storage_whose_heatmaps_are_gone_resumes(trained_digits, tmp_pa
 
 
 # -- one study, one model ---------------------------------------------------------------------------------------
+@pytest.mark.slow  # a subprocess of the command line
 def test_random_weights_are_drawn_from_the_seed_and_another_model_is_refused(trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'b.db'}"
     first = run(storage, "--weights", "none", cwd=tmp_path, n_trials=2)
@@ -169,6 +171,7 @@ def _freeze_in_first_trial(process: subprocess.Popen, storage: str) -> None:
     raise TimeoutError("trial 0 never ran")
 
 
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize("sent, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, word, trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'c.db'}"
@@ -213,6 +216,7 @@ def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, wor
 
 
 # -- read-only commands, bad input -----------------------------------------------------------------------------
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize("command", ["best", "dashboard"])
 @pytest.mark.parametrize("storage", ["sqlite:///{tmp}/typo/studies.db", "{tmp}/typo/journal.log"])
 def test_read_only_commands_never_create_a_storage(command, storage, tmp_path):
@@ -234,6 +238,7 @@ def _digit_folder(tmp_path: Path, n: int = 6) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_n_samples_beyond_the_data_and_a_timeout_say_what_happened(trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'd.db'}"
     done = cli(
@@ -261,6 +266,7 @@ def test_n_samples_beyond_the_data_and_a_timeout_say_what_happened(trained_digit
     assert optuna.load_study(study_name="s", storage=storage).user_attrs["n_samples"] == 6
 
 
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -275,6 +281,7 @@ def test_bad_arguments_store_nothing(args, message, tmp_path):
     assert not (tmp_path / "e.db").exists()
 
 
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize("name", ["corrupt.db", "corrupt.log"])
 def test_a_corrupt_storage_file_is_named_and_left_as_it_was(name, tmp_path):
     path = tmp_path / name
@@ -286,6 +293,7 @@ def test_a_corrupt_storage_file_is_named_and_left_as_it_was(name, tmp_path):
     assert path.read_bytes() == b"{not json, not SQLite\n" * 50
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_a_corrupt_weights_file_is_named_without_unsafe_advice(tmp_path):
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"\x80\x04garbage" * 40)
@@ -310,6 +318,7 @@ def test_a_storage_password_is_masked_whatever_it_holds(password):
     assert password not in str(study.user_attrs) and "user:***@db.example" in study.user_attrs["storage"]
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_an_unreachable_storage_error_shows_no_part_of_the_password(tmp_path):
     secret = "s3@c:r/e t%40X"
     done = run(f"postgresql://user:{secret}@127.0.0.1:1/db", cwd=tmp_path)
@@ -319,6 +328,7 @@ def test_an_unreachable_storage_error_shows_no_part_of_the_password(tmp_path):
     assert "user:***@127.0.0.1:1/db" in done.stderr
 
 
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize("secret", ["Se@cret@pw", "Se/cret/pw", "Se cret pw"])
 def test_a_raw_at_slash_or_space_in_a_password_is_refused_without_a_fragment(secret, tmp_path):
     done = run(f"postgresql://u:{secret}@127.0.0.1:1/db", cwd=tmp_path)

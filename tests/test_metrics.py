@@ -400,6 +400,7 @@ def test_registry_builds_every_metric_with_json_settings(metric_linear):
         metrics.get_metric("aopc", model)
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_metrics_does_not_import_the_other_packages():
     code = "import sys, metrics; print([m for m in ('explainers', 'tuner', 'studies', 'quantus') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

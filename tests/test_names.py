@@ -39,6 +39,7 @@ def test_a_name_far_from_every_valid_one_gets_no_suggestion():
     assert "did you mean" not in str(raised.value) and "abpc" in str(raised.value)
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_a_bad_flag_names_the_command_as_typed():
     done = subprocess.run(
         [sys.executable, "-m", "tuner", "run", "--n-trials", "0"], capture_output=True, text=True, timeout=120
@@ -47,6 +48,7 @@ def test_a_bad_flag_names_the_command_as_typed():
     assert "see python -m tuner run --help" in done.stderr and "lrp-tuner" not in done.stderr
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_the_command_line_checks_a_metric_name_with_the_registry(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "tuner", "run", "--metric", "abcp", "--storage", "sqlite:///unused.db"],

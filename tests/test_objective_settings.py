@@ -102,6 +102,7 @@ def test_resuming_with_other_metric_settings_is_refused(tmp_path):
     assert summary.user_attrs["metric_settings"]["baseline"] == "min"
 
 
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize(
     ("argument", "said"),
     [

@@ -96,6 +96,7 @@ def tiny_package(tmp_path):
 # --- the command line ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_a_torchvision_name_uses_default_weights_from_the_cache_offline(tmp_path):
     weights = torchvision.models.SqueezeNet1_1_Weights.DEFAULT
     source = torchvision.models.squeezenet1_1(weights=None).eval()
@@ -110,6 +111,7 @@ def test_a_torchvision_name_uses_default_weights_from_the_cache_offline(tmp_path
     assert summary.user_attrs["targets"] == "prediction"  # the sample photographs have no labels
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_offline_default_weights_fail_in_one_line_and_create_nothing(tmp_path):
     torch_home = tmp_path / "torch-home"
     torch_home.mkdir()
@@ -119,6 +121,7 @@ def test_offline_default_weights_fail_in_one_line_and_create_nothing(tmp_path):
     assert list(torch_home.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["torch-home"]
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_an_import_path_with_a_state_dict_and_a_labelled_folder(tmp_path, tiny_package):
     source = tiny_package.build(num_classes=3).eval()  # another head than the callable's default 10
     torch.save(source.state_dict(), tmp_path / "tiny.pt")
@@ -146,6 +149,7 @@ def test_an_import_path_with_a_state_dict_and_a_labelled_folder(tmp_path, tiny_p
     assert summary.study_name.startswith("mynets.nets:build@tiny-") and "32px" in summary.study_name
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_a_file_path_callable_explains_predictions_when_asked(tmp_path):
     (tmp_path / "net.py").write_text(TINY_NET)
     done = cli(
@@ -164,6 +168,7 @@ def test_a_file_path_callable_explains_predictions_when_asked(tmp_path):
     assert only_study(tmp_path).user_attrs["targets"] == "prediction"
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_a_state_dict_of_another_architecture_is_one_line(tmp_path, tiny_package):
     torch.save(torchvision.models.squeezenet1_1().state_dict(), tmp_path / "other.pt")
     done = cli("--model", "mynets.nets:build", "--weights", "other.pt", *quick(tmp_path, "--out", "out"), cwd=tmp_path)
@@ -172,6 +177,7 @@ def test_a_state_dict_of_another_architecture_is_one_line(tmp_path, tiny_package
     assert not (tmp_path / "s.db").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize(
     "model, message",
     [
@@ -186,6 +192,7 @@ def test_a_missing_callable_or_module_is_one_line(model, message, tmp_path, tiny
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_targets_label_without_labels_is_one_line(tmp_path):
     (tmp_path / "net.py").write_text(TINY_NET)
     done = cli("--model", "net.py:build", "--weights", "none", "--targets", "label", *quick(tmp_path), cwd=tmp_path)

@@ -178,6 +178,7 @@ def test_summary_reports_held_out_scores_on_other_samples(digits):
     assert set(result.importances()["LRPEpsilonGammaBox"]) == {"gamma"}
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_cli_objectives_write_the_front_and_held_out_columns(trained_digits, tmp_path):
     done = subprocess.run(
         [

@@ -55,6 +55,7 @@ def test_a_random_non_preset_architecture_is_explained_with_conserved_relevance(
     torch.testing.assert_close(sums, torch.ones_like(sums), rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # a subprocess of the command line
 def test_the_command_line_takes_a_torchvision_name(tmp_path):
     """A real process: ``python -m tuner run --model squeezenet1_1 --weights none`` completes its trials."""
     storage = f"sqlite:///{tmp_path / 'names.db'}"

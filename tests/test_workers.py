@@ -16,6 +16,8 @@ import pytest
 from helpers import free_port, wait_for
 from optuna.trial import TrialState
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in subprocesses
+
 
 def worker_env() -> dict:
     """Read when a process starts, so it sees the session's LRP_TUNER_CACHE (set by the trained_digits fixture)."""
