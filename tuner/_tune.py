@@ -1,7 +1,8 @@
 """tune(): an Optuna study over the explainers' search spaces, scored by a faithfulness metric.
 
-This module only orchestrates; the study lives in :mod:`tuner._study`, the search strategies in
-:mod:`tuner._strategies`, the trial budget in :mod:`tuner._budget`, the shared policy in :mod:`tuner._policy`.
+This module only orchestrates; the study lives in :mod:`tuner.search._study`, the search strategies in
+:mod:`tuner.search._strategies`, the trial budget in :mod:`tuner.search._budget`, the shared policy in
+:mod:`tuner.search._policy`, the options in :mod:`tuner._options`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from ._region import RegionPerturbation
 class AbPC(RegionPerturbation):
     """Area between the perturbation curves, LeRF above MoRF. Higher is better.
 
-    With S = ``n_steps`` equal steps (see :mod:`metrics._region`), x_MoRF^(k) / x_LeRF^(k) the
+    With S = ``n_steps`` equal steps (see :mod:`metrics.perturbation._region`), x_MoRF^(k) / x_LeRF^(k) the
     input after k steps most / least relevant first and p the target's softmax probability,
 
         AbPC(x) = 1/S * sum_{k=1..S} [ p(x_LeRF^(k)) - p(x_MoRF^(k)) ]  =  MoRF(x) - LeRF(x).

@@ -43,7 +43,7 @@ class FaithfulnessCorrelation(PerturbationMetric):
             (default) for Quantus's 224 where the input has more than 4 × 224 features, else a quarter of them.
         shared_subsets: one draw of subsets for every sample of a batch (Quantus's definition) instead of
             independent subsets per sample (the default, whose noise averages out over samples).
-        **common: the shared options of :class:`metrics._perturbation.PerturbationMetric` (``baseline``,
+        **common: the shared options of :class:`metrics.perturbation._engine.PerturbationMetric` (``baseline``,
             ``prob_fn``, ``batch_size``, ``blur_sigma``, ``baseline_seed``).
 
     Reference: U. Bhatt, A. Weller, J. M. F. Moura, "Evaluating and aggregating feature-based

@@ -13,7 +13,7 @@ class LeRF(RegionPerturbation):
     """Area over the LeRF perturbation curve. Lower is better.
 
     Features are removed least relevant first in S = ``n_steps`` equal steps (see
-    :mod:`metrics._region`); with p the target's softmax probability and x^(k) the input after k
+    :mod:`metrics.perturbation._region`); with p the target's softmax probability and x^(k) the input after k
     steps,
 
         LeRF(x) = 1/S * sum_{k=1..S} [ p(x) - p(x^(k)) ].

@@ -13,7 +13,7 @@ class MoRF(RegionPerturbation):
     """Area over the MoRF perturbation curve (AOPC, Samek et al. 2017). Higher is better.
 
     Features are removed most relevant first in S = ``n_steps`` equal steps (see
-    :mod:`metrics._region`); with p the target's softmax probability and x^(k) the input after k
+    :mod:`metrics.perturbation._region`); with p the target's softmax probability and x^(k) the input after k
     steps,
 
         MoRF(x) = 1/S * sum_{k=1..S} [ p(x) - p(x^(k)) ].

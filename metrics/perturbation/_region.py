@@ -31,11 +31,11 @@ class RegionPerturbation(PerturbationMetric):
         n_steps: S, the number of equal perturbation steps (at most the number of features).
         patch_size: features are patches of this many positions per dimension (int or tuple).
 
-    Shared options (keyword-only, :data:`metrics._perturbation.COMMON_OPTIONS`):
+    Shared options (keyword-only, :data:`metrics.perturbation._engine.COMMON_OPTIONS`):
         baseline: what a removed feature becomes: ``"zero"``, ``"min"`` (the data's lower bound per channel:
             black for images), ``"mean"`` (the data's mean per channel), ``"blur"``, ``"uniform"`` (seeded noise), a
             number (e.g. a pad / mask token id for token-id inputs) or a tensor (see
-            :func:`metrics._perturbation.make_baseline`).
+            :func:`metrics.perturbation._engine.make_baseline`).
             The choice decides rankings: ``"zero"`` is the reference point of gradient×input and of
             Integrated Gradients with a zero reference, and favours them.
         prob_fn: maps model outputs (N, classes) to scores; default softmax probabilities.

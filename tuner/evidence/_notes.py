@@ -82,7 +82,8 @@ def best_rule(result: TuneResult) -> str:
         f"{described}, {metric} = {values}: of the {len(front)} configuration{'s' if len(front) != 1 else ''} on the "
         "Pareto front, the one that "
         "maximises the sum of the metrics rescaled to 0..1 over the front (1 = best in each metric's direction), "
-        "with equal weights (`tuner._policy.choose_from_front`). Another point: `TuneResult.choose(index=...)` or "
+        "with equal weights (`tuner.search._policy.choose_from_front`). "
+        "Another point: `TuneResult.choose(index=...)` or "
         "`choose(weights=...)`; the front is in pareto.csv."
     )
 

@@ -39,7 +39,7 @@ DEFAULT_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
     ("irof", {}),
 )
 TAU_ROW = "Kendall tau vs objective"
-PANEL_PHASE = "robustness panel"  # the run phase its metrics are timed in (tuner._phases)
+PANEL_PHASE = "robustness panel"  # the run phase its metrics are timed in (tuner.search._phases)
 
 
 def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor) -> list[tuple[str, Metric]]:

@@ -1,5 +1,5 @@
 """The files a study run leaves in ``--out`` (the table, the best configuration, the Pareto front, the comparison
-figure), also put where the dashboard shows them (:mod:`tuner._dashboard`)."""
+figure), also put where the dashboard shows them (:mod:`tuner.evidence._dashboard`)."""
 
 from __future__ import annotations
 

@@ -204,7 +204,7 @@ class TuneResult:
         return pd.DataFrame(rows)
 
     def panel(self) -> pd.DataFrame:
-        """The robustness panel (see :mod:`tuner._panel`): per method (each variant's default and best, the
+        """The robustness panel (see :mod:`tuner.evidence._panel`): per method (each variant's default and best, the
         captum rows) its held-out score and rank under the objective and under each panel metric, and a last
         row of Kendall's tau with the objective; ``attrs`` carry ``message`` (the line when the objective's
         winner is not the panel's), ``seconds`` and ``n_samples``. Empty without a panel or held-out samples.

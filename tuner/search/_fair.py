@@ -13,14 +13,14 @@ parameter only:
    ``min(5, n_trials // n_variants)`` sampled configurations (trials beyond the enqueued ones, complete or
    pruned, not answered from the study; running trials count, so workers sharing a study spread out), the
    trial goes to the variant with the fewest, in the order of the study's variants (round-robin). A stage trial
-   is never pruned (:func:`in_stage`, :mod:`tuner._objective`): the pruner compares a trial with the study's
+   is never pruned (:func:`in_stage`, :mod:`tuner.search._objective`): the pruner compares a trial with the study's
    best, of any variant, and would otherwise leave a weaker variant's row at its default.
 3. **Then the sampler concentrates**, except that a proposal of a variant with nothing to tune goes to the
    free variant of the best trial so far.
 
 Everything is read from the study at each trial, so it holds across workers and on resume. A trial answered
-from the study (``repeat_of``, :mod:`tuner._objective`) does not count towards ``n_trials``
-(:func:`counts_towards_budget`, :mod:`tuner._budget`).
+from the study (``repeat_of``, :mod:`tuner.search._objective`) does not count towards ``n_trials``
+(:func:`counts_towards_budget`, :mod:`tuner.search._budget`).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def held_at_default(
     study: optuna.Study, bases: Sequence[LRPBase], inputs: torch.Tensor, targets: torch.Tensor, drop_inert: bool
 ) -> dict[str, list[str]]:
     """The tunables held at their default per class name: found on a new study (recorded in it and logged;
-    the dashboard note lists them, :func:`tuner._study.study_note`), read back when the study is resumed."""
+    the dashboard note lists them, :func:`tuner.search._study.study_note`), read back when the study is resumed."""
     if "inert_parameters" in study.user_attrs:
         return {variant: list(reasons) for variant, reasons in study.user_attrs["inert_parameters"].items()}
     found: dict[str, dict[str, str]] = {}

@@ -119,7 +119,7 @@ class TrialObjective:
         trial.set_user_attr("explainer", type(explainer).__name__)
         trial.set_user_attr("explainer_params", explainer.settings())
         if in_stage(trial):
-            trial.set_user_attr("search_stage", True)  # never pruned: see tuner._fair
+            trial.set_user_attr("search_stage", True)  # never pruned: see tuner.search._fair
         for key, value in self.trial_attrs.items():
             trial.set_user_attr(key, value)
         repeated = self._repeated(trial) if self.share_work else None
@@ -195,7 +195,7 @@ class TrialObjective:
 
     def _report(self, trial: optuna.Trial, scored: torch.Tensor, start: int) -> None:
         """Each new sample's score (``scored[start:]``) as the intermediate value at its sample index; prune between
-        chunks, never a first (enqueued) trial nor one of the fair budget's stage (:mod:`tuner._fair`).
+        chunks, never a first (enqueued) trial nor one of the fair budget's stage (:mod:`tuner.search._fair`).
 
         A pruned trial reports the mean of the samples it scored at step ``n_samples`` (one past the last sample
         index) before it stops: Optuna gives a pruned trial its last step's value, so the dashboard shows that
@@ -248,7 +248,7 @@ class TrialObjective:
         values: Sequence[float],
         scores: Sequence[float] | None = None,
     ) -> None:
-        """The trial's figure (:func:`tuner._figures.trial_figure`): the shown samples, their maps and scores,
+        """The trial's figure (:func:`tuner.figures._heatmaps.trial_figure`): the shown samples, their maps and scores,
         the parameters and the trial's value, uploaded as the trial's artifact."""
         assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
         names = [type(metric).__name__ for metric in self.metrics]

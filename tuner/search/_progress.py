@@ -2,9 +2,9 @@
 and best.
 
 Optuna's own bar counts every trial it may start against its internal cap (``0/610`` for a 60-trial study,
-see :func:`tuner._budget.optimize`), so a user cannot tell how far the study is. This bar counts what
+see :func:`tuner.search._budget.optimize`), so a user cannot tell how far the study is. This bar counts what
 ``n_trials`` counts: complete trials of the whole study (other workers' included) that were not answered from
-the study (repeats of an evaluated configuration, :mod:`tuner._fair`).
+the study (repeats of an evaluated configuration, :mod:`tuner.search._fair`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def describe(
     study: optuna.Study, trials: list[optuna.trial.FrozenTrial], complete: list[optuna.trial.FrozenTrial]
 ) -> str:
     """``pruned=P failed=F [repeated=R] best=V`` (a multi-objective study: the Pareto front's size). Trials that were
-    not run (a worker's turn given to another, :mod:`tuner._budget`) are not failures."""
+    not run (a worker's turn given to another, :mod:`tuner.search._budget`) are not failures."""
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     failed = sum(
         t.state == TrialState.FAIL and not str(t.user_attrs.get("fail_reason", "")).startswith("not run")
