@@ -8,7 +8,7 @@ the untouched model, the median seconds of one attribution divided by the median
 (forward + backward to the input) of the same batch, the repetitions interleaved. On ResNet-50, zennit's own
 EpsilonPlus and EpsilonGammaBox composites run in the same loop: the reference the issue measures against.
 
-    python benchmarks/zoo.py                          # every architecture, writes the table into README.md
+    python benchmarks/zoo.py                          # every architecture, writes the table into docs/models.md
     python benchmarks/zoo.py --names resnet50 vit_b_16 --no-readme
     python benchmarks/zoo.py --names resnet50 --no-conservation --timing-size 224 --save benchmarks/RESULTS-zoo.jsonl
     python benchmarks/zoo.py --from-saved benchmarks/RESULTS-zoo.jsonl   # the table from the records (latest wins)
@@ -48,7 +48,7 @@ EXPLAINERS = {
     "Layerwise": lambda m: _tiny_epsilons(LRPLayerwise(m, low=-3.0, high=3.0)),
 }
 TIMED = ("EpsilonPlus", "EpsilonGammaBox")
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 BEGIN, END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
 
 

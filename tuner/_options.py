@@ -33,6 +33,8 @@ class Objective:
     metric_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.metric_kwargs is None:
+            object.__setattr__(self, "metric_kwargs", {})  # None reads as "no settings", as tune() once took it
         names = [m if isinstance(m, str) else type(m).__name__ for m in self.metrics]
         if not names:
             raise ValueError("objective needs at least one metric")
