@@ -21,7 +21,7 @@ def test_dashboard_help_documents_every_option_with_its_default(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["dashboard", "--help"])
     assert exit_.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps lines, also after a hyphen
     defaults = ("(default: sqlite:///lrp-tuner-out/tuner.db)", "(default: 127.0.0.1", "(default: 8080)")
     for shown in (*defaults, "--artifact-dir"):
         assert shown in text
