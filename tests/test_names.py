@@ -2,13 +2,13 @@
 the user typed it."""
 
 import subprocess
-import sys
 
 import pytest
 
 from explainers import get_explainer
 from metrics import get_metric
 from studies import get_preset
+from tuner.cli import command_line
 
 
 @pytest.mark.parametrize(
@@ -33,16 +33,14 @@ def test_a_name_far_from_every_valid_one_gets_no_suggestion():
 
 
 def test_a_bad_flag_names_the_command_as_typed():
-    done = subprocess.run(
-        [sys.executable, "-m", "tuner", "run", "--n-trials", "0"], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run(command_line("run", n_trials=0), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "see python -m tuner run --help" in done.stderr and "lrp-tuner" not in done.stderr
 
 
 def test_the_command_line_checks_a_metric_name_with_the_registry(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "tuner", "run", "--metric", "abcp", "--storage", "sqlite:///unused.db"],
+        command_line("run", metric="abcp", storage="sqlite:///unused.db"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,7 +5,6 @@ both trained on scikit-learn's digits."""
 
 import json
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -17,6 +16,7 @@ from torch import nn
 
 import studies
 from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPLayerwise, LRPUniformEpsilon
+from tuner.cli import command_line
 from tuner.search._inert import inert_tunables
 
 FOUR = ("LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus", "LRPEpsilonAlpha2Beta1")
@@ -180,25 +180,16 @@ def test_summary_reports_held_out_scores_on_other_samples(digits):
 
 def test_cli_objectives_write_the_front_and_held_out_columns(trained_digits, tmp_path):
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tuner",
+        command_line(
             "run",
-            "--n-trials",
-            "6",
-            "--n-samples",
-            "6",
-            "--objectives",
-            "abpc,sparseness",
-            "--explainers",
-            "layerwise",
-            "--no-progress",
-            "--storage",
-            f"sqlite:///{tmp_path / 's.db'}",
-            "--out",
-            str(tmp_path / "out"),
-        ],
+            n_trials=6,
+            n_samples=6,
+            objectives="abpc,sparseness",
+            explainers="layerwise",
+            no_progress=True,
+            storage=f"sqlite:///{tmp_path / 's.db'}",
+            out=tmp_path / "out",
+        ),
         capture_output=True,
         text=True,
         cwd=tmp_path,
