@@ -7,7 +7,7 @@ import pytest
 def trained_digits(tmp_path_factory):
     """Train the embedded digits model once per session into a temporary cache folder (LRP_TUNER_CACHE,
     inherited by subprocesses); yield (model, report, cache folder)."""
-    from studies import _digits_cache
+    from studies.presets import _digits_cache
 
     cache = tmp_path_factory.mktemp("lrp-tuner-cache")
     patch = pytest.MonkeyPatch()
