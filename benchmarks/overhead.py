@@ -26,6 +26,7 @@ from _timing import machine
 
 from studies.loading._images import sample_photos
 from tuner import cli
+from tuner.cli import command_line
 from tuner.search._phases import recording
 
 #: the crops' top-left corners, as fractions of the room the crop leaves
@@ -49,32 +50,22 @@ def image_folder(folder: Path, n_images: int) -> Path:
 def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         data = image_folder(Path(folder) / "images", 2 * args.n_samples)  # as many held out as tuned on
-        argv = [
+        argv = command_line(
             "run",
-            "--model",
-            args.model,
-            "--weights",
-            "none",
-            "--input-size",
-            str(args.input_size),
-            "--n-trials",
-            str(args.n_trials),
-            "--n-samples",
-            str(args.n_samples),
-            "--batch-size",
-            str(args.batch_size),
-            "--explainers",
-            args.explainers,
-            "--data",
-            str(data),
-            "--storage",
-            f"sqlite:///{Path(folder) / 'overhead.db'}",
-            "--out",
-            str(Path(folder) / "out"),
-            "--no-progress",
-        ]
-        argv += ["--no-baselines"] if args.no_baselines else []
-        argv += ["--no-panel"] if args.no_panel else []
+            model=args.model,
+            weights="none",
+            input_size=args.input_size,
+            n_trials=args.n_trials,
+            n_samples=args.n_samples,
+            batch_size=args.batch_size,
+            explainers=args.explainers,
+            data=data,
+            storage=f"sqlite:///{Path(folder) / 'overhead.db'}",
+            out=Path(folder) / "out",
+            no_progress=True,
+            no_baselines=args.no_baselines,
+            no_panel=args.no_panel,
+        )[3:]  # in this process: the arguments after ``python -m tuner``
         with recording(sys.stderr) as times, contextlib.redirect_stdout(io.StringIO()):
             code = cli.main(argv)
         if code != 0:

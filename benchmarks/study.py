@@ -330,26 +330,20 @@ def run_workers(
     journal = folder / f"throughput-{n_workers}w-{index}.log"
     name = f"throughput-{n_workers}w-{index}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    command = [
-        sys.executable,
-        "-m",
-        "tuner",
+    from tuner.cli import command_line
+
+    command = command_line(
         "run",
-        "--storage",
-        str(journal),
-        "--study-name",
-        name,
-        "--n-trials",
-        str(n_trials),
-        "--pruner",
-        "none",
-        "--no-progress",
-        "--no-report",
-        "--device",
-        device,
-    ]
-    if model:
-        command += ["--model", model, "--weights", "none"]
+        storage=journal,
+        study_name=name,
+        n_trials=n_trials,
+        pruner="none",
+        no_progress=True,
+        no_report=True,
+        device=device,
+        model=model,
+        weights="none" if model else None,
+    )
     launch_wall = datetime.datetime.now()
     launch = time.perf_counter()
     processes = [

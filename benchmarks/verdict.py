@@ -32,6 +32,7 @@ import logging
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import optuna
@@ -113,21 +114,7 @@ def run(name: str, spec: dict, seed: int, args) -> list[dict]:
     for comparison, (a, b) in comparisons(result).items():
         for index, metric in enumerate(metrics):
             stats = compare(panel.samples[a][index], panel.samples[b][index])
-            rows.append(
-                dict(
-                    model=name,
-                    seed=seed,
-                    comparison=comparison,
-                    a=a,
-                    b=b,
-                    metric=metric,
-                    diff=stats.diff,
-                    ci_low=stats.ci_low,
-                    ci_high=stats.ci_high,
-                    p=stats.p,
-                    n=stats.n,
-                )
-            )
+            rows.append(dict(model=name, seed=seed, comparison=comparison, a=a, b=b, metric=metric, **asdict(stats)))
     print(
         f"{name} seed {seed}: tune {tuned_s:.0f} s, panel {panel.seconds:.0f} s on {panel.n_samples} held-out "
         f"samples; best {result.best_trial.user_attrs.get('explainer')} {result.best_params}",

@@ -3,7 +3,6 @@
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,13 +14,17 @@ from helpers import free_port
 from PIL import Image
 
 from explainers import load_explainer
+from tuner.cli import command_line
+
+# the study of finished_run, which test_an_extra_worker_without_report_adds_trials_and_writes_no_files continues
+DIGITS_RUN = dict(n_samples=6, study_name="s", explainers="epsilon_gamma_box,epsilon_plus", no_progress=True)
 
 pytestmark = pytest.mark.slow  # every test here runs the command line in subprocesses
 
 
-def cli(*args, cwd=None, timeout=600):
+def cli(command, *flags, cwd=None, timeout=600, **options):
     return subprocess.run(
-        [sys.executable, "-m", "tuner", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        command_line(command, *flags, **options), capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
 
 
@@ -29,23 +32,7 @@ def cli(*args, cwd=None, timeout=600):
 def finished_run(trained_digits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     storage = f"sqlite:///{folder / 'study.db'}"
-    done = cli(
-        "run",
-        "--n-trials",
-        "6",
-        "--n-samples",
-        "6",
-        "--storage",
-        storage,
-        "--study-name",
-        "s",
-        "--explainers",
-        "epsilon_gamma_box,epsilon_plus",
-        "--out",
-        str(folder / "out"),
-        "--no-progress",
-        cwd=folder,
-    )
+    done = cli("run", n_trials=6, storage=storage, out=folder / "out", cwd=folder, **DIGITS_RUN)
     assert done.returncode == 0, done.stderr
     return folder, storage, done
 
@@ -100,12 +87,12 @@ def test_run_end_to_end(finished_run, trained_digits):
 
 def test_best_prints_the_best_configuration(finished_run):
     folder, storage, _ = finished_run
-    done = cli("best", "--storage", storage, "--study-name", "s", "--json")
+    done = cli("best", storage=storage, study_name="s", json=True)
     assert done.returncode == 0, done.stderr
     best = json.loads(done.stdout)
     study = optuna.load_study(study_name="s", storage=storage)
     assert best["value"] == pytest.approx(study.best_value) and best["params"] == study.best_params
-    missing = cli("best", "--storage", storage, "--study-name", "nope")
+    missing = cli("best", storage=storage, study_name="nope")
     assert missing.returncode != 0 and "studies there: s" in missing.stderr
 
 
@@ -113,24 +100,7 @@ def test_an_extra_worker_without_report_adds_trials_and_writes_no_files(finished
     folder, _, _ = finished_run
     shutil.copy(folder / "study.db", tmp_path / "study.db")  # the shared fixture's study stays as it is
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    done = cli(
-        "run",
-        "--n-trials",
-        "8",
-        "--n-samples",
-        "6",
-        "--storage",
-        storage,
-        "--study-name",
-        "s",
-        "--explainers",
-        "epsilon_gamma_box,epsilon_plus",
-        "--out",
-        str(tmp_path / "out"),
-        "--no-progress",
-        "--no-report",
-        cwd=tmp_path,
-    )
+    done = cli("run", n_trials=8, storage=storage, out=tmp_path / "out", no_report=True, cwd=tmp_path, **DIGITS_RUN)
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="s", storage=storage)
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
@@ -153,7 +123,7 @@ def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
     folder, storage, _ = finished_run
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "dashboard", "--storage", storage, "--port", str(port)],
+        command_line("dashboard", storage=storage, port=port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -181,24 +151,17 @@ def test_dashboard_serves_the_study_and_its_heatmaps(finished_run):
 def test_resnet50_with_random_weights_runs(tmp_path):
     done = cli(
         "run",
-        "--model",
-        "resnet50",
-        "--weights",
-        "none",
-        "--n-trials",
-        "1",
-        "--n-samples",
-        "2",
-        "--explainers",
-        "epsilon_plus",
-        "--storage",
-        f"sqlite:///{tmp_path / 'r.db'}",
-        "--out",
-        str(tmp_path / "out"),
-        "--no-progress",
-        "--no-panel",
+        model="resnet50",
+        weights="none",
+        n_trials=1,
+        n_samples=2,
+        explainers="epsilon_plus",
+        storage=f"sqlite:///{tmp_path / 'r.db'}",
+        out=tmp_path / "out",
+        no_progress=True,
+        no_panel=True,  # the panel: test_panel.py
         cwd=tmp_path,
-    )  # the panel: test_panel.py
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "best.json").exists()
 
@@ -219,7 +182,7 @@ def test_bad_input_is_one_clear_line_and_creates_nothing(args, message, tmp_path
     (tmp_path / "empty").mkdir()
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     storage = ["--storage", f"sqlite:///{tmp_path / 'x.db'}"] if "--storage" not in args else []
-    done = cli("run", *args, *storage, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    done = cli("run", *args, *storage, out=tmp_path / "out", cwd=tmp_path)
     assert done.returncode != 0
     assert message in done.stderr and "Traceback" not in done.stderr
     assert "s3cret" not in done.stderr + done.stdout  # a password in a storage URL is masked
@@ -234,26 +197,16 @@ def test_a_small_image_folder_is_split_half_for_tuning_half_held_out(tmp_path, t
     folder.mkdir()
     for index, image in enumerate(load_digits().images[:6]):
         Image.fromarray((image * 255 / 16).astype("uint8"), mode="L").save(folder / f"{index}.png")
-    common = [
-        "--data",
-        str(folder),
-        "--n-trials",
-        "1",
-        "--explainers",
-        "epsilon_plus",
-        "--no-report",
-        "--no-progress",
-        "--storage",
-        f"sqlite:///{tmp_path / 's.db'}",
-    ]
-    default = cli("run", *common, "--study-name", "default", cwd=tmp_path)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    common = dict(data=folder, n_trials=1, explainers="epsilon_plus", no_report=True, no_progress=True, storage=storage)
+    default = cli("run", study_name="default", cwd=tmp_path, **common)
     assert default.returncode == 0, default.stderr
     assert "3 samples (3 held out)" in default.stderr  # the preset's 64 are more than the folder has
-    asked = cli("run", *common, "--study-name", "asked", "--n-samples", "6", cwd=tmp_path)
+    asked = cli("run", study_name="asked", n_samples=6, cwd=tmp_path, **common)
     assert asked.returncode == 0, asked.stderr
     assert "6 samples (0 held out)" in asked.stderr  # an explicit --n-samples is kept
-    fewer = cli("run", *common, "--study-name", "fewer", "--n-samples", "3", "--n-holdout", "1", cwd=tmp_path)
+    fewer = cli("run", study_name="fewer", n_samples=3, n_holdout=1, cwd=tmp_path, **common)
     assert fewer.returncode == 0, fewer.stderr
     assert "3 samples (1 held out)" in fewer.stderr
-    negative = cli("run", *common, "--n-holdout", "-1", cwd=tmp_path)
+    negative = cli("run", "--n-holdout", "-1", cwd=tmp_path, **common)
     assert negative.returncode == 2 and "--n-holdout: must be at least 0, got -1" in negative.stderr

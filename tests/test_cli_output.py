@@ -1,11 +1,13 @@
 """What a user of the command line reads: help texts, the progress bar, quiet output, Ctrl-C."""
 
 import argparse
+import sys
 
 import pytest
 
 from tuner.cli import _main as cli
 from tuner.cli import _parser as _cli_parser
+from tuner.cli import command_line
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:
@@ -25,6 +27,13 @@ def test_dashboard_help_documents_every_option_with_its_default(capsys):
     defaults = ("(default: sqlite:///lrp-tuner-out/tuner.db)", "(default: 127.0.0.1", "(default: 8080)")
     for shown in (*defaults, "--artifact-dir"):
         assert shown in text
+
+
+def test_command_line_puts_flags_first_then_each_option_as_its_flag():
+    python = [sys.executable, "-m", "tuner"]
+    argv = command_line("run", "--no-report", n_trials=6, study_name="s", no_progress=True, out=None, no_panel=False)
+    assert argv == [*python, "run", "--no-report", "--n-trials", "6", "--study-name", "s", "--no-progress"]
+    assert command_line("best") == [*python, "best"]
 
 
 # -- quiet output, Ctrl-C --------------------------------------------------------------------------------------

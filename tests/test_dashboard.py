@@ -5,7 +5,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +17,7 @@ from optuna_dashboard import get_note
 from torch import nn
 
 from explainers import LRPUniformEpsilon
+from tuner.cli import command_line
 from tuner.evidence._dashboard import study_artifacts
 from tuner.evidence._report import write_report
 
@@ -88,7 +88,7 @@ def _serve_and_fetch(storage: str, cwd, *extra: str) -> tuple[list[int], str]:
     """Start `python -m tuner dashboard`, fetch the study's artifacts; (HTTP statuses, stderr)."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "dashboard", "--storage", storage, "--port", str(port), *extra],
+        command_line("dashboard", *extra, storage=storage, port=port),
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

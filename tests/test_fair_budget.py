@@ -38,19 +38,24 @@ def one_head_cnn():
     return model, inputs, model(inputs).argmax(1).detach()
 
 
-@pytest.fixture(scope="module")
-def fair_study(one_head_cnn):
+def tune_every_variant(one_head_cnn, **options):
+    """``run_tune`` of every variant on eight of the one-head CNN's samples, unpruned, without a progress bar."""
     model, inputs, targets = one_head_cnn
     return run_tune(
         None,
         model,
         (inputs, targets),
-        n_trials=16,
         n_samples=8,
         explainer_kwargs=BOUNDS,
         show_progress_bar=False,
         pruner="none",
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def fair_study(one_head_cnn):
+    return tune_every_variant(one_head_cnn, n_trials=16)
 
 
 def test_variants_with_nothing_to_tune_run_once_and_free_ones_get_their_stage(fair_study):
@@ -100,18 +105,7 @@ class AlwaysProposes(optuna.samplers.RandomSampler):
 
 
 def test_a_proposal_of_a_variant_with_nothing_to_tune_goes_to_a_free_one(one_head_cnn):
-    model, inputs, targets = one_head_cnn
-    result = run_tune(
-        None,
-        model,
-        (inputs, targets),
-        n_trials=20,
-        n_samples=8,
-        explainer_kwargs=BOUNDS,
-        sampler=AlwaysProposes("LRPEpsilonPlus"),
-        pruner="none",
-        show_progress_bar=False,
-    )
+    result = tune_every_variant(one_head_cnn, n_trials=20, sampler=AlwaysProposes("LRPEpsilonPlus"))
     trials = result.study.get_trials(deepcopy=False)
     assert [t.params["explainer"] for t in trials].count("LRPEpsilonPlus") == 1
     assert not any(map(is_repeat, trials))

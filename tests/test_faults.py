@@ -8,7 +8,6 @@ states and counts, fingerprints, attributes), not only the exit code.
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,38 +21,27 @@ from test_workers import worker_env
 from torch import nn
 
 from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
+from tuner.cli import command_line
 from tuner.search._study import StudyMismatchError, record_storage
 from tuner.storage._open import _first_line, mask_url, redact
 
-FAST = ["--explainers", "uniform_epsilon", "--pruner", "none", "--batch-size", "8", "--no-progress", "--no-report"]
+FAST = dict(explainers="uniform_epsilon", pruner="none", batch_size=8, no_progress=True, no_report=True)
 
 
-def cli(*args, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tuner", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=worker_env(),
-        timeout=timeout,
-    )
+def cli(argv: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=worker_env(), timeout=timeout)
 
 
-def run(storage: str, *args: str, cwd: Path, n_trials: int = 3, n_samples: int = 8) -> subprocess.CompletedProcess:
-    return cli(
-        "run",
-        "--storage",
-        storage,
-        "--study-name",
-        "s",
-        "--n-trials",
-        str(n_trials),
-        "--n-samples",
-        str(n_samples),
-        *FAST,
+def run_command(storage: str, *args: str, n_trials: int = 3, n_samples: int = 8) -> list[str]:
+    """A quick (``FAST``) ``run`` of the study "s" on the digits model; ``args`` last, so that they win."""
+    return [
+        *command_line("run", storage=storage, study_name="s", n_trials=n_trials, n_samples=n_samples, **FAST),
         *args,
-        cwd=cwd,
-    )
+    ]
+
+
+def run(storage: str, *args: str, cwd: Path, **sizes: int) -> subprocess.CompletedProcess:
+    return cli(run_command(storage, *args, **sizes), cwd=cwd)
 
 
 def trials(storage: str, name: str = "s") -> list[optuna.trial.FrozenTrial]:
@@ -175,21 +163,7 @@ def _freeze_in_first_trial(process: subprocess.Popen, storage: str) -> None:
 @pytest.mark.parametrize("sent, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, word, trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'c.db'}"
-    command = [
-        sys.executable,
-        "-m",
-        "tuner",
-        "run",
-        "--storage",
-        storage,
-        "--study-name",
-        "s",
-        "--n-trials",
-        "3",
-        "--n-samples",
-        "256",
-        *FAST,
-    ]
+    command = run_command(storage, n_samples=256)
     first = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(), cwd=tmp_path
     )
@@ -222,7 +196,7 @@ def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, wor
 def test_read_only_commands_never_create_a_storage(command, storage, tmp_path):
     url = storage.replace("{tmp}", str(tmp_path))
     extra = ["--study-name", "s"] if command == "best" else ["--port", "1"]
-    done = cli(command, "--storage", url, *extra, cwd=tmp_path, timeout=120)
+    done = cli(command_line(command, *extra, storage=url), cwd=tmp_path, timeout=120)
     one_clear_line(done)
     assert "no study storage" in done.stderr
     assert not (tmp_path / "typo").exists()
@@ -241,22 +215,8 @@ def _digit_folder(tmp_path: Path, n: int = 6) -> Path:
 @pytest.mark.slow  # a subprocess of the command line
 def test_n_samples_beyond_the_data_and_a_timeout_say_what_happened(trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 'd.db'}"
-    done = cli(
-        "run",
-        "--storage",
-        storage,
-        "--study-name",
-        "s",
-        "--data",
-        str(_digit_folder(tmp_path)),
-        "--n-samples",
-        "100000",
-        "--n-trials",
-        "500",
-        "--timeout",
-        "1",
-        *FAST,
-        cwd=tmp_path,
+    done = run(
+        storage, "--data", str(_digit_folder(tmp_path)), "--timeout", "1", cwd=tmp_path, n_samples=100000, n_trials=500
     )
     assert done.returncode == 0, done.stderr
     assert "--n-samples 100000 is more than the data holds: tuning on all 6 samples, 0 held out" in done.stderr

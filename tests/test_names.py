@@ -15,6 +15,7 @@ from metrics import METRICS, Metric, get_metric
 from registry import Registry
 from studies import available_presets, get_preset
 from tuner._options import Search
+from tuner.cli import command_line
 from tuner.search._strategies import PRUNERS, SAMPLERS, make_pruner
 
 
@@ -41,9 +42,7 @@ def test_a_name_far_from_every_valid_one_gets_no_suggestion():
 
 @pytest.mark.slow  # a subprocess of the command line
 def test_a_bad_flag_names_the_command_as_typed():
-    done = subprocess.run(
-        [sys.executable, "-m", "tuner", "run", "--n-trials", "0"], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run(command_line("run", n_trials=0), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "see python -m tuner run --help" in done.stderr and "lrp-tuner" not in done.stderr
 
@@ -51,7 +50,7 @@ def test_a_bad_flag_names_the_command_as_typed():
 @pytest.mark.slow  # a subprocess of the command line
 def test_the_command_line_checks_a_metric_name_with_the_registry(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "tuner", "run", "--metric", "abcp", "--storage", "sqlite:///unused.db"],
+        command_line("run", metric="abcp", storage="sqlite:///unused.db"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -2,7 +2,6 @@
 identity; IROF's segments from the input size; FaithfulnessCorrelation averaged over subset draws."""
 
 import subprocess
-import sys
 
 import optuna
 import pytest
@@ -15,6 +14,7 @@ from metrics import IROF, AbPC, FaithfulnessCorrelation
 from metrics._base import layout_of
 from metrics.perturbation import BASELINES, make_baseline
 from tuner import StudyMismatchError, tune
+from tuner.cli import command_line
 from tuner.evidence._reference import CAPTUM
 from tuner.search._policy import objective_settings
 
@@ -113,7 +113,7 @@ def test_resuming_with_other_metric_settings_is_refused(tmp_path):
 )
 def test_cli_refuses_bad_objective_settings_in_one_line(argument, said, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "tuner", "run", "--storage", f"sqlite:///{tmp_path / 'db'}", *argument],
+        command_line("run", *argument, storage=f"sqlite:///{tmp_path / 'db'}"),
         capture_output=True,
         text=True,
         cwd=tmp_path,

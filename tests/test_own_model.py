@@ -18,6 +18,7 @@ from torch import nn
 
 import studies
 from studies import ModelImportError, Preprocessing, WeightsError, model_preset
+from tuner.cli import command_line
 from tuner.evidence._provenance import model_fingerprint
 
 TINY_NET = """
@@ -41,7 +42,7 @@ def offline_env(torch_home: Path) -> dict:
 
 def cli(*args, cwd, env=None, timeout=600):
     return subprocess.run(
-        [sys.executable, "-m", "tuner", "run", *args],
+        command_line("run", *args),
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -51,19 +52,9 @@ def cli(*args, cwd, env=None, timeout=600):
 
 
 def quick(tmp_path, *more):
-    return [
-        "--n-trials",
-        "1",
-        "--n-samples",
-        "2",
-        "--explainers",
-        "epsilon_plus",
-        "--no-report",
-        "--no-progress",
-        "--storage",
-        f"sqlite:///{tmp_path / 's.db'}",
-        *more,
-    ]
+    """The flags after ``run`` of a one-trial run on two samples into ``s.db``, with ``more``."""
+    options = dict(n_trials=1, n_samples=2, explainers="epsilon_plus", no_report=True, no_progress=True)
+    return command_line("run", *more, storage=f"sqlite:///{tmp_path / 's.db'}", **options)[4:]
 
 
 def one_error_line(done) -> str:

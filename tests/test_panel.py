@@ -42,16 +42,19 @@ def digits():
     return model.eval(), x[1400:], y[1400:]
 
 
+def tune_digits(digits, explainer_cls, **options):
+    """``run_tune`` of ``explainer_cls`` on the digits fixture's model and samples, without a progress bar."""
+    model, x, y = digits
+    return run_tune(explainer_cls, model, (x, y), show_progress_bar=False, **options)
+
+
 @pytest.fixture(scope="module")
 def result(digits):
-    model, x, y = digits
-    return run_tune(
+    return tune_digits(
+        digits,
         [LRPEpsilonGammaBox, LRPUniformEpsilon],
-        model,
-        (x, y),
         n_trials=6,
         n_samples=16,
-        show_progress_bar=False,
         explainer_kwargs=BOUNDS,
         metric_kwargs={"n_steps": 8},
         panel=[
@@ -171,17 +174,7 @@ def test_default_panel_and_its_choices(digits):
 
 
 def test_no_panel_gives_an_empty_table(digits):
-    model, x, y = digits
-    quiet = run_tune(
-        LRPUniformEpsilon,
-        model,
-        (x, y),
-        n_trials=2,
-        n_samples=4,
-        show_progress_bar=False,
-        panel=False,
-        metric_kwargs={"n_steps": 4},
-    )
+    quiet = tune_digits(digits, LRPUniformEpsilon, n_trials=2, n_samples=4, panel=False, metric_kwargs={"n_steps": 4})
     assert quiet.panel().empty and quiet.panel_details() is None
 
 
@@ -204,15 +197,8 @@ def test_held_out_scores_and_the_panel_share_one_attribution_per_configuration(d
     configuration is attributed once per held-out chunk, however many of the panel's metrics score it."""
     from explainers import LRPBase
 
-    model, x, y = digits
-    result = run_tune(
-        [LRPUniformEpsilon],
-        model,
-        (x, y),
-        n_trials=3,
-        n_samples=8,
-        show_progress_bar=False,
-        panel=["morf", ("abpc", {"baseline": "min"})],
+    result = tune_digits(
+        digits, [LRPUniformEpsilon], n_trials=3, n_samples=8, panel=["morf", ("abpc", {"baseline": "min"})]
     )
     held_out = result.holdout.inputs
     calls: dict[str, int] = {}
@@ -242,16 +228,9 @@ def test_a_panel_metric_equal_to_the_objective_takes_its_scores(digits, monkeypa
     once, and the panel's column holds what the metric itself gives."""
     from metrics import AbPC
 
-    model, x, y = digits
-    result = run_tune(
-        [LRPUniformEpsilon],
-        model,
-        (x, y),
-        n_trials=2,
-        n_samples=8,
-        show_progress_bar=False,
-        metric_kwargs={"n_steps": 4},
-        panel=[("abpc", {"baseline": "blur", "n_steps": 4}), ("abpc", {"baseline": "min", "n_steps": 4})],
+    two_abpc = [("abpc", {"baseline": "blur", "n_steps": 4}), ("abpc", {"baseline": "min", "n_steps": 4})]
+    result = tune_digits(
+        digits, [LRPUniformEpsilon], n_trials=2, n_samples=8, metric_kwargs={"n_steps": 4}, panel=two_abpc
     )
     (_, blur), (_, black) = result.panel_metrics
     evaluated: list[Metric] = []

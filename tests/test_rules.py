@@ -64,6 +64,16 @@ def seed(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return torch.rand_like(layer(x)) + 0.1
 
 
+def assert_same_relevance(first, second, layer: nn.Module, x: torch.Tensor, relevance: torch.Tensor) -> None:
+    """``first`` and ``second`` share ``relevance`` out to ``layer``'s input alike (1e-10 relative, 1e-14 absolute)."""
+    torch.testing.assert_close(
+        layer_relevance(first, layer, x, relevance),
+        layer_relevance(second, layer, x, relevance),
+        rtol=1e-10,
+        atol=1e-14,
+    )
+
+
 TINY = 1e-12
 # zennit's rules without a stabilizer (exact shares), against ours with a stabilizer: where every part is larger than
 # the stabilizer, ours divide by the exact part too (the stabilizer only marks empty parts)
@@ -155,23 +165,15 @@ def test_fallback_is_the_z_rule_on_a_neuron_with_negative_contributions_only(rul
         layer.weight.copy_(-torch.rand_like(layer.weight) - 0.1)
     relevance = seed(layer, x)
     assert bool((parts(layer, x)[0] == 0).all())
-    torch.testing.assert_close(
-        layer_relevance(rule(), layer, x, relevance),
-        layer_relevance(Epsilon(epsilon=TINY), layer, x, relevance),
-        rtol=1e-10,
-        atol=1e-14,
-    )
+    assert_same_relevance(rule(), Epsilon(epsilon=TINY), layer, x, relevance)
 
 
 def test_conserving_zplus_equals_conserving_alpha1_beta0():
     """z-plus plus LRP-0 at the empty neurons (an extra pass run only then) gives what alpha-beta's four passes give."""
     layer, x = one_signed_depthwise()
     relevance = seed(layer, x)
-    torch.testing.assert_close(
-        layer_relevance(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
-        layer_relevance(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
-        rtol=1e-10,
-        atol=1e-14,
+    assert_same_relevance(
+        ConservingZPlus(stabilizer=TINY), ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance
     )
 
 
@@ -232,11 +234,8 @@ def test_zplus_fallback_on_some_channels_equals_alpha1_beta0(groups, signed):
     if signed:
         x[:, 0] -= 0.5  # only channel 0 signed: output channel 4 of a grouped layer stays empty
     relevance = seed(layer, x)
-    torch.testing.assert_close(
-        layer_relevance(ConservingZPlus(stabilizer=TINY), layer, x, relevance),
-        layer_relevance(ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance),
-        rtol=1e-10,
-        atol=1e-14,
+    assert_same_relevance(
+        ConservingZPlus(stabilizer=TINY), ConservingAlphaBeta(1, 0, stabilizer=TINY), layer, x, relevance
     )
 
 

@@ -5,7 +5,6 @@ both trained on scikit-learn's digits."""
 
 import json
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -17,6 +16,7 @@ from torch import nn
 
 import studies
 from explainers import LRPEpsilonGammaBox, LRPEpsilonPlus, LRPLayerwise, LRPUniformEpsilon
+from tuner.cli import command_line
 from tuner.search._inert import inert_tunables
 
 FOUR = ("LRPUniformEpsilon", "LRPEpsilonGammaBox", "LRPEpsilonPlus", "LRPEpsilonAlpha2Beta1")
@@ -65,6 +65,11 @@ def vgg(digits):
     return model, images[1400:1464], targets[1400:1464]
 
 
+def tune_on_eight(explainer_cls, model, x, y, **options):
+    """``run_tune`` on eight of the samples ``x`` (labels ``y``) without a progress bar, as every study here."""
+    return run_tune(explainer_cls, model, (x, y), n_samples=8, show_progress_bar=False, **options)
+
+
 # -- inert parameters ------------------------------------------------------------------------------------
 def test_epsilon_is_inert_on_a_single_dense_head_and_not_on_two(digits, vgg):
     resnet, x, y, bounds = digits
@@ -78,15 +83,8 @@ def test_epsilon_is_inert_on_a_single_dense_head_and_not_on_two(digits, vgg):
 def test_a_variant_with_only_inert_tunables_is_evaluated_once(digits, tmp_path, caplog):
     resnet, x, y, _ = digits
     with caplog.at_level("WARNING", logger="tuner"):
-        result = run_tune(
-            LRPEpsilonPlus,
-            resnet,
-            (x, y),
-            n_trials=10,
-            n_samples=8,
-            show_progress_bar=False,
-            storage=f"sqlite:///{tmp_path / 's.db'}",
-            study_name="inert",
+        result = tune_on_eight(
+            LRPEpsilonPlus, resnet, x, y, n_trials=10, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="inert"
         )
     assert len(result.study.trials) == 1 and result.best_value == result.default_value
     assert "nothing to tune" in caplog.text and "LRPEpsilonPlus.epsilon" in caplog.text
@@ -96,9 +94,7 @@ def test_a_variant_with_only_inert_tunables_is_evaluated_once(digits, tmp_path, 
 
 def test_dropped_parameters_are_not_searched(digits):
     resnet, x, y, bounds = digits
-    result = run_tune(
-        LRPEpsilonGammaBox, resnet, (x, y), n_trials=5, n_samples=8, show_progress_bar=False, explainer_kwargs=bounds
-    )
+    result = tune_on_eight(LRPEpsilonGammaBox, resnet, x, y, n_trials=5, explainer_kwargs=bounds)
     assert all(set(t.params) == {"gamma"} for t in result.study.trials)
     assert len({t.params["gamma"] for t in result.study.trials}) > 1
 
@@ -109,16 +105,7 @@ def test_layer_group_study_is_never_worse_than_the_four_variants(model_name, req
     fixture = request.getfixturevalue(model_name)
     model, x, y = fixture[:3]
     bounds = fixture[3] if model_name == "digits" else {"low": 0.0, "high": 1.0}
-    result = run_tune(
-        LRPLayerwise,
-        model,
-        (x, y),
-        n_trials=8,
-        n_samples=8,
-        show_progress_bar=False,
-        explainer_kwargs=bounds,
-        pruner="none",
-    )
+    result = tune_on_eight(LRPLayerwise, model, x, y, n_trials=8, explainer_kwargs=bounds, pruner="none")
     labels = [t.user_attrs.get("initial_configuration") for t in result.study.trials[:5]]
     assert {label.split(" as ")[0] for label in labels if label} >= set(FOUR) - {"LRPEpsilonGammaBox"}
     variant_scores = {}
@@ -132,16 +119,8 @@ def test_layer_group_study_is_never_worse_than_the_four_variants(model_name, req
 # -- several objectives ----------------------------------------------------------------------------------
 def test_two_objectives_give_a_pareto_front(digits):
     resnet, x, y, bounds = digits
-    result = run_tune(
-        [LRPUniformEpsilon, LRPEpsilonGammaBox],
-        resnet,
-        (x, y),
-        metric=["abpc", "sparseness"],
-        n_trials=10,
-        n_samples=8,
-        show_progress_bar=False,
-        explainer_kwargs=bounds,
-    )
+    both = [LRPUniformEpsilon, LRPEpsilonGammaBox]
+    result = tune_on_eight(both, resnet, x, y, metric=["abpc", "sparseness"], n_trials=10, explainer_kwargs=bounds)
     assert [d.name for d in result.study.directions] == ["MAXIMIZE", "MAXIMIZE"]
     front = result.pareto_front()
     assert list(front.columns[:2]) == ["AbPC", "Sparseness"] and len(front) >= 1
@@ -160,9 +139,7 @@ def test_two_objectives_give_a_pareto_front(digits):
 # -- held-out scores and importances ---------------------------------------------------------------------
 def test_summary_reports_held_out_scores_on_other_samples(digits):
     resnet, x, y, bounds = digits
-    result = run_tune(
-        LRPEpsilonGammaBox, resnet, (x, y), n_trials=6, n_samples=8, show_progress_bar=False, explainer_kwargs=bounds
-    )
+    result = tune_on_eight(LRPEpsilonGammaBox, resnet, x, y, n_trials=6, explainer_kwargs=bounds)
     tuned, held = result.objective.inputs, result.holdout.inputs
     assert len(held) == len(tuned) == 8
     assert not any(torch.equal(a, b) for a in tuned for b in held)  # disjoint
@@ -181,25 +158,16 @@ def test_summary_reports_held_out_scores_on_other_samples(digits):
 @pytest.mark.slow  # a subprocess of the command line
 def test_cli_objectives_write_the_front_and_held_out_columns(trained_digits, tmp_path):
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tuner",
+        command_line(
             "run",
-            "--n-trials",
-            "6",
-            "--n-samples",
-            "6",
-            "--objectives",
-            "abpc,sparseness",
-            "--explainers",
-            "layerwise",
-            "--no-progress",
-            "--storage",
-            f"sqlite:///{tmp_path / 's.db'}",
-            "--out",
-            str(tmp_path / "out"),
-        ],
+            n_trials=6,
+            n_samples=6,
+            objectives="abpc,sparseness",
+            explainers="layerwise",
+            no_progress=True,
+            storage=f"sqlite:///{tmp_path / 's.db'}",
+            out=tmp_path / "out",
+        ),
         capture_output=True,
         text=True,
         cwd=tmp_path,

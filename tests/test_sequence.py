@@ -152,6 +152,12 @@ class CrossAttention(nn.Module):
         return self.attention(x, self.keys(x[:, :5]), self.values(x[:, :5]))
 
 
+def _built(make, shape) -> tuple[nn.Module, torch.Tensor]:
+    """A case's model in eval mode and a random input of its shape, both from seed 0."""
+    torch.manual_seed(0)
+    return make().eval(), torch.randn(*shape)
+
+
 def _flatten(output):
     if isinstance(output, (tuple, list)):
         return [tensor for item in output for tensor in _flatten(item)]
@@ -193,8 +199,7 @@ def _assert_same(before: dict, after: dict):
 
 @pytest.mark.parametrize("name,make,shape", CASES, ids=[case[0] for case in CASES])
 def test_canonized_forward_equals_original(name, make, shape):
-    torch.manual_seed(0)
-    model, x = make().eval(), torch.randn(*shape)
+    model, x = _built(make, shape)
     expected = _flatten(model(x))
     composite = uniform_epsilon(model)
     assert composite.canonizers[1:], "no sequence canonizer found"
@@ -209,8 +214,7 @@ def test_canonized_forward_equals_original(name, make, shape):
 
 @pytest.mark.parametrize("name,make,shape", CASES, ids=[case[0] for case in CASES])
 def test_model_restored_exactly(name, make, shape):
-    torch.manual_seed(0)
-    model, x = make().eval(), torch.randn(*shape)
+    model, x = _built(make, shape)
     output = _flatten(model(x))
     before = _snapshot(model)
 

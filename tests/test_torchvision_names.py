@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import torchvision
 
 import studies
 from explainers import LRPEpsilonGammaBox, conservation_model, relevance_sums
+from tuner.cli import command_line
 
 
 def test_every_torchvision_classifier_is_a_preset_with_bounds_from_its_weights():
@@ -59,27 +59,17 @@ def test_a_random_non_preset_architecture_is_explained_with_conserved_relevance(
 def test_the_command_line_takes_a_torchvision_name(tmp_path):
     """A real process: ``python -m tuner run --model squeezenet1_1 --weights none`` completes its trials."""
     storage = f"sqlite:///{tmp_path / 'names.db'}"
-    command = [
-        sys.executable,
-        "-m",
-        "tuner",
+    command = command_line(
         "run",
-        "--model",
-        "squeezenet1_1",
-        "--weights",
-        "none",
-        "--n-trials",
-        "1",
-        "--n-samples",
-        "2",
-        "--explainers",
-        "epsilon_gamma_box",
-        "--storage",
-        storage,
         "--no-report",
-        "--out",
-        str(tmp_path / "out"),
-    ]
+        model="squeezenet1_1",
+        weights="none",
+        n_trials=1,
+        n_samples=2,
+        explainers="epsilon_gamma_box",
+        storage=storage,
+        out=tmp_path / "out",
+    )
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     import optuna

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -15,6 +14,8 @@ import optuna
 import pytest
 from helpers import free_port, wait_for
 from optuna.trial import TrialState
+
+from tuner.cli import command_line
 
 pytestmark = pytest.mark.slow  # every test here runs the command line in subprocesses
 
@@ -26,34 +27,22 @@ def worker_env() -> dict:
 
 def worker(storage: str, study_name: str, out, *extra: str, n_trials: int = 6, n_samples: int = 64):
     """A `python -m tuner run` process on the embedded digits model."""
-    command = [
-        sys.executable,
-        "-m",
-        "tuner",
+    command = command_line(
         "run",
-        "--storage",
-        storage,
-        "--study-name",
-        study_name,
-        "--n-trials",
-        str(n_trials),
-        "--n-samples",
-        str(n_samples),
-        "--batch-size",
-        "8",
-        "--explainers",
-        "uniform_epsilon",
-        "--pruner",
-        "none",
-        "--no-progress",
-        "--no-panel",  # the workers' totals are tested here; the panel and the captum rows have their own tests
-        "--no-baselines",
-        "--heartbeat",
-        "1",
-        "--out",
-        str(out),
-        *extra,
-    ]
+        storage=storage,
+        study_name=study_name,
+        n_trials=n_trials,
+        n_samples=n_samples,
+        batch_size=8,
+        explainers="uniform_epsilon",
+        pruner="none",
+        no_progress=True,
+        no_panel=True,  # the workers' totals are tested here; the panel and the captum rows have their own tests
+        no_baselines=True,
+        heartbeat=1,
+        out=out,
+    )
+    command += extra
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env(), cwd=Path(out).parent
     )  # artifacts of a PostgreSQL study go to the working directory
@@ -159,7 +148,7 @@ def test_dashboard_keeps_answering_while_workers_write(postgres_url, trained_dig
     writer = worker(postgres_url, name, tmp_path / "out", n_trials=6)
     port = free_port()
     dashboard = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "dashboard", "--storage", postgres_url, "--port", str(port)],
+        command_line("dashboard", storage=postgres_url, port=port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -190,9 +179,9 @@ def _ok(url: str) -> bool:
         return False
 
 
-def _run(*args, cwd):
+def _run(*args, cwd, **options):
     return subprocess.run(
-        [sys.executable, "-m", "tuner", "run", *args, "--no-progress"],
+        command_line("run", *args, no_progress=True, **options),
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -210,9 +199,7 @@ def test_bad_weights_file_is_a_clear_error_before_any_study(content, tmp_path):
         torch.save({"conv1.weight": torch.zeros(1)}, weights)
     else:
         weights.write_bytes(content)
-    done = _run(
-        "--model", "resnet18", "--weights", str(weights), "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path
-    )
+    done = _run(model="resnet18", weights=weights, storage=f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert str(weights) in done.stderr
     assert not (tmp_path / "s.db").exists()
@@ -220,39 +207,13 @@ def test_bad_weights_file_is_a_clear_error_before_any_study(content, tmp_path):
 
 def test_a_study_with_another_direction_or_space_is_refused_and_left_alone(trained_digits, tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    first = _run(
-        "--storage",
-        storage,
-        "--study-name",
-        "mine",
-        "--n-trials",
-        "2",
-        "--n-samples",
-        "4",
-        "--explainers",
-        "epsilon_plus",
-        "--out",
-        str(tmp_path / "o"),
-        cwd=tmp_path,
-    )
+    mine = dict(storage=storage, study_name="mine", n_samples=4, cwd=tmp_path)
+    first = _run(n_trials=2, explainers="epsilon_plus", out=tmp_path / "o", **mine)
     assert first.returncode == 0, first.stderr
     before = [(t.number, t.state, t.value) for t in optuna.load_study(study_name="mine", storage=storage).trials]
     for args, message in ((["--metric", "lerf"], "direction"), (["--explainers", "epsilon_gamma_box"], "search space")):
-        done = _run(
-            "--storage",
-            storage,
-            "--study-name",
-            "mine",
-            "--n-trials",
-            "4",
-            "--n-samples",
-            "4",
-            *(["--explainers", "epsilon_plus"] if "--explainers" not in args else []),
-            *args,
-            "--out",
-            str(tmp_path / "o2"),
-            cwd=tmp_path,
-        )
+        explainers = ["--explainers", "epsilon_plus"] if "--explainers" not in args else []
+        done = _run(*explainers, *args, n_trials=4, out=tmp_path / "o2", **mine)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     after = [(t.number, t.state, t.value) for t in optuna.load_study(study_name="mine", storage=storage).trials]
     assert after == before
