@@ -9,13 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
-
 from metrics import BASELINES, Metric, metric_class
 
 from .evidence._panel import PanelSpec, check_panel
 from .search._budget import Budget, integer
-from .search._strategies import PRUNERS, SAMPLERS, Pruner, Sampler
+from .search._strategies import Pruner, Sampler, check_strategies
 
 MetricSpec = str | Metric | Sequence[str | Metric]
 
@@ -84,16 +82,7 @@ class Search:
     drop_inert: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.sampler, str):
-            SAMPLERS.get(self.sampler)  # an unknown name: one line with the valid names and the closest one
-        if isinstance(self.pruner, str):
-            PRUNERS.get(self.pruner)
-        if not isinstance(self.sampler, (str, optuna.samplers.BaseSampler)):
-            raise TypeError(
-                f"sampler must be a name ({', '.join(SAMPLERS)}) or an Optuna sampler, got {self.sampler!r}"
-            )
-        if not isinstance(self.pruner, (str, optuna.pruners.BasePruner)):
-            raise TypeError(f"pruner must be a name ({', '.join(PRUNERS)}) or an Optuna pruner, got {self.pruner!r}")
+        check_strategies(self.sampler, self.pruner, n_objectives=1)  # the objectives are checked by tune()
         integer("seed", self.seed, minimum=None)
         integer("batch_size", self.batch_size, minimum=1)
 
