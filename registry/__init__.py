@@ -3,6 +3,6 @@ beside the definition, look up with a one-line did-you-mean error, plug in throu
 
 from __future__ import annotations
 
-from ._named import Registry
+from ._named import Registry, first_line
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "first_line"]

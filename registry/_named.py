@@ -14,7 +14,7 @@ Item = TypeVar("Item")
 _MISSING: Any = object()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message (or its type name), so errors stay one line."""
     for line in str(exc).splitlines():
         if line.strip():
@@ -166,7 +166,7 @@ class Registry(Mapping[str, T], Generic[T]):
         except Exception as exc:
             raise self._load_error(
                 f"{self.kind} {entry_point.name!r} from entry point {entry_point.value!r} failed to load "
-                f"({type(exc).__name__}: {_first_line(exc)})"
+                f"({type(exc).__name__}: {first_line(exc)})"
             ) from exc
         return item
 

@@ -23,13 +23,5 @@ class DataError(PresetError):
     """A data folder is missing or holds no readable images."""
 
 
-def first_line(exc: BaseException) -> str:
-    """Return the first non-empty line of an exception's message (or its type name)."""
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__
-
-
 class ModelImportError(PresetError):
     """A ``module:callable`` model cannot be imported, found, or built."""

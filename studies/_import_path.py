@@ -20,8 +20,10 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from registry import first_line
+
 from ._base import Preset
-from ._errors import ModelImportError, WeightsError, first_line
+from ._errors import ModelImportError, WeightsError
 from .loading._preprocessing import Preprocessing, load_images
 from .loading._weights import apply_state_dict, head_size, read_state_dict
 

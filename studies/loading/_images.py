@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .._errors import DataError, first_line
+from registry import first_line
+
+from .._errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._errors import WeightsError, first_line
+from registry import first_line
+
+from .._errors import WeightsError
 
 
 def cache_dir() -> Path:

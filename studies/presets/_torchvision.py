@@ -16,8 +16,10 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
+from registry import first_line
+
 from .._base import Preset
-from .._errors import WeightsError, WeightsUnavailableError, first_line
+from .._errors import WeightsError, WeightsUnavailableError
 from ..loading._preprocessing import Preprocessing, load_images
 from ..loading._weights import apply_state_dict, head_size, read_state_dict
 
