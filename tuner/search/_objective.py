@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from explainers import evaluation_mode
 from metrics import Metric
+from registry import first_line
 
 from ..figures._heatmaps import Samples, display_bounds, distinct_labels, trial_figure
 from ._budget import Admission, Budget
@@ -234,7 +235,7 @@ class TrialObjective:
                         "heatmap %s of trial %d is missing (%s); trial %d draws its own",
                         meta.artifact_id,
                         source.number,
-                        _first_line(error),
+                        first_line(error),
                         trial.number,
                     )
                     return False
@@ -300,8 +301,4 @@ class TrialObjective:
                 artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype=mimetype
             )
         except OSError as error:
-            logger.warning("heatmap of trial %d not stored: %s", trial.number, _first_line(error))
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+            logger.warning("heatmap of trial %d not stored: %s", trial.number, first_line(error))

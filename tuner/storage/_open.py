@@ -14,6 +14,8 @@ import sqlalchemy.exc
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
+from registry import first_line
+
 #: a run's outputs share one folder: the study (with its heatmaps beside it, ``tuner-artifacts/``) and the report
 OUTPUT_FOLDER = "lrp-tuner-out"
 DEFAULT_STORAGE = f"sqlite:///{OUTPUT_FOLDER}/tuner.db"
@@ -197,9 +199,7 @@ def _raw_userinfo(url: str) -> bool:
 
 def _first_line(error: Exception, url: str | None = None) -> str:
     """The first line of a driver's message, with every part of the URL's user information removed."""
-    if not str(error):
-        return type(error).__name__
-    line = redact(str(error).splitlines()[0], url)
+    line = redact(first_line(error), url)
     return line if url is None else _remove(line, sorted(_userinfo_parts(url), key=len, reverse=True))
 
 
