@@ -34,7 +34,7 @@ def images(n: int = 6, side: int = 8) -> torch.Tensor:
 def test_every_named_baseline_and_what_it_is():
     x = images()
     layout = layout_of(x)
-    assert set(BASELINES) == {"zero", "min", "mean", "blur", "uniform"}
+    assert set(BASELINES) == {"zero", "min", "mean", "blur", "uniform", "road"}
     assert torch.equal(make_baseline(x, "min", layout).flatten(), x.min().view(1))  # black: the data's lower bound
     uniform = make_baseline(x, "uniform", layout, baseline_seed=3)
     assert torch.equal(uniform, make_baseline(x, "uniform", layout, baseline_seed=3))  # seeded: reproducible

@@ -16,7 +16,7 @@ from .._base import Layout
 Baseline = str | int | float | Tensor
 
 #: the named baselines (see :func:`make_baseline`); a number or a tensor is accepted too
-BASELINES = ("zero", "min", "mean", "blur", "uniform")
+BASELINES = ("zero", "min", "mean", "blur", "uniform", "road")
 
 
 def make_baseline(
@@ -37,6 +37,8 @@ def make_baseline(
     the same inputs); a number (e.g. a pad / mask token id); or a tensor broadcastable to the inputs. The data is
     ``data`` (e.g. a study's samples) or, without it, ``inputs`` (all samples of the call, never one at a time);
     a channel is a dim of ``layout.reduce_dims`` (colour for images, the embedding for (B, L, E)).
+    ``"road"`` (ROAD's noisy linear imputation, Rong et al. 2022) depends on the mask, so it is made per chunk
+    by the engine (:func:`metrics.perturbation._road.road_impute`), not here.
     """
     if isinstance(baseline, Tensor):
         value = baseline.to(inputs.device, inputs.dtype)
@@ -58,6 +60,10 @@ def make_baseline(
     if not inputs.is_floating_point():
         raise ValueError(
             f"baseline {baseline!r} needs float inputs; for token ids pass the pad or mask token id as an int baseline."
+        )
+    if baseline == "road":
+        raise ValueError(
+            "baseline 'road' depends on the mask, so it is no tensor: see metrics.perturbation._road.road_impute."
         )
     if baseline == "blur":
         if inputs.ndim != 4:

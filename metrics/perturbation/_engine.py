@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .._base import Layout, Metric, check_inputs, layout_of
 from ._baselines import BASELINES, DEFAULT_BASELINE, Baseline, make_baseline
+from ._road import road_baseline
 
 ProbFn = Callable[[Tensor], Tensor]
 
@@ -70,7 +71,7 @@ def masked_scores(
     model: nn.Module,
     inputs: Tensor,
     targets: Tensor,
-    baseline: Tensor,
+    baseline: Tensor | Callable[[Tensor, Tensor], Tensor],
     layout: Layout,
     rows: Tensor,
     masks: Tensor,
@@ -80,15 +81,19 @@ def masked_scores(
     """Target scores of N perturbed copies, (N,), in ``ceil(N / batch_size)`` forward passes.
 
     Row n is sample ``rows[n]`` with the positions where ``masks[n]`` (N, n_positions) is True
-    replaced by the baseline. A mask of all False gives the unperturbed score.
+    replaced by the baseline. A mask of all False gives the unperturbed score. A baseline that depends on the
+    mask (ROAD's imputation) is a function ``(inputs_chunk, mask_chunk) -> perturbed_chunk``.
     """
-    full_baseline = baseline.expand_as(inputs)
+    full_baseline = baseline.expand_as(inputs) if isinstance(baseline, Tensor) else inputs
     out = []
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             index = rows[start : start + batch_size]
             mask = masks[start : start + batch_size].view(len(index), *layout.mask_shape)
-            perturbed = torch.where(mask, full_baseline[index], inputs[index])
+            if isinstance(baseline, Tensor):
+                perturbed = torch.where(mask, full_baseline[index], inputs[index])
+            else:
+                perturbed = baseline(inputs[index], mask)
             scores = prob_fn(model(perturbed))
             out.append(scores.gather(1, targets[index, None]).squeeze(1).float())
     return torch.cat(out) if out else inputs.new_zeros(0, dtype=torch.float)
@@ -185,7 +190,13 @@ class PerturbationMetric(Metric):
         return inputs.to(device), targets.to(device), attributions.to(device), layout
 
     def _scores(self, inputs: Tensor, targets: Tensor, layout: Layout, rows: Tensor, masks: Tensor) -> Tensor:
-        baseline = make_baseline(inputs, self.baseline, layout, self.blur_sigma, self.baseline_seed, self.baseline_data)
+        baseline: Tensor | Callable[[Tensor, Tensor], Tensor]
+        if isinstance(self.baseline, str) and self.baseline == "road":
+            baseline = road_baseline(inputs, self.baseline_seed)
+        else:
+            baseline = make_baseline(
+                inputs, self.baseline, layout, self.blur_sigma, self.baseline_seed, self.baseline_data
+            )
         return masked_scores(self.model, inputs, targets, baseline, layout, rows, masks, self.prob_fn, self.batch_size)
 
     def reference(self, inputs: Tensor, targets: Tensor) -> Tensor:

@@ -33,15 +33,15 @@ class RegionPerturbation(PerturbationMetric):
 
     Shared options (keyword-only, :data:`metrics.perturbation._engine.COMMON_OPTIONS`):
         baseline: what a removed feature becomes: ``"zero"``, ``"min"`` (the data's lower bound per channel:
-            black for images), ``"mean"`` (the data's mean per channel), ``"blur"``, ``"uniform"`` (seeded noise), a
-            number (e.g. a pad / mask token id for token-id inputs) or a tensor (see
-            :func:`metrics.perturbation._engine.make_baseline`).
+            black for images), ``"mean"`` (the data's mean per channel), ``"blur"``, ``"uniform"`` (seeded noise),
+            ``"road"`` (ROAD's noisy linear imputation of images, Rong et al. 2022), a number (e.g. a pad / mask
+            token id for token-id inputs) or a tensor (see :func:`metrics.perturbation._engine.make_baseline`).
             The choice decides rankings: ``"zero"`` is the reference point of gradient×input and of
             Integrated Gradients with a zero reference, and favours them.
         prob_fn: maps model outputs (N, classes) to scores; default softmax probabilities.
         batch_size: perturbed copies per forward pass (see ``DEFAULT_BATCH_SIZE``).
         blur_sigma: Gaussian sigma in pixels for ``baseline="blur"``.
-        baseline_seed: seed of the noise of ``baseline="uniform"``.
+        baseline_seed: seed of the noise of ``baseline="uniform"`` and ``baseline="road"``.
     """
 
     most_relevant_first = True
