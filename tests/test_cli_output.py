@@ -71,8 +71,7 @@ def test_matplotlib_font_cache_message_only_with_verbose(verbose, tmp_path):
     import sys
 
     code = (
-        "from tuner.cli._main import configure_output; "
-        f"configure_output(verbose={verbose}); import matplotlib.pyplot"
+        f"from tuner.cli._main import configure_output; configure_output(verbose={verbose}); import matplotlib.pyplot"
     )
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path)}  # an empty cache: matplotlib builds it now
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)

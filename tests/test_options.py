@@ -103,7 +103,9 @@ def test_the_command_line_maps_every_run_flag_to_its_option():
     assert options["objective"] == Objective("irof", metric_kwargs={"n_segments": 30, "baseline": "min"})
     assert options["budget"] == Budget(n_trials=7, timeout=90.0, n_samples=5, n_holdout=4)
     assert options["search"] == Search(sampler="random", pruner="median", seed=3, batch_size=2)
-    assert options["report"] == Report(panel=False, reference_rows=False, show_progress_bar=False)
+    assert options["report"] == Report(
+        panel=False, panel_budget=0.0, panel_min_seconds=60.0, reference_rows=False, show_progress_bar=False
+    )
     assert options["storage"] == Storage("sqlite:///mapped.db", heartbeat_interval=30)
     assert set(options) <= set(inspect.signature(tune).parameters)
 
@@ -118,3 +120,18 @@ def test_the_command_line_fills_the_budget_from_the_preset_where_no_flag_is_give
     assert options["search"].batch_size == 8
     assert options["objective"].metrics == ["abpc", "sparseness"]
     assert options["search"].sampler == "tpe"
+    assert options["report"] == Report(panel_budget=0.3, panel_min_seconds=60.0)
+
+
+def test_the_panel_budget_flags_map_to_the_report():
+    preset = types.SimpleNamespace(defaults={"n_trials": 20, "n_samples": 12, "batch_size": 8}, metric_kwargs={})
+    args = _flags("--panel-budget", "0.05", "--panel-min-seconds", "0")
+    options = cli_options.options(
+        args, cli_options.objective(args, preset), cli_options.budget_settings(args, preset), 3
+    )
+    assert options["report"] == Report(panel_budget=0.05, panel_min_seconds=0.0)
+    for bad in (["--panel-budget", "-1"], ["--panel-min-seconds", "nan"]):
+        with pytest.raises(SystemExit):
+            _flags(*bad)
+    with pytest.raises(ValueError, match="panel_budget must be a number of at least 0"):
+        Report(panel_budget=-0.1)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -17,7 +20,7 @@ from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
 from metrics import Metric
 from tuner import cli
 from tuner.cli._parser import _panel
-from tuner.evidence._panel import TAU_ROW, _disagreement, panel_metrics
+from tuner.evidence._panel import TAU_HIGH, TAU_LOW, TAU_ROW, _disagreement, panel_metrics
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BOUNDS = {"low": -1.0, "high": 1.0}
@@ -93,13 +96,13 @@ def test_comparisons_name_the_default_the_best_default_and_each_captum_row(resul
 
 def test_panel_ranks_scores_and_tau(result):
     table = result.panel()
-    methods = table.drop(index=TAU_ROW)
+    methods = table.drop(index=[TAU_ROW, TAU_LOW, TAU_HIGH])
     labels = [
         "AbPC (objective)",
         "MoRF",
         "AbPC (baseline=min, n_steps=8)",
         "AbPC (baseline=zero)",
-        "FaithfulnessCorrelation (n_runs=10, n_repeats=2)",
+        "FaithfulnessCorrelation (n_runs=10, 2 draws)",  # the budget (one minute at least) holds all its draws
     ]
     assert [c for c in table.columns if not c.endswith(" rank")] == labels
     assert sum(name.endswith("default") or "(= best)" in name for name in methods.index) == 2
@@ -110,12 +113,14 @@ def test_panel_ranks_scores_and_tau(result):
     for label in labels[1:]:
         tau = stats.kendalltau(methods[labels[0]], methods[label]).statistic
         assert table.loc[TAU_ROW, label] == pytest.approx(tau)
+        assert table.loc[TAU_LOW, label] <= tau <= table.loc[TAU_HIGH, label]
     # the objective's column is the held-out objective score that the summary shows
     best_default = methods.index[methods.index.str.startswith("LRPUniformEpsilon default")][0]
     assert methods.loc[best_default, labels[0]] == pytest.approx(
         result.summary().loc["LRPUniformEpsilon", "default (held-out)"]
     )
     assert table.attrs["seconds"] > 0 and table.attrs["n_samples"] == len(result.holdout.inputs)
+    assert table.attrs["budget"] == 60.0  # the trials took seconds: the floor
     assert result.panel() is not table and result.panel_details() is result.panel_details()  # scored once
 
 
@@ -123,9 +128,8 @@ def test_shared_faithfulness_correlation_perturbations_give_the_uncached_scores(
     """The panel computes FaithfulnessCorrelation's perturbed scores once per chunk for all methods; each
     method's scores equal the metric's own, computed afresh."""
     details = result.panel_details()
-    label = "FaithfulnessCorrelation (n_runs=10, n_repeats=2)"
-    index = list(details.scores.columns).index(label)
-    metric = dict(result.panel_metrics)[label]
+    index = list(details.scores.columns).index("FaithfulnessCorrelation (n_runs=10, 2 draws)")
+    metric = dict(result.panel_metrics)["FaithfulnessCorrelation (n_runs=10, n_repeats=2)"]
     assert "_scores" not in vars(metric)  # the cache is gone after the panel
     x, y = result.holdout.inputs, result.holdout.targets
     for method, explainer in list(result._panel_methods().items())[:3]:
@@ -134,7 +138,7 @@ def test_shared_faithfulness_correlation_perturbations_give_the_uncached_scores(
 
 
 def test_a_best_equal_to_its_default_is_one_row(result):
-    methods = result.panel().drop(index=TAU_ROW).index
+    methods = result.panel().drop(index=[TAU_ROW, TAU_LOW, TAU_HIGH]).index
     for variant in result.space.variants:
         rows = [name for name in methods if name.startswith(variant)]
         best = result._best_of(variant)
@@ -223,9 +227,9 @@ def test_held_out_scores_and_the_panel_share_one_attribution_per_configuration(d
         torch.testing.assert_close(panel.samples[label][1], fresh.float(), atol=1e-6, rtol=0)
 
 
-def test_a_panel_metric_equal_to_the_objective_takes_its_scores(digits, monkeypatch):
-    """The default panel's AbPC with a blur baseline is the default objective on images: the held-out pass scores it
-    once, and the panel's column holds what the metric itself gives."""
+def test_a_panel_metric_equal_to_the_objective_is_shown_once(digits, monkeypatch):
+    """The default panel's AbPC with a blur baseline is the default objective on images: it is not scored again,
+    not listed twice, and not counted among the panel metrics; the objective's column holds what it gives."""
     from metrics import AbPC
 
     two_abpc = [("abpc", {"baseline": "blur", "n_steps": 4}), ("abpc", {"baseline": "min", "n_steps": 4})]
@@ -244,11 +248,18 @@ def test_a_panel_metric_equal_to_the_objective_takes_its_scores(digits, monkeypa
     panel = result.panel_details()
     assert not any(m is blur for m in evaluated) and any(m is black for m in evaluated)  # the repeat is not rescored
     monkeypatch.setattr(AbPC, "evaluate", original)
+    assert list(panel.scores.columns) == ["AbPC (objective)", "AbPC (baseline=min, n_steps=4)"]
+    assert panel.repeats == ("AbPC (baseline=blur, n_steps=4)",)
+    assert any("baseline=blur, n_steps=4) is the objective: shown once" in line for line in panel.lines())
     held_out, targets = result.holdout.inputs, result.holdout.targets
     for label, explainer in result._panel_methods().items():
-        fresh = blur.evaluate(held_out, targets, explainer.attribute(held_out, targets).detach())
-        torch.testing.assert_close(panel.samples[label][1], fresh.float(), atol=1e-6, rtol=0)
-        assert not torch.equal(panel.samples[label][1], panel.samples[label][2])  # the other baseline: other scores
+        maps = explainer.attribute(held_out, targets).detach()
+        torch.testing.assert_close(
+            panel.samples[label][0], blur.evaluate(held_out, targets, maps).float(), atol=1e-6, rtol=0
+        )
+        torch.testing.assert_close(
+            panel.samples[label][1], black.evaluate(held_out, targets, maps).float(), atol=1e-6, rtol=0
+        )
 
 
 def test_metrics_are_the_same_only_with_equal_settings_model_and_baseline_data(digits):
@@ -267,3 +278,75 @@ def test_metrics_are_the_same_only_with_equal_settings_model_and_baseline_data(d
     black[1].fit_baseline(x[:10].clone())
     black[2].fit_baseline(x[10:] + 1)  # another data-wide lower bound
     assert same_metric(black[0], black[1]) and not same_metric(black[0], black[2])
+
+
+class _Slow:
+    """A panel metric that takes ``seconds`` per sample and records when each sample ended."""
+
+    direction, uses_reference = "maximize", False
+
+    def __init__(self, seconds: float):
+        self.seconds, self.ended = seconds, []
+
+    def evaluate(self, inputs, targets, attributions):
+        time.sleep(self.seconds)
+        self.ended.append(time.perf_counter())
+        return attributions.flatten(1).sum(1)
+
+
+def test_the_panel_stops_at_the_first_sample_boundary_after_its_budget():
+    from tuner.evidence._panel_scoring import score_within_budget
+
+    inputs, targets = torch.randn(20, 3), torch.zeros(20, dtype=torch.long)
+    maps = {"a": torch.randn(20, 3), "b": torch.randn(20, 3)}
+    metric = _Slow(0.05)
+    began = time.perf_counter()
+    scored = score_within_budget(inputs, targets, maps, [("slow", metric)], budget=0.2)
+    assert 1 <= scored.n_samples < 20 and len(metric.ended) == scored.n_samples
+    assert metric.ended[-1] - began >= 0.2  # it went on until the budget was spent ...
+    assert scored.n_samples == 1 or metric.ended[-2] - began < 0.2  # ... and stopped at the first sample after it
+    assert scored.scores["a"].shape == (1, scored.n_samples)
+    torch.testing.assert_close(scored.scores["b"][0], maps["b"][: scored.n_samples].sum(1))  # the same samples
+    everything = score_within_budget(inputs, targets, maps, [("slow", _Slow(0.0))], budget=60)
+    assert everything.n_samples == 20
+
+
+def test_a_smaller_budget_scores_fewer_samples_and_says_so(result):
+    small = dataclasses.replace(result, panel_budget=1e-4, panel_min_seconds=0, _panel=None).panel_details()
+    large = dataclasses.replace(result, panel_budget=10, panel_min_seconds=0, _panel=None).panel_details()
+    n = len(result.holdout.inputs)
+    assert small.n_samples < large.n_samples == n
+    assert small.lines()[0].startswith(f"robustness panel: {small.n_samples} of {n} held-out samples")
+    label = next(label for label in small.scores.columns if label.startswith("FaithfulnessCorrelation"))
+    assert label == "FaithfulnessCorrelation (n_runs=10, 1 draw)"  # as many draws as the budget allows, at least one
+    assert all(values.shape[-1] == small.n_samples for values in small.samples.values())
+    if small.n_samples < 5:
+        assert all(tau.text() == "too few samples for τ" for tau in small.tau.values())
+        assert any("too few samples for τ" in line for line in small.lines())
+
+
+def test_tau_and_its_interval():
+    from tuner.evidence._statistics import kendall_tau_b, tau_with_ci
+
+    generator = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = generator.integers(0, 4, 7).astype(float), generator.integers(0, 4, 7).astype(float)
+        expected = stats.kendalltau(a, b).statistic
+        assert kendall_tau_b(a, b) == pytest.approx(expected, nan_ok=True)
+    objective = generator.normal(size=(6, 60)) + np.arange(6)[:, None] * 0.3
+    other = objective + generator.normal(size=(6, 60))
+    wide, narrow = tau_with_ci(objective[:, :8], other[:, :8]), tau_with_ci(objective, other)
+    assert narrow.ci_low <= narrow.value <= narrow.ci_high
+    assert wide.ci_high - wide.ci_low > narrow.ci_high - narrow.ci_low  # fewer samples: a wider interval
+    few = tau_with_ci(objective[:, :4], other[:, :4])
+    assert few.value is None and few.text() == "too few samples for τ"
+
+
+def test_the_panel_budget_follows_the_trials_and_its_floor(result):
+    from tuner.evidence._panel_scoring import panel_seconds
+
+    assert panel_seconds(0.3, 60, 1000) == 300 and panel_seconds(0.3, 60, 10) == 60 and panel_seconds(0, 60, 10) == 0
+    trials = sum(t.duration.total_seconds() for t in result.study.trials if t.duration)
+    assert result.trial_seconds() == pytest.approx(trials) and trials > 0
+    off = dataclasses.replace(result, panel_budget=0, _panel=None)
+    assert not off.has_panel and off.panel().empty and off.panel_details() is None

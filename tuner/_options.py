@@ -12,6 +12,7 @@ from typing import Any
 from metrics import BASELINES, Metric, metric_class
 
 from .evidence._panel import PanelSpec, check_panel
+from .evidence._panel_scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS
 from .search._budget import Budget, integer
 from .search._strategies import Pruner, Sampler, check_strategies
 
@@ -90,16 +91,23 @@ class Search:
 @dataclass(frozen=True)
 class Report:
     """What the verdict holds: the robustness ``panel`` (metric names, ``(name, settings)`` pairs or Metric objects;
-    None: the default panel; False or []: none), captum's ``reference_rows``, the heatmaps per trial figure
-    (``n_heatmaps``) and the trial progress bar."""
+    None: the default panel; False or []: none) and its time budget (``panel_budget``: a fraction of the time the
+    trials took, 0 for no panel; never less than ``panel_min_seconds``), captum's ``reference_rows``, the heatmaps
+    per trial figure (``n_heatmaps``) and the trial progress bar."""
 
     panel: PanelSpec = None
+    panel_budget: float = DEFAULT_PANEL_BUDGET
+    panel_min_seconds: float = DEFAULT_PANEL_MIN_SECONDS
     reference_rows: bool = True
     n_heatmaps: int = 4
     show_progress_bar: bool = True
 
     def __post_init__(self) -> None:
         integer("n_heatmaps", self.n_heatmaps, minimum=0)
+        for name in ("panel_budget", "panel_min_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number of at least 0, got {value!r}")
         if isinstance(self.panel, (list, tuple)):
             check_panel([entry for entry in self.panel if isinstance(entry, tuple)])
 

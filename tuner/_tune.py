@@ -94,7 +94,7 @@ def tune(
         samples = fixed_samples(data, model, budget.n_samples, search.seed, device, search.batch_size, budget.n_holdout)
         objective_settings = _policy.objective_settings(samples.inputs, objective.settings())
         metrics = _policy.fit_baselines([_metric(m, model, objective_settings) for m in metric_list], samples.inputs)
-        panel_list = panel_metrics(report.panel, model, samples.inputs)
+        panel_list = panel_metrics(report.panel if report.panel_budget > 0 else False, model, samples.inputs)
         bases = _bases(explainer_cls, model, explainer_kwargs or {})
         for base in bases:
             base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
@@ -158,6 +158,8 @@ def tune(
             holdout=holdout,
             panel_metrics=panel_list,
             references=report.reference_rows,
+            panel_budget=report.panel_budget,
+            panel_min_seconds=report.panel_min_seconds,
         )
 
 

@@ -44,6 +44,8 @@ def options(args: argparse.Namespace, objective: Objective, settings: dict[str, 
         "search": Search(sampler=args.sampler, pruner=args.pruner, seed=args.seed, batch_size=settings["batch_size"]),
         "report": Report(
             panel=False if args.no_panel else args.panel,
+            panel_budget=0.0 if args.no_panel else args.panel_budget,
+            panel_min_seconds=args.panel_min_seconds,
             reference_rows=not args.no_baselines,
             show_progress_bar=not args.no_progress,
         ),

@@ -10,6 +10,7 @@ from typing import Any
 
 from metrics import BASELINES
 
+from ..evidence._panel_scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS
 from ..search._strategies import PRUNERS, SAMPLERS
 from ..storage._open import DEFAULT_STORAGE, OUTPUT_FOLDER
 
@@ -81,6 +82,13 @@ def _seconds(value: str) -> float:
     number = float(value)
     if not (math.isfinite(number) and number > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    return number
+
+
+def _non_negative_number(value: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {value}")
     return number
 
 
@@ -161,7 +169,22 @@ def parser() -> argparse.ArgumentParser:
         "abpc:baseline=zero,abpc:baseline=blur:blur_sigma=2,morf (default: AbPC with zero, min and blur "
         "baselines, MoRF, faithfulness_correlation, IROF; written to panel.csv)",
     )
-    panel.add_argument("--no-panel", action="store_true", help="no robustness panel")
+    panel.add_argument("--no-panel", action="store_true", help="no robustness panel (as --panel-budget 0)")
+    run.add_argument(
+        "--panel-budget",
+        type=_non_negative_number,
+        default=DEFAULT_PANEL_BUDGET,
+        metavar="F",
+        help="the panel's time: this fraction of the time the trials took (default %(default)s; 0 skips the panel); "
+        "it scores held-out samples one at a time until the time is spent",
+    )
+    run.add_argument(
+        "--panel-min-seconds",
+        type=_non_negative_number,
+        default=DEFAULT_PANEL_MIN_SECONDS,
+        metavar="S",
+        help="the panel's budget is never less than this (default %(default)s s: a small study gets its whole panel)",
+    )
     run.add_argument("--n-trials", type=_positive, help="total finished trials of the study")
     run.add_argument("--n-samples", type=_positive, help="samples every trial scores")
     run.add_argument(

@@ -8,9 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from ..evidence._result import TuneResult
 from ..inputs._device import resolve_device
 from ..search import _policy
 from ..search._phases import phase, recording
@@ -107,12 +104,12 @@ def _run_phases(args: argparse.Namespace) -> int:
         print(f"best so far: {best_line(_policy.best_configuration(result.study))}")
     else:
         from ..evidence._report import write_report
+        from ..evidence._verdict import report_lines
 
-        table = write_report(result, model, Path(args.out), study_name=study_name, storage=args.storage)
-        print(_readable(table).to_string())
-        _print_statistics(result)
-        _print_details(result)
-        print(f"\nresults in {Path(args.out).resolve()}")
+        out = Path(args.out)
+        write_report(result, model, out, study_name=study_name, storage=args.storage)
+        wide = [str(out.resolve() / name) for name in ("summary.csv", "panel.csv") if (out / name).exists()]
+        print("\n".join(report_lines(result, wide)))
     print(f"open the dashboard: python -m tuner dashboard --storage {mask_url(args.storage)}")
     return 0
 
@@ -132,49 +129,3 @@ def _check_labels(model: Any, inputs: Any, labels: Any) -> None:
             f"the data has {int(labels.max()) + 1} classes but the model has {n_outputs} outputs; "
             "pass --targets prediction, or --num-classes with a matching head"
         )
-
-
-def _readable(table: pd.DataFrame) -> pd.DataFrame:
-    """The summary for a terminal: numbers to 4 places, parameters as k=v; the CSV keeps everything."""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "" if value != value else f"{value:.4f}"
-        if isinstance(value, tuple):
-            return " / ".join(f"{v:.4f}" for v in value)
-        if isinstance(value, dict):
-            return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
-        return "" if value is None else str(value)
-
-    return table.drop(columns=["configuration"], errors="ignore").apply(lambda column: column.map(cell))
-
-
-def _print_statistics(result: TuneResult) -> None:
-    """The best configuration against the defaults and captum's rows on the held-out samples, then the panel."""
-    comparisons = result.comparisons()
-    if not comparisons.empty:
-        n = int(comparisons["n"].iloc[0])
-        print(
-            f"\nbest configuration vs others on {n} held-out samples (diff = best - other; 95% percentile-bootstrap "
-            "CI, 10,000 resamples; paired Wilcoxon p):"
-        )
-        print(_readable(comparisons.drop(columns=["n"])).to_string(index=False))
-    panel = result.panel()
-    if not panel.empty:
-        print(
-            f"\nrobustness panel: held-out scores and ranks under other metrics, "
-            f"{panel.attrs['n_samples']} samples, {panel.attrs['seconds']:.1f} s:"
-        )
-        print(_readable(panel).to_string())
-        if panel.attrs["message"]:
-            print(panel.attrs["message"])
-
-
-def _print_details(result: TuneResult) -> None:
-    """The Pareto front and the chosen rules in words."""
-    if result.multi_objective:
-        print("\nPareto front (choose with TuneResult.choose(index=...) or weights=...):")
-        print(_readable(result.pareto_front()).to_string())
-    described = result.best_explainer.describe()
-    if described:
-        print(f"\nbest rules per layer group:\n{described}")

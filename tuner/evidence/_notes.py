@@ -17,49 +17,31 @@ RESULT_COLUMNS = ("default", "best", "default (held-out)", "best (held-out)", "t
 
 
 def result_note(result: TuneResult, table: pd.DataFrame) -> str:
-    """The note's result section: the summary table (variants, default, best, held-out, captum rows) in Markdown,
-    and which configuration ``best.json`` holds and by which rule."""
+    """The note's result section, the compact parts first (readable without scrolling sideways): the verdict, the
+    rule behind ``best.json``, the robustness panel's lines; then the per-variant table in Markdown. The wide
+    tables are the study's attached files (summary.csv, panel.csv)."""
+    from ._verdict import verdict_rows, verdict_title
+
+    text = ""
+    header, rows = verdict_rows(result)
+    if rows:
+        text += f"### Verdict\n\n{verdict_title(result).rstrip(':')}.\n\n" + markdown_table(header, rows) + "\n\n"
+    text += "### The configuration in best.json\n\n" + best_rule(result)
+    details = result.panel_details()
+    if details is not None:
+        text += "\n\n### Robustness panel\n\n" + "\n".join(f"- {line.strip()}" for line in details.lines())
     columns = [column for column in RESULT_COLUMNS if column in table.columns]
-    rows = [[str(name)] + [_cell(table.loc[name, column]) for column in columns] for name in table.index]
-    header = ["explainer"] + [column.replace("_", " ") for column in columns]
+    cells = [[str(name)] + [_cell(table.loc[name, column]) for column in columns] for name in table.index]
     metric = study_metric(result.study)
     n = result.study.user_attrs.get("n_samples", len(result.objective.inputs))
     held = "" if result.holdout is None else f"; held-out: {len(result.holdout.inputs)} samples never tuned on"
     return (
-        f"### Result\n\nMean {metric} over {n} tuned samples{held}.\n\n"
-        + markdown_table(header, rows)
-        + "\n\n### The configuration in best.json\n\n"
-        + best_rule(result)
-        + verdict_note(result)
+        text
+        + f"\n\n### Per variant\n\nMean {metric} over {n} tuned samples{held}. "
+        + "The wide tables are attached to the study: summary.csv (every column), panel.csv (every metric's scores "
+        + "and ranks).\n\n"
+        + markdown_table(["explainer"] + [column.replace("_", " ") for column in columns], cells)
     )
-
-
-def verdict_note(result: TuneResult) -> str:
-    """The note's verdict sections (empty without held-out samples): the best configuration against the defaults
-    and captum's rows (paired statistics), and the robustness panel with its disagreement line."""
-    text = ""
-    comparisons = result.comparisons()
-    if not comparisons.empty:
-        rows = [
-            [f"{row['against']}: {row['configuration']}", row["metric"], f"{row['diff']:+.4f}"]
-            + [f"[{row['CI low']:+.4f}, {row['CI high']:+.4f}]", f"{row['p']:.2g}"]
-            for row in comparisons.to_dict("records")
-        ]
-        text += (
-            f"\n\n### The best against others ({int(comparisons['n'].iloc[0])} held-out samples)\n\n"
-            "Mean paired difference (best minus other), its 95% percentile-bootstrap interval and the paired Wilcoxon "
-            "p-value.\n\n" + markdown_table(["against", "metric", "difference", "95% CI", "p"], rows)
-        )
-    panel = result.panel()
-    if not panel.empty:
-        rows = [[str(name)] + [_cell(value) for value in panel.loc[name]] for name in panel.index]
-        message = panel.attrs.get("message") or "The objective's winner is also first under most panel metrics."
-        text += (
-            "\n\n### Robustness panel (held-out samples)\n\n"
-            + markdown_table(["method", *map(str, panel.columns)], rows)
-            + f"\n\n{message}"
-        )
-    return text
 
 
 def study_metric(study: optuna.Study) -> str:

@@ -18,12 +18,10 @@ from typing import Any
 
 import pandas as pd
 import torch
-from scipy import stats
 
-from explainers import evaluation_mode
-from metrics import FaithfulnessCorrelation, Metric, get_metric, metric_class
+from metrics import Metric, get_metric, metric_class
 
-from ..search._objective import TrialObjective, configuration_key
+from ._statistics import Tau, tau_with_ci
 
 PanelEntry = str | tuple[str, dict[str, Any]] | Metric
 #: ``tune(panel=...)``: None or True for the default panel, False or [] for none, else its entries
@@ -39,6 +37,7 @@ DEFAULT_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
     ("irof", {}),
 )
 TAU_ROW = "Kendall tau vs objective"
+TAU_LOW, TAU_HIGH = "tau 95% CI low", "tau 95% CI high"
 PANEL_PHASE = "robustness panel"  # the run phase its metrics are timed in (tuner.search._phases)
 
 
@@ -101,83 +100,59 @@ def check_panel(entries: Sequence[tuple[str, dict[str, Any]]] | None) -> None:
 
 @dataclass
 class Panel:
-    """The panel's result: held-out mean scores (methods × metrics, the objective first), the per-sample scores
-    behind them (method -> (metrics, samples), the objective first, for paired statistics), ranks (1 = best in
-    each metric's direction), Kendall's tau of each panel metric with the objective, the line saying when
-    the objective's winner is not the panel's, and the seconds the panel took."""
+    """The panel's result: mean scores over the scored held-out samples (methods × metrics, the objective first),
+    the per-sample scores behind them (method -> (metrics, samples), the objective first), ranks (1 = best in
+    each metric's direction), Kendall's tau of each panel metric with the objective (with its bootstrap interval),
+    the line saying when the objective's winner is not the panel's, the seconds the panel took against its
+    budget, and how many of the held-out samples it scored."""
 
     objective: str
     scores: pd.DataFrame
     samples: dict[str, torch.Tensor]
     ranks: pd.DataFrame
-    tau: dict[str, float]
+    tau: dict[str, Tau]
     message: str | None
     seconds: float
     n_samples: int
+    n_held_out: int = 0
+    budget: float = math.inf
+    #: panel entries left out because they equal the objective (shown once, as the objective's column)
+    repeats: tuple[str, ...] = ()
 
     def table(self) -> pd.DataFrame:
-        """One row per method: each metric's score and rank (``<metric> rank``), then a row of Kendall's tau
-        (in the score columns); panel.csv is this table."""
+        """One row per method: each metric's score and rank (``<metric> rank``), then rows of Kendall's tau and its
+        interval (in the score columns; empty with too few samples); panel.csv is this table."""
         columns = {}
         for label in self.scores.columns:
             columns[label] = self.scores[label]
             columns[f"{label} rank"] = self.ranks[label]
         table = pd.DataFrame(columns)
-        tau = pd.DataFrame([{label: self.tau.get(label, math.nan) for label in self.scores.columns}], index=[TAU_ROW])
-        table = pd.concat([table, tau])
+        rows = {
+            name: {label: _or_nan(getattr(self.tau[label], field)) for label in self.tau}
+            for name, field in ((TAU_ROW, "value"), (TAU_LOW, "ci_low"), (TAU_HIGH, "ci_high"))
+        }
+        table = pd.concat([table, pd.DataFrame.from_dict(rows, orient="index")])
         ranks = [f"{label} rank" for label in self.scores.columns]
         return table.astype({column: "Int64" for column in ranks})
 
+    def lines(self) -> list[str]:
+        """The panel in a terminal's width: what was scored, then one line per panel metric (tau with its interval,
+        the winner under it), then the disagreement line."""
+        scored = f"{self.n_samples} of {self.n_held_out} held-out samples" if self.n_held_out else "no samples"
+        budget = "" if math.isinf(self.budget) else f" (budget {self.budget:.0f} s)"
+        lines = [f"robustness panel: {scored} in {self.seconds:.0f} s{budget}; τ = Kendall's tau with {self.objective}"]
+        width = max(len(label) for label in self.tau) if self.tau else 0
+        for label, tau in self.tau.items():
+            winner = ", ".join(self.ranks.index[self.ranks[label] == 1])
+            lines.append(f"  {label:<{width}}  {tau.text():<22}  first: {winner}")
+        lines += [f"  ({label} is the objective: shown once)" for label in self.repeats]
+        if self.message:
+            lines.append(self.message)
+        return lines
 
-class HeldOutScorer:
-    """Per-sample held-out scores of configurations under the objective's metrics and the panel's, from one
-    attribution per configuration and chunk (the panel re-scores the methods the summary already scored: the
-    attributions are the costly part they share). Cached by configuration (class and settings). A panel metric equal
-    to an objective (:func:`same_metric`) takes the objective's scores. While it scores, each FaithfulnessCorrelation
-    of the panel reuses the target scores of its perturbed copies (:class:`_SameMasks`)."""
 
-    def __init__(self, holdout: TrialObjective, panel: list[tuple[str, Metric]]):
-        self.n_objective = len(holdout.metrics)
-        #: each panel metric's row among the scorer's: an objective's own where the panel repeats it (the default
-        #: panel's AbPC with a blur baseline is the default objective on images), else its own row after them
-        own: list[Metric] = []
-        self.rows: list[int] = []
-        for _, metric in panel:
-            repeated = [i for i, o in enumerate(holdout.metrics) if same_metric(metric, o)]
-            self.rows.append(repeated[0] if repeated else self.n_objective + len(own))
-            own += [] if repeated else [metric]
-        model = next(iter(holdout.space.variants.values())).model
-        with evaluation_mode(model):  # the metrics' reference scores, computed here once, as the trials' are
-            self.scorer = TrialObjective(
-                holdout.space,
-                [*holdout.metrics, *own],
-                holdout.inputs,
-                holdout.targets,
-                batch_size=holdout.batch_size,
-                trial_attrs={},
-                metric_phases=[None] * self.n_objective + [PANEL_PHASE] * len(own),
-            )
-        self.cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.seconds = 0.0  # spent in the panel's metrics
-        self._same_masks = [(m, _SameMasks(m._scores)) for m in own if isinstance(m, FaithfulnessCorrelation)]
-
-    def scores(self, explainer: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """(objective scores: (B,) with one metric, (metrics, B) with several; panel scores: (panel metrics, B))."""
-        key = configuration_key(explainer)
-        if key not in self.cache:
-            patched = [(m, masks) for m, masks in self._same_masks if "_scores" not in vars(m)]
-            for metric, masks in patched:
-                metric._scores = masks  # type: ignore[method-assign]
-            try:
-                rows = self.scorer.evaluate(explainer).reshape(len(self.scorer.metrics), -1)
-            finally:
-                for metric, _ in patched:
-                    del metric._scores
-            self.seconds += sum(self.scorer.metric_seconds[self.n_objective :])
-            self.scorer.metric_seconds = [0.0] * len(self.scorer.metrics)
-            objective = rows[0] if self.n_objective == 1 else rows[: self.n_objective]
-            self.cache[key] = (objective, rows[self.rows])
-        return self.cache[key]
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def same_metric(a: Metric, b: Metric) -> bool:
@@ -203,55 +178,52 @@ def score_panel(
     *,
     objective: tuple[str, str],
     seconds: float,
+    n_held_out: int = 0,
+    budget: float = math.inf,
+    repeats: tuple[str, ...] = (),
 ) -> Panel:
     """The panel of the methods (labels of ``objective_scores``): their per-sample held-out scores under the
-    objective (``objective_scores``, label -> (B,)) and under the panel's ``metrics`` (``panel_scores``, label ->
-    (metrics, B)); ``objective`` is the objective's (label, direction), ``seconds`` what the panel's scoring took."""
+    objective (``objective_scores``, label -> (B,), cut to the samples the panel scored) and under the panel's
+    ``metrics`` (``panel_scores``, label -> (metrics, n)); ``objective`` is the objective's (label, direction),
+    ``seconds`` what the panel's scoring took."""
     rows, samples = {}, {}
     for label, ours in objective_scores.items():
         per_sample = panel_scores[label]
+        n = per_sample.shape[-1]
         rows[label] = {name: float(values.mean()) for (name, _), values in zip(metrics, per_sample)}
-        samples[label] = torch.cat([ours.reshape(1, -1).float(), per_sample.float()])
+        samples[label] = torch.cat([ours.reshape(1, -1)[:, :n].float(), per_sample.float()])
     objective_label, direction = objective
     scores = pd.DataFrame(rows).T
-    scores.insert(0, objective_label, [float(objective_scores[label].mean()) for label in scores.index])
+    scores.insert(0, objective_label, [float(samples[label][0].mean()) for label in scores.index])
     directions = {objective_label: direction, **{name: m.direction for name, m in metrics}}
+    sign = {label: 1 if directions[label] == "maximize" else -1 for label in scores.columns}
     ranks = pd.DataFrame(
         {
-            label: (scores[label] * (1 if directions[label] == "maximize" else -1))
-            .rank(ascending=False, method="min")
-            .astype(int)
+            label: (scores[label] * sign[label]).rank(ascending=False, method="min").astype(int)
             for label in scores.columns
         }
     )
-    oriented = {label: scores[label] * (1 if directions[label] == "maximize" else -1) for label in scores.columns}
+    methods = list(scores.index)
+    oriented = torch.stack([samples[label] for label in methods], dim=1)  # (metrics, methods, samples)
     tau = {
-        label: float(stats.kendalltau(oriented[objective_label], oriented[label]).statistic)
-        for label in scores.columns[1:]
+        label: tau_with_ci(oriented[0] * sign[objective_label], oriented[index] * sign[label])
+        for index, label in enumerate(scores.columns)
+        if index > 0
     }
-    n_samples = len(next(iter(objective_scores.values())).reshape(-1)) if objective_scores else 0
+    n_samples = oriented.shape[-1] if methods else 0
     return Panel(
-        objective_label, scores, samples, ranks, tau, _disagreement(ranks, objective_label), seconds, n_samples
+        objective_label,
+        scores,
+        samples,
+        ranks,
+        tau,
+        _disagreement(ranks, objective_label),
+        seconds,
+        n_samples,
+        n_held_out,
+        budget,
+        repeats,
     )
-
-
-class _SameMasks:
-    """FaithfulnessCorrelation perturbs the same seeded subsets whatever the attributions, so the target scores of
-    its perturbed copies depend only on the samples: while the panel scores its methods they are computed once per
-    chunk of samples and reused (looked up by equal inputs, targets, rows and masks: the answer is the one without
-    the cache, ``tests/test_panel.py``). It saves most of the panel's forward passes (400 per sample by default)."""
-
-    def __init__(self, scores):
-        self.scores, self.entries = scores, []
-
-    def __call__(self, inputs, targets, layout, rows, masks):
-        key = (inputs, targets, rows, masks)
-        for entry, out in self.entries:
-            if all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(entry, key)):
-                return out
-        out = self.scores(inputs, targets, layout, rows, masks)
-        self.entries.append((key, out))
-        return out
 
 
 def _disagreement(ranks: pd.DataFrame, objective: str) -> str | None:

@@ -14,11 +14,10 @@ from explainers import evaluation_mode, save_config
 
 from ..figures._heatmaps import Row, Samples, comparison_figure, display_bounds
 from ..search._objective import TrialObjective, configuration_key
-from ..search._phases import phase
+from ..search._phases import announce, phase
 from ..storage._open import mask_url
 from ._dashboard import publish
-from ._panel import PANEL_PHASE
-from ._reference import captum_explainers
+from ._estimate import estimate_report
 from ._result import TuneResult
 
 MAX_PARETO_ROWS = 6  # the comparison figure shows at most this many front configurations
@@ -40,13 +39,15 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     if baselines is not None:
         result.references = baselines
-    baselines = result.references
+    with phase("reference rows"):  # IG's steps first: the estimate needs them
+        steps = result.choose_ig_steps()
+    estimate = estimate_report(result, steps)
+    announce(estimate.line(result.panel_budget), estimate.phases())
     with phase("held-out scores"):
         table = result.summary()
-    captum_means: dict[str, Any] = {}
-    if baselines:
-        with phase("captum baselines"):
-            table, captum_means = _with_captum(result, model, table)
+    if result.references:
+        with phase("reference rows"):
+            table = _with_references(result, table)
     table.to_csv(out / "summary.csv")
     files = [out / "summary.csv"]
     if result.multi_objective:
@@ -65,13 +66,12 @@ def write_report(
     )
     files.append(out / "best.json")
     with phase("figures"):
-        samples, rows = _figure_rows(result, model, table, captum_means if baselines else None)
+        samples, rows = _figure_rows(result, model, table, result._references())
         metric = " / ".join(result._metric_names())
         title = f"{study_name}: {metric.split(' / ')[0]} of each sample above its map; per row the mean {metric}"
         comparison_figure(samples, rows, out / "heatmaps.png", title=title)
     files.append(out / "heatmaps.png")
-    with phase(PANEL_PHASE):
-        panel = result.panel()
+    panel = result.panel()  # timed as its own phase; empty with the panel off
     if not panel.empty:
         panel.to_csv(out / "panel.csv")
         files.append(out / "panel.csv")
@@ -79,18 +79,14 @@ def write_report(
     return table
 
 
-def _with_captum(result: TuneResult, model: nn.Module, table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The table with one row per captum explainer (default score, held-out score), and per explainer its
-    per-sample scores and the shown samples' attributions."""
-    per_sample: dict[str, Any] = {}
-    rows = []
-    for name, explainer in captum_explainers(model).items():
-        with evaluation_mode(model):  # scores and the shown samples' attributions (for the figure) in one pass
-            scores, shown = result.objective._scores(None, explainer)
-        scores = scores[0] if len(result.objective.metrics) == 1 else scores
-        per_sample[name] = (scores, shown)
-        rows.append({"explainer": name, "default": _mean(scores), "trials": 0, **result.reference_row(explainer)})
-    return pd.concat([table, pd.DataFrame(rows).set_index("explainer")]), per_sample
+def _with_references(result: TuneResult, table: pd.DataFrame) -> pd.DataFrame:
+    """The table with one row per reference explainer, scored on the held-out samples only (the figure scores the
+    samples it shows)."""
+    rows = [
+        {"explainer": name, "trials": 0, **result.reference_row(explainer)}
+        for name, explainer in result._references().items()
+    ]
+    return pd.concat([table, pd.DataFrame(rows).set_index("explainer")]) if rows else table
 
 
 def _mean(scores: torch.Tensor) -> float | tuple:
@@ -99,11 +95,11 @@ def _mean(scores: torch.Tensor) -> float | tuple:
 
 
 def _figure_rows(
-    result: TuneResult, model: nn.Module, table: pd.DataFrame, captum: dict[str, Any] | None
+    result: TuneResult, model: nn.Module, table: pd.DataFrame, references: dict[str, Any]
 ) -> tuple[Samples, list[Row]]:
     """The comparison figure's samples and rows: per variant its default and best (once where they are the same
-    configuration), the Pareto configurations of a multi-objective study, the captum rows. Attributions are
-    computed once per configuration (cached by its settings)."""
+    configuration), the Pareto configurations of a multi-objective study, the reference rows (scored on the shown
+    samples alone). Attributions are computed once per configuration (cached by its settings)."""
     objective = result.objective
     shown = objective.shown
     figure = _Shown(objective, model, shown)
@@ -128,12 +124,8 @@ def _figure_rows(
             params = _params_text(result.space.explainer_kwargs(trial.params))
             explainer = result.space.from_params(trial.params)
             rows.append(figure.row(f"Pareto: trial {trial.number}", explainer, trial, f"{values}\n{params}"))
-    for name, (scores, attributions) in (captum or {}).items():
-        per_sample = scores if scores.ndim == 1 else scores[0]
-        note = _note(table, name, "default", names)
-        if attributions is None:
-            attributions = figure.attributions(name, captum_explainers(model)[name])
-        rows.append(Row(name, attributions, per_sample[shown].tolist(), note))
+    for name, explainer in references.items():
+        rows.append(figure.row(name, explainer, None, _note(table, name, "default", names)))
     return figure.samples(result), rows
 
 
@@ -203,12 +195,16 @@ def _default_trial(result: TuneResult, variant: str):
 
 def _note(table: pd.DataFrame, variant: str, column: str, names: list[str], params: dict | None = None) -> str:
     """``AbPC 0.734, held-out 0.702`` (and the parameters of a best configuration)."""
-    value, held = table.loc[variant, column], table.loc[variant].get(f"{column} (held-out)")
-    parts = [f"{names[0] if len(names) == 1 else '/'.join(names)} {_number(value)}"]
-    if held is not None and not (isinstance(held, float) and held != held):
+    value, held = table.loc[variant].get(column), table.loc[variant].get(f"{column} (held-out)")
+    parts = [] if _missing(value) else [f"{names[0] if len(names) == 1 else '/'.join(names)} {_number(value)}"]
+    if not _missing(held):
         parts.append(f"held-out {_number(held)}")
     text = ", ".join(parts)
     return f"{text}\n{_params_text(params)}" if params else text
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _number(value: Any) -> str:

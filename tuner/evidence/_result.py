@@ -6,22 +6,28 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
 import torch
 from optuna.trial import TrialState
 
-from explainers import LRPBase
+from explainers import LRPBase, evaluation_mode
 from metrics import Metric
 
 from ..search._fair import configurations
-from ..search._objective import TrialObjective, configuration_key
+from ..search._objective import TrialObjective
+from ..search._phases import phase
 from ..search._policy import best_trial, choose_from_front
 from ..search._space import SearchSpace
-from ._panel import HeldOutScorer, Panel, score_panel
+from ._heldout import HeldOutScorer
+from ._panel import PANEL_PHASE, Panel, same_metric, score_panel
+from ._panel_scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS, panel_seconds, score_within_budget
 from ._statistics import compare
+
+if TYPE_CHECKING:
+    from ._reference import StepChoice
 
 #: the summary's columns of the paired held-out comparison of the best configuration with each row
 VS_ROW = "best vs row: "
@@ -42,7 +48,11 @@ class TuneResult:
     panel_metrics: list[tuple[str, Metric]] = field(default_factory=list)
     #: whether comparisons and the panel include captum's reference rows (the CLI's ``--no-baselines`` turns off)
     references: bool = True
-    _held_out_cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the panel's time budget: this fraction of the trials' time (0: no panel), never less than the seconds
+    panel_budget: float = DEFAULT_PANEL_BUDGET
+    panel_min_seconds: float = DEFAULT_PANEL_MIN_SECONDS
+    #: IntegratedGradients' steps in the reference rows (chosen by its error: :meth:`choose_ig_steps`)
+    ig_steps: int | None = None
     _panel: Panel | None = field(default=None, repr=False)
     _scorer: HeldOutScorer | None = field(default=None, repr=False)
 
@@ -206,32 +216,70 @@ class TuneResult:
     def panel(self) -> pd.DataFrame:
         """The robustness panel (see :mod:`tuner.evidence._panel`): per method (each variant's default and best, the
         captum rows) its held-out score and rank under the objective and under each panel metric, and a last
-        row of Kendall's tau with the objective; ``attrs`` carry ``message`` (the line when the objective's
-        winner is not the panel's), ``seconds`` and ``n_samples``. Empty without a panel or held-out samples.
-        Scored once per distinct configuration and cached."""
+        rows of Kendall's tau with the objective and its interval; ``attrs`` carry ``message`` (the line when the
+        objective's winner is not the panel's), ``seconds``, ``budget``, ``n_samples`` (scored) and ``n_held_out``.
+        Empty without a panel or held-out samples. Scored once, within its time budget, and cached."""
         details = self.panel_details()
         if details is None:
             return pd.DataFrame()
         table = details.table()
-        table.attrs.update(message=details.message, seconds=details.seconds, n_samples=details.n_samples)
+        table.attrs.update(
+            message=details.message,
+            seconds=details.seconds,
+            budget=details.budget,
+            n_samples=details.n_samples,
+            n_held_out=details.n_held_out,
+        )
         return table
 
     def panel_details(self) -> Panel | None:
-        """The panel's scores, ranks, taus and message (None without a panel or held-out samples)."""
-        if self.holdout is None or not self.panel_metrics:
+        """The panel's scores, ranks, taus and message (None without a panel or held-out samples), scored within
+        its time budget (:meth:`panel_budget_seconds`)."""
+        if not self.has_panel:
             return None
+        assert self.holdout is not None
         if self._panel is None:
             methods = self._panel_methods()
-            scored = {label: self._held_out_scorer().scores(explainer) for label, explainer in methods.items()}
-            first = {label: ours.reshape(len(self.study.directions), -1)[0] for label, (ours, _) in scored.items()}
+            scorer = self._held_out_scorer()
+            n_metrics = len(self.study.directions)
+            objective = {label: scorer.scores(e).reshape(n_metrics, -1)[0] for label, e in methods.items()}
+            maps = {label: scorer.attributions(e) for label, e in methods.items()}
+            first = self.holdout.metrics[0]
+            repeats = tuple(label for label, metric in self.panel_metrics if same_metric(metric, first))
+            metrics = [(label, metric) for label, metric in self.panel_metrics if label not in repeats]
+            budget = self.panel_budget_seconds()
+            with phase(PANEL_PHASE):
+                scored = score_within_budget(self.holdout.inputs, self.holdout.targets, maps, metrics, budget)
             self._panel = score_panel(
-                first,
-                {label: panel for label, (_, panel) in scored.items()},
-                self.panel_metrics,
+                objective,
+                scored.scores,
+                scored.metrics,
                 objective=(f"{self._metric_names()[0]} (objective)", self.study.directions[0].name.lower()),
-                seconds=self._held_out_scorer().seconds,
+                seconds=scored.seconds,
+                n_held_out=len(self.holdout.inputs),
+                budget=budget,
+                repeats=repeats,
             )
         return self._panel
+
+    @property
+    def has_panel(self) -> bool:
+        """Whether the report scores a robustness panel: panel metrics, held-out samples and a budget above 0."""
+        return self.holdout is not None and bool(self.panel_metrics) and self.panel_budget > 0
+
+    def trial_seconds(self) -> float:
+        """The seconds the study's finished trials took, all workers together (what the panel's budget is a share
+        of)."""
+        return sum(t.duration.total_seconds() for t in self.study.get_trials(deepcopy=False) if t.duration)
+
+    def trial_median_seconds(self) -> float:
+        """The median time of a complete trial that scored its configuration (not a repeat): a trial-equivalent."""
+        times = [t.duration.total_seconds() for t in self._complete() if t.duration and "repeat_of" not in t.user_attrs]
+        return float(torch.tensor(times).median()) if times else float("nan")
+
+    def panel_budget_seconds(self) -> float:
+        """The panel's budget in seconds: ``panel_budget`` times the trials' time, at least ``panel_min_seconds``."""
+        return panel_seconds(self.panel_budget, self.panel_min_seconds, self.trial_seconds())
 
     def _panel_methods(self) -> dict[str, Any]:
         """label -> explainer: each variant's default, its best where it differs, captum's rows."""
@@ -264,11 +312,34 @@ class TuneResult:
         ours, theirs = self._held_out_samples(self.best_explainer), self._held_out_samples(explainer)
         return compare(ours[0], theirs[0]) if self.multi_objective else compare(ours, theirs)
 
+    def choose_ig_steps(self) -> StepChoice | None:
+        """Choose IntegratedGradients' steps for the reference rows by its completeness error on the first batch
+        (of the held-out samples, else the tuned ones), and store the number with the study (``ig_steps``); None
+        without reference rows."""
+        from ._reference import choose_ig_steps  # captum imports matplotlib: not before the CLI configures logging
+
+        if not self.references:
+            return None
+        x, y = next((self.holdout or self.objective)._chunks())
+        model = self._model()
+        with evaluation_mode(model):
+            choice = choose_ig_steps(model, x, y)
+        self.ig_steps = choice.n_steps
+        self.study.set_user_attr("ig_steps", choice.n_steps)
+        return choice
+
     def _references(self) -> dict[str, Any]:
         """captum's reference explainers by row name (none when ``references`` is off)."""
-        from ._reference import captum_explainers  # captum imports matplotlib: not before the CLI configures logging
+        from ._reference import captum_explainers
 
-        return captum_explainers(next(iter(self.space.variants.values())).model) if self.references else {}
+        if not self.references:
+            return {}
+        if self.ig_steps is None:
+            self.choose_ig_steps()
+        return captum_explainers(self._model(), self.ig_steps)
+
+    def _model(self) -> torch.nn.Module:
+        return next(iter(self.space.variants.values())).model
 
     def _best_default_variant(self) -> str | None:
         """The variant whose default configuration scored best on the tuning samples."""
@@ -286,19 +357,13 @@ class TuneResult:
 
     def _held_out_samples(self, explainer: Any) -> torch.Tensor:
         """Per-sample held-out scores, computed once per configuration (keyed by its class and settings: a best
-        equal to its default is not rescored), with the panel's scores where there is a panel."""
-        assert self.holdout is not None, "held-out scores need held-out samples"
-        if self.panel_metrics:  # the panel's scores come from the same attributions
-            return self._held_out_scorer().scores(explainer)[0]
-        key = configuration_key(explainer)
-        if key not in self._held_out_cache:
-            self._held_out_cache[key] = self.holdout.evaluate(explainer)
-        return self._held_out_cache[key]
+        equal to its default is not rescored), its attributions kept for the panel."""
+        return self._held_out_scorer().scores(explainer)
 
     def _held_out_scorer(self) -> HeldOutScorer:
         assert self.holdout is not None, "held-out scores need held-out samples"
         if self._scorer is None:
-            self._scorer = HeldOutScorer(self.holdout, self.panel_metrics)
+            self._scorer = HeldOutScorer(self.holdout)
         return self._scorer
 
     def _best_of(self, variant: str) -> optuna.trial.FrozenTrial | None:

@@ -82,3 +82,57 @@ def compare(a, b, *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> Compar
     d = _differences(a, b)
     low, high = bootstrap_ci(d, n_resamples=n_resamples, seed=seed)
     return Comparison(float(d.mean()) if d.size else math.nan, low, high, wilcoxon_p(d), int(d.size))
+
+
+#: fewer scored samples than this give no Kendall's tau: its bootstrap interval would span almost everything
+MIN_SAMPLES_FOR_TAU = 5
+#: bootstrap resamples of tau's interval (each resample ranks the methods again, so fewer than for a mean)
+TAU_RESAMPLES = 2_000
+
+
+@dataclass(frozen=True)
+class Tau:
+    """Kendall's tau-b of two metrics' method means, with its percentile-bootstrap interval over the samples (None
+    for each with fewer than :data:`MIN_SAMPLES_FOR_TAU` samples)."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+    def text(self) -> str:
+        """``τ 0.71 [0.43, 0.90]``, or "too few samples for τ"."""
+        if self.value is None:
+            return "too few samples for τ"
+        return f"τ {self.value:+.2f} [{self.ci_low:+.2f}, {self.ci_high:+.2f}]"
+
+
+def kendall_tau_b(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b between the last axes of ``a`` and ``b`` (…, methods), vectorised over the leading axes;
+    equal to ``scipy.stats.kendalltau`` (NaN where one side is constant)."""
+    da = np.sign(a[..., :, None] - a[..., None, :])
+    db = np.sign(b[..., :, None] - b[..., None, :])
+    upper = np.triu(np.ones(da.shape[-2:], dtype=bool), 1)
+    concordance = (da * db)[..., upper].sum(-1)
+    untied_a, untied_b = (da[..., upper] != 0).sum(-1), (db[..., upper] != 0).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return concordance / np.sqrt(untied_a * untied_b)
+
+
+def tau_with_ci(
+    objective, other, *, n_resamples: int = TAU_RESAMPLES, confidence: float = CONFIDENCE, seed: int = SEED
+) -> Tau:
+    """Kendall's tau-b between the methods' mean scores under two metrics, from per-sample scores (methods,
+    samples) each oriented so that higher is better, and its percentile-bootstrap interval (samples resampled
+    with replacement, the same resample for both metrics)."""
+    a, b = _as_array(objective), _as_array(other)
+    n = a.shape[-1]
+    if n < MIN_SAMPLES_FOR_TAU:
+        return Tau(None, None, None, n)
+    value = float(kendall_tau_b(a.mean(-1), b.mean(-1)))
+    index = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    taus = kendall_tau_b(a[:, index].mean(-1).T, b[:, index].mean(-1).T)
+    taus = taus[~np.isnan(taus)]
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(taus, [alpha, 1 - alpha]) if taus.size else (math.nan, math.nan)
+    return Tau(value, float(low), float(high), n)

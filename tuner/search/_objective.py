@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -24,7 +23,6 @@ from ..figures._heatmaps import Samples, display_bounds, distinct_labels, trial_
 from ._budget import Admission, Budget
 from ._fair import in_stage
 from ._interrupt import raise_if_received
-from ._phases import phase
 from ._space import SearchSpace
 
 logger = logging.getLogger("tuner")
@@ -76,7 +74,6 @@ class TrialObjective:
         n_heatmaps: int = 4,
         budget: Budget | None = None,
         share_work: bool = True,
-        metric_phases: Sequence[str | None] | None = None,
     ):
         self.space = space
         self.metrics = list(metrics)
@@ -94,10 +91,9 @@ class TrialObjective:
         self._figure_samples: Samples | None = None
         #: the shown samples' attributions of this process's scored configurations: the report draws them again
         self.shown_attributions: dict[str, torch.Tensor] = {}
-        #: seconds spent in each metric, and the run phase each is timed in (None: the caller's): the panel's
-        #: metrics share the held-out pass and report their own share of it
+        #: seconds spent in each metric
         self.metric_seconds = [0.0] * len(self.metrics)
-        self.metric_phases = list(metric_phases or [None] * len(self.metrics))
+        self.metric_samples = 0  # the samples those seconds scored (a sample's cost estimates the report's)
 
     @property
     def metric(self) -> Metric:
@@ -173,10 +169,9 @@ class TrialObjective:
             rows = []
             for index, (metric, reference) in enumerate(zip(self.metrics, self.references)):
                 began = time.perf_counter()
-                named = self.metric_phases[index]
-                with phase(named) if named else contextlib.nullcontext():
-                    rows.append(self._evaluate(metric, reference, x, y, attributions, start))
+                rows.append(self._evaluate(metric, reference, x, y, attributions, start))
                 self.metric_seconds[index] += time.perf_counter() - began
+            self.metric_samples += len(x)
             chunk = torch.stack(rows)
             scores.append(chunk)
             shown.update({i: attributions[i - start] for i in self.shown if start <= i < start + len(x)})

@@ -1,5 +1,5 @@
-"""The phases of a run (model, inert checks, trials, captum baselines, held-out scores, figures): each named on
-stderr as it starts, and the time spent in each printed at the end.
+"""The phases of a run (model, inert checks, trials, held-out scores, reference rows, figures, robustness panel):
+each named on stderr as it starts (the report's estimated first), and the time spent in each printed at the end.
 
 ``tune()`` and the report mark their phases with :func:`phase`; nothing is printed or timed unless a caller
 records them (:func:`recording`: the command line, ``benchmarks/overhead.py``), so a library user sees nothing.
@@ -20,12 +20,19 @@ class PhaseTimes:
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream
         self.seconds: dict[str, float] = {}
+        #: seconds a phase was estimated to take before it started (:func:`estimate`): the summary shows both
+        self.estimates: dict[str, float] = {}
         self.started = time.perf_counter()
 
     def start(self, name: str) -> None:
         """Announce a phase the first time it starts."""
         if self.stream is not None and name not in self.seconds:
             print(f"[{time.perf_counter() - self.started:7.1f} s] {name} ...", file=self.stream, flush=True)
+
+    def say(self, line: str) -> None:
+        """Print a line of the run (an estimate of what comes) where phases are announced."""
+        if self.stream is not None:
+            print(f"[{time.perf_counter() - self.started:7.1f} s] {line}", file=self.stream, flush=True)
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
@@ -34,12 +41,15 @@ class PhaseTimes:
         return time.perf_counter() - self.started
 
     def summary(self) -> str:
-        """``time per phase: model 2.1 s, inert checks 4.0 s, trials 30.2 s (71%), ...; total 42.5 s``."""
+        """``time per phase: model 2.1 s, inert checks 4.0 s, trials 30.2 s (71%), held-out scores 5.1 s (12%)
+        [estimated 6 s], ...; total 42.5 s``."""
         total = self.total()
-        parts = [
-            f"{name} {seconds:.1f} s ({100 * seconds / total:.0f}%)" if total > 0 else f"{name} {seconds:.1f} s"
-            for name, seconds in self.seconds.items()
-        ]
+        parts = []
+        for name, seconds in self.seconds.items():
+            part = f"{name} {seconds:.1f} s" + (f" ({100 * seconds / total:.0f}%)" if total > 0 else "")
+            if name in self.estimates:
+                part += f" [estimated {self.estimates[name]:.0f} s]"
+            parts.append(part)
         return f"time per phase: {', '.join(parts)}; total {total:.1f} s"
 
 
@@ -55,6 +65,14 @@ def recording(stream: TextIO | None = sys.stderr) -> Iterator[PhaseTimes]:
         yield times
     finally:
         _ACTIVE.remove(times)
+
+
+def announce(line: str, estimates: dict[str, float] | None = None) -> None:
+    """Say ``line`` where a run is recorded (nothing for a library user) and keep the phases' ``estimates``
+    (seconds), which the summary shows beside what the phases took."""
+    for times in _ACTIVE:
+        times.say(line)
+        times.estimates.update(estimates or {})
 
 
 _OPEN: list[list] = []  # the phases now running, innermost last: [name, when it started or resumed]

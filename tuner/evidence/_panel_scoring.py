@@ -1,0 +1,171 @@
+"""The robustness panel's scoring within a time budget: the held-out samples one at a time, every method under every
+panel metric for one sample before the next, until the budget is spent.
+
+It stops at the first sample boundary after the budget, so it never takes more than the budget plus one sample, and
+the samples it scored are the same for every method and metric (the statistics stay paired). The budget is a
+fraction of the time the trials took (:func:`panel_seconds`), so a larger study buys a larger panel.
+FaithfulnessCorrelation averages ``n_repeats`` draws of subsets; the panel uses as many draws as its budget allows
+for every held-out sample (at least one), measured on the first sample, and names the number in the label.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from metrics import FaithfulnessCorrelation, Metric
+
+#: ``Report(panel_budget=...)``: the panel's default share of the trials' time, and its floor in seconds
+DEFAULT_PANEL_BUDGET = 0.3
+DEFAULT_PANEL_MIN_SECONDS = 60.0
+
+
+def panel_seconds(fraction: float, min_seconds: float, trial_seconds: float) -> float:
+    """The panel's time budget: ``fraction`` of the trials' time, never less than ``min_seconds``; 0 with a
+    fraction of 0 (no panel)."""
+    return 0.0 if fraction <= 0 else max(min_seconds, fraction * trial_seconds)
+
+
+@dataclass
+class PanelScores:
+    """What the budgeted scoring gives: the metrics as scored (FaithfulnessCorrelation with its draws), per method
+    its (metrics, n) scores on the first n held-out samples, and the seconds it took."""
+
+    metrics: list[tuple[str, Metric]]
+    scores: dict[str, torch.Tensor]
+    n_samples: int
+    seconds: float
+    #: seconds per metric label over the scored samples after the first (where the draws were chosen)
+    metric_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def score_within_budget(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    attributions: dict[str, torch.Tensor],
+    metrics: list[tuple[str, Metric]],
+    budget: float,
+) -> PanelScores:
+    """Score each method's held-out ``attributions`` (label -> (B, ...)) under the panel's ``metrics``, one sample
+    at a time, stopping at the first sample boundary after ``budget`` seconds."""
+    began = time.perf_counter()
+    columns: list[torch.Tensor] = []
+    timings: dict[str, float] = {}
+    for index in range(len(inputs)):
+        x, y = inputs[index : index + 1], targets[index : index + 1]
+        maps = torch.stack([a[index] for a in attributions.values()]).to(x.device)
+        if index == 0:
+            metrics, column = _first_sample(x, y, maps, metrics, budget / len(inputs))
+        else:
+            column = torch.stack([_timed(timings, label, metric, x, y, maps) for label, metric in metrics])
+        columns.append(column)
+        if time.perf_counter() - began >= budget:
+            break
+    scored = torch.stack(columns, dim=-1) if columns else torch.zeros(len(metrics), len(attributions), 0)
+    return PanelScores(
+        metrics,
+        {label: scored[:, m] for m, label in enumerate(attributions)},
+        len(columns),
+        time.perf_counter() - began,
+        timings,
+    )
+
+
+def _timed(
+    timings: dict[str, float], label: str, metric: Metric, x: torch.Tensor, y: torch.Tensor, maps: torch.Tensor
+) -> torch.Tensor:
+    began = time.perf_counter()
+    scores = _score(metric, x, y, maps)
+    timings[label] = timings.get(label, 0.0) + time.perf_counter() - began
+    return scores
+
+
+def _first_sample(
+    x: torch.Tensor, y: torch.Tensor, maps: torch.Tensor, metrics: list[tuple[str, Metric]], per_sample: float
+) -> tuple[list[tuple[str, Metric]], torch.Tensor]:
+    """Score the first sample and choose FaithfulnessCorrelation's draws: as many as fit ``per_sample`` seconds
+    (the budget over all held-out samples) next to the other metrics' measured cost, at least one, at most its
+    own ``n_repeats``."""
+    scores: dict[int, torch.Tensor] = {}
+    began = time.perf_counter()
+    for i, (_, metric) in enumerate(metrics):
+        if not isinstance(metric, FaithfulnessCorrelation):
+            scores[i] = _score(metric, x, y, maps)
+    others = time.perf_counter() - began
+    draw_seconds, one_draw = 0.0, {}
+    for i, (_, metric) in enumerate(metrics):
+        if isinstance(metric, FaithfulnessCorrelation):
+            began = time.perf_counter()
+            one_draw[i] = _score(_with_draws(metric, 1), x, y, maps)
+            draw_seconds += time.perf_counter() - began
+    draws = int((per_sample - others) / draw_seconds) if draw_seconds > 0 else 1
+    chosen = list(metrics)
+    for i in one_draw:
+        label, metric = metrics[i]
+        n = max(1, min(draws, metric.n_repeats))  # type: ignore[attr-defined]
+        drawn = _with_draws(metric, n)
+        chosen[i] = (_draws_label(label, n), drawn)
+        scores[i] = one_draw[i] if n == 1 else _score(drawn, x, y, maps)
+    return chosen, torch.stack([scores[i] for i in range(len(metrics))])
+
+
+def _score(metric: Metric, x: torch.Tensor, y: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """One sample's scores under ``metric``, one per method (``maps``: (methods, ...)). The methods share the
+    sample: its reference score is computed once and, where the metric perturbs the same way whatever the map, its
+    perturbed forwards too."""
+    reference = metric.reference(x, y) if metric.uses_reference else None
+    kwargs = {} if reference is None else {"reference": reference}
+    if isinstance(metric, FaithfulnessCorrelation) or getattr(metric, "baseline", None) == "uniform":
+        # seeded draws depend on the batch's shape: each method alone, the perturbed scores computed once
+        with _shared_perturbations(metric):
+            rows = [metric.evaluate(x, y, m[None], **kwargs) for m in maps]
+        return torch.cat(rows).detach().float().cpu()
+    batch = len(maps)
+    if reference is not None:
+        kwargs["reference"] = reference.expand(batch)
+    scores = metric.evaluate(x.expand(batch, *x.shape[1:]), y.expand(batch), maps, **kwargs)
+    return scores.detach().float().cpu()
+
+
+def _with_draws(metric: Metric, n: int) -> Metric:
+    """A copy of a FaithfulnessCorrelation with ``n`` draws of subsets (the same data-wide baseline)."""
+    if n == metric.n_repeats:  # type: ignore[attr-defined]
+        return metric
+    copy = type(metric)(metric.model, **{**metric._settings, "n_repeats": n})
+    copy.baseline_data = getattr(metric, "baseline_data", None)  # type: ignore[attr-defined]
+    return copy
+
+
+def _draws_label(label: str, n: int) -> str:
+    """``FaithfulnessCorrelation (8 draws)``: the label with its ``n_repeats`` setting replaced by the draws used."""
+    label = re.sub(r",? ?n_repeats=\d+", "", label).replace("(, ", "(").replace(" ()", "")
+    draws = f"{n} draw{'s' if n != 1 else ''}"
+    return f"{label[:-1]}, {draws})" if label.endswith(")") else f"{label} ({draws})"
+
+
+class _shared_perturbations:
+    """While one sample is scored for every method, the target scores of the metric's perturbed copies (the same
+    seeded subsets whatever the map) are computed once and reused (looked up by equal inputs, targets, rows and
+    masks: the answer is the one without the cache, ``tests/test_panel.py``)."""
+
+    def __init__(self, metric: Metric):
+        self.metric, self.entries = metric, []  # type: ignore[var-annotated]
+
+    def __enter__(self) -> None:
+        self.scores = self.metric._scores  # type: ignore[attr-defined]
+        self.metric._scores = self  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc) -> None:
+        del self.metric._scores  # type: ignore[attr-defined]
+
+    def __call__(self, inputs, targets, layout, rows, masks):
+        key = (inputs, targets, rows, masks)
+        for entry, out in self.entries:
+            if all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(entry, key)):
+                return out
+        out = self.scores(inputs, targets, layout, rows, masks)
+        self.entries.append((key, out))
+        return out

@@ -1,0 +1,118 @@
+"""The verdict in a terminal's width: one row per method (each variant's default and best, the reference rows) with
+its held-out mean and 95% bootstrap interval, and its difference to the best configuration with interval and
+Wilcoxon p. The wide tables stay in summary.csv and panel.csv."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import TYPE_CHECKING
+
+from ..search._objective import configuration_key
+from ._statistics import bootstrap_ci, compare
+
+if TYPE_CHECKING:
+    from ._result import TuneResult
+
+#: the widest line the report prints
+WIDTH = 120
+
+
+def verdict_rows(result: TuneResult) -> tuple[list[str], list[list[str]]]:
+    """The verdict table's header and rows as text (none without held-out samples), the first metric's scores with
+    several: per method its held-out mean [95% CI], and the best's difference to it [95% CI] with Wilcoxon p."""
+    if result.holdout is None:
+        return [], []
+    best = result.best_explainer
+    best_key = configuration_key(best)
+    ours = _first(result, result._held_out_samples(best))
+    header = ["method", f"held-out {result._metric_names()[0]} [95% CI]", "best - method [95% CI]", "p"]
+    rows: list[list[str]] = []
+    for label, explainer in result._panel_methods().items():
+        scores = _first(result, result._held_out_samples(explainer))
+        low, high = bootstrap_ci(scores)
+        row = [label, f"{_num(float(scores.mean()))} [{_num(low)}, {_num(high)}]"]
+        if configuration_key(explainer) == best_key:
+            row += ["best", ""]
+        else:
+            c = compare(ours, scores)
+            interval = f"[{_num(c.ci_low, sign=True)}, {_num(c.ci_high, sign=True)}]"
+            row += [f"{_num(c.diff, sign=True)} {interval}", p_text(c.p)]
+        rows.append(row)
+    return header, rows
+
+
+def verdict_title(result: TuneResult) -> str:
+    assert result.holdout is not None
+    return (
+        f"verdict on {len(result.holdout.inputs)} held-out samples never tuned on (95% percentile-bootstrap "
+        "intervals, 10,000 resamples; paired Wilcoxon p):"
+    )
+
+
+def verdict_lines(result: TuneResult) -> list[str]:
+    """The verdict table in at most :data:`WIDTH` columns (a long method name is cut)."""
+    header, rows = verdict_rows(result)
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    widths[0] = min(widths[0], WIDTH - sum(widths[1:]) - 6)
+    lines = [verdict_title(result)]
+    for row in [header, *rows]:
+        name = row[0] if len(row[0]) <= widths[0] else row[0][: widths[0] - 1] + "…"
+        lines.append(
+            f"{name:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]:>{widths[3]}}".rstrip()
+        )
+    return lines
+
+
+def wrap(text: str) -> list[str]:
+    """A line of prose in the report's width; an indented line goes on further indented."""
+    indent = " " * (len(text) - len(text.lstrip()) + 4)
+    return textwrap.wrap(text, WIDTH, break_on_hyphens=False, subsequent_indent=indent) or [""]
+
+
+def p_text(p: float) -> str:
+    """``p < 1e-4`` or the p-value to two significant digits."""
+    if math.isnan(p):
+        return "p n/a"
+    return "p < 1e-4" if p < 1e-4 else f"p = {p:.2g}"
+
+
+def _first(result: TuneResult, scores):
+    return scores[0] if result.multi_objective else scores
+
+
+def _num(value: float, *, sign: bool = False) -> str:
+    if math.isnan(value):
+        return "n/a"
+    text = f"{value:+.3f}" if sign else f"{value:.3f}"
+    return text if abs(value) < 1e4 else f"{value:+.3g}" if sign else f"{value:.3g}"
+
+
+def report_lines(result: TuneResult, files: list[str]) -> list[str]:
+    """What the command line prints after a study, at most :data:`WIDTH` columns: the verdict, the best
+    configuration and its rule, the panel (a line per panel metric), the Pareto front in short, the rules per layer
+    group, and which files hold the wide tables."""
+    from ._notes import best_rule
+
+    lines = verdict_lines(result)
+    lines += ["", *wrap("best.json: " + best_rule(result).replace("`", ""))]
+    details = result.panel_details()
+    if details is not None:
+        lines += ["", *(line for text in details.lines() for line in wrap(text))]
+    if result.multi_objective:
+        front = result.pareto_front()
+        lines += ["", f"Pareto front, {len(front)} configurations (pareto.csv; choose with TuneResult.choose):"]
+        for trial, row in front.iterrows():
+            values = ", ".join(f"{name} {row[name]:.3f}" for name in result._metric_names())
+            params = ", ".join(f"{k}={_param(v)}" for k, v in row["params"].items())
+            lines += wrap(f"  trial {trial}: {values}; {row['explainer']}({params})")
+    described = result.best_explainer.describe()
+    if described:
+        lines += ["", "best rules per layer group:", *described.splitlines()]
+    return [*lines, "", *wrap(f"the wide tables: {', '.join(files)}")]
+
+
+def _param(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
