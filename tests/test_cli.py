@@ -72,7 +72,6 @@ def test_run_end_to_end(finished_run, trained_digits):
     printed = done.stdout.splitlines()
     assert max(map(len, printed)) <= 120 and printed[0].startswith("verdict on")  # a report that fits a terminal
     assert any(line.startswith("robustness panel:") for line in printed)
-    assert "report: held-out scores ~" in done.stderr
     plus = [t.value for t in complete if t.params["explainer"] == "LRPEpsilonPlus"]
     assert table.loc["LRPEpsilonPlus", "best"] == pytest.approx(max(plus))  # the best of that explainer's trials
     default = next(
