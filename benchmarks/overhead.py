@@ -3,13 +3,14 @@
 The run is the command line's, in this process (``tuner.cli.main``), on torchvision's ResNet-50 with random weights
 (``--weights none``) at 224² on an image folder made from the bundled photographs (each photograph one class, cut
 into crops: the bundled eight alone leave nothing to hold out): model and data, inert checks, trials, held-out scores,
-captum baselines, figures, and the rest (imports, samples, the study's creation, tables: "other"). The share
-outside the trials is everything but the trials over the whole run. Defaults: 16 samples (16 held out), 20 trials;
-smaller flags give a quick run.
+reference rows, held-out scores, figures, robustness panel, and the rest (imports, samples, the study's creation,
+tables: "other"), each in seconds and in trial-equivalents ("te": its time over the median complete trial's, which
+does not depend on the machine), with the report's estimate beside its actual time. Defaults: the resnet50 preset's
+(16 samples, 16 held out, batch 4), at 20 and 80 trials, the panel off and on; smaller flags give a quick run.
 
-    nice python benchmarks/overhead.py                                   # ResNet-50, 224², 16 samples, 20 trials
-    nice python benchmarks/overhead.py --n-samples 4 --n-trials 4        # a quick run
-    nice python benchmarks/overhead.py --no-baselines                    # without the captum rows
+    nice python benchmarks/overhead.py                                          # ResNet-50, 224², 20 and 80 trials
+    nice python benchmarks/overhead.py --n-samples 4 --n-trials 4 --panel on    # README's smoke run
+    nice python benchmarks/overhead.py --no-baselines                           # without the captum rows
 """
 
 from __future__ import annotations
@@ -47,39 +48,64 @@ def image_folder(folder: Path, n_images: int) -> Path:
     return folder
 
 
-def run(args: argparse.Namespace) -> dict:
+REPORT_PHASES = ("reference rows", "held-out scores", "figures", "robustness panel")
+
+
+def run(args: argparse.Namespace, n_trials: int, panel: bool) -> dict:
+    """One run of the command line, timed per phase; each phase also in trial-equivalents (its seconds over the
+    median complete trial's)."""
+    import optuna
+
     with tempfile.TemporaryDirectory() as folder:
         data = image_folder(Path(folder) / "images", 2 * args.n_samples)  # as many held out as tuned on
+        storage = f"sqlite:///{Path(folder) / 'overhead.db'}"
         argv = command_line(
             "run",
             model=args.model,
             weights="none",
             input_size=args.input_size,
-            n_trials=args.n_trials,
+            n_trials=n_trials,
             n_samples=args.n_samples,
             batch_size=args.batch_size,
             explainers=args.explainers,
             data=data,
-            storage=f"sqlite:///{Path(folder) / 'overhead.db'}",
+            storage=storage,
+            study_name="overhead",
             out=Path(folder) / "out",
             no_progress=True,
             no_baselines=args.no_baselines,
-            no_panel=args.no_panel,
+            panel_budget=args.panel_budget if panel else 0,
         )[3:]  # in this process: the arguments after ``python -m tuner``
         with recording(sys.stderr) as times, contextlib.redirect_stdout(io.StringIO()):
             code = cli.main(argv)
         if code != 0:
             raise SystemExit(f"the run failed with exit code {code}")
         total = times.total()
+        study = optuna.load_study(study_name="overhead", storage=storage)
+        durations = sorted(
+            t.duration.total_seconds()
+            for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+            if t.duration and "repeat_of" not in t.user_attrs
+        )
     phases = dict(times.seconds)
     phases["other"] = max(0.0, total - sum(phases.values()))
+    trial = durations[len(durations) // 2]
     outside = total - phases.get("trials", 0.0)
+    report = sum(phases.get(name, 0.0) for name in REPORT_PHASES)
+    estimate = sum(times.estimates.values())
     return {
         "argv": [a.replace(folder, "<tmp>") for a in argv],
+        "n_trials": n_trials,
+        "panel": panel,
         "phases": phases,
+        "median_trial": trial,
         "total": total,
         "outside_trials": outside,
+        "outside_trial_equivalents": (outside - phases.get("robustness panel", 0.0)) / trial,
         "share_outside": outside / total,
+        "report": report,
+        "report_estimate": estimate,
+        "total_over_trials": total / phases["trials"],
         "machine": machine(),
     }
 
@@ -89,25 +115,36 @@ def main() -> None:
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--n-samples", type=int, default=16)
-    parser.add_argument("--n-trials", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--n-trials", default="20,80", help="trial counts, comma-separated (default 20,80)")
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--explainers", default="all")
     parser.add_argument("--no-baselines", action="store_true")
-    parser.add_argument("--no-panel", action="store_true")
-    parser.add_argument("--json", help="also write the result to this file")
+    parser.add_argument("--panel", default="off,on", help="the panel off, on, or both (default off,on)")
+    parser.add_argument("--panel-budget", type=float, default=0.3)
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    result = run(args)
-    print(f"{' '.join(result['argv'])}\n")
-    print("| phase | seconds | share |\n|---|---:|---:|")
-    for name, seconds in result["phases"].items():
-        print(f"| {name} | {seconds:.1f} | {100 * seconds / result['total']:.0f}% |")
-    print(f"| **total** | {result['total']:.1f} | |")
-    print(
-        f"\noutside the trials: {result['outside_trials']:.1f} s of {result['total']:.1f} s "
-        f"({100 * result['share_outside']:.0f}%); {result['machine']}"
-    )
+    results = [run(args, int(n), panel == "on") for n in args.n_trials.split(",") for panel in args.panel.split(",")]
+    names = list(dict.fromkeys(name for result in results for name in result["phases"]))
+    print(f"{' '.join(results[0]['argv'])}\n{results[0]['machine']}\n")
+    header = " | ".join(f"{r['n_trials']} trials, panel {'on' if r['panel'] else 'off'}" for r in results)
+    print(f"| phase | {header} |\n|---|" + "---:|" * len(results))
+    for name in names:
+        cells = []
+        for r in results:
+            seconds = r["phases"].get(name, 0.0)
+            cells.append(f"{seconds:.1f} s ({seconds / r['median_trial']:.1f} te)")
+        print(f"| {name} | {' | '.join(cells)} |")
+    rows = {
+        "median complete trial": lambda r: f"{r['median_trial']:.1f} s",
+        "outside the trials, panel excluded": lambda r: f"{r['outside_trial_equivalents']:.1f} te",
+        "share outside the trials": lambda r: f"{100 * r['share_outside']:.0f}%",
+        "whole run / trials": lambda r: f"{r['total_over_trials']:.2f}x",
+        "report: estimate / actual": lambda r: f"{r['report_estimate']:.0f} s / {r['report']:.0f} s",
+    }
+    for label, cell in rows.items():
+        print(f"| **{label}** | {' | '.join(cell(r) for r in results)} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

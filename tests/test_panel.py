@@ -20,7 +20,7 @@ from explainers import LRPEpsilonGammaBox, LRPUniformEpsilon
 from metrics import Metric
 from tuner import cli
 from tuner.cli._parser import _panel
-from tuner.evidence._panel import TAU_HIGH, TAU_LOW, TAU_ROW, _disagreement, panel_metrics
+from tuner.evidence.panel._panel import TAU_HIGH, TAU_LOW, TAU_ROW, _disagreement, panel_metrics
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BOUNDS = {"low": -1.0, "high": 1.0}
@@ -264,7 +264,7 @@ def test_a_panel_metric_equal_to_the_objective_is_shown_once(digits, monkeypatch
 
 def test_metrics_are_the_same_only_with_equal_settings_model_and_baseline_data(digits):
     from metrics import get_metric
-    from tuner.evidence._panel import same_metric
+    from tuner.evidence.panel._panel import same_metric
 
     model, x, _ = digits
     blur = get_metric("abpc", model, baseline="blur", blur_sigma=1.0)
@@ -295,7 +295,7 @@ class _Slow:
 
 
 def test_the_panel_stops_at_the_first_sample_boundary_after_its_budget():
-    from tuner.evidence._panel_scoring import score_within_budget
+    from tuner.evidence.panel._scoring import score_within_budget
 
     inputs, targets = torch.randn(20, 3), torch.zeros(20, dtype=torch.long)
     maps = {"a": torch.randn(20, 3), "b": torch.randn(20, 3)}
@@ -343,10 +343,12 @@ def test_tau_and_its_interval():
 
 
 def test_the_panel_budget_follows_the_trials_and_its_floor(result):
-    from tuner.evidence._panel_scoring import panel_seconds
+    from tuner.evidence.panel._scoring import panel_seconds
+    from tuner.search._study import trial_seconds
 
     assert panel_seconds(0.3, 60, 1000) == 300 and panel_seconds(0.3, 60, 10) == 60 and panel_seconds(0, 60, 10) == 0
     trials = sum(t.duration.total_seconds() for t in result.study.trials if t.duration)
-    assert result.trial_seconds() == pytest.approx(trials) and trials > 0
+    assert trial_seconds(result.study) == pytest.approx(trials) and trials > 0
+    assert result.panel_budget_seconds() == max(60.0, 0.3 * trials)
     off = dataclasses.replace(result, panel_budget=0, _panel=None)
     assert not off.has_panel and off.panel().empty and off.panel_details() is None

@@ -11,8 +11,8 @@ from typing import Any
 
 from metrics import BASELINES, Metric, metric_class
 
-from .evidence._panel import PanelSpec, check_panel
-from .evidence._panel_scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS
+from .evidence.panel._panel import PanelSpec, check_panel
+from .evidence.panel._scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS
 from .search._budget import Budget, integer
 from .search._strategies import Pruner, Sampler, check_strategies
 

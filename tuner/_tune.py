@@ -21,9 +21,9 @@ from explainers import DEFAULT_EXPLAINERS, LRPBase, evaluation_mode
 from metrics import Metric, get_metric, metric_class
 
 from ._options import Budget, Objective, Report, Search, Storage
-from .evidence._panel import panel_metrics
 from .evidence._provenance import data_fingerprint, library_versions, model_fingerprint
 from .evidence._result import TuneResult
+from .evidence.panel._panel import panel_metrics
 from .inputs._checks import check_model, check_target_range
 from .inputs._data import Data, Samples, fixed_samples
 from .inputs._device import resolve_device

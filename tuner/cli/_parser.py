@@ -10,7 +10,7 @@ from typing import Any
 
 from metrics import BASELINES
 
-from ..evidence._panel_scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS
+from ..evidence.panel._scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS
 from ..search._strategies import PRUNERS, SAMPLERS
 from ..storage._open import DEFAULT_STORAGE, OUTPUT_FOLDER
 

@@ -31,7 +31,7 @@ def _run_phases(args: argparse.Namespace) -> int:
     from explainers import get_explainer
 
     from .._tune import tune
-    from ..evidence._panel import check_panel
+    from ..evidence.panel._panel import check_panel
 
     preset = studies.model_preset(
         args.model or studies.DEFAULT_PRESET,

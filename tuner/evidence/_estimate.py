@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from metrics import AbPC, FaithfulnessCorrelation, Metric
 
-from ._panel import PANEL_PHASE, same_metric
+from ..search._study import median_trial_seconds
 from ._reference import CaptumExplainer, StepChoice
+from .panel._panel import PANEL_PHASE, same_metric
 
 if TYPE_CHECKING:
     from ._result import TuneResult
@@ -59,7 +60,7 @@ def estimate_report(result: TuneResult, steps: StepChoice | None) -> ReportEstim
     panel its metrics per method and sample (FaithfulnessCorrelation's forwards at a third of a gradient each), at
     most its budget."""
     objective, holdout = result.objective, result.holdout
-    trial = result.trial_median_seconds()
+    trial = median_trial_seconds(result.study)
     per_trial_sample = trial / max(1, len(objective.inputs)) if math.isfinite(trial) else 0.0
     measured = objective.metric_samples
     metric = sum(objective.metric_seconds) / measured if measured else per_trial_sample / 2

@@ -1,5 +1,5 @@
 """Held-out scores: each configuration attributed once on the held-out samples and scored by the objective, its
-attributions kept so that the robustness panel (:mod:`tuner.evidence._panel`) scores the same maps."""
+attributions kept so that the robustness panel (:mod:`tuner.evidence.panel._panel`) scores the same maps."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import optuna
+from ._verdict import best_rule, params_text, study_metric, verdict_rows, verdict_title
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,8 +20,6 @@ def result_note(result: TuneResult, table: pd.DataFrame) -> str:
     """The note's result section, the compact parts first (readable without scrolling sideways): the verdict, the
     rule behind ``best.json``, the robustness panel's lines; then the per-variant table in Markdown. The wide
     tables are the study's attached files (summary.csv, panel.csv)."""
-    from ._verdict import verdict_rows, verdict_title
-
     text = ""
     header, rows = verdict_rows(result)
     if rows:
@@ -44,32 +42,6 @@ def result_note(result: TuneResult, table: pd.DataFrame) -> str:
     )
 
 
-def study_metric(study: optuna.Study) -> str:
-    metric = study.user_attrs.get("metric", "value")
-    return " / ".join(metric) if isinstance(metric, list) else str(metric)
-
-
-def best_rule(result: TuneResult) -> str:
-    """Which trial ``best.json`` holds and why (one metric: the best mean; several: a front point and its rule)."""
-    trial = result.best_trial
-    params = result.space.explainer_kwargs(trial.params)
-    described = f"trial {trial.number}, {trial.user_attrs.get('explainer', '')}({_params(params)})"
-    metric = study_metric(result.study)
-    if not result.multi_objective:
-        direction = "highest" if result.study.direction.name == "MAXIMIZE" else "lowest"
-        return f"{described}: the complete trial with the {direction} mean {metric} ({trial.value:.4f})."
-    front = result.study.best_trials
-    values = ", ".join(f"{v:.4f}" for v in trial.values)
-    return (
-        f"{described}, {metric} = {values}: of the {len(front)} configuration{'s' if len(front) != 1 else ''} on the "
-        "Pareto front, the one that "
-        "maximises the sum of the metrics rescaled to 0..1 over the front (1 = best in each metric's direction), "
-        "with equal weights (`tuner.search._policy.choose_from_front`). "
-        "Another point: `TuneResult.choose(index=...)` or "
-        "`choose(weights=...)`; the front is in pareto.csv."
-    )
-
-
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table (``|`` in cells escaped). Columns after the first are right-aligned and
     start with an en space: the dashboard draws tables without cell padding, and numbers would touch."""
@@ -82,13 +54,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, dict):
-        return _params(value)
+        return params_text(value)
     if isinstance(value, (tuple, list)):
         return " / ".join(f"{v:.4f}" for v in value)
     if isinstance(value, float):
         return "" if value != value else f"{value:.4f}"
     return "" if value is None else str(value)
-
-
-def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

@@ -18,13 +18,13 @@ from metrics import Metric
 
 from ..search._fair import configurations
 from ..search._objective import TrialObjective
-from ..search._phases import phase
 from ..search._policy import best_trial, choose_from_front
 from ..search._space import SearchSpace
+from ..search._study import trial_seconds
 from ._heldout import HeldOutScorer
-from ._panel import PANEL_PHASE, Panel, same_metric, score_panel
-from ._panel_scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS, panel_seconds, score_within_budget
 from ._statistics import compare
+from .panel._panel import Panel
+from .panel._scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS, budgeted_panel, panel_seconds
 
 if TYPE_CHECKING:
     from ._reference import StepChoice
@@ -239,26 +239,14 @@ class TuneResult:
             return None
         assert self.holdout is not None
         if self._panel is None:
-            methods = self._panel_methods()
-            scorer = self._held_out_scorer()
-            n_metrics = len(self.study.directions)
-            objective = {label: scorer.scores(e).reshape(n_metrics, -1)[0] for label, e in methods.items()}
-            maps = {label: scorer.attributions(e) for label, e in methods.items()}
-            first = self.holdout.metrics[0]
-            repeats = tuple(label for label, metric in self.panel_metrics if same_metric(metric, first))
-            metrics = [(label, metric) for label, metric in self.panel_metrics if label not in repeats]
-            budget = self.panel_budget_seconds()
-            with phase(PANEL_PHASE):
-                scored = score_within_budget(self.holdout.inputs, self.holdout.targets, maps, metrics, budget)
-            self._panel = score_panel(
-                objective,
-                scored.scores,
-                scored.metrics,
+            methods, scorer, n_metrics = self._panel_methods(), self._held_out_scorer(), len(self.study.directions)
+            self._panel = budgeted_panel(
+                {label: scorer.scores(e).reshape(n_metrics, -1)[0] for label, e in methods.items()},
+                {label: scorer.attributions(e) for label, e in methods.items()},
+                self.holdout,
+                self.panel_metrics,
+                self.panel_budget_seconds(),
                 objective=(f"{self._metric_names()[0]} (objective)", self.study.directions[0].name.lower()),
-                seconds=scored.seconds,
-                n_held_out=len(self.holdout.inputs),
-                budget=budget,
-                repeats=repeats,
             )
         return self._panel
 
@@ -267,19 +255,9 @@ class TuneResult:
         """Whether the report scores a robustness panel: panel metrics, held-out samples and a budget above 0."""
         return self.holdout is not None and bool(self.panel_metrics) and self.panel_budget > 0
 
-    def trial_seconds(self) -> float:
-        """The seconds the study's finished trials took, all workers together (what the panel's budget is a share
-        of)."""
-        return sum(t.duration.total_seconds() for t in self.study.get_trials(deepcopy=False) if t.duration)
-
-    def trial_median_seconds(self) -> float:
-        """The median time of a complete trial that scored its configuration (not a repeat): a trial-equivalent."""
-        times = [t.duration.total_seconds() for t in self._complete() if t.duration and "repeat_of" not in t.user_attrs]
-        return float(torch.tensor(times).median()) if times else float("nan")
-
     def panel_budget_seconds(self) -> float:
         """The panel's budget in seconds: ``panel_budget`` times the trials' time, at least ``panel_min_seconds``."""
-        return panel_seconds(self.panel_budget, self.panel_min_seconds, self.trial_seconds())
+        return panel_seconds(self.panel_budget, self.panel_min_seconds, trial_seconds(self.study))
 
     def _panel_methods(self) -> dict[str, Any]:
         """label -> explainer: each variant's default, its best where it differs, captum's rows."""

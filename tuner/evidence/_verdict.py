@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import optuna
 
 from ..search._objective import configuration_key
 from ._statistics import bootstrap_ci, compare
@@ -94,8 +96,6 @@ def report_lines(result: TuneResult, files: list[str]) -> list[str]:
     """What the command line prints after a study, at most :data:`WIDTH` columns: the verdict, the best
     configuration and its rule, the panel (a line per panel metric), the Pareto front in short, the rules per layer
     group, and which files hold the wide tables."""
-    from ._notes import best_rule
-
     lines = verdict_lines(result)
     lines += ["", *wrap("best.json: " + best_rule(result).replace("`", ""))]
     details = result.panel_details()
@@ -116,3 +116,33 @@ def report_lines(result: TuneResult, files: list[str]) -> list[str]:
 
 def _param(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def study_metric(study: optuna.Study) -> str:
+    metric = study.user_attrs.get("metric", "value")
+    return " / ".join(metric) if isinstance(metric, list) else str(metric)
+
+
+def best_rule(result: TuneResult) -> str:
+    """Which trial ``best.json`` holds and why (one metric: the best mean; several: a front point and its rule)."""
+    trial = result.best_trial
+    params = result.space.explainer_kwargs(trial.params)
+    described = f"trial {trial.number}, {trial.user_attrs.get('explainer', '')}({params_text(params)})"
+    metric = study_metric(result.study)
+    if not result.multi_objective:
+        direction = "highest" if result.study.direction.name == "MAXIMIZE" else "lowest"
+        return f"{described}: the complete trial with the {direction} mean {metric} ({trial.value:.4f})."
+    front = result.study.best_trials
+    values = ", ".join(f"{v:.4f}" for v in trial.values)
+    return (
+        f"{described}, {metric} = {values}: of the {len(front)} configuration{'s' if len(front) != 1 else ''} on the "
+        "Pareto front, the one that "
+        "maximises the sum of the metrics rescaled to 0..1 over the front (1 = best in each metric's direction), "
+        "with equal weights (`tuner.search._policy.choose_from_front`). "
+        "Another point: `TuneResult.choose(index=...)` or "
+        "`choose(weights=...)`; the front is in pareto.csv."
+    )
+
+
+def params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

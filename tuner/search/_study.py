@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -190,3 +191,18 @@ def study_note(study: optuna.Study, n_samples: int) -> str:
         ]
         sections.append("### Inert parameters (held at their defaults)\n\n" + "\n".join(lines))
     return "\n\n".join(sections)
+
+
+def trial_seconds(study: optuna.Study) -> float:
+    """The seconds the study's finished trials took, all workers together."""
+    return sum(t.duration.total_seconds() for t in study.get_trials(deepcopy=False) if t.duration)
+
+
+def median_trial_seconds(study: optuna.Study) -> float:
+    """The median time of a complete trial that scored its configuration (not a repeat): a trial-equivalent."""
+    times = sorted(
+        t.duration.total_seconds()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.duration and "repeat_of" not in t.user_attrs
+    )
+    return statistics.median(times) if times else math.nan

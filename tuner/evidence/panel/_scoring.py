@@ -18,6 +18,10 @@ import torch
 
 from metrics import FaithfulnessCorrelation, Metric
 
+from ...search._objective import TrialObjective
+from ...search._phases import phase
+from ._panel import PANEL_PHASE, Panel, same_metric, score_panel
+
 #: ``Report(panel_budget=...)``: the panel's default share of the trials' time, and its floor in seconds
 DEFAULT_PANEL_BUDGET = 0.3
 DEFAULT_PANEL_MIN_SECONDS = 60.0
@@ -81,6 +85,34 @@ def _timed(
     scores = _score(metric, x, y, maps)
     timings[label] = timings.get(label, 0.0) + time.perf_counter() - began
     return scores
+
+
+def budgeted_panel(
+    objective_scores: dict[str, torch.Tensor],
+    attributions: dict[str, torch.Tensor],
+    holdout: TrialObjective,
+    panel: list[tuple[str, Metric]],
+    budget: float,
+    *,
+    objective: tuple[str, str],
+) -> Panel:
+    """The panel of the methods (labels): their held-out objective scores (label -> (B,)) and ``attributions``
+    scored under the ``panel`` within ``budget`` seconds (a run phase of its own); an entry equal to the objective
+    (label, direction) is left out and named."""
+    repeats = tuple(label for label, metric in panel if same_metric(metric, holdout.metrics[0]))
+    metrics = [(label, metric) for label, metric in panel if label not in repeats]
+    with phase(PANEL_PHASE):
+        scored = score_within_budget(holdout.inputs, holdout.targets, attributions, metrics, budget)
+    return score_panel(
+        objective_scores,
+        scored.scores,
+        scored.metrics,
+        objective=objective,
+        seconds=scored.seconds,
+        n_held_out=len(holdout.inputs),
+        budget=budget,
+        repeats=repeats,
+    )
 
 
 def _first_sample(

@@ -21,7 +21,7 @@ import torch
 
 from metrics import Metric, get_metric, metric_class
 
-from ._statistics import Tau, tau_with_ci
+from .._statistics import Tau, tau_with_ci
 
 PanelEntry = str | tuple[str, dict[str, Any]] | Metric
 #: ``tune(panel=...)``: None or True for the default panel, False or [] for none, else its entries
@@ -45,7 +45,7 @@ def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor
     """The panel's metrics with their labels (e.g. ``AbPC (baseline=zero)``), built and checked before any
     study: an unknown name or setting raises ValueError. ``inputs`` (the study's tuned samples) decide what
     images get (the blur width of the objective, IROF) and define the data of the data-wide baselines."""
-    from ..search._policy import fit_baselines, objective_settings
+    from ...search._policy import fit_baselines, objective_settings
 
     if panel is False or (isinstance(panel, (list, tuple)) and not panel):
         return []
