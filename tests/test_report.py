@@ -134,3 +134,21 @@ def test_integrated_gradients_takes_more_steps_where_few_miss_its_completeness()
     gap = (_Step(40.0)(x) - _Step(40.0)(torch.zeros_like(x)))[:, 0].abs().mean()
     assert delta.abs().mean() > 0.01 * gap  # 8 steps do miss the 1 % error here
     assert sharp.relative_error <= 0.01 or sharp.n_steps == 64
+
+
+def test_with_the_panel_off_no_panel_phase_or_line_is_printed(tmp_path):
+    from tuner.evidence._verdict import report_lines
+
+    model, inputs, labels = _model_and_data()
+    result = run_tune(
+        LRPUniformEpsilon, model, (inputs, labels), n_trials=2, n_samples=6, show_progress_bar=False, panel_budget=0
+    )
+    stream = io.StringIO()
+    with recording(stream) as times:
+        write_report(result, model, tmp_path, study_name="s", storage=None, baselines=False)
+    assert "robustness panel" not in stream.getvalue() and "robustness panel" not in times.summary()
+    assert "panel" not in stream.getvalue().split("report:")[1].splitlines()[0]  # the estimate names no panel
+    lines = report_lines(result, [str(tmp_path / "summary.csv")])
+    assert not any("robustness panel" in line or "τ" in line for line in lines)
+    assert not (tmp_path / "panel.csv").exists()
+    assert max(map(len, lines)) <= 120
