@@ -21,6 +21,8 @@ class HeldOutScorer:
         self.model = next(iter(holdout.space.variants.values())).model
         self._scores: dict[str, torch.Tensor] = {}
         self._attributions: dict[str, torch.Tensor] = {}
+        #: the metrics' unperturbed scores of the held-out samples, the same for every configuration: computed once
+        self._references: list[torch.Tensor | None] | None = None
 
     def scores(self, explainer: Any) -> torch.Tensor:
         """(B,) with one objective metric, (metrics, B) with several."""
@@ -38,12 +40,13 @@ class HeldOutScorer:
             return
         holdout, rows, maps, start = self.holdout, [], [], 0
         with evaluation_mode(self.model):
+            if self._references is None:
+                self._references = [holdout._reference(metric) for metric in holdout.metrics]
+            pairs = list(zip(holdout.metrics, self._references))
             for x, y in holdout._chunks():
                 attributions = per_input_feature(explainer.attribute(x, y), x).detach()
                 rows.append(
-                    torch.stack(
-                        [holdout._evaluate(metric, None, x, y, attributions, start) for metric in holdout.metrics]
-                    )
+                    torch.stack([holdout._evaluate(m, reference, x, y, attributions, start) for m, reference in pairs])
                 )
                 maps.append(attributions.cpu())
                 start += len(x)

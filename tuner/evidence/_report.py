@@ -39,8 +39,10 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     if baselines is not None:
         result.references = baselines
-    with phase("reference rows"):  # IG's steps first: the estimate needs them
-        steps = result.choose_ig_steps()
+    steps = None
+    if result.references:
+        with phase("reference rows"):  # IG's steps first: the estimate needs them
+            steps = result.choose_ig_steps()
     estimate = estimate_report(result, steps)
     announce(estimate.line(result.panel_budget), estimate.phases())
     with phase("held-out scores"):
@@ -87,11 +89,6 @@ def _with_references(result: TuneResult, table: pd.DataFrame) -> pd.DataFrame:
         for name, explainer in result._references().items()
     ]
     return pd.concat([table, pd.DataFrame(rows).set_index("explainer")]) if rows else table
-
-
-def _mean(scores: torch.Tensor) -> float | tuple:
-    means = scores.mean(-1)
-    return float(means) if means.ndim == 0 else tuple(means.tolist())
 
 
 def _figure_rows(

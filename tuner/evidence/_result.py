@@ -127,7 +127,7 @@ class TuneResult:
 
     def held_out_scores(self, explainer: LRPBase) -> torch.Tensor | None:
         """Per-sample scores on the held-out samples (never tuned on); None without held-out samples."""
-        return None if self.holdout is None else self.holdout.evaluate(explainer)
+        return None if self.holdout is None else self._held_out_samples(explainer)
 
     def importances(self) -> dict[str, dict[str, float]]:
         """Optuna's parameter importances per variant (its default evaluator), where a variant has enough
@@ -214,7 +214,7 @@ class TuneResult:
         return pd.DataFrame(rows)
 
     def panel(self) -> pd.DataFrame:
-        """The robustness panel (see :mod:`tuner.evidence._panel`): per method (each variant's default and best, the
+        """The robustness panel (see :mod:`tuner.evidence.panel`): per method (each variant's default and best, the
         captum rows) its held-out score and rank under the objective and under each panel metric, and a last
         rows of Kendall's tau with the objective and its interval; ``attrs`` carry ``message`` (the line when the
         objective's winner is not the panel's), ``seconds``, ``budget``, ``n_samples`` (scored) and ``n_held_out``.

@@ -20,14 +20,14 @@ class PhaseTimes:
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream
         self.seconds: dict[str, float] = {}
-        #: seconds a phase was estimated to take before it started (:func:`estimate`): the summary shows both
+        #: seconds a phase was estimated to take before it started (:func:`announce`): the summary shows both
         self.estimates: dict[str, float] = {}
         self.started = time.perf_counter()
 
     def start(self, name: str) -> None:
         """Announce a phase the first time it starts."""
-        if self.stream is not None and name not in self.seconds:
-            print(f"[{time.perf_counter() - self.started:7.1f} s] {name} ...", file=self.stream, flush=True)
+        if name not in self.seconds:
+            self.say(f"{name} ...")
 
     def say(self, line: str) -> None:
         """Print a line of the run (an estimate of what comes) where phases are announced."""
