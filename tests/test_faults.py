@@ -189,6 +189,27 @@ def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, wor
     assert [t.state for t in stored].count(TrialState.COMPLETE) == 3
 
 
+def test_a_signal_swallowed_by_a_garbage_collector_callback_prints_no_traceback():
+    """A SIGTERM can land in a callback Python cannot raise from (SQLAlchemy's pool clean-up): the exception is
+    kept for the next check, and stderr gets no "Exception ignored ... Traceback"; other such errors still print."""
+    import types
+
+    from tuner.cli._errors import Terminated
+    from tuner.cli._main import _quiet_unraisable
+    from tuner.search._interrupt import RECEIVED
+
+    seen = []
+    hook = _quiet_unraisable(seen.append)
+    RECEIVED.append(Terminated())
+    try:
+        hook(types.SimpleNamespace(exc_value=RECEIVED[-1]))
+        other = types.SimpleNamespace(exc_value=RuntimeError("a real fault"))
+        hook(other)
+    finally:
+        RECEIVED.clear()
+    assert seen == [other]
+
+
 # -- read-only commands, bad input -----------------------------------------------------------------------------
 @pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize("command", ["best", "dashboard"])

@@ -33,6 +33,18 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise RECEIVED[-1]
 
 
+def _quiet_unraisable(previous: Any) -> Any:
+    """An unraisable-exception hook that stays silent about this command's own signals: a SIGTERM or Ctrl-C that
+    lands in a garbage-collector callback is swallowed there with a traceback on stderr; ``RECEIVED`` keeps it and
+    the next check raises it."""
+
+    def hook(unraisable: Any) -> None:
+        if not any(unraisable.exc_value is received for received in RECEIVED):
+            previous(unraisable)
+
+    return hook
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -40,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _terminate)
     previous_int = signal.signal(signal.SIGINT, _interrupt)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable(sys.unraisablehook)
     try:
         command = {"run": run, "dashboard": dashboard, "best": best}[args.command]  # looked up per call
         code = command(args)
@@ -57,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+        sys.unraisablehook = previous_hook
         RECEIVED.clear()  # a later tune() in this process must not see this command's signals
 
 
