@@ -1,10 +1,11 @@
 """Batched faithfulness and quality metrics that score attributions, one score per sample."""
 
-from . import complexity, perturbation  # noqa: F401  (the metrics register themselves on import)
+from . import complexity, localisation, perturbation  # noqa: F401  (the metrics register themselves on import)
 from ._base import Metric
 from ._quantus import from_quantus
 from ._registry import METRICS, get_metric, metric_class, register_metric
 from .complexity import Complexity, Sparseness
+from .localisation import PointingGame, RelevanceMassAccuracy, RelevanceRankAccuracy
 from .perturbation import BASELINES, IROF, AbPC, FaithfulnessCorrelation, LeRF, MoRF
 
 __all__ = [
@@ -16,6 +17,9 @@ __all__ = [
     "IROF",
     "Sparseness",
     "Complexity",
+    "RelevanceMassAccuracy",
+    "RelevanceRankAccuracy",
+    "PointingGame",
     "from_quantus",
     "BASELINES",
     "METRICS",

@@ -38,6 +38,9 @@ class Metric(abc.ABC):
     uses_reference: bool = False
     """Whether :meth:`evaluate` accepts ``reference=`` scores from :meth:`reference` (p(x) of the unperturbed
     inputs), so that a caller scoring many attributions of the same inputs computes them once."""
+    uses_masks: bool = False
+    """Whether :meth:`evaluate` takes evidence masks as ``masks=`` (one bool mask per sample over the feature
+    positions: true where the evidence is), as the localisation metrics do: ``evaluate(x, y, a, masks=m)``."""
     #: the constructor's keyword arguments besides the model, by name: the one declaration that the settings
     #: checks read (tests/test_declarations.py compares it with the constructor)
     SETTINGS: ClassVar[tuple[str, ...]] = ()

@@ -388,6 +388,9 @@ def test_registry_builds_every_metric_with_json_settings(metric_linear):
         "irof",
         "sparseness",
         "complexity",
+        "relevance_mass",
+        "relevance_rank",
+        "pointing_game",
     }
     for name, cls in metrics.METRICS.items():
         metric = metrics.get_metric(name, model)
