@@ -10,7 +10,10 @@ import torch
 from torch import Tensor, nn
 
 ModelLoader = Callable[[str | None, torch.device], nn.Module]
-DataLoader = Callable[[Path | None, int | None], tuple[Tensor, Tensor | None]]
+# (inputs, labels or None) or (inputs, labels, masks); masks: where the evidence is, bool (N, H, W), when the
+# data knows it.
+Data = tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor, Tensor]
+DataLoader = Callable[[Path | None, int | None], Data]
 
 STUDY_DEFAULTS = {"n_samples": 16, "n_trials": 20, "batch_size": 16}
 
@@ -36,10 +39,11 @@ class Preset:
 
     ``model(weights, device)`` builds the model: ``weights`` is ``"DEFAULT"``, ``"none"`` (random
     weights), a path to a local state dict, or None for the preset's default. ``data(data_dir,
-    n_samples)`` returns preprocessed inputs and labels (None when the data has none); ``data_dir``
-    None means the preset's own data. ``low``/``high`` (shape (1, C, 1, 1)) bound a valid input
-    after preprocessing, per channel (see :func:`bounds_from_normalization`). ``canonizer_factory``
-    returns fresh extra zennit canonizers; ResNet/VGG canonizers are chosen by the explainers.
+    n_samples)`` returns preprocessed inputs and labels (None when the data has none), and a third tensor,
+    masks: where the evidence is, bool (N, H, W), when the data knows it; ``data_dir`` None means the preset's
+    own data. ``low``/``high`` (shape (1, C, 1, 1)) bound a valid input after preprocessing, per channel (see
+    :func:`bounds_from_normalization`). ``canonizer_factory`` returns fresh extra zennit canonizers; ResNet/VGG
+    canonizers are chosen by the explainers.
     ``metric_kwargs`` are objective settings this preset needs beyond the study's defaults (the baseline's default
     is :func:`metrics.perturbation.study_baseline`'s); the command line's ``--baseline`` and ``--metric-kwargs``
     override them.
@@ -70,10 +74,9 @@ class Preset:
             model = self.model(weights, device)
         return model.to(device).eval()
 
-    def load_data(
-        self, data_dir: str | Path | None = None, n_samples: int | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """Return (inputs, labels or None): the preset's data or an image folder, preprocessed."""
+    def load_data(self, data_dir: str | Path | None = None, n_samples: int | None = None) -> Data:
+        """Return (inputs, labels or None), or (inputs, labels, masks) where the data knows where the evidence is
+        (masks bool (N, H, W)): the preset's data or an image folder, preprocessed."""
         if n_samples is not None and n_samples < 1:
             raise ValueError(f"n_samples must be at least 1, got {n_samples}")
         return self.data(None if data_dir is None else Path(data_dir), n_samples)

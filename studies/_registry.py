@@ -9,6 +9,7 @@ from registry import Registry
 from ._base import Preset
 from ._errors import PresetError, UnknownPresetError
 from .presets._digits import DIGITS
+from .presets._evidence import EVIDENCE
 from .presets._torchvision import (
     GENERIC_DEFAULTS,
     RESNET18,
@@ -37,7 +38,7 @@ def _from_entry_point(loaded: Any) -> Preset:
 _PRESETS: Registry[Preset] = Registry(
     "preset", ENTRY_POINT_GROUP, check=_check, load=_from_entry_point, load_error=PresetError
 )
-for _builtin in (DIGITS, RESNET50, RESNET18, VGG16):
+for _builtin in (DIGITS, EVIDENCE, RESNET50, RESNET18, VGG16):
     _PRESETS.add(_builtin.name, _builtin)
 
 
@@ -51,7 +52,8 @@ def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
         register_preset(Preset(name="mine", description="my CNN", model=build, data=load, low=low, high=high))
 
     where ``build(weights, device)`` returns the model and ``load(data_dir, n_samples)`` returns
-    ``(inputs, labels or None)``. Packages can instead declare an entry point in the group
+    ``(inputs, labels or None)``, or ``(inputs, labels, masks)`` with masks bool (N, H, W) where the
+    evidence is, when the data knows it. Packages can instead declare an entry point in the group
     ``lrp_tuner.presets`` that names a Preset or a zero-argument callable returning one.
     """
     _check(preset)

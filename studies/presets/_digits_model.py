@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,10 +30,13 @@ RECIPE: dict[str, Any] = {
 }
 RECIPE_HASH = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:12]
 
+Model = TypeVar("Model", bound=nn.Module)
 
-def build_digits_model() -> ResNet:
-    """Return an untrained torchvision ResNet of BasicBlocks [1, 1, 1, 1] for 1x16x16 inputs and 10 classes."""
-    widths = RECIPE["widths"]
+
+def build_digits_model(widths: list[int] | None = None) -> ResNet:
+    """Return an untrained torchvision ResNet of BasicBlocks [1, 1, 1, 1] for one-channel inputs and 10 classes
+    (the adaptive pooling takes any size: 16x16 digits, 32x32 evidence canvases); `widths` default to the recipe's."""
+    widths = RECIPE["widths"] if widths is None else widths
     model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10)
     model.conv1 = nn.Conv2d(1, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
     model.bn1 = nn.BatchNorm2d(widths[0])
@@ -73,25 +77,35 @@ def accuracy(model: nn.Module, inputs: Tensor, labels: Tensor) -> float:
     return (model(inputs).argmax(dim=1) == labels).float().mean().item()
 
 
+def train_classifier(
+    build: Callable[[], Model], inputs: Tensor, labels: Tensor, recipe: dict[str, Any], seed: int
+) -> Model:
+    """Train ``build()`` on (inputs, labels) with AdamW under a one-cycle schedule, `recipe`'s epochs, batch_size,
+    max_lr and weight_decay; torch's generator is seeded with `seed` (and restored after): the same call gives the
+    same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build()
+        batch = recipe["batch_size"]
+        steps_per_epoch = -(-len(labels) // batch)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["max_lr"], weight_decay=recipe["weight_decay"])
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=recipe["max_lr"], total_steps=recipe["epochs"] * steps_per_epoch
+        )
+        model.train()
+        for _ in range(recipe["epochs"]):
+            for index in torch.randperm(len(labels)).split(batch):
+                optimizer.zero_grad()
+                F.cross_entropy(model(inputs[index]), labels[index]).backward()
+                optimizer.step()
+                schedule.step()
+    return model.eval()
+
+
 def train_digits_model() -> tuple[ResNet, dict]:
     """Train the digits ResNet with the fixed recipe; return it and {accuracy, train_seconds}."""
     x_train, y_train, x_test, y_test = digits_split()
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RECIPE["seed"])
-        model = build_digits_model()
-        batch = RECIPE["batch_size"]
-        steps_per_epoch = -(-len(y_train) // batch)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=RECIPE["max_lr"], weight_decay=RECIPE["weight_decay"])
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=RECIPE["max_lr"], total_steps=RECIPE["epochs"] * steps_per_epoch
-        )
-        model.train()
-        for _ in range(RECIPE["epochs"]):
-            for index in torch.randperm(len(y_train)).split(batch):
-                optimizer.zero_grad()
-                F.cross_entropy(model(x_train[index]), y_train[index]).backward()
-                optimizer.step()
-                schedule.step()
+    model = train_classifier(build_digits_model, x_train, y_train, RECIPE, RECIPE["seed"])
     report = {"accuracy": accuracy(model, x_test, y_test), "train_seconds": time.perf_counter() - start}
-    return model.eval(), report
+    return model, report

@@ -60,7 +60,8 @@ def _run_phases(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     with phase("model and data"):
-        inputs, labels = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"], args.n_holdout))
+        loaded = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"], args.n_holdout))
+    inputs, labels = loaded[0], loaded[1]  # a third tensor, the evidence masks of some presets, is not tuned on
     targets = args.targets or ("label" if labels is not None else "prediction")
     if targets == "label" and labels is None:
         raise CliError(
