@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,10 +10,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ._errors import DataError
+
 ModelLoader = Callable[[str | None, torch.device], nn.Module]
 # (inputs, labels or None) or (inputs, labels, masks); masks: where the evidence is, bool (N, H, W), when the
 # data knows it.
-Data = tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor, Tensor]
+Data = tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]
 DataLoader = Callable[[Path | None, int | None], Data]
 
 STUDY_DEFAULTS = {"n_samples": 16, "n_trials": 20, "batch_size": 16}
@@ -74,12 +77,20 @@ class Preset:
             model = self.model(weights, device)
         return model.to(device).eval()
 
-    def load_data(self, data_dir: str | Path | None = None, n_samples: int | None = None) -> Data:
+    def load_data(
+        self, data_dir: str | Path | None = None, n_samples: int | None = None, masks_dir: str | Path | None = None
+    ) -> Data:
         """Return (inputs, labels or None), or (inputs, labels, masks) where the data knows where the evidence is
-        (masks bool (N, H, W)): the preset's data or an image folder, preprocessed."""
+        (masks bool (N, H, W)): the preset's data or an image folder, preprocessed; ``masks_dir`` holds the folder's
+        evidence masks (one PNG per image at its relative path), passed to a data loader that takes ``masks_dir``."""
         if n_samples is not None and n_samples < 1:
             raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-        return self.data(None if data_dir is None else Path(data_dir), n_samples)
+        folder = None if data_dir is None else Path(data_dir)
+        if masks_dir is None:
+            return self.data(folder, n_samples)
+        if "masks_dir" not in inspect.signature(self.data).parameters:
+            raise DataError(f"preset {self.name!r} reads no evidence masks (its data loader takes no masks_dir)")
+        return self.data(folder, n_samples, masks_dir=Path(masks_dir))  # type: ignore[call-arg]
 
     def canonizers(self) -> list:
         """Return fresh extra zennit canonizers for this model (usually none)."""

@@ -283,7 +283,7 @@ def test_metrics_are_the_same_only_with_equal_settings_model_and_baseline_data(d
 class _Slow:
     """A panel metric that takes ``seconds`` per sample and records when each sample ended."""
 
-    direction, uses_reference = "maximize", False
+    direction, uses_reference, uses_masks = "maximize", False, False
 
     def __init__(self, seconds: float):
         self.seconds, self.ended = seconds, []

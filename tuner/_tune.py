@@ -94,7 +94,10 @@ def tune(
         samples = fixed_samples(data, model, budget.n_samples, search.seed, device, search.batch_size, budget.n_holdout)
         objective_settings = _policy.objective_settings(samples.inputs, objective.settings())
         metrics = _policy.fit_baselines([_metric(m, model, objective_settings) for m in metric_list], samples.inputs)
-        panel_list = panel_metrics(report.panel if report.panel_budget > 0 else False, model, samples.inputs)
+        _check_masks_for(metrics, samples)
+        panel_list = panel_metrics(
+            report.panel if report.panel_budget > 0 else False, model, samples.inputs, masks=samples.masks is not None
+        )
         bases = _bases(explainer_cls, model, explainer_kwargs or {})
         for base in bases:
             base.check_inputs(samples.inputs[:1])  # inputs the model rejects fail here; trials skip the check
@@ -136,6 +139,7 @@ def tune(
             n_heatmaps=report.n_heatmaps,
             budget=budget if storage.url is not None else None,
             share_work=search.share_work,
+            masks=samples.masks,
         )
         holdout = _holdout_objective(space, metrics, samples, search.batch_size)
         enqueue_defaults(study, space, budget)
@@ -177,7 +181,18 @@ def _holdout_objective(
         batch_size=batch_size,
         trial_attrs={},
         share_work=False,
+        masks=samples.holdout_masks,
     )
+
+
+def _check_masks_for(metrics: list[Metric], samples: Samples) -> None:
+    """A metric that scores against evidence masks needs data that has them (before any study exists)."""
+    needing = [type(metric).__name__ for metric in metrics if metric.uses_masks]
+    if needing and samples.masks is None:
+        raise ValueError(
+            f"{', '.join(needing)} scores maps against evidence masks, but the data has none: pass data as "
+            "(inputs, labels, masks) or a dataset whose samples are (input, label, mask) (command line: --masks DIR)"
+        )
 
 
 def _check_completed(study: optuna.Study) -> None:

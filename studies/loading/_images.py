@@ -13,6 +13,7 @@ from torch import Tensor
 from registry import first_line
 
 from .._errors import DataError
+from ._masks import MaskTransform, load_masks
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
@@ -44,10 +45,15 @@ def list_image_folder(folder: Path) -> tuple[list[Path], list[int] | None]:
 
 
 def load_image_folder(
-    folder: Path, transform: Transform, n_samples: int | None, mode: str = "RGB"
-) -> tuple[Tensor, Tensor | None]:
+    folder: Path,
+    transform: Transform,
+    n_samples: int | None,
+    mode: str = "RGB",
+    masks: tuple[Path, MaskTransform] | None = None,
+) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
     """Read an image folder (`n_samples` of it, drawn with a fixed seed so every class can appear), converted to
-    `mode` and preprocessed by `transform`."""
+    `mode` and preprocessed by `transform`; with ``masks`` (a folder of mask PNGs and the transform that brings a
+    mask to the input's pixels), their evidence masks as a third tensor, bool (N, H, W)."""
     files, labels = list_image_folder(folder)
     if n_samples is not None and n_samples < len(files):
         keep = sorted(torch.randperm(len(files), generator=torch.Generator().manual_seed(0))[:n_samples].tolist())
@@ -61,6 +67,8 @@ def load_image_folder(
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read image {file} ({first_line(exc)}); remove or replace it") from exc
     label_tensor = None if labels is None else torch.tensor(labels, dtype=torch.long)
+    if masks is not None:
+        return torch.stack(inputs), label_tensor, load_masks(files, folder, *masks)
     return torch.stack(inputs), label_tensor
 
 

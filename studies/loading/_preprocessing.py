@@ -18,6 +18,7 @@ from torchvision.transforms import functional as F
 
 from .._base import bounds_from_normalization
 from ._images import Transform, load_image_folder, sample_photos
+from ._masks import MaskTransform
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,6 +94,10 @@ class Preprocessing:
         """A function from a PIL image (in :attr:`mode`) to a normalised (C, crop, crop) tensor."""
         return _Transform(self)
 
+    def mask_transform(self) -> MaskTransform:
+        """A function from a mask image to bool (crop, crop): the same resize and crop, nearest neighbour."""
+        return _MaskTransform(self)
+
     def bounds(self) -> tuple[Tensor, Tensor]:
         """(low, high) of shape (1, C, 1, 1): black and white pixels after normalisation (the z-box bounds)."""
         return bounds_from_normalization(self.mean, self.std)
@@ -120,13 +125,27 @@ class _Transform:
         return F.normalize(tensor, list(p.mean), list(p.std))
 
 
+class _MaskTransform:
+    """A picklable mask transform: the image's resize and centre crop with nearest-neighbour sampling."""
+
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        self.p = preprocessing
+
+    def __call__(self, mask) -> Tensor:
+        p = self.p
+        mask = F.resize(mask, [p.resize], interpolation=InterpolationMode.NEAREST)
+        return F.pil_to_tensor(F.center_crop(mask, [p.crop, p.crop]))[0] > 0
+
+
 def load_images(
-    preprocessing: Preprocessing, data_dir: Path | None, n_samples: int | None
-) -> tuple[Tensor, Tensor | None]:
-    """An image folder (labels from its class subfolders, else None), or without one the sample photographs
-    shipped with scikit-image and scikit-learn (no labels), preprocessed by ``preprocessing``."""
+    preprocessing: Preprocessing, data_dir: Path | None, n_samples: int | None, masks_dir: Path | None = None
+) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
+    """An image folder (labels from its class subfolders, else None; with ``masks_dir``, its evidence masks), or
+    without one the sample photographs shipped with scikit-image and scikit-learn (no labels), preprocessed by
+    ``preprocessing``."""
     transform = preprocessing.transform()
     if data_dir is not None:
-        return load_image_folder(data_dir, transform, n_samples, mode=preprocessing.mode)
+        masks = None if masks_dir is None else (masks_dir, preprocessing.mask_transform())
+        return load_image_folder(data_dir, transform, n_samples, mode=preprocessing.mode, masks=masks)
     photos = sample_photos()[:n_samples]
     return torch.stack([transform(photo.convert(preprocessing.mode)) for photo in photos]), None

@@ -19,8 +19,9 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from .._base import Preset, bounds_from_normalization
+from .._base import Data, Preset, bounds_from_normalization
 from ..loading._images import load_image_folder
+from ..loading._masks import nearest_mask
 from ..loading._weights import apply_state_dict, read_state_dict
 from ._digits_cache import cached_digits_model, held_out_digits
 from ._digits_model import RECIPE, build_digits_model, preprocess
@@ -41,10 +42,13 @@ def _image_to_pixels(image: Image.Image) -> Tensor:
     return preprocess(pixels[None, None])[0]
 
 
-def load_digits_data(data_dir: Path | None, n_samples: int | None) -> tuple[Tensor, Tensor | None]:
-    """Return the held-out digits (never trained on) with labels, or a grayscale image folder, preprocessed."""
+def load_digits_data(data_dir: Path | None, n_samples: int | None, masks_dir: Path | None = None) -> Data:
+    """Return the held-out digits (never trained on) with labels, or a grayscale image folder, preprocessed (with its
+    evidence masks from ``masks_dir``)."""
     if data_dir is not None:
-        return load_image_folder(data_dir, _image_to_pixels, n_samples, mode="L")
+        size = RECIPE["size"]
+        with_masks = None if masks_dir is None else (masks_dir, nearest_mask((size, size)))
+        return load_image_folder(data_dir, _image_to_pixels, n_samples, mode="L", masks=with_masks)
     inputs, labels = held_out_digits()
     return inputs[:n_samples], labels[:n_samples]
 

@@ -18,6 +18,7 @@ from torchvision.models.resnet import ResNet
 
 from .._base import Data, Preset, bounds_from_normalization
 from ..loading._images import load_image_folder
+from ..loading._masks import nearest_mask
 from ..loading._weights import apply_state_dict, cache_dir, read_state_dict
 from ._cache import cached_model, cached_tensors
 from ._evidence_model import (
@@ -74,11 +75,13 @@ def _image_to_pixels(image: Image.Image) -> Tensor:
     return normalise(F.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False))[0]
 
 
-def load_evidence_data(data_dir: Path | None, n_samples: int | None) -> Data:
+def load_evidence_data(data_dir: Path | None, n_samples: int | None, masks_dir: Path | None = None) -> Data:
     """Return the held-out canvases (inputs, labels, masks), or a grayscale image folder at 32x32 (inputs, labels
-    or None)."""
+    or None, and its masks from ``masks_dir``)."""
     if data_dir is not None:
-        return load_image_folder(data_dir, _image_to_pixels, n_samples, mode="L")
+        size = RECIPE["canvas"]
+        with_masks = None if masks_dir is None else (masks_dir, nearest_mask((size, size)))
+        return load_image_folder(data_dir, _image_to_pixels, n_samples, mode="L", masks=with_masks)
     inputs, labels, masks = held_out_evidence()
     return inputs[:n_samples], labels[:n_samples], masks[:n_samples]
 

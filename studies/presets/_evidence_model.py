@@ -15,8 +15,8 @@ The model is the digits preset's ResNet (:func:`~studies.presets._digits_model.b
 pooling takes 32x32), trained by the same loop
 (:func:`~studies.presets._digits_model.train_classifier`) on RECIPE's canvases x epochs, and normalised with the
 fixed mean and std of the canvases. Measured on this project's 2-core machine: 4096 canvases x 3 epochs,
-held-out accuracy 0.988 (seed 0) on 512 canvases of unseen digits; training about 2.7x the digits preset's
-(quiet machine: 4096 x 4 epochs took 9.6 s, the digits 2.6-2.8 s; under the running benchmark 162 s vs 337 s).
+held-out accuracy 0.988 (seed 0) on 512 canvases of unseen digits, 7.7-8.0 s of training beside a running benchmark
+(the digits preset's model: 2.6-2.8 s on a quiet machine).
 """
 
 from __future__ import annotations

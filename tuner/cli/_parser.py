@@ -132,6 +132,11 @@ def parser() -> argparse.ArgumentParser:
         "data, or sample photographs",
     )
     run.add_argument(
+        "--masks",
+        help="evidence masks for --data: one PNG per image at the same relative path (non-zero pixels are the "
+        "evidence), resized and cropped as its image; adds localisation metrics to the verdict",
+    )
+    run.add_argument(
         "--targets",
         choices=["label", "prediction"],
         help="explain the label or the model's prediction (default: the label where the data has one)",

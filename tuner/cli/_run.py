@@ -54,14 +54,20 @@ def _run_phases(args: argparse.Namespace) -> int:
     check_panel(args.panel)
     if args.data is not None and not Path(args.data).is_dir():
         raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
+    if args.masks is not None and args.data is None:
+        raise CliError("--masks gives the masks of --data's images; pass --data DIR with it")
+    if args.masks is not None and not Path(args.masks).is_dir():
+        raise CliError(f"masks folder {args.masks} does not exist; pass --masks with a folder of mask PNGs")
     settings = cli_options.budget_settings(args, preset)
     check_storage(args.storage)  # a bad URL, a corrupt file or an unreachable server fails here, before any work
     note = former_default_note(args.storage)
     if note:
         print(note, file=sys.stderr)
     with phase("model and data"):
-        loaded = preset.load_data(args.data, _policy.samples_to_load(settings["n_samples"], args.n_holdout))
-    inputs, labels = loaded[0], loaded[1]  # a third tensor, the evidence masks of some presets, is not tuned on
+        loaded = preset.load_data(
+            args.data, _policy.samples_to_load(settings["n_samples"], args.n_holdout), masks_dir=args.masks
+        )
+    inputs, labels, masks = (*loaded, None) if len(loaded) == 2 else loaded
     targets = args.targets or ("label" if labels is not None else "prediction")
     if targets == "label" and labels is None:
         raise CliError(
@@ -91,7 +97,8 @@ def _run_phases(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
 
-    data = (inputs, labels) if targets == "label" and labels is not None else inputs
+    explained = labels if targets == "label" else None  # None: the model's predictions are explained
+    data = (inputs, explained, masks)
     result = tune(
         classes,
         model,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._verdict import best_rule, params_text, study_metric, verdict_rows, verdict_title
+from ._verdict import best_rule, known_evidence_line, params_text, study_metric, verdict_rows, verdict_title
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +24,9 @@ def result_note(result: TuneResult, table: pd.DataFrame) -> str:
     header, rows = verdict_rows(result)
     if rows:
         text += f"### Verdict\n\n{verdict_title(result).rstrip(':')}.\n\n" + markdown_table(header, rows) + "\n\n"
+    known = known_evidence_line(result)
+    if known:
+        text += f"### Known evidence\n\n{known}\n\n"
     text += "### The configuration in best.json\n\n" + best_rule(result)
     details = result.panel_details()
     if details is not None:

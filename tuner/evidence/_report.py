@@ -33,7 +33,7 @@ def write_report(
     baselines: bool | None = None,
 ) -> pd.DataFrame:
     """Write summary.csv, best.json, heatmaps.png (pareto.csv with several metrics, panel.csv with a robustness
-    panel) into ``out``, upload them
+    panel, known_evidence.csv with evidence masks) into ``out``, upload them
     to the study's dashboard with the result table in its note; return the table: LRP rows, then (with
     ``baselines``; None: as the study's ``Report(reference_rows=...)``) captum's explainers scored the same way."""
     out.mkdir(parents=True, exist_ok=True)
@@ -77,6 +77,10 @@ def write_report(
     if not panel.empty:
         panel.to_csv(out / "panel.csv")
         files.append(out / "panel.csv")
+    evidence = result.known_evidence()  # with evidence masks only
+    if not evidence.empty:
+        evidence.to_csv(out / "known_evidence.csv", index=False)
+        files.append(out / "known_evidence.csv")
     publish(result, table, files)
     return table
 
@@ -180,6 +184,7 @@ class _Shown:
             predictions,
             display_bounds(result.space.variants.values()),
             "target" if from_predictions else "label",
+            None if self.objective.masks is None else self.objective.masks[self.shown],
         )
 
 

@@ -22,6 +22,7 @@ from ..search._policy import best_trial, choose_from_front
 from ..search._space import SearchSpace
 from ..search._study import trial_seconds
 from ._heldout import HeldOutScorer
+from ._known import known_evidence
 from ._statistics import compare
 from .panel._panel import Panel
 from .panel._scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS, budgeted_panel, panel_seconds
@@ -129,6 +130,15 @@ class TuneResult:
         """Per-sample scores on the held-out samples (never tuned on); None without held-out samples."""
         return None if self.holdout is None else self._held_out_samples(explainer)
 
+    def known_evidence(self) -> pd.DataFrame:
+        """The best's relevance mass against its default's and the reference rows' (evidence masks; else empty)."""
+        if self.holdout is None:
+            return pd.DataFrame()
+        variant = self.space.variant_of(self.best_trial.params)
+        against = [("default of its variant", f"{variant} default", self.space.variants[variant])]
+        against += [("reference row", name, explainer) for name, explainer in self._references().items()]
+        return known_evidence(self._held_out_scorer(), self.best_explainer, against)
+
     def importances(self) -> dict[str, dict[str, float]]:
         """Optuna's parameter importances per variant (its default evaluator), where a variant has enough
         complete trials."""
@@ -139,13 +149,11 @@ class TuneResult:
         return {variant: values for variant, values in result.items() if values}
 
     def summary(self) -> pd.DataFrame:
-        """Per variant: default and best score on the tuning samples and on the held-out samples, the best
-        parameters (and, for LRPLayerwise, its rules in words), Optuna's parameter importances, the number of
-        complete trials, of distinct configurations scored (complete or pruned, repeats left out), and whether the
-        sampler searched the variant at all (``searched``; ``search_note`` says why not). With held-out samples,
-        ``best default`` marks the default that scored best on the tuning samples, and the ``best vs row:`` columns
-        compare the overall best configuration with the row's default on the held-out samples (paired: mean
-        difference, 95% bootstrap interval, Wilcoxon p; see :meth:`comparisons`)."""
+        """Per variant: default and best score on the tuning and the held-out samples, the best parameters (and
+        LRPLayerwise's rules in words), Optuna's importances, the counts of complete trials and of distinct
+        configurations scored, whether the sampler searched the variant (``search_note`` says why not). With held-out
+        samples, ``best default`` marks the default that scored best on the tuning samples, and ``best vs row:``
+        compares the best with the row's default on the held-out samples (paired, see :meth:`comparisons`)."""
         defaults, importances = self._defaults(), self.importances()
         trials = self.study.get_trials(deepcopy=False)
         scored, sampled = configurations(trials, self.space), configurations(trials, self.space, sampled_only=True)
@@ -179,12 +187,9 @@ class TuneResult:
         return pd.DataFrame(rows).set_index("explainer")
 
     def comparisons(self) -> pd.DataFrame:
-        """The best configuration against (a) its variant's default, (b) the best default (the default that
-        scored best on the tuning samples: chosen without the held-out samples) and (c) each captum reference
-        row, on the held-out samples: their means, the mean paired difference (best minus the other, in the
-        metric's units: positive is better for a maximised metric), its 95% percentile-bootstrap interval
-        (10,000 resamples of the samples, seed 0) and the paired Wilcoxon signed-rank p-value. One row per
-        comparison and metric; empty without held-out samples."""
+        """The best configuration against its variant's default, the best default (the default that scored best on the
+        tuning samples) and each captum reference row, on the held-out samples: their means, the mean paired
+        difference (best minus the other), 95% bootstrap interval, Wilcoxon p; one row per comparison and metric."""
         if self.holdout is None:
             return pd.DataFrame()
         best = self.best_trial
@@ -214,11 +219,9 @@ class TuneResult:
         return pd.DataFrame(rows)
 
     def panel(self) -> pd.DataFrame:
-        """The robustness panel (see :mod:`tuner.evidence.panel`): per method (each variant's default and best, the
-        captum rows) its held-out score and rank under the objective and under each panel metric, and a last
-        rows of Kendall's tau with the objective and its interval; ``attrs`` carry ``message`` (the line when the
-        objective's winner is not the panel's), ``seconds``, ``budget``, ``n_samples`` (scored) and ``n_held_out``.
-        Empty without a panel or held-out samples. Scored once, within its time budget, and cached."""
+        """The robustness panel (:mod:`tuner.evidence.panel`): per method its held-out score and rank under the
+        objective and each panel metric, then Kendall's tau rows; ``attrs`` carry ``message``, ``seconds``,
+        ``budget``, ``n_samples`` (scored) and ``n_held_out``. Empty without a panel; scored once and cached."""
         details = self.panel_details()
         if details is None:
             return pd.DataFrame()

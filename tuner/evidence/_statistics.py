@@ -101,9 +101,12 @@ class Tau:
     n: int
 
     def text(self) -> str:
-        """``τ 0.71 [0.43, 0.90]``, or "too few samples for τ"."""
+        """``τ 0.71 [0.43, 0.90]``, "too few samples for τ", or "τ undefined: all tie" (a metric that scores every
+        method the same orders nothing)."""
         if self.value is None:
             return "too few samples for τ"
+        if math.isnan(self.value):
+            return "τ undefined: all tie"
         return f"τ {self.value:+.2f} [{self.ci_low:+.2f}, {self.ci_high:+.2f}]"
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from ..search._objective import configuration_key
+from ._known import METRIC as KNOWN_METRIC
 from ._statistics import bootstrap_ci, compare
 
 if TYPE_CHECKING:
@@ -92,11 +93,49 @@ def _num(value: float, *, sign: bool = False) -> str:
     return text if abs(value) < 1e4 else f"{value:+.3g}" if sign else f"{value:.3g}"
 
 
+def known_evidence_line(result: TuneResult) -> str | None:
+    """The verdict's line on the known evidence: the best configuration's relevance mass, and per comparison (its
+    variant's default, each reference row) the other's, the difference [95% CI], and whether the best localises the
+    evidence better, worse, or with no clear difference (the interval holds 0)."""
+    table = result.known_evidence()
+    if table.empty:
+        return None
+    assert result.holdout is not None
+    parts = [
+        f"vs {row['method'].split(' (')[0]} {row['other']:.3f}: {row['diff']:+.3f} "
+        f"[{row['CI low']:+.3f}, {row['CI high']:+.3f}] {_word(row)}"
+        for row in table.to_dict("records")
+    ]
+    return (
+        f"known evidence ({KNOWN_METRIC}: positive relevance inside the mask, {len(result.holdout.inputs)} held-out "
+        f"samples): best {table['best'].iloc[0]:.3f}; " + "; ".join(parts)
+    )
+
+
+def known_evidence_lines(result: TuneResult) -> list[str]:
+    """:func:`known_evidence_line` in the report's width (none without masks)."""
+    line = known_evidence_line(result)
+    return [] if line is None else wrap(line)
+
+
+#: differences of relevance mass (a share, 0..1) this small are rounding, not localisation
+TIE = 1e-6
+
+
+def _word(row: dict[str, Any]) -> str:
+    """Whether the best localises better or worse than the other: the sign of an interval that excludes 0."""
+    if row["CI low"] > TIE:
+        return "better"
+    if row["CI high"] < -TIE:
+        return "worse"
+    return "no clear difference"
+
+
 def report_lines(result: TuneResult, files: list[str]) -> list[str]:
-    """What the command line prints after a study, at most :data:`WIDTH` columns: the verdict, the best
-    configuration and its rule, the panel (a line per panel metric), the Pareto front in short, the rules per layer
-    group, and which files hold the wide tables."""
-    lines = verdict_lines(result)
+    """What the command line prints after a study, at most :data:`WIDTH` columns: the verdict, the known evidence
+    (with masks), the best configuration and its rule, the panel (a line per panel metric), the Pareto front in
+    short, the rules per layer group, and which files hold the wide tables."""
+    lines = verdict_lines(result) + known_evidence_lines(result)
     lines += ["", *wrap("best.json: " + best_rule(result).replace("`", ""))]
     details = result.panel_details()
     if details is not None:

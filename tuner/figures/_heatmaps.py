@@ -34,6 +34,7 @@ def _pyplot() -> Any:
 
 
 CMAP = "bwr"
+MASK_COLOUR = "#1a9e3f"  # the evidence outline: green, apart from the map's red and blue
 DPI = 100
 
 
@@ -46,6 +47,7 @@ class Samples:
     predictions: Sequence[int] | None = None
     bounds: tuple | None = None  # (low, high): the inputs' values of black and white, for display
     label_name: str = "label"  # "target" where the targets are the model's own predictions
+    masks: torch.Tensor | None = None  # where the evidence is (bool, (N, H, W)): outlined on inputs and maps
 
     def caption(self, index: int) -> str:
         text = f"{self.label_name} {int(self.labels[index])}"
@@ -127,10 +129,30 @@ def symmetric_limit(maps: Sequence[np.ndarray]) -> float:
 def _draw_input(ax: Axes, samples: Samples, images: np.ndarray | None, index: int) -> None:
     if images is not None:
         ax.imshow(images[index], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1, interpolation="nearest")
+        _outline(ax, samples, index)
     else:
         values = samples.inputs[index].detach().float().cpu().reshape(-1).numpy()
         ax.bar(np.arange(len(values)), values, color="0.4", width=1.0)
         ax.set_xlim(-0.5, len(values) - 0.5)
+
+
+def _outline(ax: Axes, samples: Samples, index: int, width: float = 2.0) -> None:
+    """The evidence mask's outline on an image (nothing without masks), along the pixel edges between the mask and
+    the rest."""
+    from matplotlib.collections import LineCollection
+
+    if samples.masks is None or samples.masks.ndim != 3:
+        return
+    ax.add_collection(LineCollection(mask_edges(samples.masks[index]), colors=MASK_COLOUR, linewidths=width))
+
+
+def mask_edges(mask: torch.Tensor) -> list[list[tuple[float, float]]]:
+    """The unit segments (in imshow's pixel coordinates) between a mask's true pixels and the rest or the border."""
+    padded = np.pad(mask.detach().cpu().bool().numpy(), 1)
+    vertical = np.argwhere(padded[1:-1, 1:] != padded[1:-1, :-1])  # (row, column edge) left of column c
+    horizontal = np.argwhere(padded[1:, 1:-1] != padded[:-1, 1:-1])  # (row edge, column) above row r
+    segments = [[(c - 0.5, r - 0.5), (c - 0.5, r + 0.5)] for r, c in vertical]
+    return segments + [[(c - 0.5, r - 0.5), (c + 0.5, r - 0.5)] for r, c in horizontal]
 
 
 def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool):
@@ -186,6 +208,7 @@ def trial_figure(
         top.set_title(samples.caption(index), fontsize=12)
         bottom = fig.add_subplot(grid[1, index])
         mappable = _draw_map(bottom, maps[index], symmetric_limit([maps[index]]), image)
+        _outline(bottom, samples, index, width=1.2)
         _bare(bottom, image)
         if scores is not None:
             bottom.set_title(f"{score_name} {scores[index]:.3f}", fontsize=12)
@@ -206,7 +229,8 @@ def comparison_figure(
 ) -> Path:
     """``heatmaps.png``: the inputs in the first row, then one row per method (its name, mean score and note on
     the left, each sample's score above its map). Each map is relevance as a share of its own total |relevance|,
-    so methods of different magnitudes compare; each column (sample) has one symmetric colour scale and bar."""
+    so methods of different magnitudes compare; each column (sample) has one symmetric colour scale and bar. Where
+    the samples have evidence masks, a green line outlines the evidence on each input and map."""
     n = len(samples.inputs)
     image = is_image(samples.inputs)
     images = display_images(samples.inputs, samples.bounds) if image else None
@@ -219,7 +243,8 @@ def comparison_figure(
     grid = fig.add_gridspec(
         len(rows) + 2, n + 1, width_ratios=[1.9] + [1.0] * n, height_ratios=[1] * (len(rows) + 1) + [0.12]
     )
-    _row_label(fig.add_subplot(grid[0, 0]), "input", "")
+    evidence = "green outline: the evidence mask" if samples.masks is not None and image else ""
+    _row_label(fig.add_subplot(grid[0, 0]), "input", evidence)
     for column in range(n):
         ax = fig.add_subplot(grid[0, column + 1])
         _draw_input(ax, samples, images, column)
@@ -231,6 +256,7 @@ def comparison_figure(
         for column in range(n):
             ax = fig.add_subplot(grid[number, column + 1])
             mappables[column] = _draw_map(ax, share[column], limits[column], image)
+            _outline(ax, samples, column, width=1.2)
             _bare(ax, image)
             if row.scores is not None:
                 ax.set_title(f"{row.scores[column]:.3f}", fontsize=10, pad=2)

@@ -31,6 +31,18 @@ def check_inputs(inputs: torch.Tensor) -> None:
             )
 
 
+def check_masks(masks: Any, inputs: torch.Tensor) -> torch.Tensor:
+    """Evidence masks as bool (N, *feature positions): one per sample, shaped like its input's positions (an image's
+    (H, W)), each with at least one true position (:func:`metrics.localisation.position_masks` says what is wrong)."""
+    from metrics._base import layout_of
+    from metrics.localisation import position_masks
+
+    masks = torch.as_tensor(masks)
+    if len(masks) != len(inputs):
+        raise ValueError(f"masks must hold one mask per sample ({len(inputs)}); got {len(masks)}")
+    return position_masks(masks, inputs).reshape(len(inputs), *layout_of(inputs).positions)
+
+
 def check_targets(targets: Any, n_inputs: int) -> torch.Tensor:
     """Targets as a long tensor of one integer class per sample; float targets are refused, never truncated."""
     targets = torch.as_tensor(targets)

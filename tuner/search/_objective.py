@@ -74,11 +74,13 @@ class TrialObjective:
         n_heatmaps: int = 4,
         budget: Budget | None = None,
         share_work: bool = True,
+        masks: torch.Tensor | None = None,
     ):
         self.space = space
         self.metrics = list(metrics)
         self.inputs = inputs
         self.targets = targets
+        self.masks = masks  # where the evidence is (bool, per sample), for the metrics that use masks
         self.batch_size = batch_size
         self.trial_attrs = trial_attrs
         self.artifacts = artifacts
@@ -181,9 +183,13 @@ class TrialObjective:
         raise_if_received()
         return torch.cat(scores, dim=1), torch.stack([shown[i] for i in self.shown]) if shown else None
 
-    @staticmethod
-    def _evaluate(metric, reference, x, y, attributions, start) -> torch.Tensor:
+    def _evaluate(self, metric, reference, x, y, attributions, start) -> torch.Tensor:
+        """One chunk's scores (the chunk starts at sample ``start``): with its slice of the reference scores and,
+        for a metric that uses them, of the evidence masks."""
         kwargs = {} if reference is None else {"reference": reference[start : start + len(x)]}
+        if metric.uses_masks:
+            assert self.masks is not None, "a metric that uses masks is refused without them (tune() checks)"
+            kwargs["masks"] = self.masks[start : start + len(x)]
         scores = metric.evaluate(x, y, attributions, **kwargs).detach().float().cpu()
         if not torch.isfinite(scores).all():
             raise FloatingPointError(f"{type(metric).__name__} returned non-finite scores {scores.tolist()}")
@@ -285,6 +291,7 @@ class TrialObjective:
                 predictions,
                 display_bounds(self.space.variants.values()),
                 "target" if targets_from == "prediction" else "label",
+                None if self.masks is None else self.masks[self.shown],
             )
         return self._figure_samples
 

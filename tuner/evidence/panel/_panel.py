@@ -36,15 +36,24 @@ DEFAULT_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
     ("faithfulness_correlation", {}),
     ("irof", {}),
 )
+#: added to any panel when the data has evidence masks: do the maps point at the known evidence?
+LOCALISATION_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("relevance_mass", {}),
+    ("relevance_rank", {}),
+    ("pointing_game", {}),
+)
 TAU_ROW = "Kendall tau vs objective"
 TAU_LOW, TAU_HIGH = "tau 95% CI low", "tau 95% CI high"
 PANEL_PHASE = "robustness panel"  # the run phase its metrics are timed in (tuner.search._phases)
 
 
-def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor) -> list[tuple[str, Metric]]:
+def panel_metrics(
+    panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor, *, masks: bool = False
+) -> list[tuple[str, Metric]]:
     """The panel's metrics with their labels (e.g. ``AbPC (baseline=zero)``), built and checked before any
     study: an unknown name or setting raises ValueError. ``inputs`` (the study's tuned samples) decide what
-    images get (the blur width of the objective, IROF) and define the data of the data-wide baselines."""
+    images get (the blur width of the objective, IROF) and define the data of the data-wide baselines; with evidence
+    ``masks`` the localisation metrics join the panel (:data:`LOCALISATION_PANEL`)."""
     from ...search._policy import fit_baselines, objective_settings
 
     if panel is False or (isinstance(panel, (list, tuple)) and not panel):
@@ -62,6 +71,9 @@ def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor
         )
     else:
         entries = list(panel)
+    if masks:
+        named = {entry if isinstance(entry, str) else entry[0] for entry in entries if not isinstance(entry, Metric)}
+        entries += [entry for entry in LOCALISATION_PANEL if entry[0] not in named]
     sigma = objective_settings(inputs, {}).get("blur_sigma")
     built = []
     for entry in entries:
@@ -69,7 +81,7 @@ def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor
             built.append((type(entry).__name__, entry))
             continue
         name, kwargs = (entry, {}) if isinstance(entry, str) else entry
-        check_panel([(name, kwargs)])
+        check_panel([(name, kwargs)], masks=masks)
         settings = dict(kwargs)
         if settings.get("baseline") == "blur" and sigma is not None:
             settings.setdefault("blur_sigma", sigma)
@@ -83,14 +95,21 @@ def panel_metrics(panel: PanelSpec, model: torch.nn.Module, inputs: torch.Tensor
     return built
 
 
-def check_panel(entries: Sequence[tuple[str, dict[str, Any]]] | None) -> None:
-    """Raise ValueError for a panel entry whose metric or setting does not exist (before any work)."""
+def check_panel(entries: Sequence[tuple[str, dict[str, Any]]] | None, *, masks: bool | None = None) -> None:
+    """Raise ValueError for a panel entry whose metric or setting does not exist, or that needs evidence masks the data
+    lacks (``masks`` False; None: not known yet), before any work."""
     for name, kwargs in entries or ():
         try:
             cls = metric_class(name)  # the metric registry alone knows the names
         except ValueError as error:
             raise ValueError(f"panel: {error}") from None
-        if not cls.requires_model:
+        if cls.uses_masks:
+            if masks is False:
+                raise ValueError(
+                    f"panel metric {name!r} scores maps against evidence masks, and the data has none: pass masks "
+                    "with the data (command line: --masks DIR)"
+                )
+        elif not cls.requires_model:
             raise ValueError(f"panel metric {name!r} does not measure faithfulness to the model; use a model-based one")
         unknown = sorted(set(kwargs) - cls.accepted_settings())
         if unknown:

@@ -52,19 +52,21 @@ def score_within_budget(
     attributions: dict[str, torch.Tensor],
     metrics: list[tuple[str, Metric]],
     budget: float,
+    masks: torch.Tensor | None = None,
 ) -> PanelScores:
     """Score each method's held-out ``attributions`` (label -> (B, ...)) under the panel's ``metrics``, one sample
-    at a time, stopping at the first sample boundary after ``budget`` seconds."""
+    at a time, stopping at the first sample boundary after ``budget`` seconds; ``masks`` (the samples' evidence)
+    go to the metrics that use them."""
     began = time.perf_counter()
     columns: list[torch.Tensor] = []
     timings: dict[str, float] = {}
     for index in range(len(inputs)):
         x, y = inputs[index : index + 1], targets[index : index + 1]
-        maps = torch.stack([a[index] for a in attributions.values()]).to(x.device)
+        sample = _Sample(x, y, torch.stack([a[index] for a in attributions.values()]).to(x.device), masks, index)
         if index == 0:
-            metrics, column = _first_sample(x, y, maps, metrics, budget / len(inputs))
+            metrics, column = _first_sample(sample, metrics, budget / len(inputs))
         else:
-            column = torch.stack([_timed(timings, label, metric, x, y, maps) for label, metric in metrics])
+            column = torch.stack([_timed(timings, label, metric, sample) for label, metric in metrics])
         columns.append(column)
         if time.perf_counter() - began >= budget:
             break
@@ -78,11 +80,24 @@ def score_within_budget(
     )
 
 
-def _timed(
-    timings: dict[str, float], label: str, metric: Metric, x: torch.Tensor, y: torch.Tensor, maps: torch.Tensor
-) -> torch.Tensor:
+@dataclass
+class _Sample:
+    """One held-out sample as the panel scores it: its input and target, every method's map, and its evidence mask."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    maps: torch.Tensor  # (methods, ...)
+    all_masks: torch.Tensor | None
+    index: int
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        return None if self.all_masks is None else self.all_masks[self.index : self.index + 1]
+
+
+def _timed(timings: dict[str, float], label: str, metric: Metric, sample: _Sample) -> torch.Tensor:
     began = time.perf_counter()
-    scores = _score(metric, x, y, maps)
+    scores = _score(metric, sample)
     timings[label] = timings.get(label, 0.0) + time.perf_counter() - began
     return scores
 
@@ -102,7 +117,7 @@ def budgeted_panel(
     repeats = tuple(label for label, metric in panel if same_metric(metric, holdout.metrics[0]))
     metrics = [(label, metric) for label, metric in panel if label not in repeats]
     with phase(PANEL_PHASE):
-        scored = score_within_budget(holdout.inputs, holdout.targets, attributions, metrics, budget)
+        scored = score_within_budget(holdout.inputs, holdout.targets, attributions, metrics, budget, holdout.masks)
     return score_panel(
         objective_scores,
         scored.scores,
@@ -116,7 +131,7 @@ def budgeted_panel(
 
 
 def _first_sample(
-    x: torch.Tensor, y: torch.Tensor, maps: torch.Tensor, metrics: list[tuple[str, Metric]], per_sample: float
+    sample: _Sample, metrics: list[tuple[str, Metric]], per_sample: float
 ) -> tuple[list[tuple[str, Metric]], torch.Tensor]:
     """Score the first sample and choose FaithfulnessCorrelation's draws: as many as fit ``per_sample`` seconds
     (the budget over all held-out samples) next to the other metrics' measured cost, at least one, at most its
@@ -125,13 +140,13 @@ def _first_sample(
     began = time.perf_counter()
     for i, (_, metric) in enumerate(metrics):
         if not isinstance(metric, FaithfulnessCorrelation):
-            scores[i] = _score(metric, x, y, maps)
+            scores[i] = _score(metric, sample)
     others = time.perf_counter() - began
     draw_seconds, one_draw = 0.0, {}
     for i, (_, metric) in enumerate(metrics):
         if isinstance(metric, FaithfulnessCorrelation):
             began = time.perf_counter()
-            one_draw[i] = _score(_with_draws(metric, 1), x, y, maps)
+            one_draw[i] = _score(_with_draws(metric, 1), sample)
             draw_seconds += time.perf_counter() - began
     draws = int((per_sample - others) / draw_seconds) if draw_seconds > 0 else 1
     chosen = list(metrics)
@@ -140,16 +155,19 @@ def _first_sample(
         n = max(1, min(draws, metric.n_repeats))  # type: ignore[attr-defined]
         drawn = _with_draws(metric, n)
         chosen[i] = (_draws_label(label, n), drawn)
-        scores[i] = one_draw[i] if n == 1 else _score(drawn, x, y, maps)
+        scores[i] = one_draw[i] if n == 1 else _score(drawn, sample)
     return chosen, torch.stack([scores[i] for i in range(len(metrics))])
 
 
-def _score(metric: Metric, x: torch.Tensor, y: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-    """One sample's scores under ``metric``, one per method (``maps``: (methods, ...)). The methods share the
-    sample: its reference score is computed once and, where the metric perturbs the same way whatever the map, its
-    perturbed forwards too."""
+def _score(metric: Metric, sample: _Sample) -> torch.Tensor:
+    """One sample's scores under ``metric``, one per method. The methods share the sample: its reference score is
+    computed once and, where the metric perturbs the same way whatever the map, its perturbed forwards too."""
+    x, y, maps = sample.x, sample.y, sample.maps
     reference = metric.reference(x, y) if metric.uses_reference else None
-    kwargs = {} if reference is None else {"reference": reference}
+    kwargs: dict[str, torch.Tensor] = {} if reference is None else {"reference": reference}
+    if metric.uses_masks:
+        assert sample.mask is not None, "a panel metric that uses masks is refused without them (panel_metrics)"
+        kwargs["masks"] = sample.mask.expand(len(maps), *sample.mask.shape[1:])
     if isinstance(metric, FaithfulnessCorrelation) or getattr(metric, "baseline", None) == "uniform":
         # seeded draws depend on the batch's shape: each method alone, the perturbed scores computed once
         with _shared_perturbations(metric):
