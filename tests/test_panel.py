@@ -137,6 +137,38 @@ def test_shared_faithfulness_correlation_perturbations_give_the_uncached_scores(
         torch.testing.assert_close(details.samples[method][index], fresh, atol=1e-5, rtol=0)
 
 
+def test_metrics_that_perturb_alike_share_their_forwards_and_keep_their_scores():
+    """AbPC's most-relevant-first curve is MoRF's where their baselines agree, and p(x) is every metric's reference:
+    the panel forwards each perturbed copy of a sample once, and every score equals the metric's own."""
+    from metrics import AbPC, IROF, MoRF
+    from tuner.evidence.panel._scoring import score_within_budget
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)).eval()
+    forwarded = []
+    model.register_forward_hook(lambda module, args, out: forwarded.append(len(args[0])))
+    x, y = torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 2])
+    maps = {f"method {i}": torch.randn(3, 1, 8, 8) for i in range(3)}
+    maps["a copy of method 0"] = maps["method 0"] * 2  # ranks as method 0 does: the same copies
+    metrics = [
+        ("AbPC zero", AbPC(model, baseline="zero")),
+        ("MoRF zero", MoRF(model, baseline="zero")),
+        ("MoRF blur", MoRF(model, baseline="blur", blur_sigma=1.0)),
+        ("IROF", IROF(model)),
+    ]
+    scored = score_within_budget(x, y, maps, metrics, budget=1e9)
+    shared = sum(forwarded)
+    forwarded.clear()
+    for m, (label, metric) in enumerate(metrics):
+        for method, attributions in maps.items():
+            fresh = torch.cat([metric.evaluate(x[i : i + 1], y[i : i + 1], attributions[i : i + 1]) for i in range(3)])
+            torch.testing.assert_close(scored.scores[method][m], fresh, atol=1e-6, rtol=0, msg=f"{label}, {method}")
+    alone = sum(forwarded)
+    # alone: 540 rows; shared: 284 (MoRF zero within AbPC zero, one p(x), the copy of method 0 free)
+    assert shared < 0.6 * alone, (shared, alone)
+    assert all("_scores" not in vars(metric) for _, metric in metrics)  # the cache is gone after the panel
+
+
 def test_a_best_equal_to_its_default_is_one_row(result):
     methods = result.panel().drop(index=[TAU_ROW, TAU_LOW, TAU_HIGH]).index
     for variant in result.space.variants:

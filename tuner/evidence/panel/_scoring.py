@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from metrics import FaithfulnessCorrelation, Metric
+from metrics.perturbation import PerturbationMetric
 
 from ...search._objective import TrialObjective
 from ...search._phases import phase
@@ -89,6 +93,7 @@ class _Sample:
     maps: torch.Tensor  # (methods, ...)
     all_masks: torch.Tensor | None
     index: int
+    forwards: _SharedForwards = field(default_factory=lambda: _SharedForwards())
 
     @property
     def mask(self) -> torch.Tensor | None:
@@ -163,7 +168,8 @@ def _score(metric: Metric, sample: _Sample) -> torch.Tensor:
     """One sample's scores under ``metric``, one per method. The methods share the sample: its reference score is
     computed once and, where the metric perturbs the same way whatever the map, its perturbed forwards too."""
     x, y, maps = sample.x, sample.y, sample.maps
-    reference = metric.reference(x, y) if metric.uses_reference else None
+    with sample.forwards.serving(metric):
+        reference = metric.reference(x, y) if metric.uses_reference else None
     kwargs: dict[str, torch.Tensor] = {} if reference is None else {"reference": reference}
     if metric.uses_masks:
         assert sample.mask is not None, "a panel metric that uses masks is refused without them (panel_metrics)"
@@ -176,7 +182,8 @@ def _score(metric: Metric, sample: _Sample) -> torch.Tensor:
     batch = len(maps)
     if reference is not None:
         kwargs["reference"] = reference.expand(batch)
-    scores = metric.evaluate(x.expand(batch, *x.shape[1:]), y.expand(batch), maps, **kwargs)
+    with sample.forwards.serving(metric):
+        scores = metric.evaluate(x.expand(batch, *x.shape[1:]), y.expand(batch), maps, **kwargs)
     return scores.detach().float().cpu()
 
 
@@ -219,3 +226,55 @@ class _shared_perturbations:
         out = self.scores(inputs, targets, layout, rows, masks)
         self.entries.append((key, out))
         return out
+
+
+class _SharedForwards:
+    """While one sample is scored, the target scores of its perturbed copies, shared by every panel metric that
+    perturbs the same way (one model, baseline with its settings and data, score function) and by every method: a
+    copy removes exactly the features of its mask, so a mask scored once answers the others (AbPC's most-relevant-
+    first curve is MoRF's where their baselines agree, p(x) is every metric's reference, and methods that rank
+    alike share steps). Seeded noise baselines and FaithfulnessCorrelation are left alone."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[Any, ...], dict[bytes, torch.Tensor]] = {}
+
+    @contextmanager
+    def serving(self, metric: Metric) -> Iterator[None]:
+        key = _perturbation_key(metric)
+        if key is None:
+            yield
+            return
+        original = metric._scores  # type: ignore[attr-defined]
+        metric._scores = self._cached(original, self.known.setdefault(key, {}))  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            del metric._scores  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _cached(original: Callable[..., torch.Tensor], known: dict[bytes, torch.Tensor]) -> Callable[..., torch.Tensor]:
+        def scores(inputs, targets, layout, rows, masks):
+            one_input = bool((targets == targets[0]).all()) and torch.equal(inputs, inputs[:1].expand_as(inputs))
+            if not one_input:  # the copies of different inputs differ: nothing to share
+                return original(inputs, targets, layout, rows, masks)
+            keys = [mask.cpu().numpy().tobytes() for mask in masks]
+            missing = list(dict.fromkeys(k for k in keys if k not in known))
+            if missing:
+                index = torch.tensor([keys.index(k) for k in missing], device=masks.device)
+                for k, value in zip(missing, original(inputs, targets, layout, rows[index], masks[index])):
+                    known[k] = value
+            return torch.stack([known[k] for k in keys])
+
+        return scores
+
+
+def _perturbation_key(metric: Metric) -> tuple[Any, ...] | None:
+    """What decides a perturbed copy's score, for a metric whose copies depend on the mask alone; else None."""
+    if not isinstance(metric, PerturbationMetric) or isinstance(metric, FaithfulnessCorrelation):
+        return None
+    baseline = metric.baseline
+    if not isinstance(baseline, (str, int, float)) or baseline in ("uniform", "road"):
+        return None
+    data = None if metric.baseline_data is None else tuple(metric.baseline_data.flatten().tolist())
+    sigma = metric.blur_sigma if baseline == "blur" else None
+    return (id(metric.model), baseline, sigma, metric.prob_fn, data)
