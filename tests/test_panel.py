@@ -140,7 +140,7 @@ def test_shared_faithfulness_correlation_perturbations_give_the_uncached_scores(
 def test_metrics_that_perturb_alike_share_their_forwards_and_keep_their_scores():
     """AbPC's most-relevant-first curve is MoRF's where their baselines agree, and p(x) is every metric's reference:
     the panel forwards each perturbed copy of a sample once, and every score equals the metric's own."""
-    from metrics import AbPC, IROF, MoRF
+    from metrics import IROF, AbPC, MoRF
     from tuner.evidence.panel._scoring import score_within_budget
 
     torch.manual_seed(0)
