@@ -25,10 +25,6 @@ class RelevanceMassAccuracy(LocalisationMetric):
     neural network explanations", Information Fusion 81, 2022.
     """
 
-    direction = "maximize"
-    requires_model = False
-    uses_masks = True
-
     def score(self, relevance: Tensor, inside: Tensor) -> Tensor:
         """Positive relevance inside the mask over all positive relevance, (B,)."""
         positive = relevance.clamp_min(0)

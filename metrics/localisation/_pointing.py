@@ -23,10 +23,6 @@ class PointingGame(LocalisationMetric):
     excitation backprop", International Journal of Computer Vision 126, 2018.
     """
 
-    direction = "maximize"
-    requires_model = False
-    uses_masks = True
-
     def score(self, relevance: Tensor, inside: Tensor) -> Tensor:
         """1.0 where a position of maximal relevance is in the mask, else 0.0, (B,)."""
         top = relevance == relevance.amax(1, keepdim=True)

@@ -31,10 +31,6 @@ class RelevanceRankAccuracy(LocalisationMetric):
     neural network explanations", Information Fusion 81, 2022.
     """
 
-    direction = "maximize"
-    requires_model = False
-    uses_masks = True
-
     def score(self, relevance: Tensor, inside: Tensor) -> Tensor:
         """The share of the top-K positions in the mask, ties at the K-th value shared in proportion, (B,)."""
         k = inside.sum(1)
