@@ -9,6 +9,7 @@ Wilcoxon p (``TuneResult.known_evidence()``). Prints a Markdown table and draws 
 
     python benchmarks/known_answer.py                                   # 5 seeds x 3 baselines, 40 trials each
     python benchmarks/known_answer.py --seeds 0 1 --n-trials 10         # a smoke run
+    python benchmarks/known_answer.py --results known_answer.json      # the table and figure of saved results
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def study(model: torch.nn.Module, data: tuple, baseline: str, args: argparse.Nam
     )
     row, best = result.known_evidence().iloc[0], result.best_trial
     return {
-        "best": f"{best.user_attrs['explainer']} {result.space.explainer_kwargs(best.params)}",
+        "best": best.user_attrs["explainer"],
+        "params": result.space.explainer_kwargs(best.params),
         "best_mass": float(row["best"]),
         "default_mass": float(row["other"]),
         "diff": float(row["diff"]),
@@ -60,7 +62,7 @@ def figure(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100, layout="constrained")
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=100, layout="constrained")
     seeds = sorted({r["seed"] for r in results})
     for index, baseline in enumerate(BASELINES):
         for offset, seed in enumerate(seeds):
@@ -70,11 +72,12 @@ def figure(results: list[dict], path: Path) -> None:
             r = found[0]
             x = index + (offset - (len(seeds) - 1) / 2) * 0.12
             error = [[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]]
-            ax.errorbar(x, r["diff"], yerr=error, fmt="o", color=f"C{offset}", capsize=3, label=f"seed {seed}")
+            label = f"training seed {seed}"
+            ax.errorbar(x, r["diff"], yerr=error, fmt="o", color=f"C{offset}", capsize=3, label=label)
     ax.axhline(0, color="0.3", linewidth=0.8)
     ax.set_xticks(range(len(BASELINES)), [f"AbPC, baseline={b}" for b in BASELINES])
     ax.set_ylabel("relevance mass: best − its default")
-    ax.set_title("Tuned vs default LRP on held-out canvases: share of positive relevance in the evidence box")
+    ax.set_title("Best configuration vs its default: relevance mass on held-out canvases (95% bootstrap CI)")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=9, loc="best")
@@ -91,35 +94,51 @@ def main() -> None:
     parser.add_argument("--n-holdout", type=int, default=256)
     parser.add_argument("--figure", default="docs/images/known_answer.png")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--results", help="draw the table and figure of results written by --json, without studies")
     args = parser.parse_args()
+    if args.results:
+        report(json.loads(Path(args.results).read_text()), args, "")
+        return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     inputs, labels, masks = held_out_evidence()
     data = (inputs, labels, masks)
     results = []
     for seed in args.seeds:
-        model, report = train_evidence_model(seed)
+        model, trained = train_evidence_model(seed)
         for baseline in args.baselines:
             began = time.perf_counter()
             row = {
                 "seed": seed,
-                "accuracy": report["accuracy"],
+                "accuracy": trained["accuracy"],
                 "baseline": baseline,
                 **study(model, data, baseline, args),
             }
             row["seconds"] = time.perf_counter() - began
             results.append(row)
             print(json.dumps(row), flush=True)
-    print(f"\n{machine()}; {args.n_trials} trials on {args.n_samples} canvases, {args.n_holdout} held out\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    setting = f"{args.n_trials} trials on {args.n_samples} canvases, {args.n_holdout} held out"
+    report(results, args, f"{machine()}; {setting}")
+
+
+def report(results: list[dict], args: argparse.Namespace, header: str) -> None:
+    """The Markdown table and the figure of the results."""
+    print(f"\n{header}\n")
     print("| seed | accuracy | baseline | best configuration | best | default | best − default [95% CI] | p |")
     print("|---:|---:|---|---|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['seed']} | {r['accuracy']:.3f} | {r['baseline']} | {r['best']} | {r['best_mass']:.3f} | "
+            f"| {r['seed']} | {r['accuracy']:.3f} | {r['baseline']} | {_configuration(r)} | {r['best_mass']:.3f} | "
             f"{r['default_mass']:.3f} | {r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['p']:.2g} |"
         )
     figure(results, Path(args.figure))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def _configuration(r: dict) -> str:
+    """``LRPUniformEpsilon(epsilon=0.0453)``."""
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
+    return f"{r['best']}({params})"
 
 
 if __name__ == "__main__":
