@@ -56,6 +56,7 @@ class TuneResult:
     ig_steps: int | None = None
     _panel: Panel | None = field(default=None, repr=False)
     _scorer: HeldOutScorer | None = field(default=None, repr=False)
+    _known: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def multi_objective(self) -> bool:
@@ -132,12 +133,12 @@ class TuneResult:
 
     def known_evidence(self) -> pd.DataFrame:
         """The best's relevance mass against its default's and the reference rows' (evidence masks; else empty)."""
-        if self.holdout is None:
-            return pd.DataFrame()
-        variant = self.space.variant_of(self.best_trial.params)
-        against = [("default of its variant", f"{variant} default", self.space.variants[variant])]
-        against += [("reference row", name, explainer) for name, explainer in self._references().items()]
-        return known_evidence(self._held_out_scorer(), self.best_explainer, against)
+        if self._known is None and self.holdout is not None:  # scored once: the report, note and table read it
+            variant = self.space.variant_of(self.best_trial.params)
+            against = [("default of its variant", f"{variant} default", self.space.variants[variant])]
+            against += [("reference row", name, explainer) for name, explainer in self._references().items()]
+            self._known = known_evidence(self._held_out_scorer(), self.best_explainer, against)
+        return pd.DataFrame() if self._known is None else self._known.copy()
 
     def importances(self) -> dict[str, dict[str, float]]:
         """Optuna's parameter importances per variant (its default evaluator), where a variant has enough
@@ -288,8 +289,7 @@ class TuneResult:
         }
 
     def _versus(self, explainer: Any):
-        """The best configuration against ``explainer`` on the held-out samples (the first metric's scores
-        with several metrics)."""
+        """The best configuration against ``explainer`` on the held-out samples (the first metric with several)."""
         ours, theirs = self._held_out_samples(self.best_explainer), self._held_out_samples(explainer)
         return compare(ours[0], theirs[0]) if self.multi_objective else compare(ours, theirs)
 

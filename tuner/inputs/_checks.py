@@ -37,10 +37,7 @@ def check_masks(masks: Any, inputs: torch.Tensor) -> torch.Tensor:
     from metrics._base import layout_of
     from metrics.localisation import position_masks
 
-    masks = torch.as_tensor(masks)
-    if len(masks) != len(inputs):
-        raise ValueError(f"masks must hold one mask per sample ({len(inputs)}); got {len(masks)}")
-    return position_masks(masks, inputs).reshape(len(inputs), *layout_of(inputs).positions)
+    return position_masks(torch.as_tensor(masks), inputs).reshape(len(inputs), *layout_of(inputs).positions)
 
 
 def check_targets(targets: Any, n_inputs: int) -> torch.Tensor:

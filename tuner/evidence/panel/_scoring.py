@@ -66,7 +66,8 @@ def score_within_budget(
     timings: dict[str, float] = {}
     for index in range(len(inputs)):
         x, y = inputs[index : index + 1], targets[index : index + 1]
-        sample = _Sample(x, y, torch.stack([a[index] for a in attributions.values()]).to(x.device), masks, index)
+        maps = torch.stack([a[index] for a in attributions.values()]).to(x.device)
+        sample = _Sample(x, y, maps, None if masks is None else masks[index : index + 1])
         if index == 0:
             metrics, column = _first_sample(sample, metrics, budget / len(inputs))
         else:
@@ -91,13 +92,8 @@ class _Sample:
     x: torch.Tensor
     y: torch.Tensor
     maps: torch.Tensor  # (methods, ...)
-    all_masks: torch.Tensor | None
-    index: int
+    mask: torch.Tensor | None  # (1, ...): where its evidence is
     forwards: _SharedForwards = field(default_factory=lambda: _SharedForwards())
-
-    @property
-    def mask(self) -> torch.Tensor | None:
-        return None if self.all_masks is None else self.all_masks[self.index : self.index + 1]
 
 
 def _timed(timings: dict[str, float], label: str, metric: Metric, sample: _Sample) -> torch.Tensor:
@@ -170,19 +166,18 @@ def _score(metric: Metric, sample: _Sample) -> torch.Tensor:
     x, y, maps = sample.x, sample.y, sample.maps
     with sample.forwards.serving(metric):
         reference = metric.reference(x, y) if metric.uses_reference else None
-    kwargs: dict[str, torch.Tensor] = {} if reference is None else {"reference": reference}
-    if metric.uses_masks:
-        assert sample.mask is not None, "a panel metric that uses masks is refused without them (panel_metrics)"
-        kwargs["masks"] = sample.mask.expand(len(maps), *sample.mask.shape[1:])
-    if isinstance(metric, FaithfulnessCorrelation) or getattr(metric, "baseline", None) == "uniform":
-        # seeded draws depend on the batch's shape: each method alone, the perturbed scores computed once
-        with _shared_perturbations(metric):
-            rows = [metric.evaluate(x, y, m[None], **kwargs) for m in maps]
-        return torch.cat(rows).detach().float().cpu()
-    batch = len(maps)
-    if reference is not None:
-        kwargs["reference"] = reference.expand(batch)
-    with sample.forwards.serving(metric):
+        kwargs: dict[str, torch.Tensor] = {} if reference is None else {"reference": reference}
+        if metric.uses_masks:
+            assert sample.mask is not None, "a panel metric that uses masks is refused without them (panel_metrics)"
+            kwargs["masks"] = sample.mask.expand(len(maps), *sample.mask.shape[1:])
+        if isinstance(metric, FaithfulnessCorrelation) or getattr(metric, "baseline", None) == "uniform":
+            # seeded draws depend on the batch's shape: each method alone, the perturbed scores computed once
+            with _shared_perturbations(metric):
+                rows = [metric.evaluate(x, y, m[None], **kwargs) for m in maps]
+            return torch.cat(rows).detach().float().cpu()
+        batch = len(maps)
+        if reference is not None:
+            kwargs["reference"] = reference.expand(batch)
         scores = metric.evaluate(x.expand(batch, *x.shape[1:]), y.expand(batch), maps, **kwargs)
     return scores.detach().float().cpu()
 
