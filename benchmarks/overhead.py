@@ -29,6 +29,7 @@ from studies.loading._images import sample_photos
 from tuner import cli
 from tuner.cli import command_line
 from tuner.search._phases import recording
+from tuner.search._study import median_trial_seconds
 
 #: the crops' top-left corners, as fractions of the room the crop leaves
 CROPS = ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5), (0.25, 0.25))
@@ -81,15 +82,9 @@ def run(args: argparse.Namespace, n_trials: int, panel: bool) -> dict:
         if code != 0:
             raise SystemExit(f"the run failed with exit code {code}")
         total = times.total()
-        study = optuna.load_study(study_name="overhead", storage=storage)
-        durations = sorted(
-            t.duration.total_seconds()
-            for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-            if t.duration and "repeat_of" not in t.user_attrs
-        )
+        trial = median_trial_seconds(optuna.load_study(study_name="overhead", storage=storage))
     phases = dict(times.seconds)
     phases["other"] = max(0.0, total - sum(phases.values()))
-    trial = durations[len(durations) // 2]
     outside = total - phases.get("trials", 0.0)
     report = sum(phases.get(name, 0.0) for name in REPORT_PHASES)
     estimate = sum(times.estimates.values())
