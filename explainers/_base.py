@@ -17,6 +17,7 @@ from ._guard import check_supported
 from ._model_state import evaluation_mode
 from ._tunable import Tunable, Tunables
 from .canonizers import ABSORBED, default_canonizers
+from .engine import EngineComposite, engine_enabled
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 ForwardArgumentExtractor = Callable[[Inputs], Inputs]
@@ -205,6 +206,8 @@ class LRPBase:
     def explainer(self, model: nn.Module, additional_args: Sequence = ()) -> InputGradient | LayerGradient:
         """The zennit attributor: a Gradient, or a layer-gradient attributor when ``layer`` is set."""
         composite = self.build_composite(model)
+        if composite is not None and engine_enabled():
+            composite = EngineComposite(composite)
         if self.layer is None:
             return InputGradient(model, composite, additional_args)
         return LayerGradient(model, self._resolve_layers(model), composite, additional_args)

@@ -47,7 +47,7 @@ def epsilon_floor(epsilon: float, like: torch.Tensor) -> float:
 
 def per_channel(module: torch.nn.Module, tensor: torch.Tensor, reduce: Callable) -> torch.Tensor:
     """``tensor`` (a layer's output) reduced over every dimension but the channels (a dense layer's: the last)."""
-    channel = tensor.dim() - 1 if type(module) is torch.nn.Linear else 1
+    channel = tensor.dim() - 1 if isinstance(module, torch.nn.Linear) else 1
     dims = tuple(dim for dim in range(tensor.dim()) if dim != channel)
     return reduce(tensor, dims) if dims else tensor
 
@@ -92,7 +92,7 @@ def modified_forward(
     module: torch.nn.Module, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
     """The layer (a convolution or a dense layer) with other weights."""
-    if type(module) is torch.nn.Linear:
+    if isinstance(module, torch.nn.Linear):
         return F.linear(input, weight, bias)
     conv, layer = _CONVOLUTIONS[type(module)], cast(_ConvNd, module)
     return conv(input, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
@@ -107,7 +107,7 @@ def direct_input_gradient(
 ) -> torch.Tensor:
     """The gradient of ``sum(grad_output * layer(input; weight))`` with respect to the input, without a graph (the
     bias plays no part); ``groups`` overrides the convolution's groups (a subset of them)."""
-    if type(module) is torch.nn.Linear:
+    if isinstance(module, torch.nn.Linear):
         return grad_output @ weight
     dims, layer = input.dim() - 2, cast(_ConvNd, module)
     return torch.ops.aten.convolution_backward(
@@ -154,7 +154,7 @@ def modified_total(
 def channel_view(module: torch.nn.Module, vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A per-channel vector (a bias) shaped to broadcast over the layer's output ``like`` (a convolution's channels
     are dim 1, a dense layer's the last dim)."""
-    if type(module) is torch.nn.Linear:
+    if isinstance(module, torch.nn.Linear):
         return vector
     return vector.view(-1, *([1] * (like.dim() - 2)))
 
@@ -165,7 +165,7 @@ def held_channels(
     """(groups, output channels, input channels) of the convolution restricted to the output channels (a grouped
     convolution: the groups) that hold an empty neuron (``held``); Nones on a dense layer, and where more than half
     hold one (the copies of the restriction would cost more than the channels it spares)."""
-    if type(module) is torch.nn.Linear or len(held) == 1:
+    if isinstance(module, torch.nn.Linear) or len(held) == 1:
         return None, None, None
     in_channels = input.shape[1]
     channels = held.nonzero().flatten()

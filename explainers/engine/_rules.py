@@ -1,0 +1,210 @@
+"""Each LRP rule as the backward of its layer: relevance in one pass from the layer's input, its output and the
+incoming relevance, with the parameters read from the reference rule (the zennit hook the layer map chose)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+import torch
+from torch import nn
+from zennit.core import BasicHook, Hook
+from zennit.layer import Sum
+from zennit.rules import Epsilon, Norm, Pass, ZBox
+from zennit.types import Activation, AvgPool, BatchNorm
+
+from ..rules import ConservingAlphaBeta, ConservingZPlus, FastGamma, PerCall
+from ..rules._direct import (
+    _CONVOLUTIONS,
+    direct_input_gradient,
+    is_zeroed,
+    modified_forward,
+    modified_total,
+    weight_and_bias,
+)
+
+
+class EngineRule:
+    """A rule computed as its layer's backward: ``relevance(module, input, stored, relevance)`` returns the input
+    relevance; ``stored`` holds the layer's output (``store_output``) where :attr:`keeps_output` is set."""
+
+    keeps_output = True
+
+    def relevance(self, module: nn.Module, input: torch.Tensor, stored: dict, relevance: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class PassRule(EngineRule):
+    """zennit's ``Pass``: relevance passes unchanged (element-wise activations, BatchNorm merged into its layer)."""
+
+    keeps_output = False
+
+    def relevance(self, module, input, stored, relevance):
+        return relevance
+
+
+class SumNormRule(EngineRule):
+    """zennit's ``Norm`` on a ``Sum`` of stacked terms: each term's share of the sum, R_i = x_i R / stab(sum x)."""
+
+    def __init__(self, hook: Norm) -> None:
+        self.hook = hook
+
+    def relevance(self, module, input, stored, relevance):
+        (share,) = _shares(self.hook, relevance, [stored["output"]])
+        return input * share.unsqueeze(cast(Sum, module).dim)
+
+
+class PoolNormRule(EngineRule):
+    """zennit's ``Norm`` on average pooling: R_i = x_i (d pool / d x)^T (R / stab(pool x)), the pool's own gradient
+    (a cheap layer: its one small graph is rebuilt in the backward)."""
+
+    def __init__(self, hook: Norm, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.hook, self.forward = hook, forward
+
+    def relevance(self, module, input, stored, relevance):
+        with torch.enable_grad():
+            leaf = input.detach().requires_grad_()
+            output = self.forward(leaf)
+            (share,) = _shares(self.hook, relevance, [output.detach()])
+            (gradient,) = torch.autograd.grad(output, leaf, share)
+        return input * gradient
+
+
+class EpsilonRule(EngineRule):
+    """zennit's ``Epsilon`` on a dense layer or zero-padded convolution: R_i = x_i sum_j w_ij R_j / stab(z_j), z the
+    layer's own output (less a bias that ``zero_params`` zeroes)."""
+
+    def __init__(self, hook: Epsilon) -> None:
+        self.hook = hook
+        self.zero_params = hook.param_modifiers[0].zero_params
+
+    def relevance(self, module, input, stored, relevance):
+        weight, bias = weight_and_bias(module, self.zero_params)
+        total = modified_total(stored, module, input, bias)
+        (share,) = _shares(self.hook, relevance, [total])
+        return input * direct_input_gradient(module, input, weight, share)
+
+
+class DirectHookRule(EngineRule):
+    """A rule of this package that already computes its gradients directly (conserving z-plus, fast gamma): its own
+    ``_direct_backward``, called from the layer's backward instead of through zennit's hooks."""
+
+    def __init__(self, hook: ConservingZPlus | FastGamma) -> None:
+        self.hook = hook
+
+    def relevance(self, module, input, stored, relevance):
+        hook = self.hook.copy()  # a fresh instance per call: the rule keeps per-call state in stored_tensors
+        hook.stored_tensors = stored
+        return hook._direct_backward(module, input, relevance)
+
+
+class AlphaBetaRule(EngineRule):
+    """:class:`~explainers.rules.ConservingAlphaBeta`'s four passes, computed directly: x+ through w+ and x- through
+    w- (the positive part), x+ through w- and x- through w+ (the negative part); two of each on an input without
+    negative values, where the x- passes are exactly 0."""
+
+    def __init__(self, hook: ConservingAlphaBeta) -> None:
+        self.hook = hook
+        self.zero_params = hook.param_modifiers[0].zero_params
+
+    def relevance(self, module, input, stored, relevance):
+        weight, bias = weight_and_bias(module, self.zero_params)
+        w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
+        b_plus = None if bias is None else bias.clamp(min=0)
+        b_minus = None if bias is None else bias.clamp(max=0)
+        x_plus = input.clamp(min=0)
+        outputs = [modified_forward(module, x_plus, w_plus, b_plus)]
+        nonnegative = bool(input.numel() == 0 or input.amin() >= 0)
+        x_minus = None if nonnegative else input.clamp(max=0)
+        zero = torch.zeros((), dtype=input.dtype, device=input.device)
+        outputs.append(zero if x_minus is None else modified_forward(module, x_minus, w_minus))
+        outputs.append(modified_forward(module, x_plus, w_minus, b_minus))
+        outputs.append(zero if x_minus is None else modified_forward(module, x_minus, w_plus))
+        share_positive, _, share_negative, _ = self.hook.gradient_mapper(relevance, outputs)
+        result = x_plus * direct_input_gradient(module, input, w_plus, share_positive)
+        result.addcmul_(x_plus, direct_input_gradient(module, input, w_minus, share_negative))
+        if x_minus is not None:
+            result.addcmul_(x_minus, direct_input_gradient(module, input, w_minus, share_positive))
+            result.addcmul_(x_minus, direct_input_gradient(module, input, w_plus, share_negative))
+        return result
+
+
+class BoxRule(EngineRule):
+    """zennit's ``ZBox`` on a dense layer or zero-padded convolution: z = W x - W+ low - W- high (the biases
+    b - b+ - b- cancel), R_i = x_i (W^T s)_i - low_i (W+^T s)_i - high_i (W-^T s)_i with s = R / stab(z)."""
+
+    def __init__(self, hook: ZBox) -> None:
+        self.hook = hook
+        self.zero_params = hook.param_modifiers[0].zero_params
+
+    def relevance(self, module, input, stored, relevance):
+        low, high = (modifier(input) for modifier in self.hook.input_modifiers[1:])
+        weight, bias = weight_and_bias(module, self.zero_params)
+        w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
+        b_plus = None if bias is None else bias.clamp(min=0)
+        b_minus = None if bias is None else bias.clamp(max=0)
+        outputs = [
+            modified_total(stored, module, input, bias),
+            modified_forward(module, low, w_plus, b_plus),
+            modified_forward(module, high, w_minus, b_minus),
+        ]
+        share = self.hook.gradient_mapper(relevance, outputs)[0]
+        result = input * direct_input_gradient(module, input, weight, share)
+        result.addcmul_(low, direct_input_gradient(module, input, w_plus, share), value=-1.0)
+        result.addcmul_(high, direct_input_gradient(module, input, w_minus, share), value=-1.0)
+        return result
+
+
+def _shares(hook: BasicHook, relevance: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The rule's own division of the relevance by its stabilized totals (zennit's ``gradient_mapper``)."""
+    shares = hook.gradient_mapper(relevance, outputs)
+    return list(shares) if isinstance(shares, (list, tuple)) else [shares]
+
+
+def _zero_params(template: Hook) -> str | list[str] | None:
+    """The parameters the rule zeroes: its own attribute, else its first parameter modifier's (zennit's rules)."""
+    if hasattr(template, "zero_params"):
+        return template.zero_params
+    modifiers = getattr(template, "param_modifiers", None)
+    return getattr(modifiers[0], "zero_params", None) if modifiers else None
+
+
+def is_direct_layer(module: nn.Module) -> bool:
+    """A dense layer or a zero-padded convolution whose forward is torch's own (a subclass that keeps it counts)."""
+    if isinstance(module, nn.Linear):
+        return type(module).forward is nn.Linear.forward
+    return (
+        type(module) in _CONVOLUTIONS
+        and getattr(module, "padding_mode", "") == "zeros"
+        and isinstance(getattr(module, "padding", None), tuple)
+    )
+
+
+def _activation(module: nn.Module) -> bool:
+    """An element-wise activation (zennit's ``Activation`` counts ``nn.MultiheadAttention`` too, which is not)."""
+    return isinstance(module, Activation) and not isinstance(module, nn.MultiheadAttention)
+
+
+def engine_rule(template: Hook, module: nn.Module, forward: Callable) -> EngineRule | None:
+    """The engine's rule for ``module`` under the reference rule ``template``, or None where the engine has none
+    (the module then keeps zennit's hook)."""
+    if isinstance(template, PerCall):  # the engine keeps each call's tensors with that call already
+        template = template.rule
+    kind = type(template)
+    if kind is Pass and (_activation(module) or isinstance(module, BatchNorm)):
+        return PassRule()
+    if kind is Norm and isinstance(module, Sum) and type(module).forward is Sum.forward:
+        return SumNormRule(cast(Norm, template))
+    if kind is Norm and isinstance(module, AvgPool):
+        return PoolNormRule(cast(Norm, template), forward)
+    if not is_direct_layer(module) or is_zeroed("weight", _zero_params(template)):
+        return None
+    if kind is Epsilon:
+        return EpsilonRule(cast(Epsilon, template))
+    if kind in (ConservingZPlus, FastGamma):
+        return DirectHookRule(cast(ConservingZPlus, template))
+    if kind is ConservingAlphaBeta:
+        return AlphaBetaRule(cast(ConservingAlphaBeta, template))
+    if kind is ZBox:
+        return BoxRule(cast(ZBox, template))
+    return None

@@ -1,0 +1,129 @@
+"""The attribution engine (each rule as its layer's backward) gives the relevance of zennit's hooks, the reference,
+on one small model per torchvision family, with its default parameters and biases kept; every layer of a CNN is
+covered; and the checks catch a deliberately wrong rule."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import test_zoo_cnn
+import test_zoo_concat
+import test_zoo_transformers
+import torch
+from helpers import randomise_batch_norm
+from torch import nn
+
+from explainers import (
+    LRPEpsilonAlpha2Beta1,
+    LRPEpsilonGammaBox,
+    LRPEpsilonPlus,
+    LRPLayerwise,
+    LRPUniformEpsilon,
+)
+from explainers._conservation import relevance_sums
+from explainers.engine import EngineComposite, zennit_hooks
+from explainers.engine._rules import EpsilonRule
+from explainers.rules._direct import direct_input_gradient
+
+#: family -> (a small model, its input size)
+FAMILIES = {
+    **{name: (factory, test_zoo_cnn.SIZE) for name, factory in test_zoo_cnn.FAMILIES.items()},
+    **test_zoo_concat.FAMILIES,
+    **{name: test_zoo_transformers.FAMILIES[name] for name in ("vit", "swin", "maxvit")},
+}
+VARIANTS = {
+    "UniformEpsilon": LRPUniformEpsilon,
+    "EpsilonPlus": LRPEpsilonPlus,
+    "EpsilonGammaBox": LRPEpsilonGammaBox,
+    "EpsilonAlpha2Beta1": LRPEpsilonAlpha2Beta1,
+    "Layerwise": LRPLayerwise,
+}
+#: the issue's bound on max |engine - reference| / max |reference| per sample, in float64
+TOLERANCE = 1e-5
+
+
+@functools.cache
+def model_and_inputs(family: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The family's model in float64 with its biases and BatchNorm statistics random (not the identity), a batch of
+    3 and the predicted classes."""
+    factory, size = FAMILIES[family]
+    torch.manual_seed(0)
+    model = randomise_batch_norm(factory()).double().eval()
+    inputs = torch.randn(3, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        targets = model(inputs).argmax(1)
+    return model, inputs, targets
+
+
+def relative_error(relevance: torch.Tensor, reference: torch.Tensor) -> float:
+    """max over samples of max |relevance - reference| / max |reference|."""
+    difference = (relevance - reference).flatten(1).abs().amax(1)
+    return float((difference / reference.flatten(1).abs().amax(1)).max())
+
+
+def both_paths(explainer, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    relevance = explainer.attribute(inputs, targets)
+    with zennit_hooks():
+        reference = explainer.attribute(inputs, targets)
+    return relevance, reference
+
+
+#: one family per kind of block runs with the fast tests, the others with the slow ones
+QUICK = ("resnet", "vgg", "efficientnet", "densenet", "convnext", "vit")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize(
+    "family", [name if name in QUICK else pytest.param(name, marks=pytest.mark.slow) for name in FAMILIES]
+)
+def test_engine_equals_the_zennit_hooks(family: str, variant: str) -> None:
+    model, inputs, targets = model_and_inputs(family)
+    relevance, reference = both_paths(VARIANTS[variant](model), inputs, targets)
+    # not a vacuous match: every sample's map has many non-zero pixels of both signs
+    assert bool((reference.flatten(1).abs().amax(1) > 0).all())
+    assert float((reference != 0).double().mean()) > 0.3
+    assert relative_error(relevance, reference) <= TOLERANCE
+
+
+@pytest.mark.parametrize("family", ["resnet", "vgg", "efficientnet", "densenet", "mobilenet_v3_small", "googlenet"])
+def test_engine_covers_every_layer_of_a_cnn(family: str) -> None:
+    """No layer of these families falls back to a zennit hook (the engine registers a rule on each; LayerNorm, as in
+    ConvNeXt, and attention keep theirs)."""
+    model, _, _ = model_and_inputs(family)
+    for variant in VARIANTS.values():
+        composite = EngineComposite(variant(model).build_composite(model))
+        with composite.context(model):
+            pass
+        assert dict(composite.hooked) == {}, variant.__name__
+        assert len(composite.slots) > 10
+
+
+def test_engine_leaves_no_hook_and_no_forward_behind() -> None:
+    model, inputs, targets = model_and_inputs("resnet")
+    LRPEpsilonGammaBox(model).attribute(inputs, targets)
+    for module in model.modules():
+        assert "forward" not in module.__dict__
+        assert not module._forward_hooks and not module._forward_pre_hooks
+    assert all(module.inplace for module in model.modules() if isinstance(module, nn.ReLU))
+
+
+def test_checks_catch_a_wrong_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Epsilon's numerators from the positive weights only, its denominators from all (a plausible slip): the
+    equality check and the conservation check (biases zeroed, tiny epsilon) both fail by far more than their
+    tolerance."""
+    model, inputs, targets = test_zoo_concat.prepared("vgg")
+    explainer = LRPUniformEpsilon(model, epsilon=1e-12, stabilizer=1e-12, seed="one_hot")
+    right, reference = both_paths(explainer, inputs, targets)
+    assert relative_error(right, reference) <= TOLERANCE
+    assert float((relevance_sums(right) - 1).abs().max()) < 1e-6
+
+    def wrong(self, module, input, stored, relevance):
+        share = relevance / stored["output"]
+        return input * direct_input_gradient(module, input, module.weight.detach().clamp(min=0), share)
+
+    monkeypatch.setattr(EpsilonRule, "relevance", wrong)
+    wrong_relevance, reference_again = both_paths(explainer, inputs, targets)
+    assert torch.equal(reference_again, reference)
+    assert relative_error(wrong_relevance, reference) > 100 * TOLERANCE
+    assert float((relevance_sums(wrong_relevance) - 1).abs().max()) > 1e-3
