@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -14,7 +15,10 @@ from zennit.core import Composite, Hook
 from ._function import EngineHandle, RuleSlot, install
 from ._rules import EngineRule, engine_rule
 
-_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("lrp_tuner_engine", default=True)
+#: the setting ``LRP_TUNER_ENGINE=off`` turns the engine off for a whole process (a study through zennit's hooks)
+_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lrp_tuner_engine", default=os.environ.get("LRP_TUNER_ENGINE", "on").lower() not in ("off", "0", "false")
+)
 
 
 @contextlib.contextmanager
@@ -28,7 +32,8 @@ def zennit_hooks() -> Iterator[None]:
 
 
 def engine_enabled() -> bool:
-    """Whether attributions use the engine here (they do unless inside :func:`zennit_hooks`)."""
+    """Whether attributions use the engine here (they do unless inside :func:`zennit_hooks` or the process was
+    started with ``LRP_TUNER_ENGINE=off``)."""
     return _ENABLED.get()
 
 

@@ -1,0 +1,239 @@
+"""What an LRP attribution costs over one gradient, with the attribution engine and with zennit's hooks.
+
+For each architecture (random weights, ``--weights none``'s seed 0, a batch of the bundled sample photos): the median
+seconds of one gradient (``x.requires_grad_(True); model(x).gather(1, t).sum().backward()``, the parameters left as
+torchvision loads them, so weight gradients are computed too), of the gradient to the input only, and of one
+attribution of each variant through the engine and through zennit's hooks (the reference path), all repetitions
+interleaved; each as a ratio over the gradient. Then, in float64 at the zoo's small input size, the largest
+per-sample max |engine - hooks| / max |hooks|, and the layers that keep a zennit hook under the engine. ``--memory``
+adds the peak resident memory of a fresh process that runs one gradient or one attribution on ResNet-50;
+``--study`` the trials per hour of a 20-trial resnet50 preset study (``--weights none``, panel off) with the engine
+and with ``LRP_TUNER_ENGINE=off``.
+
+    python benchmarks/attribution_cost.py --memory --study --save benchmarks/RESULTS-attribution_cost.json
+    python benchmarks/attribution_cost.py --names resnet50 --repeats 3
+    python benchmarks/attribution_cost.py --from-saved benchmarks/RESULTS-attribution_cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import torch
+from _timing import machine, median, table, timed
+from zoo import build, input_size, photos
+
+from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
+from explainers.engine import EngineComposite, zennit_hooks
+from tuner.search._study import median_trial_seconds
+
+NAMES = ("resnet50", "vgg16", "efficientnet_b0", "mobilenet_v3_large", "densenet121", "vit_b_16", "convnext_tiny")
+VARIANTS = {
+    "UniformEpsilon": LRPUniformEpsilon,
+    "EpsilonGammaBox": LRPEpsilonGammaBox,
+    "EpsilonPlus": LRPEpsilonPlus,
+    "EpsilonAlpha2Beta1": LRPEpsilonAlpha2Beta1,
+}
+HERE = Path(__file__).resolve().parent
+
+
+def gradient_runs(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> dict:
+    """The gradient with weight gradients (the issue's unit) and the gradient to the input only."""
+
+    def gradient() -> None:
+        x = images.clone().requires_grad_(True)
+        model(x).gather(1, targets[:, None]).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    def input_gradient() -> None:
+        x = images.clone().requires_grad_(True)
+        torch.autograd.grad(model(x).gather(1, targets[:, None]).sum(), x)
+
+    return {"gradient": gradient, "input gradient": input_gradient}
+
+
+def attribution_runs(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> dict:
+    runs = {}
+    for label, variant in VARIANTS.items():
+        explainer = variant(model)
+        explainer.check_inputs(images[:1])
+        runs[label] = lambda e=explainer: e.attribute(images, targets)
+
+        def hooks(e=explainer) -> None:
+            with zennit_hooks():
+                e.attribute(images, targets)
+
+        runs[f"{label} (hooks)"] = hooks
+    return runs
+
+
+def timing(name: str, size: int, batch: int, repeats: int) -> dict[str, float]:
+    model = build(name, size)
+    images = photos(size, batch)
+    with torch.no_grad():
+        targets = model(images).argmax(1)
+    runs = {**gradient_runs(model, images, targets), **attribution_runs(model, images, targets)}
+    for run in runs.values():  # warm-up
+        run()
+    seconds: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(repeats):
+        for label, run in runs.items():
+            seconds[label].append(timed(run)[0])
+    return {label: median(values) for label, values in seconds.items()}
+
+
+def equality(name: str) -> dict[str, object]:
+    """Per variant in float64: the engine's largest relative difference from the hooks, and the hooked layers."""
+    size = input_size(name)
+    model = build(name, size).double()
+    images = photos(size, 2).double()
+    with torch.no_grad():
+        targets = model(images).argmax(1)
+    record: dict[str, object] = {}
+    for label, variant in VARIANTS.items():
+        explainer = variant(model)
+        relevance = explainer.attribute(images, targets)
+        with zennit_hooks():
+            reference = explainer.attribute(images, targets)
+        difference = (relevance - reference).flatten(1).abs().amax(1) / reference.flatten(1).abs().amax(1)
+        composite = EngineComposite(explainer.build_composite(model))
+        with composite.context(model):
+            pass
+        record[label] = {"error": float(difference.max()), "hooked": dict(composite.hooked)}
+    return record
+
+
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: its peak) in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_child(kind: str, size: int, batch: int) -> None:
+    """In a fresh process: ResNet-50 and its inputs, the peak reset (Linux's clear_refs), then one run of ``kind``;
+    prints the resident memory before the run and its peak during it (MiB)."""
+    model = build("resnet50", size)
+    images = photos(size, batch)
+    with torch.no_grad():
+        targets = model(images).argmax(1)
+    runs = {**gradient_runs(model, images, targets), **attribution_runs(model, images, targets)}
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the resident memory now
+    before = _status_mib("VmRSS")
+    runs[kind]()
+    print(json.dumps({"before": before, "after": _status_mib("VmHWM")}))
+
+
+def memory(size: int, batch: int) -> dict[str, dict[str, float]]:
+    kinds = ["gradient", *(label for name in VARIANTS for label in (name, f"{name} (hooks)"))]
+    results = {}
+    for kind in kinds:
+        command = [sys.executable, __file__, "--memory-child", kind, "--size", str(size), "--batch", str(batch)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE).stdout
+        results[kind] = json.loads(output.strip().splitlines()[-1])
+    return results
+
+
+def study(trials: int) -> dict[str, float]:
+    """Trials per hour of the resnet50 preset study with the engine and with zennit's hooks (panel off)."""
+    results = {}
+    for label, setting in (("engine", "on"), ("hooks", "off")):
+        with tempfile.TemporaryDirectory() as folder:
+            storage = f"sqlite:///{folder}/study.db"
+            command = [sys.executable, "-m", "tuner", "run", "--model", "resnet50", "--weights", "none", "--no-panel"]
+            command += ["--n-trials", str(trials), "--storage", storage, "--study-name", "cost"]
+            environment = {**os.environ, "LRP_TUNER_ENGINE": setting}
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, env=environment, cwd=HERE.parent)
+            whole = time.perf_counter() - start
+            trial = median_trial_seconds(optuna.load_study(study_name="cost", storage=storage))
+        results[label] = {"whole seconds": whole, "median trial seconds": trial, "trials per hour": 3600 / trial}
+    return results
+
+
+def report(records: dict) -> str:
+    lines = [f"Machine: {records['machine']}", ""]
+    rows = []
+    for name, seconds in records["timing"].items():
+        gradient = seconds["gradient"]
+        row = [name, f"{gradient:.3f} s", f"{seconds['input gradient'] / gradient:.2f}×"]
+        for label in VARIANTS:
+            row.append(f"{seconds[label] / gradient:.2f}× ({seconds[f'{label} (hooks)'] / gradient:.2f}×)")
+        rows.append(row)
+    header = ["model", "gradient", "input gradient", *(f"{label} engine (hooks)" for label in VARIANTS)]
+    lines += [f"Time over one gradient, batch {records['batch']} × {records['size']}², median of {records['repeats']}:"]
+    lines += ["", table(header, rows), ""]
+    if records.get("equality"):
+        rows = []
+        for name, record in records["equality"].items():
+            errors = [f"{record[label]['error']:.1e}" for label in VARIANTS]
+            hooked = sorted({layer for label in VARIANTS for layer in record[label]["hooked"]})
+            rows.append([name, *errors, ", ".join(hooked) or "none"])
+        lines += ["Engine against the hooks, float64, largest per-sample max |difference| / max |hooks|:", ""]
+        lines += [table(["model", *VARIANTS, "layers left to zennit's hooks"], rows), ""]
+    if records.get("memory"):
+        base = records["memory"]["gradient"]
+        rows = [
+            [kind, f"{m['after']:.0f}", f"{m['after'] / base['after']:.2f}×", f"{m['after'] - m['before']:.0f}"]
+            for kind, m in records["memory"].items()
+        ]
+        lines += ["Peak resident memory of a fresh process, ResNet-50 (MiB; the run's growth over the loaded model):"]
+        lines += ["", table(["run", "peak", "over gradient", "growth"], rows), ""]
+    if records.get("study"):
+        engine, hooks = records["study"]["engine"], records["study"]["hooks"]
+        lines += [
+            f"resnet50 preset, --weights none, panel off: {engine['trials per hour']:.0f} trials per hour with the "
+            f"engine, {hooks['trials per hour']:.0f} with zennit's hooks "
+            f"({engine['trials per hour'] / hooks['trials per hour']:.2f}×; median trial "
+            f"{engine['median trial seconds']:.2f} s vs {hooks['median trial seconds']:.2f} s)."
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--names", nargs="+", default=list(NAMES))
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-equality", action="store_true", help="skip the float64 comparison with the hooks")
+    parser.add_argument("--memory", action="store_true", help="peak memory on ResNet-50, one process per run")
+    parser.add_argument("--study", type=int, nargs="?", const=20, default=0, help="trials of the study comparison")
+    parser.add_argument("--save", type=Path, help="write the records here (JSON)")
+    parser.add_argument("--from-saved", type=Path, help="print the report of saved records")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", torch.get_num_threads())))
+    if args.memory_child:
+        return memory_child(args.memory_child, args.size, args.batch)
+    if args.from_saved:
+        print(report(json.loads(args.from_saved.read_text())))
+        return None
+    records: dict = {"machine": machine(), "size": args.size, "batch": args.batch, "repeats": args.repeats}
+    records["timing"] = {}
+    for name in args.names:
+        records["timing"][name] = timing(name, args.size, args.batch, args.repeats)
+        print(name, {label: round(value, 3) for label, value in records["timing"][name].items()}, flush=True)
+    if not args.no_equality:
+        records["equality"] = {name: equality(name) for name in args.names}
+    if args.memory:
+        records["memory"] = memory(args.size, args.batch)
+    if args.study:
+        records["study"] = study(args.study)
+    if args.save:
+        args.save.write_text(json.dumps(records, indent=1))
+    print(report(records))
+    return None
+
+
+if __name__ == "__main__":
+    main()
