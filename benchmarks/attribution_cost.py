@@ -90,6 +90,35 @@ def timing(name: str, size: int, batch: int, repeats: int) -> dict[str, float]:
     return {label: median(values) for label, values in seconds.items()}
 
 
+#: five configurations of a variant: every tunable at each of these values
+SHARED_VALUES = (1e-6, 1e-4, 1e-2, 0.1, 1.0)
+
+
+def shared_forward(name: str, size: int, batch: int, repeats: int) -> dict[str, float]:
+    """Per variant: median seconds of five configurations by ``attribute_many`` (one forward) over those of five
+    separate attributions, interleaved."""
+    model = build(name, size)
+    images = photos(size, batch)
+    with torch.no_grad():
+        targets = model(images).argmax(1)
+    ratios = {}
+    for label, variant in VARIANTS.items():
+        explainer = variant(model)
+        explainer.check_inputs(images[:1])
+        configurations = [dict.fromkeys(explainer.get_tunables(), value) for value in SHARED_VALUES]
+        explainers = [explainer.set_kwargs(**configuration) for configuration in configurations]
+        runs = {
+            "shared": lambda e=explainer, c=configurations: e.attribute_many(c, images, targets),
+            "separate": lambda es=explainers: [e.attribute(images, targets) for e in es],
+        }
+        seconds: dict[str, list[float]] = {"shared": [], "separate": []}
+        for _ in range(repeats):
+            for key, run in runs.items():
+                seconds[key].append(timed(run)[0])
+        ratios[label] = median(seconds["shared"]) / median(seconds["separate"])
+    return ratios
+
+
 def equality(name: str) -> dict[str, object]:
     """Per variant in float64: the engine's largest relative difference from the hooks, and the hooked layers."""
     size = input_size(name)
@@ -172,6 +201,10 @@ def report(records: dict) -> str:
     header = ["model", "gradient", "input gradient", *(f"{label} engine (hooks)" for label in VARIANTS)]
     lines += [f"Time over one gradient, batch {records['batch']} × {records['size']}², median of {records['repeats']}:"]
     lines += ["", table(header, rows), ""]
+    if records.get("shared"):
+        rows = [[name, *(f"{ratios[label]:.2f}×" for label in VARIANTS)] for name, ratios in records["shared"].items()]
+        lines += ["Five configurations from one forward (attribute_many) over five separate attributions:", ""]
+        lines += [table(["model", *VARIANTS], rows), ""]
     if records.get("equality"):
         rows = []
         for name, record in records["equality"].items():
@@ -223,6 +256,8 @@ def main() -> None:
     for name in args.names:
         records["timing"][name] = timing(name, args.size, args.batch, args.repeats)
         print(name, {label: round(value, 3) for label, value in records["timing"][name].items()}, flush=True)
+    records["shared"] = {"resnet50": shared_forward("resnet50", args.size, args.batch, args.repeats)}
+    print("shared", records["shared"], flush=True)
     if not args.no_equality:
         records["equality"] = {name: equality(name) for name in args.names}
     if args.memory:

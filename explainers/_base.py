@@ -17,7 +17,7 @@ from ._guard import check_supported
 from ._model_state import evaluation_mode
 from ._tunable import Tunable, Tunables
 from .canonizers import ABSORBED, default_canonizers
-from .engine import EngineComposite, engine_enabled
+from .engine import EngineComposite, attribute_many, engine_enabled
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 ForwardArgumentExtractor = Callable[[Inputs], Inputs]
@@ -240,6 +240,13 @@ class LRPBase:
         check_finite(relevance, self)
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))
         return relevance if several else relevance[0]
+
+    def attribute_many(
+        self, configurations: Sequence[dict[str, Any]], inputs: Inputs, targets: torch.Tensor | int | Sequence[int]
+    ) -> list[Inputs]:
+        """``[self.set_kwargs(**c).attribute(inputs, targets) for c in configurations]``, from one forward pass that
+        every configuration's backward shares where the engine covers the model (explainers.engine.attribute_many)."""
+        return attribute_many([self.set_kwargs(**configuration) for configuration in configurations], inputs, targets)
 
     def check_inputs(self, inputs: Inputs) -> None:
         """Run the model once on the first sample of ``inputs``: raises ModelInputError if it rejects them,

@@ -69,14 +69,8 @@ def both_paths(explainer, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[
     return relevance, reference
 
 
-#: one family per kind of block runs with the fast tests, the others with the slow ones
-QUICK = ("resnet", "vgg", "efficientnet", "densenet", "convnext", "vit")
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize(
-    "family", [name if name in QUICK else pytest.param(name, marks=pytest.mark.slow) for name in FAMILIES]
-)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_engine_equals_the_zennit_hooks(family: str, variant: str) -> None:
     model, inputs, targets = model_and_inputs(family)
     relevance, reference = both_paths(VARIANTS[variant](model), inputs, targets)
@@ -127,3 +121,25 @@ def test_checks_catch_a_wrong_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert torch.equal(reference_again, reference)
     assert relative_error(wrong_relevance, reference) > 100 * TOLERANCE
     assert float((relevance_sums(wrong_relevance) - 1).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("family", ["resnet", "vit"])
+def test_configurations_share_one_forward(family: str) -> None:
+    """attribute_many gives each configuration's own attribution; on a model the engine covers fully (ResNet) from
+    one forward pass, on one with layers left to zennit's hooks (ViT's LayerNorm) one attribution each."""
+    model, inputs, targets = model_and_inputs(family)
+    explainer = LRPEpsilonGammaBox(model)
+    explainer.check_inputs(inputs)
+    configurations = [{"gamma": 0.25, "epsilon": 1e-6}, {"gamma": 0.01, "epsilon": 0.1}, {"gamma": 1.0}]
+    first_layer = next(module for module in model.modules() if isinstance(module, nn.Conv2d))
+    calls: list[int] = []
+    handle = first_layer.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        shared = explainer.attribute_many(configurations, inputs, targets)
+    finally:
+        handle.remove()
+    assert len(calls) == (1 if family == "resnet" else len(configurations))
+    separate = [explainer.set_kwargs(**configuration).attribute(inputs, targets) for configuration in configurations]
+    for one, other in zip(shared, separate):
+        assert relative_error(one, other) <= 1e-12
+    assert relative_error(separate[0], separate[1]) > 1e-3  # the configurations differ, so the check could fail

@@ -2,5 +2,6 @@
 zennit's hooks (the reference) stay for the layers it does not cover."""
 
 from ._composite import EngineComposite, engine_enabled, zennit_hooks
+from ._many import attribute_many
 
-__all__ = ["EngineComposite", "engine_enabled", "zennit_hooks"]
+__all__ = ["EngineComposite", "attribute_many", "engine_enabled", "zennit_hooks"]

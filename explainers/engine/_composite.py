@@ -47,9 +47,9 @@ class _EngineTemplate:
         return self
 
     def register(self, module: nn.Module) -> EngineHandle:
-        slot = RuleSlot(self.rule)
+        slot = RuleSlot(self.rule, module.forward)
         self.composite.slots[module] = slot
-        return install(module, slot, module.forward)
+        return install(module, slot)
 
 
 class EngineComposite(Composite):

@@ -18,8 +18,8 @@ class RuleSlot:
     """The rule one layer applies in the backward; several backward passes over one forward (configurations that
     share it) set it in turn."""
 
-    def __init__(self, rule: EngineRule) -> None:
-        self.rule = rule
+    def __init__(self, rule: EngineRule, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.rule, self.forward = rule, forward
 
 
 class _RuleBackward(torch.autograd.Function):
@@ -31,8 +31,7 @@ class _RuleBackward(torch.autograd.Function):
         if output._base is not None or output is input:  # autograd forbids changing a custom Function's view in place
             output = output.clone()
         ctx.module, ctx.slot, ctx.stored = module, slot, {}
-        if slot.rule.keeps_output:
-            store_output(ctx.stored, output)
+        store_output(ctx.stored, output)  # an alias: the rule of a later backward over this forward may read it
         ctx.save_for_backward(input)
         return output
 
@@ -58,10 +57,10 @@ class EngineHandle:
             self.module.inplace = self.inplace  # type: ignore[assignment]
 
 
-def install(module: nn.Module, slot: RuleSlot, forward: Callable[[torch.Tensor], torch.Tensor]) -> EngineHandle:
+def install(module: nn.Module, slot: RuleSlot) -> EngineHandle:
     """Make ``module``'s backward its rule until the handle is removed. An in-place activation runs out of place
     meanwhile, so the output the layer before it keeps stays as it was."""
-    previous = module.__dict__.get("forward")
+    previous, forward = module.__dict__.get("forward"), slot.forward
     inplace = getattr(module, "inplace", None) if isinstance(getattr(module, "inplace", None), bool) else None
     if inplace:
         module.inplace = False  # type: ignore[assignment]

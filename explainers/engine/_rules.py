@@ -26,9 +26,7 @@ from ..rules._direct import (
 
 class EngineRule:
     """A rule computed as its layer's backward: ``relevance(module, input, stored, relevance)`` returns the input
-    relevance; ``stored`` holds the layer's output (``store_output``) where :attr:`keeps_output` is set."""
-
-    keeps_output = True
+    relevance; ``stored`` holds the layer's output (``store_output``)."""
 
     def relevance(self, module: nn.Module, input: torch.Tensor, stored: dict, relevance: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -36,8 +34,6 @@ class EngineRule:
 
 class PassRule(EngineRule):
     """zennit's ``Pass``: relevance passes unchanged (element-wise activations, BatchNorm merged into its layer)."""
-
-    keeps_output = False
 
     def relevance(self, module, input, stored, relevance):
         return relevance
