@@ -70,14 +70,16 @@ def running_trial(storage: str, study_name: str, after_complete: int = 1):
 
 
 def stop_mid_trial(process: subprocess.Popen, storage: str, study_name: str) -> int:
-    """Freeze the only worker (SIGSTOP) while it is inside a trial; return that trial's number. Looking while
-    it is frozen rules out the trial finishing between the look and the signal the test sends next."""
+    """Freeze the only worker (SIGSTOP) while it is inside a trial whose parameters are drawn; return that trial's
+    number. Looking while it is frozen rules out the trial finishing between the look and the signal the test sends
+    next (a trial caught between its creation and its first parameter is let go on, as between two trials)."""
     while True:
         running_trial(storage, study_name)
         process.send_signal(signal.SIGSTOP)
         try:
             study = optuna.load_study(study_name=study_name, storage=storage)
-            running = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+            trials = study.get_trials(deepcopy=False)
+            running = [t.number for t in trials if t.state == TrialState.RUNNING and t.params]
         except Exception:  # frozen while holding SQLite's write lock: let it go on and look again
             running = []
         if running:  # frozen: it stays running until the test's next signal
