@@ -13,7 +13,7 @@ from torch import nn
 from zennit.core import Composite, Hook
 
 from ._function import EngineHandle, RuleSlot, install
-from ._rules import EngineRule, engine_rule
+from ._rules import EngineRule, engine_rule, has_rule
 
 #: the setting ``LRP_TUNER_ENGINE=off`` turns the engine off for a whole process (a study through zennit's hooks)
 _ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -68,11 +68,10 @@ class EngineComposite(Composite):
 
     def _module_map(self, ctx: dict, name: str, module: nn.Module) -> Hook | _EngineTemplate | None:
         template = self.reference.module_map(ctx, name, module)
-        if template is None:
-            return None
+        if not has_rule(template):
+            return template
         rule = engine_rule(template, module, module.forward)
         if rule is None:
-            if type(template).__name__ != "NoRule":
-                self.hooked[type(module).__name__] += 1
+            self.hooked[type(module).__name__] += 1
             return template
         return _EngineTemplate(rule, self)

@@ -65,7 +65,6 @@ def install(module: nn.Module, slot: RuleSlot) -> EngineHandle:
     if inplace:
         module.inplace = False  # type: ignore[assignment]
     dims = len(cast(_ConvNd, module).kernel_size) + 2 if type(module) in _CONVOLUTIONS else None
-
     name = type(module).__name__
 
     def rule_forward(input: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:

@@ -15,7 +15,7 @@ from .._guard import check_supported
 from .._model_state import evaluation_mode
 from ..canonizers import ABSORBED
 from ._composite import EngineComposite, engine_enabled
-from ._rules import EngineRule, engine_rule
+from ._rules import EngineRule, engine_rule, has_rule
 
 
 def attribute_many(explainers: Sequence[Any], inputs: Any, targets: Any) -> list[Any]:
@@ -98,7 +98,7 @@ def _rules_in_slots(
     for name, module in model.named_modules():
         template = composite.reference.module_map(context, name, module)
         slot = registered.slots.get(module)
-        if template is None or type(template).__name__ == "NoRule":
+        if not has_rule(template):
             if slot is not None:
                 return None
             continue

@@ -13,10 +13,11 @@ from zennit.layer import Sum
 from zennit.rules import Epsilon, Norm, Pass, ZBox
 from zennit.types import Activation, AvgPool, BatchNorm
 
-from ..rules import ConservingAlphaBeta, ConservingZPlus, FastGamma, PerCall
+from ..rules import ConservingAlphaBeta, ConservingZPlus, FastGamma, NoRule, PerCall
 from ..rules._direct import (
-    _CONVOLUTIONS,
     direct_input_gradient,
+    is_nonnegative,
+    is_zero_padded_convolution,
     is_zeroed,
     modified_forward,
     modified_total,
@@ -104,14 +105,10 @@ class AlphaBetaRule(EngineRule):
         self.zero_params = hook.param_modifiers[0].zero_params
 
     def relevance(self, module, input, stored, relevance):
-        weight, bias = weight_and_bias(module, self.zero_params)
-        w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
-        b_plus = None if bias is None else bias.clamp(min=0)
-        b_minus = None if bias is None else bias.clamp(max=0)
+        w_plus, w_minus, b_plus, b_minus = _signed_parts(*weight_and_bias(module, self.zero_params))
         x_plus = input.clamp(min=0)
         outputs = [modified_forward(module, x_plus, w_plus, b_plus)]
-        nonnegative = bool(input.numel() == 0 or input.amin() >= 0)
-        x_minus = None if nonnegative else input.clamp(max=0)
+        x_minus = None if is_nonnegative(input) else input.clamp(max=0)
         zero = torch.zeros((), dtype=input.dtype, device=input.device)
         outputs.append(zero if x_minus is None else modified_forward(module, x_minus, w_minus))
         outputs.append(modified_forward(module, x_plus, w_minus, b_minus))
@@ -136,9 +133,7 @@ class BoxRule(EngineRule):
     def relevance(self, module, input, stored, relevance):
         low, high = (modifier(input) for modifier in self.hook.input_modifiers[1:])
         weight, bias = weight_and_bias(module, self.zero_params)
-        w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
-        b_plus = None if bias is None else bias.clamp(min=0)
-        b_minus = None if bias is None else bias.clamp(max=0)
+        w_plus, w_minus, b_plus, b_minus = _signed_parts(weight, bias)
         outputs = [
             modified_total(stored, module, input, bias),
             modified_forward(module, low, w_plus, b_plus),
@@ -149,6 +144,15 @@ class BoxRule(EngineRule):
         result.addcmul_(low, direct_input_gradient(module, input, w_plus, share), value=-1.0)
         result.addcmul_(high, direct_input_gradient(module, input, w_minus, share), value=-1.0)
         return result
+
+
+def _signed_parts(
+    weight: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(w+, w-, b+, b-): the positive and negative parts of the weight and of the bias (None without a bias)."""
+    b_plus = None if bias is None else bias.clamp(min=0)
+    b_minus = None if bias is None else bias.clamp(max=0)
+    return weight.clamp(min=0), weight.clamp(max=0), b_plus, b_minus
 
 
 def _shares(hook: BasicHook, relevance: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -166,19 +170,20 @@ def _zero_params(template: Hook) -> str | list[str] | None:
 
 
 def is_direct_layer(module: nn.Module) -> bool:
-    """A dense layer or a zero-padded convolution whose forward is torch's own (a subclass that keeps it counts)."""
+    """A dense layer whose forward is torch's own (a subclass that keeps it counts) or a zero-padded convolution."""
     if isinstance(module, nn.Linear):
         return type(module).forward is nn.Linear.forward
-    return (
-        type(module) in _CONVOLUTIONS
-        and getattr(module, "padding_mode", "") == "zeros"
-        and isinstance(getattr(module, "padding", None), tuple)
-    )
+    return is_zero_padded_convolution(module)
 
 
 def _activation(module: nn.Module) -> bool:
     """An element-wise activation (zennit's ``Activation`` counts ``nn.MultiheadAttention`` too, which is not)."""
     return isinstance(module, Activation) and not isinstance(module, nn.MultiheadAttention)
+
+
+def has_rule(template: Hook | None) -> bool:
+    """Whether the layer map gives the layer a rule (``NoRule``: its canonized parts carry the rules instead)."""
+    return template is not None and not isinstance(template, NoRule)
 
 
 def engine_rule(template: Hook, module: nn.Module, forward: Callable) -> EngineRule | None:

@@ -66,11 +66,16 @@ def takes_direct_path(module: torch.nn.Module, zero_params: str | list[str] | No
         return False
     if type(module) is torch.nn.Linear:
         return True
+    return is_zero_padded_convolution(module) and input.dim() == len(cast(_ConvNd, module).kernel_size) + 2
+
+
+def is_zero_padded_convolution(module: torch.nn.Module) -> bool:
+    """A convolution of exactly torch's types (a subclass may change the forward) with zero padding given per
+    dimension."""
     return (
         type(module) in _CONVOLUTIONS
         and getattr(module, "padding_mode", "") == "zeros"
         and isinstance(getattr(module, "padding", None), tuple)
-        and input.dim() == len(cast(_ConvNd, module).kernel_size) + 2
     )
 
 
