@@ -17,9 +17,8 @@ from typing import cast, overload
 import torch
 from torch import nn
 from torch.nn import functional as F
-from zennit.layer import Sum
 
-from ._parts import AttentionValues, ForwardCanonizer, SharedLinear, add, attend, relay
+from ._parts import AttentionValues, ForwardCanonizer, SharedLinear, add, attend, relay, term_sum
 from ._registry import register_canonizer
 
 
@@ -209,9 +208,9 @@ class TransformerLayerCanonizer(ForwardCanonizer):
     @staticmethod
     def _attribute_map(module: nn.Module) -> dict | None:
         if isinstance(module, nn.TransformerEncoderLayer):
-            return {"forward": encoder_layer_forward.__get__(module), "lrp_sum1": Sum(), "lrp_sum2": Sum()}
+            return {"forward": encoder_layer_forward.__get__(module), "lrp_sum1": term_sum(), "lrp_sum2": term_sum()}
         if isinstance(module, nn.TransformerDecoderLayer):
-            sums = {f"lrp_sum{index}": Sum() for index in (1, 2, 3)}
+            sums = {f"lrp_sum{index}": term_sum() for index in (1, 2, 3)}
             return {"forward": decoder_layer_forward.__get__(module), **sums}
         return None
 

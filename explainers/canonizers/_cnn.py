@@ -30,9 +30,8 @@ from torchvision.models import (
 )
 from torchvision.ops import SqueezeExcitation
 from zennit.canonizers import AttributeCanonizer
-from zennit.layer import Sum
 
-from ._parts import add, relay, signal_take_all
+from ._parts import add, relay, signal_take_all, term_sum
 from ._registry import register_canonizer
 
 
@@ -62,7 +61,7 @@ class BlockCanonizer(AttributeCanonizer):
             return None
         attributes: dict = {"forward": cls.forward.__get__(module)}
         if cls.has_residual:
-            attributes["canonizer_sum"] = Sum()
+            attributes["canonizer_sum"] = term_sum()
         return attributes
 
     @staticmethod

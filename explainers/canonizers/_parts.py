@@ -57,9 +57,15 @@ def relay(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.
     return _Relay.apply(x, fn)
 
 
+def term_sum() -> Sum:
+    """A zennit Sum of terms stacked along a new first dimension (each term copied whole, the sum an element-wise
+    add: several times faster than stacking along the last dimension, zennit's default)."""
+    return Sum(dim=0)
+
+
 def add(sum_module: Sum, *terms: torch.Tensor) -> torch.Tensor:
     """Add ``terms`` through ``sum_module``, so its ``Norm`` rule splits relevance in proportion to the terms."""
-    return sum_module(torch.stack(torch.broadcast_tensors(*terms), dim=-1))
+    return sum_module(torch.stack(torch.broadcast_tensors(*terms), dim=sum_module.dim))
 
 
 class SharedLinear(nn.Linear):
@@ -92,7 +98,11 @@ class StepLinear(SharedLinear):
 
 
 class StepSum(Sum):
-    """A :class:`~zennit.layer.Sum` called once per time step; like :class:`StepLinear`, it needs a per-call rule."""
+    """A :class:`~zennit.layer.Sum` called once per time step; like :class:`StepLinear`, it needs a per-call rule.
+    Its terms are stacked along the first dimension (see :func:`term_sum`)."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=0)
 
 
 class AttentionValues(nn.Module):

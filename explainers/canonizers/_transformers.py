@@ -42,7 +42,7 @@ from torchvision.models import maxvit, swin_transformer, vision_transformer
 from zennit.layer import Sum
 
 from ._absorbed import ABSORBED
-from ._parts import AttentionValues, ForwardCanonizer, add, attend
+from ._parts import AttentionValues, ForwardCanonizer, add, attend, term_sum
 from ._registry import register_canonizer
 
 
@@ -90,8 +90,8 @@ def vit_encoder_forward(self: vision_transformer.Encoder, input: torch.Tensor) -
 
 def add_reported(sum_module: Sum, x: torch.Tensor, constant: torch.Tensor, name: str) -> torch.Tensor:
     """``x + constant`` through ``sum_module`` (proportional split); the constant's share is reported as ``name``."""
-    terms = torch.stack(torch.broadcast_tensors(x, constant), dim=-1)
-    record_absorbed(terms, name, lambda relevance: relevance[..., 1])
+    terms = torch.stack(torch.broadcast_tensors(x, constant), dim=sum_module.dim)
+    record_absorbed(terms, name, lambda relevance: relevance.select(sum_module.dim, 1))
     return sum_module(terms)
 
 
@@ -115,11 +115,11 @@ class ViTCanonizer(ForwardCanonizer):
     @staticmethod
     def _attribute_map(module: nn.Module) -> dict | None:
         if isinstance(module, vision_transformer.VisionTransformer):
-            return {"forward": vit_forward.__get__(module), "lrp_position": Sum()}
+            return {"forward": vit_forward.__get__(module), "lrp_position": term_sum()}
         if isinstance(module, vision_transformer.Encoder):
-            return {"forward": vit_encoder_forward.__get__(module), "lrp_position": Sum()}
+            return {"forward": vit_encoder_forward.__get__(module), "lrp_position": term_sum()}
         if isinstance(module, vision_transformer.EncoderBlock):
-            return {"forward": vit_block_forward.__get__(module), "lrp_sum1": Sum(), "lrp_sum2": Sum()}
+            return {"forward": vit_block_forward.__get__(module), "lrp_sum1": term_sum(), "lrp_sum2": term_sum()}
         return None
 
 
@@ -245,7 +245,7 @@ class SwinCanonizer(ForwardCanonizer):
             head_dim = module.qkv.in_features // module.num_heads
             return {"forward": window_attention_forward.__get__(module), "lrp_attention": AttentionValues(head_dim)}
         if isinstance(module, swin_transformer.SwinTransformerBlock):
-            return {"forward": swin_block_forward.__get__(module), "lrp_sum1": Sum(), "lrp_sum2": Sum()}
+            return {"forward": swin_block_forward.__get__(module), "lrp_sum1": term_sum(), "lrp_sum2": term_sum()}
         if isinstance(module, (swin_transformer.PatchMerging, swin_transformer.PatchMergingV2)):
             return {"forward": patch_merging_forward.__get__(module)}
         return None
@@ -304,9 +304,10 @@ class MaxViTCanonizer(ForwardCanonizer):
     @staticmethod
     def _attribute_map(module: nn.Module) -> dict | None:
         if isinstance(module, maxvit.MBConv):
-            return {"forward": mbconv_forward.__get__(module), "lrp_sum": Sum()}
+            return {"forward": mbconv_forward.__get__(module), "lrp_sum": term_sum()}
         if isinstance(module, maxvit.PartitionAttentionLayer):
-            return {"forward": partition_attention_forward.__get__(module), "lrp_sum1": Sum(), "lrp_sum2": Sum()}
+            forward = partition_attention_forward.__get__(module)
+            return {"forward": forward, "lrp_sum1": term_sum(), "lrp_sum2": term_sum()}
         if isinstance(module, maxvit.RelativePositionalMultiHeadAttention):
             return {
                 "forward": relative_attention_forward.__get__(module),

@@ -47,7 +47,7 @@ class _EngineTemplate:
         return self
 
     def register(self, module: nn.Module) -> EngineHandle:
-        slot = RuleSlot(self.rule, module.forward)
+        slot = RuleSlot(self.rule, self.rule.layer_forward(module, module.forward))
         self.composite.slots[module] = slot
         return install(module, slot)
 

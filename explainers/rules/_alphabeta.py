@@ -6,6 +6,7 @@ import torch
 from zennit.core import BasicHook, Stabilizer
 from zennit.rules import ClampMod, zero_bias
 
+from ._direct import plain_epsilon
 from ._shares import StabilizerLike, empty_part, exact_part, negative_part, positive_part, sum_of
 
 
@@ -32,6 +33,9 @@ class ConservingAlphaBeta(BasicHook):
         if alpha - beta != 1.0:
             raise ValueError(f"alpha - beta must equal 1, got alpha={alpha}, beta={beta}")
         stabilizer_fn = Stabilizer.ensure(stabilizer)
+        self.alpha, self.beta = alpha, beta
+        #: epsilon of a plain stabilizer (``|part| <= epsilon`` says a part is empty), else None
+        self.epsilon = plain_epsilon(stabilizer_fn)
 
         def gradient_mapper(out_grad: torch.Tensor, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             positive, negative = sum_of(outputs[:2]), sum_of(outputs[2:])
