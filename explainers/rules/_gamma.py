@@ -70,41 +70,43 @@ class FastGamma(Gamma):
         weight, bias = weight_and_bias(module, None)
         output = stored_output(self.stored_tensors, module, input)  # zennit's unmodified pass keeps the bias
         w_plus = weight.clamp(min=0)
+        # p = x+ w+ + x- w- (+ b+, where the bias is kept, added by the convolution itself)
+        zeroed_bias = bias is not None and is_zeroed("bias", self.zero_params)
+        b_plus = None if bias is None or zeroed_bias else bias.clamp(min=0)
         nonnegative = is_nonnegative(input)
         if nonnegative:
-            part = modified_forward(module, input, w_plus)
+            part = modified_forward(module, input, w_plus, b_plus)
         else:
             x_minus = input.clamp(max=0)
-            part = modified_forward(module, input.clamp(min=0), w_plus).add_(
+            part = modified_forward(module, input.clamp(min=0), w_plus, b_plus).add_(
                 modified_forward(module, x_minus, weight.clamp(max=0))
             )
-        # z + gamma p and z + gamma (z - p), the biases b + gamma b+ and b + gamma b- (or none, zeroed)
-        base, zeroed_bias = output, False
-        if bias is not None and is_zeroed("bias", self.zero_params):
-            base, zeroed_bias = output - channel_view(module, bias, output), True
-        elif bias is not None:
-            part.add_(channel_view(module, bias.clamp(min=0), output))
+        # z + gamma p and z + gamma (z - p) = lerp(p, z, 1 + gamma), the biases b + gamma b+ and b + gamma b- (or none)
+        base = output - channel_view(module, bias, output) if zeroed_bias and bias is not None else output
         positive = torch.add(base, part, alpha=gamma)
-        negative = torch.add(base, part, alpha=-gamma).add_(base, alpha=gamma)
+        negative = torch.lerp(part, base, 1.0 + gamma)
         if self.epsilon is not None and not zeroed_bias:
             # the plain stabilizer adds epsilon * sign: positive >= z > 0 where z > 0, negative <= z < 0 where z < 0;
-            # float indicators of the signs of z (faster than boolean masks), denominators kept away from 0 elsewhere
+            # float indicators of the signs of z (faster than boolean masks), denominators kept away from 0 elsewhere;
+            # the negative share is computed with its sign flipped (-R / (negative - epsilon)), and subtracted
             floor = epsilon_floor(self.epsilon, output)
-            up, down = output.clamp(min=0).sign_(), output.clamp(max=0).sign_()  # 1 where z > 0; -1 where z < 0
-            share_positive = out_grad * up / positive.clamp_(min=0).add_(floor)
-            share_negative = out_grad * down / negative.clamp_(max=0).sub_(floor).neg_()
+            sign = output.sign()
+            share_positive = out_grad * sign.clamp(min=0) / positive.clamp_(min=0).add_(floor)
+            share_negative = out_grad.mul(sign.clamp_(max=0)).div_(negative.clamp_(max=0).sub_(floor))
+            flip = -1.0
         else:
             share_positive = (output > 0) * out_grad / self.stabilizer_fn(positive)
             share_negative = (output < 0) * out_grad / self.stabilizer_fn(negative)
-        w_positive, w_negative = torch.add(weight, w_plus, alpha=gamma), torch.add(weight, w_plus, alpha=-gamma)
-        w_negative.add_(weight, alpha=gamma)  # w + gamma w- = w + gamma (w - w+)
+            flip = 1.0
+        w_positive, w_negative = torch.add(weight, w_plus, alpha=gamma), torch.lerp(w_plus, weight, 1.0 + gamma)
         gradient = direct_input_gradient(module, input, w_positive, share_positive)
-        gradient += direct_input_gradient(module, input, w_negative, share_negative)
+        gradient.add_(direct_input_gradient(module, input, w_negative, share_negative), alpha=flip)
         if nonnegative:
-            return input * gradient
+            return gradient.mul_(input)
         # x+ (g(w_pos, s_pos) + g(w_neg, s_neg)) + x- (g(w_neg, s_pos) + g(w_pos, s_neg)); the second sum is
         # (2 + gamma) g(w, s_pos + s_neg) less the first, as w_pos + w_neg = (2 + gamma) w
-        total = direct_input_gradient(module, input, weight, share_positive + share_negative)
+        shares = torch.add(share_positive, share_negative, alpha=flip)
+        total = direct_input_gradient(module, input, weight, shares)
         return input.abs() * gradient + (2.0 + gamma) * x_minus * total
 
     def copy(self) -> FastGamma:
