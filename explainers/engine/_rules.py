@@ -16,13 +16,14 @@ from zennit.types import Activation, AvgPool, BatchNorm
 
 from ..rules import ConservingAlphaBeta, ConservingZPlus, FastGamma, NoRule, PerCall
 from ..rules._direct import (
+    contributions,
     direct_input_gradient,
     epsilon_floor,
-    is_nonnegative,
     is_zero_padded_convolution,
     is_zeroed,
     modified_forward,
     modified_total,
+    nonnegative_input,
     plain_epsilon,
     weight_and_bias,
 )
@@ -118,14 +119,12 @@ class AlphaBetaRule(EngineRule):
         self.zero_params = hook.param_modifiers[0].zero_params
 
     def relevance(self, module, input, stored, relevance):
-        w_plus, w_minus, b_plus, b_minus = _signed_parts(*weight_and_bias(module, self.zero_params))
-        x_minus = None if is_nonnegative(input) else input.clamp(max=0)
+        weight, bias = weight_and_bias(module, self.zero_params)
+        w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
+        positive = contributions(stored, module, input, weight, bias)
+        negative = contributions(stored, module, input, weight, bias, positive=False)
+        x_minus = None if nonnegative_input(stored, input) else input.clamp(max=0)
         x_plus = input if x_minus is None else input.clamp(min=0)
-        positive = modified_forward(module, x_plus, w_plus, b_plus)
-        negative = modified_forward(module, x_plus, w_minus, b_minus)
-        if x_minus is not None:
-            positive.add_(modified_forward(module, x_minus, w_minus))
-            negative.add_(modified_forward(module, x_minus, w_plus))
         share_positive, share_negative = self._shares(relevance, positive, negative)
         gradient_plus = direct_input_gradient(module, input, w_plus, share_positive)
         gradient_minus = direct_input_gradient(module, input, w_minus, share_negative)
@@ -141,7 +140,7 @@ class AlphaBetaRule(EngineRule):
         self, relevance: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """R_j times alpha / z+_j and -beta / z-_j where both parts hold, 1 / z_part where one part is alone, 0 for
-        an empty part (``positive`` and ``negative`` are overwritten)."""
+        an empty part."""
         epsilon = getattr(self.hook, "epsilon", None)
         if epsilon is None:
             share_positive, _, share_negative, _ = self.hook.gradient_mapper(relevance, [positive, 0.0, negative, 0.0])
@@ -153,8 +152,8 @@ class AlphaBetaRule(EngineRule):
         weight_positive = torch.addcmul(has_positive, has_positive, has_negative, value=beta)
         weight_negative = torch.addcmul(has_negative, has_positive, has_negative, value=-alpha)
         floor = epsilon_floor(epsilon, positive)
-        share_positive = relevance * weight_positive / positive.clamp_(min=floor)
-        share_negative = relevance * weight_negative / negative.clamp_(max=-floor)
+        share_positive = relevance * weight_positive / positive.clamp(min=floor)
+        share_negative = relevance * weight_negative / negative.clamp(max=-floor)
         return share_positive, share_negative
 
 

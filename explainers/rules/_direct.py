@@ -131,9 +131,46 @@ def direct_input_gradient(
 
 
 def store_output(stored_tensors: dict, output: torch.Tensor) -> None:
-    """Keep the layer's output (detached) and its version, to tell whether an in-place operation changed it since."""
+    """Keep the layer's output (detached) and its version, to tell whether an in-place operation changed it since;
+    forget the parts computed from the previous forward pass (:func:`positive_contributions`)."""
     stored_tensors["output"] = output.detach()
     stored_tensors["output_version"] = output._version
+    stored_tensors["parts"] = {}
+
+
+def contributions(
+    stored_tensors: dict,
+    module: torch.nn.Module,
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    positive: bool = True,
+) -> torch.Tensor:
+    """z+_j = (x+ w+ + x- w-)_j + b+_j (z-plus's total, the positive part of gamma and alpha-beta), or with
+    ``positive=False`` z-_j = (x+ w- + x- w+)_j + b-_j; ``bias`` None where it is zeroed. One pass on an input
+    without negative values. Kept with the layer's output, so the configurations that share a forward pass compute it
+    once: callers must not change it in place."""
+    parts = stored_tensors.setdefault("parts", {})
+    key = ("positive" if positive else "negative", bias is None)
+    if key not in parts:
+        w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
+        w_same, w_other = (w_plus, w_minus) if positive else (w_minus, w_plus)
+        b_same = None if bias is None else bias.clamp(min=0) if positive else bias.clamp(max=0)
+        if nonnegative_input(stored_tensors, input):
+            parts[key] = modified_forward(module, input, w_same, b_same)
+        else:
+            parts[key] = modified_forward(module, input.clamp(min=0), w_same, b_same).add_(
+                modified_forward(module, input.clamp(max=0), w_other)
+            )
+    return parts[key]
+
+
+def nonnegative_input(stored_tensors: dict, input: torch.Tensor) -> bool:
+    """:func:`is_nonnegative` of the layer's input, kept with its output (one reduction per forward pass)."""
+    parts = stored_tensors.setdefault("parts", {})
+    if "nonnegative" not in parts:
+        parts["nonnegative"] = is_nonnegative(input)
+    return parts["nonnegative"]
 
 
 def stored_output(stored_tensors: dict, module: torch.nn.Module, input: torch.Tensor) -> torch.Tensor:

@@ -10,11 +10,11 @@ from zennit.rules import Gamma
 
 from ._direct import (
     channel_view,
+    contributions,
     direct_input_gradient,
     epsilon_floor,
-    is_nonnegative,
     is_zeroed,
-    modified_forward,
+    nonnegative_input,
     plain_epsilon,
     store_output,
     stored_output,
@@ -72,15 +72,8 @@ class FastGamma(Gamma):
         w_plus = weight.clamp(min=0)
         # p = x+ w+ + x- w- (+ b+, where the bias is kept, added by the convolution itself)
         zeroed_bias = bias is not None and is_zeroed("bias", self.zero_params)
-        b_plus = None if bias is None or zeroed_bias else bias.clamp(min=0)
-        nonnegative = is_nonnegative(input)
-        if nonnegative:
-            part = modified_forward(module, input, w_plus, b_plus)
-        else:
-            x_minus = input.clamp(max=0)
-            part = modified_forward(module, input.clamp(min=0), w_plus, b_plus).add_(
-                modified_forward(module, x_minus, weight.clamp(max=0))
-            )
+        part = contributions(self.stored_tensors, module, input, weight, None if zeroed_bias else bias)
+        nonnegative = nonnegative_input(self.stored_tensors, input)
         # z + gamma p and z + gamma (z - p) = lerp(p, z, 1 + gamma), the biases b + gamma b+ and b + gamma b- (or none)
         base = output - channel_view(module, bias, output) if zeroed_bias and bias is not None else output
         positive = torch.add(base, part, alpha=gamma)
@@ -107,7 +100,7 @@ class FastGamma(Gamma):
         # (2 + gamma) g(w, s_pos + s_neg) less the first, as w_pos + w_neg = (2 + gamma) w
         shares = torch.add(share_positive, share_negative, alpha=flip)
         total = direct_input_gradient(module, input, weight, shares)
-        return input.abs() * gradient + (2.0 + gamma) * x_minus * total
+        return input.abs() * gradient + (2.0 + gamma) * input.clamp(max=0) * total
 
     def copy(self) -> FastGamma:
         """A fresh instance per module (zennit's copy would drop this rule's parameters)."""

@@ -9,12 +9,12 @@ from zennit.core import BasicHook, Stabilizer
 from zennit.rules import ClampMod, NoMod, zero_bias
 
 from ._direct import (
+    contributions,
     direct_input_gradient,
     epsilon_floor,
     held_channels,
-    is_nonnegative,
-    modified_forward,
     modified_total,
+    nonnegative_input,
     per_channel,
     plain_epsilon,
     store_output,
@@ -108,13 +108,11 @@ class ConservingZPlus(BasicHook):
         """z-plus and its fallback on a convolution or dense layer, the gradients computed directly: the same result
         as the autograd passes, without their graphs, and without a forward pass for the fallback's z_j."""
         weight, bias = weight_and_bias(module, self.zero_params)
-        w_plus, b_plus = weight.clamp(min=0), None if bias is None else bias.clamp(min=0)
-        nonnegative = is_nonnegative(input)
-        if nonnegative:
-            positive = modified_forward(module, input, w_plus, b_plus)
-        else:
+        w_plus = weight.clamp(min=0)
+        positive = contributions(self.stored_tensors, module, input, weight, bias)
+        nonnegative = nonnegative_input(self.stored_tensors, input)
+        if not nonnegative:
             x_plus, x_minus, w_minus = input.clamp(min=0), input.clamp(max=0), weight.clamp(max=0)
-            positive = modified_forward(module, x_plus, w_plus, b_plus).add_(modified_forward(module, x_minus, w_minus))
         empty, held, share = self._positive_share(module, positive, out_grad)
         gradient = direct_input_gradient(module, input, w_plus, share)
         if nonnegative:
@@ -133,11 +131,11 @@ class ConservingZPlus(BasicHook):
         """(empty neurons and the channels holding one, or Nones where there is none; R_j / z+_j with 0 at the empty
         neurons). z+_j >= 0 by construction: with the plain stabilizer, empty where z+_j <= epsilon, marked by a float
         indicator (1 at the empty neurons; float arithmetic is several times faster than boolean masks on the CPU);
-        with another stabilizer, a boolean mask."""
+        with another stabilizer, a boolean mask. ``positive`` is left as it is (configurations share it)."""
         if self.epsilon is None:
             empty = empty_part(positive, self.stabilizer_fn)
             held = per_channel(module, empty, torch.Tensor.any)
-            share = out_grad / positive.masked_fill_(empty, float("inf"))
+            share = out_grad / positive.masked_fill(empty, float("inf"))
             if not bool(held.any()):
                 return None, None, share
             return empty, held, share
@@ -145,7 +143,7 @@ class ConservingZPlus(BasicHook):
             return None, None, out_grad / positive
         held = per_channel(module, positive, torch.Tensor.amin) <= self.epsilon
         kept = torch.sub(positive, self.epsilon).clamp_(min=0).sign_()  # 1 where z+_j > epsilon, else 0
-        share = out_grad * kept / positive.clamp_(min=epsilon_floor(self.epsilon, positive))
+        share = out_grad * kept / positive.clamp(min=epsilon_floor(self.epsilon, positive))
         return kept.neg_().add_(1.0), held, share
 
     def _lrp0_at(
