@@ -62,6 +62,9 @@ def _shared_forward(
     """One forward under the first composite, one backward per composite with its rules; None where a layer keeps a
     zennit hook or the composites do not cover the same layers."""
     first = composites[0]
+    kinds = [type(canonizer) for canonizer in first.canonizers]
+    if any([type(canonizer) for canonizer in composite.canonizers] != kinds for composite in composites[1:]):
+        return None  # the forward pass runs under the first one's canonizers: every one must canonize alike
     with first.context(model), torch.enable_grad():
         if first.hooked:
             return None

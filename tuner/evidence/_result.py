@@ -109,14 +109,10 @@ class TuneResult:
         return self.space.from_params(self._choose_trial(index, weights).params)
 
     def _choose_trial(
-        self,
-        index: int | None = None,
-        weights: Sequence[float] | None = None,
-        among: list[optuna.trial.FrozenTrial] | None = None,
+        self, index: int | None = None, weights: Sequence[float] | None = None, among: list | None = None
     ) -> optuna.trial.FrozenTrial:
-        return choose_from_front(
-            self.study.best_trials if among is None else among, self.study.directions, index=index, weights=weights
-        )
+        front = self.study.best_trials if among is None else among
+        return choose_from_front(front, self.study.directions, index=index, weights=weights)
 
     def trials_dataframe(self) -> pd.DataFrame:
         """All trials as Optuna's pandas table (parameters, values named after the metrics, e.g. ``value_AbPC``,
@@ -265,6 +261,10 @@ class TuneResult:
 
     def _panel_methods(self) -> dict[str, Any]:
         """label -> explainer: each variant's default, its best where it differs, captum's rows."""
+        return {**self._variant_methods(), **self._references()}
+
+    def _variant_methods(self) -> dict[str, Any]:
+        """label -> explainer: each variant's default and its best where it differs (scored held out together)."""
         defaults = {
             self.space.variant_of(t.params): t for t in self._complete() if t.user_attrs.get("default_configuration")
         }
@@ -275,7 +275,6 @@ class TuneResult:
             methods[f"{variant} default" + (" (= best)" if same else "")] = base
             if best is not None and not same:
                 methods[f"{variant} best (#{best.number})"] = self.space.from_params(best.params)
-        methods.update(self._references())
         return methods
 
     def reference_row(self, explainer: Any) -> dict[str, Any]:
@@ -344,7 +343,7 @@ class TuneResult:
     def _held_out_scorer(self) -> HeldOutScorer:
         assert self.holdout is not None, "held-out scores need held-out samples"
         if self._scorer is None:
-            self._scorer = HeldOutScorer(self.holdout)
+            self._scorer = HeldOutScorer(self.holdout, lambda: self._variant_methods().values())
         return self._scorer
 
     def _best_of(self, variant: str) -> optuna.trial.FrozenTrial | None:
