@@ -80,10 +80,10 @@ def test_engine_equals_the_zennit_hooks(family: str, variant: str) -> None:
     assert relative_error(relevance, reference) <= TOLERANCE
 
 
-@pytest.mark.parametrize("family", ["resnet", "vgg", "efficientnet", "densenet", "mobilenet_v3_small", "googlenet"])
-def test_engine_covers_every_layer_of_a_cnn(family: str) -> None:
-    """No layer of these families falls back to a zennit hook (the engine registers a rule on each; LayerNorm, as in
-    ConvNeXt, and attention keep theirs)."""
+@pytest.mark.parametrize("family", FAMILIES)
+def test_engine_covers_every_layer(family: str) -> None:
+    """No layer of a zoo family falls back to a zennit hook: the engine registers a rule on each (LayerNorm and the
+    attention's ``A @ V`` included)."""
     model, _, _ = model_and_inputs(family)
     for variant in VARIANTS.values():
         composite = EngineComposite(variant(model).build_composite(model))
@@ -123,22 +123,36 @@ def test_checks_catch_a_wrong_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert float((relevance_sums(wrong_relevance) - 1).abs().max()) > 1e-3
 
 
-@pytest.mark.parametrize("family", ["resnet", "vit"])
+class _ReflectPadded(nn.Module):
+    """A convolution with reflection padding (no engine rule: it keeps zennit's hook) before a ResNet."""
+
+    def __init__(self, resnet: nn.Module):
+        super().__init__()
+        self.pad = nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect").double()
+        self.resnet = resnet
+
+    def forward(self, x):
+        return self.resnet(self.pad(x))
+
+
+@pytest.mark.parametrize("family", ["resnet", "vit", "reflect-padded"])
 def test_configurations_share_one_forward(family: str) -> None:
-    """attribute_many gives each configuration's own attribution; on a model the engine covers fully (ResNet) from
-    one forward pass, on one with layers left to zennit's hooks (ViT's LayerNorm) one attribution each."""
-    model, inputs, targets = model_and_inputs(family)
+    """attribute_many gives each configuration's own attribution; on a model the engine covers fully (ResNet, ViT)
+    from one forward pass, on one with a layer left to zennit's hook (reflection padding) one attribution each."""
+    torch.manual_seed(0)
+    model, inputs, targets = model_and_inputs("resnet" if family == "reflect-padded" else family)
+    model = _ReflectPadded(model).eval() if family == "reflect-padded" else model
     explainer = LRPEpsilonGammaBox(model)
     explainer.check_inputs(inputs)
     configurations = [{"gamma": 0.25, "epsilon": 1e-6}, {"gamma": 0.01, "epsilon": 0.1}, {"gamma": 1.0}]
-    first_layer = next(module for module in model.modules() if isinstance(module, nn.Conv2d))
+    first_layer = next(module for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear)))
     calls: list[int] = []
     handle = first_layer.register_forward_hook(lambda *args: calls.append(1))
     try:
         shared = explainer.attribute_many(configurations, inputs, targets)
     finally:
         handle.remove()
-    assert len(calls) == (1 if family == "resnet" else len(configurations))
+    assert len(calls) == (len(configurations) if family == "reflect-padded" else 1)
     separate = [explainer.set_kwargs(**configuration).attribute(inputs, targets) for configuration in configurations]
     for one, other in zip(shared, separate):
         assert relative_error(one, other) <= 1e-12

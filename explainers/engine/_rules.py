@@ -9,12 +9,14 @@ from typing import cast
 
 import torch
 from torch import nn
+from torchvision.models.convnext import LayerNorm2d
 from zennit.core import BasicHook, Hook
 from zennit.layer import Sum
 from zennit.rules import Epsilon, Norm, Pass, ZBox
 from zennit.types import Activation, AvgPool, BatchNorm
 
-from ..rules import ConservingAlphaBeta, ConservingZPlus, FastGamma, NoRule, PerCall
+from ..canonizers import AttentionValues
+from ..rules import ConservingAlphaBeta, ConservingLayerNorm, ConservingZPlus, FastGamma, NoRule, PerCall
 from ..rules._direct import (
     contributions,
     direct_input_gradient,
@@ -106,6 +108,33 @@ class DirectHookRule(EngineRule):
         hook = self.hook.copy()  # a fresh instance per call: the rule keeps per-call state in stored_tensors
         hook.stored_tensors = stored
         return hook._direct_backward(module, input, relevance)
+
+
+class LayerNormRule(EngineRule):
+    """:class:`~explainers.rules.ConservingLayerNorm` (the standard deviation held constant, epsilon on the linear
+    map that remains), its own formula called from the layer's backward."""
+
+    def __init__(self, hook: ConservingLayerNorm) -> None:
+        self.hook = hook
+
+    def relevance(self, module, input, stored, relevance):
+        return self.hook.relevance(module, input, relevance)
+
+
+class AttentionValuesRule(EngineRule):
+    """zennit's ``Epsilon`` on :class:`~explainers.canonizers.AttentionValues` (``A @ V``, the weights A held
+    constant): R_V = V * (A^T s) with s = R / stab(A V), computed directly from the layer's output; none to A."""
+
+    def __init__(self, hook: Epsilon) -> None:
+        self.hook = hook
+
+    def relevance(self, module, input, stored, relevance):
+        head_dim = cast(AttentionValues, module).head_dim
+        weights, values = input[..., :-head_dim, :], input[..., -head_dim:, :]
+        (share,) = _shares(self.hook, relevance, [stored["output"]])
+        # d (A V^T^T) / d V^T, as V^T is stored: (s^T A), shaped like V^T (N, d, S)
+        gradient = share.transpose(-1, -2) @ weights
+        return torch.cat([torch.zeros_like(weights), values * gradient], dim=-2)
 
 
 class AlphaBetaRule(EngineRule):
@@ -251,6 +280,10 @@ def engine_rule(template: Hook, module: nn.Module, forward: Callable) -> EngineR
         return SumNormRule(cast(Norm, template))
     if kind is Norm and isinstance(module, AvgPool):
         return PoolNormRule(cast(Norm, template), forward)
+    if kind is ConservingLayerNorm and type(module) in (nn.LayerNorm, LayerNorm2d):
+        return LayerNormRule(cast(ConservingLayerNorm, template))
+    if kind is Epsilon and type(module) is AttentionValues:
+        return AttentionValuesRule(cast(Epsilon, template))
     if not is_direct_layer(module) or is_zeroed("weight", _zero_params(template)):
         return None
     if kind is Epsilon:

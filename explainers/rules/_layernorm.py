@@ -31,21 +31,25 @@ class ConservingLayerNorm(Hook):
         self.stored_tensors["input"] = input[0].detach()
 
     def backward(self, module: torch.nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
-        x = self.stored_tensors["input"]
+        return (self.relevance(module, self.stored_tensors["input"], grad_output[0]),)
+
+    def relevance(self, module: torch.nn.Module, input: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+        """R_x of the layer's input ``input`` from the relevance of its output (this rule's backward)."""
+        x, out_dtype, layer = input, relevance.dtype, cast(torch.nn.LayerNorm, module)
         channels_first = isinstance(module, LayerNorm2d)
         if channels_first:  # LayerNorm2d normalises dim 1: move it last, as its own forward does
             x = x.movedim(1, -1)
-        dims = tuple(range(-len(cast(torch.nn.LayerNorm, module).normalized_shape), 0))
+        dims = tuple(range(-len(layer.normalized_shape), 0))
         centred = x - x.mean(dims, keepdim=True)
-        std = (centred.pow(2).mean(dims, keepdim=True) + module.eps).sqrt()
-        weight = module.weight if module.weight is not None else torch.ones((), dtype=x.dtype, device=x.device)
+        std = (centred.pow(2).mean(dims, keepdim=True) + layer.eps).sqrt()
+        weight = layer.weight if layer.weight is not None else torch.ones((), dtype=x.dtype, device=x.device)
         output = weight * centred / std
-        if module.bias is not None:
-            output = output + module.bias
-        relevance = grad_output[0].movedim(1, -1) if channels_first else grad_output[0]
+        if layer.bias is not None:
+            output = output + layer.bias
+        relevance = relevance.movedim(1, -1) if channels_first else relevance
         share = weight * relevance / self.stabilizer_fn(output)
         result = x * (share - share.mean(dims, keepdim=True)) / std
-        return ((result.movedim(-1, 1) if channels_first else result).to(grad_output[0].dtype),)
+        return (result.movedim(-1, 1) if channels_first else result).to(out_dtype)
 
     def copy(self) -> ConservingLayerNorm:
         return type(self)(self.stabilizer)
