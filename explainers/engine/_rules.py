@@ -27,6 +27,7 @@ from ..rules._direct import (
     modified_total,
     nonnegative_input,
     plain_epsilon,
+    stabilized,
     weight_and_bias,
 )
 
@@ -224,9 +225,7 @@ def _shares(hook: BasicHook, relevance: torch.Tensor, outputs: list[torch.Tensor
     zennit's ``Epsilon`` and ``Norm`` with a plain stabilizer, the same values in fewer passes)."""
     epsilon = _plain_stabilizer_epsilon(hook)
     if epsilon is not None:
-        # total + epsilon * sign(total), sign +1 at 0 as zennit's (-0.0 + 0.0 is +0.0): bit for bit zennit's values
-        denominator = torch.full_like(outputs[0], epsilon).copysign_(outputs[0].add(0.0)).add_(outputs[0])
-        return [relevance / denominator]
+        return [relevance / stabilized(outputs[0], epsilon)]
     shares = hook.gradient_mapper(relevance, outputs)
     return list(shares) if isinstance(shares, (list, tuple)) else [shares]
 

@@ -39,6 +39,12 @@ def plain_epsilon(stabilizer_fn: Callable[[torch.Tensor], torch.Tensor]) -> floa
     return None
 
 
+def stabilized(total: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """total + epsilon * sign(total) with sign +1 at 0: zennit's plain Stabilizer, bit for bit, in three passes
+    instead of seven (-0.0 + 0.0 is +0.0, so a zero of either sign counts as positive, as zennit's)."""
+    return torch.full_like(total, epsilon).copysign_(total.add(0.0)).add_(total)
+
+
 def epsilon_floor(epsilon: float, like: torch.Tensor) -> float:
     """The smallest denominator at a neuron whose share is 0 anyway: epsilon, or the smallest normal number of the
     dtype where epsilon is 0 (a non-zero denominator keeps 0 * R / z free of NaN)."""

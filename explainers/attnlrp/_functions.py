@@ -1,0 +1,86 @@
+"""AttnLRP's rules in the gradient-times-input form :cite:p:`achtibat2024attnlrp`: each rule is the backward of its
+operation, and the relevance of any tensor x is x times its gradient. Every linear operation without a rule of its
+own (views, sums, scalings, residual additions, added constants) then propagates relevance by LRP-0, and one backward
+pass gives the explanation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.autograd import Function
+
+from ..rules._direct import stabilized
+
+#: the stabilizer of the identity rule's ratio f(x) / x (its only role: no division by an exact 0)
+RATIO_EPSILON = 1e-12
+
+
+class EpsilonShare(Function):
+    """``z`` unchanged; its gradient times z / (z + epsilon sign z): the epsilon rule on the linear layer that
+    computed z (the relevance z * g divided by the stabilized total)."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, epsilon: float) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        ctx.epsilon = epsilon
+        return z.view_as(z)
+
+    @staticmethod
+    def backward(ctx: Any, gradient: torch.Tensor) -> tuple:
+        (z,) = ctx.saved_tensors
+        return gradient * z / stabilized(z, ctx.epsilon), None
+
+
+class Divide(Function):
+    """``x`` unchanged; its gradient divided by ``factor``: the uniform rule on a product of two activations (each
+    factor's gradient already carries the product's whole relevance; halved, the two shares sum to it)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, gradient: torch.Tensor) -> tuple:
+        return gradient / ctx.factor, None
+
+
+class IdentityRule(Function):
+    """``y = f(x)`` (given, computed without a graph); the gradient times y / x: the identity rule on an element-wise
+    non-linearity, whose input gets the relevance of its output, R_x = x * g * y / x = R_y."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(y / stabilized(x, RATIO_EPSILON))
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx: Any, gradient: torch.Tensor) -> tuple:
+        (ratio,) = ctx.saved_tensors
+        return gradient * ratio, None
+
+
+class SoftmaxRule(Function):
+    """``softmax(x)``; its own gradient, which in this form is the softmax's Taylor rule with its bias term,
+    R_x = x (R - s sum R) :cite:p:`achtibat2024attnlrp`. The relevance the bias term absorbs (sum R_s - sum R_x) is
+    added per sample to ``absorbed`` (a list of one tensor per call)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, dim: int, dtype: torch.dtype | None, absorbed: list[torch.Tensor] | None
+    ) -> torch.Tensor:
+        s = torch.softmax(x, dim, dtype=dtype)
+        ctx.save_for_backward(x, s)
+        ctx.dim, ctx.absorbed = dim, absorbed
+        return s
+
+    @staticmethod
+    def backward(ctx: Any, gradient: torch.Tensor) -> tuple:
+        x, s = ctx.saved_tensors
+        weighted = s * gradient
+        gradient_x = (weighted - s * weighted.sum(ctx.dim, keepdim=True)).to(x.dtype)
+        if ctx.absorbed is not None:
+            lost = weighted.to(x.dtype) - x * gradient_x
+            ctx.absorbed.append(lost.flatten(1).sum(1) if lost.dim() > 1 else lost.sum().reshape(1))
+        return gradient_x, None, None, None

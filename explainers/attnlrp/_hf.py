@@ -1,0 +1,144 @@
+"""AttnLRP relevance of Hugging Face transformers: per token for text models (at the input embeddings, summed over
+the embedding dimension), per pixel for image models; with the relevance absorbed on the way (the softmax's bias
+terms, position and token-type embeddings, a class token), so that the two add up to the explained logit."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .._model_state import evaluation_mode
+from ._models import Attribution, attention_rules
+
+#: the model families (``config.model_type``) whose operations the rules cover, each proven to conserve relevance;
+#: per family, the parameters added to the activations as constants (reported, per sample)
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "bert": (),
+    "distilbert": (),
+    "roberta": (),
+    "gpt2": (),
+    "llama": (),
+    "qwen2": (),
+    "mistral": (),
+    "gemma": (),
+    "vit": ("embeddings.cls_token", "embeddings.position_embeddings"),
+}
+
+
+class UnsupportedFamilyError(ValueError):
+    """A Hugging Face model family whose operations the AttnLRP rules are not proven on."""
+
+
+def check_family(model: nn.Module) -> str:
+    """The model's family (``config.model_type``); a one-line error for a family the rules do not cover."""
+    family = getattr(getattr(model, "config", None), "model_type", None)
+    if family not in FAMILIES:
+        supported = ", ".join(sorted(FAMILIES))
+        raise UnsupportedFamilyError(
+            f"AttnLRP is not proven on Hugging Face model type {family!r}; supported: {supported}"
+        )
+    return family
+
+
+def text_relevance(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    targets: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    epsilon: float = 1e-6,
+    attention: str = "attnlrp",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """(relevance per token (B, L), the relevance absorbed per sample by part, the explained logits (B,)). The
+    logit is the target class's (sequence classification) or the target token's at the last position (causal
+    language model)."""
+    check_family(model)
+    with evaluation_mode(model):
+        embeddings = _input_embeddings(model)(input_ids).detach().requires_grad_(True)
+        with _attribution(model, len(input_ids), epsilon, attention) as record:
+            extra = {"use_cache": False} if getattr(model.config, "use_cache", None) is not None else {}
+            logits = model(inputs_embeds=embeddings, attention_mask=attention_mask, **extra).logits
+            chosen = _chosen(logits, targets)
+        gradients = _gradients(chosen, embeddings, record)
+    relevance = (embeddings * gradients.pop("")).sum(-1)
+    return relevance.detach(), record.absorbed(gradients), chosen.detach()
+
+
+def image_relevance(
+    model: nn.Module,
+    pixel_values: torch.Tensor,
+    targets: torch.Tensor,
+    epsilon: float = 1e-6,
+    attention: str = "attnlrp",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """(relevance per pixel (B, C, H, W), the relevance absorbed per sample by part, the explained logits (B,))."""
+    check_family(model)
+    with evaluation_mode(model):
+        pixels = pixel_values.detach().requires_grad_(True)
+        with _attribution(model, len(pixels), epsilon, attention) as record:
+            chosen = _chosen(model(pixel_values=pixels).logits, targets)
+        gradients = _gradients(chosen, pixels, record)
+    relevance = pixels * gradients.pop("")
+    return relevance.detach(), record.absorbed(gradients), chosen.detach()
+
+
+@contextlib.contextmanager
+def _attribution(model: nn.Module, batch_size: int, epsilon: float, attention: str) -> Iterator[Attribution]:
+    """:func:`attention_rules` with the family's constants reported: embeddings other than the input's, and the
+    family's parameters added to the activations (each made a per-sample tensor meanwhile)."""
+    inputs = _input_embeddings(model) if hasattr(model, "get_input_embeddings") else None
+    constants: dict[str, nn.Module] = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Embedding) and module is not inputs
+    }
+    with attention_rules(model, batch_size, epsilon, attention, constants) as record:
+        with _per_sample(model, FAMILIES[check_family(model)], record):
+            yield record
+
+
+@contextlib.contextmanager
+def _per_sample(model: nn.Module, names: tuple[str, ...], record: Attribution) -> Iterator[None]:
+    """Each named parameter replaced by a copy expanded to the batch that receives a gradient (its relevance per
+    sample), reported as a constant; the parameter back on leaving."""
+    swapped = []
+    try:
+        for name in names:
+            owner_name, _, attribute = name.rpartition(".")
+            owner = model.get_submodule(owner_name)
+            parameter = owner._parameters.pop(attribute)
+            assert parameter is not None
+            swapped.append((owner, attribute, parameter))
+            copy = parameter.detach().expand(record.batch_size, *parameter.shape[1:]).clone().requires_grad_(True)
+            setattr(owner, attribute, copy)
+            record.constants[name] = copy
+        yield
+    finally:
+        for owner, attribute, parameter in reversed(swapped):
+            delattr(owner, attribute)
+            owner.register_parameter(attribute, parameter)
+
+
+def _input_embeddings(model: nn.Module) -> nn.Module:
+    """The module that maps token ids to the input embeddings (Hugging Face's ``get_input_embeddings``)."""
+    return model.get_input_embeddings()  # type: ignore[operator]
+
+
+def _chosen(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The explained logit of each sample: the target's, at the last position of a language model's output."""
+    if logits.dim() == 3:
+        logits = logits[:, -1]
+    return logits.gather(1, targets.to(logits.device).reshape(-1, 1)).squeeze(1)
+
+
+def _gradients(chosen: torch.Tensor, inputs: torch.Tensor, record: Attribution) -> dict[str, torch.Tensor]:
+    """The gradients (AttnLRP's modified ones) of the explained logits: at the inputs (key "") and at each
+    reported constant."""
+    names = list(record.constants)
+    tensors = [inputs, *(record.constants[name] for name in names)]
+    gradients = torch.autograd.grad(chosen.sum(), tensors, allow_unused=True)
+    result = {"": gradients[0] if gradients[0] is not None else torch.zeros_like(inputs)}
+    result.update({name: g for name, g in zip(names, gradients[1:]) if g is not None})
+    return result

@@ -1,0 +1,156 @@
+"""AttnLRP applied to the operations themselves: a ``TorchFunctionMode`` that, during the forward pass, gives each
+operation that needs a rule its rule as its backward (:mod:`explainers.attnlrp._functions`), whatever model calls
+it. Operations on activations only count: the model's parameters are frozen meanwhile, so ``requires_grad`` tells an
+activation from a constant.
+
+- dense layers and convolutions (``linear``, ``addmm``, ``conv1d``/``conv2d``): epsilon;
+- products of two activations (``mul``, ``matmul``, ``bmm``, ``einsum``): the uniform rule;
+- ``softmax``: its Taylor rule with the bias term, whose relevance is recorded (AttnLRP), or no relevance through it
+  at all (CP-LRP: the attention weights held constant);
+- ``layer_norm`` and ``rsqrt`` (RMSNorm): the normalising factor held constant;
+- element-wise activations (``gelu``, ``silu``, ``relu``, ``tanh``): the identity rule;
+- ``scaled_dot_product_attention``: computed as its parts (query-key product, softmax, attention-value product),
+  each with its rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from ._functions import Divide, EpsilonShare, IdentityRule, SoftmaxRule
+
+#: the attention rules: AttnLRP's softmax rule, or CP-LRP's attention weights held constant
+ATTENTION_RULES = ("attnlrp", "cp")
+
+
+def _active(value: Any) -> bool:
+    """An activation: a tensor on the autograd graph (the parameters are frozen during an attribution)."""
+    return isinstance(value, torch.Tensor) and value.requires_grad
+
+
+class AttnLRPMode(TorchFunctionMode):
+    """Inside this mode, the operations AttnLRP has a rule for carry it as their backward. ``epsilon`` is the
+    epsilon of dense layers and convolutions; ``attention`` one of :data:`ATTENTION_RULES`; the relevance the
+    softmax's bias term absorbs goes to ``absorbed`` (one tensor per softmax call, one value per sample)."""
+
+    def __init__(self, epsilon: float = 1e-6, attention: str = "attnlrp") -> None:
+        super().__init__()
+        if attention not in ATTENTION_RULES:
+            raise ValueError(f"attention must be one of {ATTENTION_RULES}, got {attention!r}")
+        self.epsilon, self.attention = epsilon, attention
+        self.absorbed: list[torch.Tensor] = []
+
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        handler = _HANDLERS.get(func)
+        if handler is None:
+            return func(*args, **kwargs)
+        return handler(self, func, args, kwargs)
+
+    # -- rules -----------------------------------------------------------------------------------------
+    def linear(self, func: Callable, args: tuple, kwargs: dict, input_index: int, weight_index: int) -> Any:
+        output = func(*args, **kwargs)
+        input, weight = _argument(args, kwargs, input_index, "input"), _argument(args, kwargs, weight_index, "weight")
+        if not _active(input):
+            return output
+        if _active(weight):  # a product of two activations (a weight computed by the model)
+            return Divide.apply(output, 2.0)
+        return EpsilonShare.apply(output, self.epsilon)
+
+    def product(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        output = func(*args, **kwargs)
+        operands = args[1:] if func is torch.einsum else args[:2]
+        if func is torch.einsum and len(args) == 2 and isinstance(args[1], (list, tuple)):
+            operands = tuple(args[1])
+        active = sum(_active(operand) for operand in operands)
+        return Divide.apply(output, float(active)) if active > 1 else output
+
+    def softmax(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        x = args[0]
+        if not _active(x):
+            return func(*args, **kwargs)
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        dtype = kwargs.get("dtype")
+        if dim is None:
+            raise ValueError("softmax without dim: give the dimension explicitly to explain this model")
+        if self.attention == "cp":
+            return func(*args, **kwargs).detach()
+        return SoftmaxRule.apply(x, dim, dtype, self.absorbed)
+
+    def layer_norm(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        names = ("input", "normalized_shape", "weight", "bias", "eps")
+        values = dict(zip(names, args), **kwargs)
+        x = values["input"]
+        if not _active(x):
+            return func(*args, **kwargs)
+        dims = tuple(range(-len(values["normalized_shape"]), 0))
+        centred = x - x.mean(dims, keepdim=True)
+        std = (centred.pow(2).mean(dims, keepdim=True) + values.get("eps", 1e-5)).sqrt().detach()
+        y = centred / std
+        if values.get("weight") is not None:
+            y = y * values["weight"]
+        if values.get("bias") is not None:
+            y = y + values["bias"]
+        return y
+
+    def constant_factor(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        """``rsqrt``: a normalising factor (RMSNorm), held constant."""
+        return func(*args, **kwargs).detach()
+
+    def activation(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        x = args[0]
+        if not _active(x):
+            return func(*args, **kwargs)
+        return IdentityRule.apply(x, func(x.detach(), *args[1:], **kwargs))
+
+    def attention_product(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        """``scaled_dot_product_attention`` as its parts, each with its rule (as an eager attention computes it)."""
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+        values = dict(zip(names, args), **kwargs)
+        query, key, value = values["query"], values["key"], values["value"]
+        if values.get("enable_gqa") and key.shape[-3] != query.shape[-3]:
+            repeats = query.shape[-3] // key.shape[-3]
+            key, value = key.repeat_interleave(repeats, -3), value.repeat_interleave(repeats, -3)
+        scale = values.get("scale") or 1.0 / math.sqrt(query.shape[-1])
+        scores = self.product(torch.matmul, (query, key.transpose(-2, -1)), {}) * scale
+        length, source = query.shape[-2], key.shape[-2]
+        lowest = torch.finfo(scores.dtype).min
+        if values.get("is_causal"):
+            causal = torch.ones(length, source, dtype=torch.bool, device=scores.device).tril(source - length)
+            scores = scores.masked_fill(~causal, lowest)
+        mask = values.get("attn_mask")
+        if mask is not None:
+            scores = scores.masked_fill(~mask, lowest) if mask.dtype == torch.bool else scores + mask
+        weights = self.softmax(F.softmax, (scores, -1), {})
+        return self.product(torch.matmul, (weights, value), {})
+
+
+def _argument(args: tuple, kwargs: dict, index: int, name: str) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def _handlers() -> dict[Callable, Callable]:
+    linear: dict[Callable, tuple[int, int]] = {F.linear: (0, 1), F.conv1d: (0, 1), F.conv2d: (0, 1)}
+    linear[torch.addmm] = (1, 2)  # transformers' Conv1D (GPT-2): addmm(bias, input, weight)
+    table: dict[Callable, Callable] = {
+        func: (lambda mode, f, a, k, i=i, w=w: mode.linear(f, a, k, i, w)) for func, (i, w) in linear.items()
+    }
+    products: tuple[Callable, ...] = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
+    products += (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm, torch.einsum)
+    table.update({func: AttnLRPMode.product for func in products})
+    table.update({func: AttnLRPMode.softmax for func in (F.softmax, torch.softmax, torch.Tensor.softmax)})
+    table[F.layer_norm] = AttnLRPMode.layer_norm
+    table.update({func: AttnLRPMode.constant_factor for func in (torch.rsqrt, torch.Tensor.rsqrt)})
+    activations = (F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, torch.tanh, torch.Tensor.tanh, F.tanh)
+    table.update({func: AttnLRPMode.activation for func in activations})
+    table[F.scaled_dot_product_attention] = AttnLRPMode.attention_product
+    return table
+
+
+_HANDLERS = _handlers()
