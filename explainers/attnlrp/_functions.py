@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.autograd import Function
 
-from ..rules._direct import stabilized
+from ..canonizers._parts import SharedLinear
+from ..rules import FastGamma
+from ..rules._direct import stabilized, store_output
 
 #: the stabilizer of the identity rule's ratio f(x) / x (its only role: no division by an exact 0)
 RATIO_EPSILON = 1e-12
@@ -30,6 +33,29 @@ class EpsilonShare(Function):
     def backward(ctx: Any, gradient: torch.Tensor) -> tuple:
         (z,) = ctx.saved_tensors
         return gradient * z / stabilized(z, ctx.epsilon), None
+
+
+class GammaRule(Function):
+    """``linear(x, weight, bias)``; its backward the generalized gamma rule :cite:p:`montavon2019layer` of the
+    engine (:class:`~explainers.rules.FastGamma`'s direct passes, the stabilizer ``epsilon``), its input relevance
+    returned as a gradient (divided by the stabilized input, which multiplies it again upstream)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gamma: float, epsilon: float
+    ) -> torch.Tensor:
+        z = F.linear(x, weight, bias)
+        ctx.save_for_backward(x, z)
+        ctx.layer, ctx.rule = SharedLinear(weight, bias), FastGamma(gamma=gamma, stabilizer=epsilon)
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, gradient: torch.Tensor) -> tuple:
+        x, z = ctx.saved_tensors
+        rule = ctx.rule
+        store_output(rule.stored_tensors, z)
+        relevance = rule._direct_backward(ctx.layer, x, z * gradient)
+        return relevance / stabilized(x, RATIO_EPSILON), None, None, None, None
 
 
 class Divide(Function):

@@ -14,7 +14,7 @@ from .._model_state import evaluation_mode
 from ._models import Attribution, attention_rules
 
 #: the model families (``config.model_type``) whose operations the rules cover, each proven to conserve relevance;
-#: per family, the parameters added to the activations as constants (reported, per sample)
+#: per family, the parameters added to the activations as constants (reported, per sample), by the end of their name
 FAMILIES: dict[str, tuple[str, ...]] = {
     "bert": (),
     "distilbert": (),
@@ -50,17 +50,29 @@ def text_relevance(
     attention_mask: torch.Tensor | None = None,
     epsilon: float = 1e-6,
     attention: str = "attnlrp",
+    gammas: dict[nn.Module, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     """(relevance per token (B, L), the relevance absorbed per sample by part, the explained logits (B,)). The
     logit is the target class's (sequence classification) or the target token's at the last position (causal
     language model)."""
     check_family(model)
+    captured: list[torch.Tensor] = []
+
+    def capture(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        """The input embeddings as the tensor the relevance is read at (the model computes its own positions)."""
+        captured.append(output.detach().requires_grad_(True))
+        return captured[-1]
+
     with evaluation_mode(model):
-        embeddings = _input_embeddings(model)(input_ids).detach().requires_grad_(True)
-        with _attribution(model, len(input_ids), epsilon, attention) as record:
-            extra = {"use_cache": False} if getattr(model.config, "use_cache", None) is not None else {}
-            logits = model(inputs_embeds=embeddings, attention_mask=attention_mask, **extra).logits
-            chosen = _chosen(logits, targets)
+        handle = _input_embeddings(model).register_forward_hook(capture)
+        try:
+            with _attribution(model, len(input_ids), epsilon, attention, gammas) as record:
+                extra = {"use_cache": False} if getattr(model.config, "use_cache", None) is not None else {}
+                logits = model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+                chosen = _chosen(logits, targets)
+        finally:
+            handle.remove()
+        (embeddings,) = captured
         gradients = _gradients(chosen, embeddings, record)
     relevance = (embeddings * gradients.pop("")).sum(-1)
     return relevance.detach(), record.absorbed(gradients), chosen.detach()
@@ -72,12 +84,13 @@ def image_relevance(
     targets: torch.Tensor,
     epsilon: float = 1e-6,
     attention: str = "attnlrp",
+    gammas: dict[nn.Module, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     """(relevance per pixel (B, C, H, W), the relevance absorbed per sample by part, the explained logits (B,))."""
     check_family(model)
     with evaluation_mode(model):
         pixels = pixel_values.detach().requires_grad_(True)
-        with _attribution(model, len(pixels), epsilon, attention) as record:
+        with _attribution(model, len(pixels), epsilon, attention, gammas) as record:
             chosen = _chosen(model(pixel_values=pixels).logits, targets)
         gradients = _gradients(chosen, pixels, record)
     relevance = pixels * gradients.pop("")
@@ -85,7 +98,9 @@ def image_relevance(
 
 
 @contextlib.contextmanager
-def _attribution(model: nn.Module, batch_size: int, epsilon: float, attention: str) -> Iterator[Attribution]:
+def _attribution(
+    model: nn.Module, batch_size: int, epsilon: float, attention: str, gammas: dict[nn.Module, float] | None
+) -> Iterator[Attribution]:
     """:func:`attention_rules` with the family's constants reported: embeddings other than the input's, and the
     family's parameters added to the activations (each made a per-sample tensor meanwhile)."""
     inputs = _input_embeddings(model) if hasattr(model, "get_input_embeddings") else None
@@ -94,7 +109,7 @@ def _attribution(model: nn.Module, batch_size: int, epsilon: float, attention: s
         for name, module in model.named_modules()
         if isinstance(module, nn.Embedding) and module is not inputs
     }
-    with attention_rules(model, batch_size, epsilon, attention, constants) as record:
+    with attention_rules(model, batch_size, epsilon, attention, constants, gammas) as record:
         with _per_sample(model, FAMILIES[check_family(model)], record):
             yield record
 
@@ -104,8 +119,9 @@ def _per_sample(model: nn.Module, names: tuple[str, ...], record: Attribution) -
     """Each named parameter replaced by a copy expanded to the batch that receives a gradient (its relevance per
     sample), reported as a constant; the parameter back on leaving."""
     swapped = []
+    full_names = [full for full, _ in model.named_parameters() if any(full.endswith(name) for name in names)]
     try:
-        for name in names:
+        for name in full_names:
             owner_name, _, attribute = name.rpartition(".")
             owner = model.get_submodule(owner_name)
             parameter = owner._parameters.pop(attribute)

@@ -3,7 +3,8 @@ operation that needs a rule its rule as its backward (:mod:`explainers.attnlrp._
 it. Operations on activations only count: the model's parameters are frozen meanwhile, so ``requires_grad`` tells an
 activation from a constant.
 
-- dense layers and convolutions (``linear``, ``addmm``, ``conv1d``/``conv2d``): epsilon;
+- dense layers and convolutions (``linear``, ``addmm``, ``conv1d``/``conv2d``): epsilon, or on a dense layer given
+  one (by its weight) the gamma rule;
 - products of two activations (``mul``, ``matmul``, ``bmm``, ``einsum``): the uniform rule;
 - ``softmax``: its Taylor rule with the bias term, whose relevance is recorded (AttnLRP), or no relevance through it
   at all (CP-LRP: the attention weights held constant);
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ._functions import Divide, EpsilonShare, IdentityRule, SoftmaxRule
+from ._functions import Divide, EpsilonShare, GammaRule, IdentityRule, SoftmaxRule
 
 #: the attention rules: AttnLRP's softmax rule, or CP-LRP's attention weights held constant
 ATTENTION_RULES = ("attnlrp", "cp")
@@ -39,11 +40,15 @@ class AttnLRPMode(TorchFunctionMode):
     epsilon of dense layers and convolutions; ``attention`` one of :data:`ATTENTION_RULES`; the relevance the
     softmax's bias term absorbs goes to ``absorbed`` (one tensor per softmax call, one value per sample)."""
 
-    def __init__(self, epsilon: float = 1e-6, attention: str = "attnlrp") -> None:
+    def __init__(
+        self, epsilon: float = 1e-6, attention: str = "attnlrp", gammas: dict[torch.Tensor, float] | None = None
+    ) -> None:
         super().__init__()
         if attention not in ATTENTION_RULES:
             raise ValueError(f"attention must be one of {ATTENTION_RULES}, got {attention!r}")
         self.epsilon, self.attention = epsilon, attention
+        #: the gamma of a dense layer, by the identity of its weight tensor (the others take epsilon)
+        self.gammas = {id(weight): gamma for weight, gamma in (gammas or {}).items()}
         self.absorbed: list[torch.Tensor] = []
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -55,13 +60,17 @@ class AttnLRPMode(TorchFunctionMode):
 
     # -- rules -----------------------------------------------------------------------------------------
     def linear(self, func: Callable, args: tuple, kwargs: dict, input_index: int, weight_index: int) -> Any:
-        output = func(*args, **kwargs)
         input, weight = _argument(args, kwargs, input_index, "input"), _argument(args, kwargs, weight_index, "weight")
         if not _active(input):
-            return output
+            return func(*args, **kwargs)
         if _active(weight):  # a product of two activations (a weight computed by the model)
-            return Divide.apply(output, 2.0)
-        return EpsilonShare.apply(output, self.epsilon)
+            return Divide.apply(func(*args, **kwargs), 2.0)
+        gamma = self.gammas.get(id(weight))
+        if gamma is not None and func in (F.linear, torch.addmm):
+            bias = _argument(args, kwargs, 2, "bias") if func is F.linear else _argument(args, kwargs, 0, "input")
+            dense = weight if func is F.linear else weight.t()  # addmm(bias, x, weight) is x @ weight + bias
+            return GammaRule.apply(input, dense, bias, gamma, self.epsilon)
+        return EpsilonShare.apply(func(*args, **kwargs), self.epsilon)
 
     def product(self, func: Callable, args: tuple, kwargs: dict) -> Any:
         output = func(*args, **kwargs)

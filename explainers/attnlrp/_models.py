@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -53,11 +54,14 @@ def attention_rules(
     epsilon: float = 1e-6,
     attention: str = "attnlrp",
     constants: dict[str, nn.Module] | None = None,
+    gammas: dict[nn.Module, float] | None = None,
 ) -> Iterator[Attribution]:
     """Inside this block a forward pass of ``model`` builds the AttnLRP backward (``attention``: "attnlrp" or
     "cp"). ``constants``: modules whose outputs are constants added to the activations (position and token-type
-    embeddings), reported by name. Everything is undone on leaving, also on error."""
-    record = Attribution(AttnLRPMode(epsilon, attention), batch_size)
+    embeddings), reported by name; ``gammas``: dense layers that take the gamma rule instead of epsilon, with their
+    gamma. Everything is undone on leaving, also on error."""
+    by_weight = {cast(torch.Tensor, layer.weight): gamma for layer, gamma in (gammas or {}).items()}
+    record = Attribution(AttnLRPMode(epsilon, attention, by_weight), batch_size)
     frozen = [parameter for parameter in model.parameters() if parameter.requires_grad]
     handles = [module.register_forward_hook(_identity_rule) for module in model.modules() if is_activation(module)]
     for name, module in (constants or {}).items():

@@ -20,6 +20,9 @@ class RuleSlot:
 
     def __init__(self, rule: EngineRule, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.rule, self.forward = rule, forward
+        #: whether another backward over the same forward follows, which reuses the parts this one computes (the
+        #: contributions of z-plus, gamma and alpha-beta); otherwise they are dropped as soon as the layer is done
+        self.keep_parts = False
 
 
 class _RuleBackward(torch.autograd.Function):
@@ -38,7 +41,10 @@ class _RuleBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, relevance: torch.Tensor) -> tuple:
         (input,) = ctx.saved_tensors
-        return ctx.slot.rule.relevance(ctx.module, input, ctx.stored, relevance), None, None, None
+        result = ctx.slot.rule.relevance(ctx.module, input, ctx.stored, relevance)
+        if not ctx.slot.keep_parts:
+            ctx.stored.pop("parts", None)
+        return result, None, None, None
 
 
 class EngineHandle:

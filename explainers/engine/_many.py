@@ -78,13 +78,14 @@ def _shared_forward(
         output = run_model(model, inputs, additional_args)
         relevances = []
         for index, (explainer, layer_rules) in enumerate(zip(explainers, rules)):
+            last = index == len(explainers) - 1
             for module, rule in layer_rules.items():
                 first.slots[module].rule = rule
+                first.slots[module].keep_parts = not last
             explainer.last_absorbed = {}
             absorbed = ABSORBED.set(explainer.last_absorbed)
             try:
                 seed = explainer._seed(targets, output)
-                last = index == len(explainers) - 1
                 relevances.append(torch.autograd.grad((output,), inputs, grad_outputs=(seed,), retain_graph=not last))
             finally:
                 ABSORBED.reset(absorbed)

@@ -1,0 +1,121 @@
+"""``LRPAttn``: AttnLRP on a Hugging Face transformer as an explainer with the seed API (``get_tunables``, ``copy``,
+``set_kwargs``): epsilon on the dense layers, the attention rule, and a gamma per layer group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._tunable import Tunable, Tunables
+from ._groups import layer_groups
+from ._hf import check_family, image_relevance, text_relevance
+from ._mode import ATTENTION_RULES
+
+#: epsilon and gamma: log-uniform over 1e-6..1
+LOG_UNIT_INTERVAL = {"low": 1e-6, "high": 1.0, "log": True}
+#: the prefix of a layer group's gamma tunable (``gamma_attention_first``, ``gamma_mlp_last``, ...)
+GAMMA = "gamma_"
+
+
+class LRPAttn:
+    """AttnLRP :cite:p:`achtibat2024attnlrp` on a Hugging Face transformer (the families of
+    :data:`~explainers.attnlrp.FAMILIES`).
+
+    ``epsilon``: the epsilon rule's stabilizer on the dense layers; ``attention``: ``"attnlrp"`` (the softmax's
+    Taylor rule) or ``"cp"`` (CP-LRP, the attention weights held constant); ``gamma``: layer group -> the gamma of
+    its dense layers (the gamma rule instead of epsilon there), the groups of :func:`layer_groups` (attention and MLP
+    by depth), set one by one through ``set_kwargs(gamma_<group>=...)``. :meth:`attribute` returns one relevance per
+    token for token ids, per pixel for images; :attr:`last_absorbed` names what the last attribution's relevance
+    lost on the way, per sample (the softmax's bias terms, position embeddings, a class token).
+    """
+
+    PARAMETERS = ("epsilon", "attention", "gamma")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        epsilon: float = 1e-6,
+        attention: str = "attnlrp",
+        gamma: dict[str, float] | None = None,
+    ) -> None:
+        check_family(model)
+        if attention not in ATTENTION_RULES:
+            raise ValueError(f"attention must be one of {ATTENTION_RULES}, got {attention!r}")
+        self.model, self.epsilon, self.attention = model, float(epsilon), attention
+        self.groups = layer_groups(model)
+        unknown = sorted(set(gamma or {}) - set(self.groups))
+        if unknown:
+            raise ValueError(f"no layer group {', '.join(unknown)} in this model; its groups: {', '.join(self.groups)}")
+        self.gamma = {group: float(value) for group, value in (gamma or {}).items()}
+        self.last_absorbed: dict[str, torch.Tensor] = {}
+
+    # -- the search space ------------------------------------------------------------------------------
+    def get_tunables(self) -> Tunables:
+        """epsilon, the attention rule, and a gamma per layer group of this model."""
+        tunables: Tunables = {
+            "epsilon": (float, dict(LOG_UNIT_INTERVAL)),
+            "attention": (str, {"choices": list(ATTENTION_RULES)}),
+        }
+        tunables.update({GAMMA + group: (float, dict(LOG_UNIT_INTERVAL)) for group in self.groups})
+        return tunables
+
+    def tunables(self) -> dict[str, Tunable]:
+        return {name: Tunable.from_spec(name, kind, spec) for name, (kind, spec) in self.get_tunables().items()}
+
+    # -- values ----------------------------------------------------------------------------------------
+    def parameters(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this explainer."""
+        return {"model": self.model, "epsilon": self.epsilon, "attention": self.attention, "gamma": dict(self.gamma)}
+
+    def settings(self) -> dict[str, Any]:
+        """The parameters without the model: what a study records beside each trial."""
+        return {name: value for name, value in self.parameters().items() if name != "model"}
+
+    def copy(self) -> LRPAttn:
+        """A new explainer with the same parameters."""
+        return self.set_kwargs()
+
+    def set_kwargs(self, **kwargs: Any) -> LRPAttn:
+        """A new explainer with ``kwargs`` replacing the current parameters (``gamma_<group>`` sets one group's
+        gamma); this one is unchanged."""
+        parameters = self.parameters()
+        gammas = {name.removeprefix(GAMMA): kwargs.pop(name) for name in list(kwargs) if name.startswith(GAMMA)}
+        unknown = sorted(set(kwargs) - set(self.PARAMETERS))
+        if unknown:
+            valid = [*self.PARAMETERS, *(GAMMA + group for group in self.groups)]
+            raise TypeError(
+                f"LRPAttn.set_kwargs() got unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                f"valid parameters are: {', '.join(valid)}"
+            )
+        parameters.update(kwargs)
+        parameters["gamma"] = {**parameters["gamma"], **gammas}
+        return type(self)(**parameters)
+
+    def describe(self) -> str:
+        rule = "AttnLRP" if self.attention == "attnlrp" else "CP-LRP"
+        gammas = ", ".join(f"{group} gamma={value:g}" for group, value in self.gamma.items())
+        return f"{rule}, epsilon={self.epsilon:g}" + (f", {gammas}" if gammas else "")
+
+    def __repr__(self) -> str:
+        return f"LRPAttn({type(self.model).__name__}, {self.describe()})"
+
+    # -- attribution -----------------------------------------------------------------------------------
+    def attribute(
+        self, inputs: torch.Tensor, targets: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Relevance per token (B, L) for token ids, per pixel (B, C, H, W) for images."""
+        gammas = {
+            layer: self.gamma[group] for group, layers in self.groups.items() if group in self.gamma for layer in layers
+        }
+        targets = torch.as_tensor(targets).reshape(-1)
+        if inputs.is_floating_point():
+            relevance, absorbed, _ = image_relevance(self.model, inputs, targets, self.epsilon, self.attention, gammas)
+        else:
+            relevance, absorbed, _ = text_relevance(
+                self.model, inputs, targets, attention_mask, self.epsilon, self.attention, gammas
+            )
+        self.last_absorbed = absorbed
+        return relevance

@@ -1,0 +1,55 @@
+"""A transformer's dense layers in groups: the attention projections and the MLP of its blocks, each split by depth
+into first, middle and last blocks (the groups AttnLRP's users give a gamma each, picked by eye over a grid in LXT's
+documentation; here a tunable each). With fewer than three blocks the depths merge: two blocks have a first and a
+last, one block a single group."""
+
+from __future__ import annotations
+
+from torch import nn
+
+#: a dense layer of a block belongs to the attention where its name within the block holds one of these
+ATTENTION_NAMES = ("attn", "attention")
+
+
+def transformer_blocks(model: nn.Module) -> nn.ModuleList | None:
+    """The model's repeated blocks: its longest ``nn.ModuleList`` of modules of one type (None without one)."""
+    lists = [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.ModuleList) and len(module) and len({type(block) for block in module}) == 1
+    ]
+    return max(lists, key=len) if lists else None
+
+
+def depth_names(n_blocks: int) -> list[str]:
+    """The depth group of each block: thirds as even as possible (first, middle, last); merged below three."""
+    if n_blocks <= 1:
+        return ["all"] * n_blocks
+    if n_blocks == 2:
+        return ["first", "last"]
+    third = n_blocks // 3
+    extra = n_blocks - 3 * third  # the middle takes what does not divide evenly
+    return ["first"] * third + ["middle"] * (third + extra) + ["last"] * third
+
+
+def dense_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The dense layers of ``module`` with their names: ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2)."""
+    return [
+        (name, layer)
+        for name, layer in module.named_modules()
+        if isinstance(layer, nn.Linear) or type(layer).__name__ == "Conv1D"
+    ]
+
+
+def layer_groups(model: nn.Module) -> dict[str, list[nn.Module]]:
+    """Group name (``attention_first``, ``mlp_last``, ...) -> the dense layers in it, in the order of the blocks;
+    empty groups left out. Dense layers outside the blocks (embedding projections, the head) are in no group."""
+    blocks = transformer_blocks(model)
+    if blocks is None:
+        return {}
+    groups: dict[str, list[nn.Module]] = {}
+    for block, depth in zip(blocks, depth_names(len(blocks))):
+        for name, layer in dense_layers(block):
+            part = "attention" if any(word in name.lower() for word in ATTENTION_NAMES) else "mlp"
+            groups.setdefault(f"{part}_{depth}", []).append(layer)
+    return groups
