@@ -138,7 +138,7 @@ def direct_input_gradient(
 
 def store_output(stored_tensors: dict, output: torch.Tensor) -> None:
     """Keep the layer's output (detached) and its version, to tell whether an in-place operation changed it since;
-    forget the parts computed from the previous forward pass (:func:`positive_contributions`)."""
+    forget the parts computed from the previous forward pass (:func:`contributions`)."""
     stored_tensors["output"] = output.detach()
     stored_tensors["output_version"] = output._version
     stored_tensors["parts"] = {}

@@ -63,6 +63,7 @@ class FastGamma(Gamma):
         if not takes_direct_path(module, self.zero_params, input):
             return super().backward(module, grad_input, grad_output)
         relevance = self._direct_backward(module, input, grad_output[0])
+        self.stored_tensors.pop("parts", None)  # one backward per forward on the hook path: free them now
         return tuple(relevance if original.shape == relevance.shape else None for original in grad_input)
 
     def _direct_backward(self, module: torch.nn.Module, input: torch.Tensor, out_grad: torch.Tensor) -> torch.Tensor:

@@ -92,6 +92,7 @@ class ConservingZPlus(BasicHook):
         input = self.stored_tensors["input"][0]
         if takes_direct_path(module, self.zero_params, input):
             direct = self._direct_backward(module, input, grad_output[0])
+            self.stored_tensors.pop("parts", None)  # one backward per forward on the hook path: free them now
             return tuple(direct if original.shape == direct.shape else None for original in grad_input)
         if bool((input < 0).any()):
             relevance = super().backward(module, grad_input, grad_output)
