@@ -9,12 +9,11 @@ import torch
 from torch import nn
 
 from .._tunable import Tunable, Tunables
+from .._variants import LOG_UNIT_INTERVAL
 from ._groups import layer_groups
 from ._hf import check_family, image_relevance, text_relevance
-from ._mode import ATTENTION_RULES
+from ._mode import ATTENTION_RULES, check_attention_rule
 
-#: epsilon and gamma: log-uniform over 1e-6..1
-LOG_UNIT_INTERVAL = {"low": 1e-6, "high": 1.0, "log": True}
 #: the prefix of a layer group's gamma tunable (``gamma_attention_first``, ``gamma_mlp_last``, ...)
 GAMMA = "gamma_"
 
@@ -42,8 +41,7 @@ class LRPAttn:
         gamma: dict[str, float] | None = None,
     ) -> None:
         check_family(model)
-        if attention not in ATTENTION_RULES:
-            raise ValueError(f"attention must be one of {ATTENTION_RULES}, got {attention!r}")
+        check_attention_rule(attention)
         self.model, self.epsilon, self.attention = model, float(epsilon), attention
         self.groups = layer_groups(model)
         unknown = sorted(set(gamma or {}) - set(self.groups))

@@ -30,6 +30,12 @@ from ._functions import Divide, EpsilonShare, GammaRule, IdentityRule, SoftmaxRu
 ATTENTION_RULES = ("attnlrp", "cp")
 
 
+def check_attention_rule(attention: str) -> None:
+    """A one-line error for an attention rule that is not one of :data:`ATTENTION_RULES`."""
+    if attention not in ATTENTION_RULES:
+        raise ValueError(f"attention must be one of {ATTENTION_RULES}, got {attention!r}")
+
+
 def _active(value: Any) -> bool:
     """An activation: a tensor on the autograd graph (the parameters are frozen during an attribution)."""
     return isinstance(value, torch.Tensor) and value.requires_grad
@@ -44,8 +50,7 @@ class AttnLRPMode(TorchFunctionMode):
         self, epsilon: float = 1e-6, attention: str = "attnlrp", gammas: dict[torch.Tensor, float] | None = None
     ) -> None:
         super().__init__()
-        if attention not in ATTENTION_RULES:
-            raise ValueError(f"attention must be one of {ATTENTION_RULES}, got {attention!r}")
+        check_attention_rule(attention)
         self.epsilon, self.attention = epsilon, attention
         #: the gamma of a dense layer, by the identity of its weight tensor (the others take epsilon)
         self.gammas = {id(weight): gamma for weight, gamma in (gammas or {}).items()}
