@@ -8,7 +8,8 @@ record exactly what was measured.
 Inputs are one of
 
 - images ``(B, C, H, W)``: a feature is a pixel position, its relevance summed over channels;
-- flat features ``(B, D)`` (float) or token ids ``(B, L)`` (integer): a feature is one column;
+- flat features ``(B, D)`` (float) or token ids ``(B, L)`` (integer): a feature is one column (a negative token
+  id is padding: the perturbation metrics never replace it);
 - embeddings ``(B, L, E)`` (float): a feature is a position, its relevance summed over ``E``.
 
 Attributions always have exactly the shape of the inputs.

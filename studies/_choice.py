@@ -1,7 +1,8 @@
 """What ``--model`` and its options name, as one Preset whose name tells models apart.
 
 ``--model`` is a registered preset (``digits``), a torchvision classification architecture
-(``efficientnet_b0``) or an import path (``package.module:callable``, ``file.py:callable``); ``--weights``,
+(``efficientnet_b0``), an import path (``package.module:callable``, ``file.py:callable``) or a Hugging Face text
+model (``hf:PATH_OR_ID``); ``--weights``,
 ``--input-size``, ``--mean``, ``--std`` and ``--num-classes`` complete it. The preset's name is
 ``<model>@<weights>`` (plus the overrides), so that two models never share a default study name.
 """
@@ -23,6 +24,7 @@ from ._errors import PresetError
 from ._import_path import import_path_preset, is_import_path
 from ._registry import get_preset, registered_preset
 from .loading._preprocessing import Preprocessing
+from .presets._hf import HF_PREFIX, hf_preset
 from .presets._torchvision import (
     GENERIC_DEFAULTS,
     TORCHVISION_DEFAULTS,
@@ -50,6 +52,11 @@ def model_preset(
     Example: ``model_preset("mobilenet_v3_small", weights="none").load_model()``.
     """
     given = any(v is not None for v in (input_size, mean, std))
+    if model.startswith(HF_PREFIX):
+        if given or num_classes is not None:
+            raise PresetError("--input-size, --mean, --std and --num-classes do not apply to a Hugging Face text model")
+        label = model if weights is None else f"{model}@{_weights_tag(weights)}"
+        return _bound(hf_preset(model.removeprefix(HF_PREFIX)), weights, label)
     registered = registered_preset(model)
     if registered is not None and model not in TORCHVISION_DEFAULTS:
         if given or num_classes is not None:

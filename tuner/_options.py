@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from explainers.attnlrp import TEXT_BASELINES
 from metrics import BASELINES, Metric, metric_class
 
 from .evidence.panel._panel import PanelSpec, check_panel
@@ -25,7 +26,8 @@ __all__ = ["Budget", "Objective", "Report", "Search", "Storage", "check_metric_k
 class Objective:
     """What a trial is scored by: a metric name or object (or several: a multi-objective study), the
     perturbation ``baseline`` (None: the study's default, a blur for images, see
-    :func:`metrics.perturbation.study_baseline`) and the metric's other settings."""
+    :func:`metrics.perturbation.study_baseline`; for a text model ``"mask"``, ``"unk"`` or ``"zero"``, see
+    :class:`explainers.attnlrp.TextClassifier`) and the metric's other settings."""
 
     metric: MetricSpec = "abpc"
     baseline: Any = None
@@ -47,10 +49,9 @@ class Objective:
             raise ValueError(f"each metric may be an objective only once; repeated: {', '.join(repeated)}")
         if not isinstance(self.metric_kwargs, Mapping):
             raise TypeError(f"metric_kwargs must be a dict of settings, got {type(self.metric_kwargs).__name__}")
-        if isinstance(self.baseline, str) and self.baseline not in BASELINES:
-            raise ValueError(
-                f"baseline must be one of {', '.join(BASELINES)}, a number or a tensor; got {self.baseline!r}"
-            )
+        named = dict.fromkeys((*BASELINES, *TEXT_BASELINES))
+        if isinstance(self.baseline, str) and self.baseline not in named:
+            raise ValueError(f"baseline must be one of {', '.join(named)}, a number or a tensor; got {self.baseline!r}")
         if self.baseline is not None and "baseline" in self.metric_kwargs:
             raise ValueError("give the baseline once: as Objective(baseline=...) or in metric_kwargs, not both")
         check_metric_kwargs(list(self.metrics), self.settings())

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from explainers import DEFAULT_EXPLAINERS, LRPBase, evaluation_mode
+from explainers.attnlrp import LRPAttn, TextClassifier
 from metrics import Metric, get_metric, metric_class
 
 from ._options import Budget, Objective, Report, Search, Storage
@@ -41,7 +42,7 @@ from .storage._open import artifact_store, open_storage
 __all__ = ["Budget", "Objective", "Report", "Search", "Storage", "StudyMismatchError", "resolve_device", "tune"]
 
 logger = logging.getLogger("tuner")
-ExplainerClasses = type[LRPBase] | Sequence[type[LRPBase]] | None
+ExplainerClasses = type[LRPBase] | type[LRPAttn] | Sequence[type[LRPBase] | type[LRPAttn]] | None
 
 
 def tune(
@@ -61,12 +62,14 @@ def tune(
     """Find the explainer configuration whose attributions score best under the objective's metric.
 
     ``explainer_cls`` is one class, a list (searched together through a categorical ``explainer``
-    parameter) or None for the four LRP variants. ``objective`` (an :class:`Objective` or a metric name) says what
-    a trial is scored by; with several metrics the study is multi-objective and its result a Pareto front (never
-    pruned). The metric's settings belong to the study: resuming it with other settings is refused. ``budget``
-    (:class:`Budget`) says how many complete trials the study holds in all (so running again with the same
-    ``storage`` and ``study_name`` resumes it, and several processes may share one study and together finish
-    exactly ``n_trials``), and which samples every trial scores and which are held out for the verdict.
+    parameter) or None for the four LRP variants (:class:`~explainers.attnlrp.LRPAttn` for a Hugging Face text
+    model given as a :class:`~explainers.attnlrp.TextClassifier`, whose token ids the metrics perturb).
+    ``objective`` (an :class:`Objective` or a metric name) says what a trial is scored by; with several metrics the
+    study is multi-objective and its result a Pareto front (never pruned). The metric's settings belong to the
+    study: resuming it with other settings is refused. ``budget`` (:class:`Budget`) says how many complete trials
+    the study holds in all (so running again with the same ``storage`` and ``study_name`` resumes it, and several
+    processes may share one study and together finish exactly ``n_trials``), and which samples every trial scores
+    and which are held out for the verdict.
     ``search`` (:class:`Search`) chooses the sampler, pruner, seed and batch size; ``report`` (:class:`Report`)
     the robustness panel, the reference rows and the figures; ``storage`` is a URL or a :class:`Storage`.
 
@@ -92,7 +95,8 @@ def tune(
     model = model.to(device)
     with evaluation_mode(model):  # the model comes back in its mode, with its hooks and flags, also on error
         samples = fixed_samples(data, model, budget.n_samples, search.seed, device, search.batch_size, budget.n_holdout)
-        objective_settings = _policy.objective_settings(samples.inputs, objective.settings())
+        given, baseline_name = _policy.text_baseline(model, objective.settings())
+        objective_settings = _policy.objective_settings(samples.inputs, given)
         metrics = _policy.fit_baselines([_metric(m, model, objective_settings) for m in metric_list], samples.inputs)
         _check_masks_for(metrics, samples)
         panel_list = panel_metrics(
@@ -107,7 +111,9 @@ def tune(
             full_space.grid()  # raises for several explainers, before any study exists
 
         study_attrs = _study_attrs(metrics, model, full_space, samples, search.seed)
-        study_attrs["baseline"] = _baseline_attr(objective_settings, given="baseline" in objective.settings())
+        study_attrs["baseline"] = _baseline_attr(
+            objective_settings, given="baseline" in objective.settings(), name=baseline_name
+        )
         with warnings.catch_warnings():  # heartbeats, WilcoxonPruner and TPE's group are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna_pruner = make_pruner(search.pruner, len(metrics))
@@ -161,10 +167,19 @@ def tune(
             objective=trial_objective,
             holdout=holdout,
             panel_metrics=panel_list,
-            references=report.reference_rows,
+            references=_reference_rows(report.reference_rows, samples.inputs),
             panel_budget=report.panel_budget,
             panel_min_seconds=report.panel_min_seconds,
         )
+
+
+def _reference_rows(wanted: bool, inputs: torch.Tensor) -> bool:
+    """captum's reference rows where asked for and the inputs are float (they attribute the inputs themselves;
+    token ids have no gradient)."""
+    if wanted and not inputs.is_floating_point():
+        logger.warning("no reference rows (captum) for token ids: they attribute float inputs only")
+        return False
+    return wanted
 
 
 def _holdout_objective(
@@ -221,10 +236,13 @@ def _study_attrs(
     }
 
 
-def _baseline_attr(settings: dict[str, Any], *, given: bool) -> str:
+def _baseline_attr(settings: dict[str, Any], *, given: bool, name: str | None = None) -> str:
     """The perturbation baseline a study uses, and who chose it, for the study's user attributes."""
     value = settings.get("baseline")
-    name = value if isinstance(value, str) else "a number" if isinstance(value, (int, float)) else "a tensor"
+    if name is not None:
+        name = f"{name} (token id {value})" if name != "zero" else "zero (a zero embedding)"
+    else:
+        name = value if isinstance(value, str) else "a number" if isinstance(value, (int, float)) else "a tensor"
     return f"{name} ({'given' if given else 'the study default for these inputs'})"
 
 
@@ -236,17 +254,20 @@ def _metric(metric: str | Metric, model: nn.Module, kwargs: dict[str, Any]) -> M
     return get_metric(metric, model, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
+def explainer_classes(explainer_cls: ExplainerClasses, model: nn.Module) -> list[Any]:
+    """The classes a study searches: those given, else the four LRP variants (:class:`LRPAttn` for a text model)."""
+    if explainer_cls is None:
+        return [LRPAttn] if isinstance(model, TextClassifier) else list(DEFAULT_EXPLAINERS)
+    return list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls]
+
+
 def _bases(explainer_cls: ExplainerClasses, model: nn.Module, kwargs: dict[str, Any]) -> list[LRPBase]:
     """One base explainer per class, with the ``explainer_kwargs`` it accepts; with None, the default
     explainers that support the model."""
-    classes: list[Any] = (
-        list(DEFAULT_EXPLAINERS)
-        if explainer_cls is None
-        else (list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls])
-    )
+    classes = explainer_classes(explainer_cls, model)
     for cls in classes:
-        if not (isinstance(cls, type) and issubclass(cls, LRPBase)):
-            raise TypeError(f"explainer_cls must be LRP explainer classes, got {cls!r}")
+        if not (isinstance(cls, type) and issubclass(cls, (LRPBase, LRPAttn))):
+            raise TypeError(f"explainer_cls must be LRP explainer classes (LRPBase subclasses or LRPAttn), got {cls!r}")
     valid = frozenset().union(*(cls.accepted_kwargs() for cls in classes))
     unknown = sorted(set(kwargs) - valid)
     if unknown:  # a typo would otherwise be dropped silently and the study would search another space

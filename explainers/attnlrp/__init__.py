@@ -6,12 +6,15 @@ from ._groups import layer_groups
 from ._hf import FAMILIES, UnsupportedFamilyError, check_family, image_relevance, text_relevance
 from ._mode import ATTENTION_RULES, AttnLRPMode
 from ._models import attention_rules
+from ._text import TEXT_BASELINES, TextClassifier
 
 __all__ = [
     "ATTENTION_RULES",
     "FAMILIES",
     "AttnLRPMode",
     "LRPAttn",
+    "TEXT_BASELINES",
+    "TextClassifier",
     "UnsupportedFamilyError",
     "attention_rules",
     "check_family",

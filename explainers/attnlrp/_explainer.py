@@ -13,6 +13,7 @@ from .._variants import LOG_UNIT_INTERVAL
 from ._groups import layer_groups
 from ._hf import check_family, image_relevance, text_relevance
 from ._mode import ATTENTION_RULES, check_attention_rule
+from ._text import TextClassifier
 
 #: the prefix of a layer group's gamma tunable (``gamma_attention_first``, ``gamma_mlp_last``, ...)
 GAMMA = "gamma_"
@@ -25,9 +26,11 @@ class LRPAttn:
     ``epsilon``: the epsilon rule's stabilizer on the dense layers; ``attention``: ``"attnlrp"`` (the softmax's
     Taylor rule) or ``"cp"`` (CP-LRP, the attention weights held constant); ``gamma``: layer group -> the gamma of
     its dense layers (the gamma rule instead of epsilon there), the groups of :func:`layer_groups` (attention and MLP
-    by depth), set one by one through ``set_kwargs(gamma_<group>=...)``. :meth:`attribute` returns one relevance per
-    token for token ids, per pixel for images; :attr:`last_absorbed` names what the last attribution's relevance
-    lost on the way, per sample (the softmax's bias terms, position embeddings, a class token).
+    by depth), set one by one through ``set_kwargs(gamma_<group>=...)``; a group without one keeps epsilon, which
+    the gamma rule at the search space's lower bound (1e-6) equals within 1e-6. :meth:`attribute` returns one
+    relevance per token for token ids, per pixel for images; :attr:`last_absorbed` names what the last
+    attribution's relevance lost on the way, per sample (the softmax's bias terms, position embeddings, a class
+    token). ``model`` is the Hugging Face model or a :class:`TextClassifier` of it (the form ``tune()`` takes).
     """
 
     PARAMETERS = ("epsilon", "attention", "gamma")
@@ -40,10 +43,11 @@ class LRPAttn:
         attention: str = "attnlrp",
         gamma: dict[str, float] | None = None,
     ) -> None:
-        check_family(model)
+        self.hf_model = model.model if isinstance(model, TextClassifier) else model
+        check_family(self.hf_model)
         check_attention_rule(attention)
         self.model, self.epsilon, self.attention = model, float(epsilon), attention
-        self.groups = layer_groups(model)
+        self.groups = layer_groups(self.hf_model)
         unknown = sorted(set(gamma or {}) - set(self.groups))
         if unknown:
             raise ValueError(f"no layer group {', '.join(unknown)} in this model; its groups: {', '.join(self.groups)}")
@@ -61,7 +65,37 @@ class LRPAttn:
         return tunables
 
     def tunables(self) -> dict[str, Tunable]:
+        """The search space as :class:`Tunable` values, in the order of :meth:`get_tunables`."""
         return {name: Tunable.from_spec(name, kind, spec) for name, (kind, spec) in self.get_tunables().items()}
+
+    def get_conditions(self) -> dict[str, dict[str, list[Any]]]:
+        """No tunable depends on another."""
+        return {}
+
+    def tunable_values(self) -> dict[str, Any]:
+        """The current value of each tunable; a group without a gamma at the lower bound, where the gamma rule
+        equals its epsilon rule."""
+        low = LOG_UNIT_INTERVAL["low"]
+        gammas = {GAMMA + group: self.gamma.get(group, low) for group in self.groups}
+        return {"epsilon": self.epsilon, "attention": self.attention, **gammas}
+
+    @classmethod
+    def variant_configurations(cls) -> dict[str, dict[str, Any]]:
+        """CP-LRP (the attention weights held constant): the other rule a study starts from."""
+        return {"CP-LRP": {"attention": "cp"}}
+
+    @classmethod
+    def accepted_kwargs(cls) -> frozenset[str]:
+        """The constructor's keywords (a group's gamma also as ``gamma_<group>`` in :meth:`set_kwargs`)."""
+        return frozenset(("model", *cls.PARAMETERS))
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of a classifier, the vocabulary of a language model."""
+        if isinstance(self.model, TextClassifier):
+            return self.model.n_classes
+        config: Any = self.hf_model.config
+        return int(config.vocab_size if type(self.hf_model).__name__.endswith("ForCausalLM") else config.num_labels)
 
     # -- values ----------------------------------------------------------------------------------------
     def parameters(self) -> dict[str, Any]:
@@ -101,19 +135,49 @@ class LRPAttn:
         return f"LRPAttn({type(self.model).__name__}, {self.describe()})"
 
     # -- attribution -----------------------------------------------------------------------------------
+    def check_inputs(self, inputs: torch.Tensor) -> None:
+        """Run the model once on the first sample: a ValueError naming the problem where it rejects the inputs."""
+        try:
+            with torch.no_grad():
+                self._forward(inputs[:1])
+        except (ValueError, RuntimeError, IndexError, TypeError) as error:
+            raise ValueError(
+                f"{type(self.hf_model).__name__} rejects the inputs {tuple(inputs.shape)}: {error}"
+            ) from None
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The logits the relevance explains: of pixels, or of token ids through a :class:`TextClassifier`."""
+        if inputs.is_floating_point():
+            return self.hf_model(pixel_values=inputs).logits
+        model = self.model if isinstance(self.model, TextClassifier) else TextClassifier(self.hf_model)
+        return model(inputs)
+
+    def attribute_many(
+        self, configurations: list[dict[str, Any]], inputs: torch.Tensor, targets: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """``[self.set_kwargs(**c).attribute(inputs, targets) for c in configurations]``."""
+        return [self.set_kwargs(**configuration).attribute(inputs, targets) for configuration in configurations]
+
     def attribute(
         self, inputs: torch.Tensor, targets: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Relevance per token (B, L) for token ids, per pixel (B, C, H, W) for images."""
+        """Relevance per token (B, L) for token ids, per pixel (B, C, H, W) for images. Through a
+        :class:`TextClassifier`, negative ids are padding (the attention mask)."""
         gammas = {
             layer: self.gamma[group] for group, layers in self.groups.items() if group in self.gamma for layer in layers
         }
         targets = torch.as_tensor(targets).reshape(-1)
         if inputs.is_floating_point():
-            relevance, absorbed, _ = image_relevance(self.model, inputs, targets, self.epsilon, self.attention, gammas)
+            relevance, absorbed, _ = image_relevance(
+                self.hf_model, inputs, targets, self.epsilon, self.attention, gammas
+            )
         else:
+            if isinstance(self.model, TextClassifier):
+                inputs, attention_mask, zero = self.model.split(inputs)
+                if zero.any():
+                    raise ValueError("the zero-embedding id is a perturbation baseline, not a token to explain")
             relevance, absorbed, _ = text_relevance(
-                self.model, inputs, targets, attention_mask, self.epsilon, self.attention, gammas
+                self.hf_model, inputs, targets, attention_mask, self.epsilon, self.attention, gammas
             )
         self.last_absorbed = absorbed
         return relevance

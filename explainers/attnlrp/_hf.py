@@ -53,8 +53,8 @@ def text_relevance(
     gammas: dict[nn.Module, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     """(relevance per token (B, L), the relevance absorbed per sample by part, the explained logits (B,)). The
-    logit is the target class's (sequence classification) or the target token's at the last position (causal
-    language model)."""
+    logit is the target class's (sequence classification) or the target token's at the last attended position
+    (causal language model)."""
     check_family(model)
     captured: list[torch.Tensor] = []
 
@@ -69,7 +69,7 @@ def text_relevance(
             with _attribution(model, len(input_ids), epsilon, attention, gammas) as record:
                 extra = {"use_cache": False} if getattr(model.config, "use_cache", None) is not None else {}
                 logits = model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-                chosen = _chosen(logits, targets)
+                chosen = _chosen(logits, targets, attention_mask)
         finally:
             handle.remove()
         (embeddings,) = captured
@@ -142,10 +142,21 @@ def _input_embeddings(model: nn.Module) -> nn.Module:
     return model.get_input_embeddings()  # type: ignore[operator]
 
 
-def _chosen(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The explained logit of each sample: the target's, at the last position of a language model's output."""
+def last_attended(logits: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """A language model's logits (B, L, vocab) at each sample's last attended position (the last without a
+    mask): (B, vocab)."""
+    if attention_mask is None:
+        return logits[:, -1]
+    positions = torch.arange(1, attention_mask.shape[1] + 1, device=logits.device)
+    last = (attention_mask.to(logits.device).bool() * positions).argmax(1)
+    return logits[torch.arange(len(logits), device=logits.device), last]
+
+
+def _chosen(logits: torch.Tensor, targets: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The explained logit of each sample: the target's, at the last attended position of a language model's
+    output."""
     if logits.dim() == 3:
-        logits = logits[:, -1]
+        logits = last_attended(logits, attention_mask)
     return logits.gather(1, targets.to(logits.device).reshape(-1, 1)).squeeze(1)
 
 

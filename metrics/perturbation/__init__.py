@@ -8,12 +8,13 @@ from ._faithfulness_correlation import FaithfulnessCorrelation
 from ._irof import IROF
 from ._lerf import LeRF
 from ._morf import MoRF
-from ._region import RegionPerturbation
+from ._region import DEFAULT_STEPS, RegionPerturbation
 
 __all__ = [
     "BASELINES",
     "DEFAULT_BASELINE",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_STEPS",
     "IROF",
     "AbPC",
     "Baseline",

@@ -82,7 +82,8 @@ def masked_scores(
 
     Row n is sample ``rows[n]`` with the positions where ``masks[n]`` (N, n_positions) is True
     replaced by the baseline. A mask of all False gives the unperturbed score. A baseline that depends on the
-    mask (ROAD's imputation) is a function ``(inputs_chunk, mask_chunk) -> perturbed_chunk``.
+    mask (ROAD's imputation) is a function ``(inputs_chunk, mask_chunk) -> perturbed_chunk``. A negative token id
+    is padding and stays as it is (a text model's attention mask is read from it).
     """
     full_baseline = baseline.expand_as(inputs) if isinstance(baseline, Tensor) else inputs
     out = []
@@ -90,6 +91,8 @@ def masked_scores(
         for start in range(0, len(rows), batch_size):
             index = rows[start : start + batch_size]
             mask = masks[start : start + batch_size].view(len(index), *layout.mask_shape)
+            if not inputs.is_floating_point():
+                mask = mask & (inputs[index] >= 0)
             if isinstance(baseline, Tensor):
                 perturbed = torch.where(mask, full_baseline[index], inputs[index])
             else:

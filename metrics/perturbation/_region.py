@@ -22,6 +22,9 @@ from torch import Tensor, nn
 from .._base import Layout, position_relevance
 from ._engine import PerturbationMetric, feature_ids, feature_relevance
 
+#: the perturbation steps of a region metric built without ``n_steps``
+DEFAULT_STEPS = 10
+
 
 class RegionPerturbation(PerturbationMetric):
     """Shared machinery of MoRF, LeRF and AbPC (not registered as a metric itself).
@@ -51,7 +54,7 @@ class RegionPerturbation(PerturbationMetric):
         self,
         model: nn.Module,
         *,
-        n_steps: int = 10,
+        n_steps: int = DEFAULT_STEPS,
         patch_size: int | tuple[int, ...] = 1,
         **common: Any,
     ) -> None:

@@ -53,11 +53,9 @@ def options(args: argparse.Namespace, objective: Objective, settings: dict[str, 
     }
 
 
-def preset_kwargs(preset: Any, classes: list[Any] | None) -> dict[str, Any]:
-    """The preset's input bounds and canonizers, each passed only where a selected explainer takes it (the
-    bounds only matter to the box rule; ``tune()`` refuses a key that no selected class accepts)."""
-    from explainers import DEFAULT_EXPLAINERS
-
-    accepted = frozenset().union(*(cls.accepted_kwargs() for cls in classes or DEFAULT_EXPLAINERS))
+def preset_kwargs(preset: Any, classes: list[Any]) -> dict[str, Any]:
+    """The preset's input bounds and canonizers, each passed only where one of the study's explainer ``classes``
+    takes it (the bounds only matter to the box rule; ``tune()`` refuses a key that no selected class accepts)."""
+    accepted = frozenset().union(*(cls.accepted_kwargs() for cls in classes))
     kwargs = {"low": preset.low, "high": preset.high, "zennit_canonizers": preset.canonizers() or None}
     return {name: value for name, value in kwargs.items() if name in accepted}

@@ -115,11 +115,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--model",
         help="a preset (default: the embedded digits ResNet), any torchvision classifier (efficientnet_b0, "
-        "vit_b_16, ...), or your own: package.module:callable or path/to/file.py:callable returning an nn.Module",
+        "vit_b_16, ...), your own: package.module:callable or path/to/file.py:callable returning an nn.Module, or a "
+        "Hugging Face text model: hf:PATH_OR_ID (a save_pretrained folder or the local cache)",
     )
     run.add_argument(
         "--weights",
-        help="DEFAULT or a torchvision weights name (IMAGENET1K_V2), a state-dict PATH, or none (random); "
+        help="DEFAULT or a torchvision weights name (IMAGENET1K_V2), a state-dict PATH, or none (random; for hf: "
+        "drawn from the config with --seed); "
         "default: the preset's, torchvision's DEFAULT, or the callable's own initialisation",
     )
     run.add_argument("--num-classes", type=_positive, help="outputs of the model's head (passed as num_classes=)")
@@ -128,8 +130,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--std", type=_floats, help="normalisation std per channel, e.g. 0.25,0.25,0.25")
     run.add_argument(
         "--data",
-        help="image folder (flat or one subfolder per class), preprocessed for the model; default: the preset's "
-        "data, or sample photographs",
+        help="image folder (flat or one subfolder per class), preprocessed for the model; for an hf: text model a "
+        ".txt file (one text a line) or a .csv/.jsonl file with text and label; default: the preset's data, or "
+        "sample photographs",
     )
     run.add_argument(
         "--masks",

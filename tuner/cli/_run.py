@@ -30,7 +30,7 @@ def _run_phases(args: argparse.Namespace) -> int:
     import studies
     from explainers import get_explainer
 
-    from .._tune import tune
+    from .._tune import explainer_classes, tune
     from ..evidence.panel._panel import check_panel
 
     preset = studies.model_preset(
@@ -52,8 +52,8 @@ def _run_phases(args: argparse.Namespace) -> int:
         else [get_explainer(name.strip()) for name in args.explainers.split(",") if name.strip()]
     )
     check_panel(args.panel)
-    if args.data is not None and not Path(args.data).is_dir():
-        raise CliError(f"data folder {args.data} does not exist; pass --data with a folder of images")
+    if args.data is not None and not Path(args.data).exists():
+        raise CliError(f"--data {args.data} does not exist; pass a folder of images (a text file for hf: models)")
     if args.masks is not None and args.data is None:
         raise CliError("--masks gives the masks of --data's images; pass --data DIR with it")
     if args.masks is not None and not Path(args.masks).is_dir():
@@ -89,7 +89,10 @@ def _run_phases(args: argparse.Namespace) -> int:
         _check_labels(model, inputs, labels)
     study_name = args.study_name or _policy.study_name(preset.name, names, classes)
     print(f"model {preset.name}: {preset.description}", file=sys.stderr)
-    metric_kwargs = _policy.objective_settings(inputs, objective.settings())  # what tune() will use
+    given, text_baseline = _policy.text_baseline(model, objective.settings())  # a text model's baseline by name
+    metric_kwargs = _policy.objective_settings(inputs, given)  # what tune() will use
+    if text_baseline is not None:
+        metric_kwargs["baseline"] = text_baseline
     print(
         f"study {study_name!r} on {mask_url(args.storage)}: {settings['n_trials']} trials, "
         f"{n_tune} samples ({n_held} held out), metric {', '.join(names)}"
@@ -106,7 +109,7 @@ def _run_phases(args: argparse.Namespace) -> int:
         **cli_options.options(args, objective, settings, n_held),
         study_name=study_name,
         device=device,
-        explainer_kwargs=cli_options.preset_kwargs(preset, classes),
+        explainer_kwargs=cli_options.preset_kwargs(preset, explainer_classes(classes, model)),
     )
     if args.no_report:
         print(f"best so far: {best_line(_policy.best_configuration(result.study))}")

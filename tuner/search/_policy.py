@@ -20,14 +20,34 @@ def split_sizes(n_available: int, n_samples: int | None, n_holdout: int | None =
 
 def objective_settings(inputs: Any, metric_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """The perturbation metrics' settings a study uses: ``metric_kwargs``, and where they name no baseline, the
-    study's default (:func:`metrics.perturbation.study_baseline`: a Gaussian blur for images, zero otherwise)."""
-    from metrics.perturbation import study_baseline  # torch: imported when a study runs, not by the CLI
+    study's default (:func:`metrics.perturbation.study_baseline`: a Gaussian blur for images, zero otherwise); on
+    token ids no more perturbation steps than tokens (a short text has fewer than the default)."""
+    from metrics.perturbation import DEFAULT_STEPS, study_baseline  # torch: imported when a study runs, not by the CLI
 
     settings = dict(metric_kwargs or {})
     if "baseline" not in settings:
         for key, value in study_baseline(inputs).items():
             settings.setdefault(key, value)
+    if inputs.ndim == 2 and not inputs.is_floating_point() and inputs.shape[1] < DEFAULT_STEPS:
+        settings.setdefault("n_steps", int(inputs.shape[1]))
     return settings
+
+
+def text_baseline(model: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """For a text model (:class:`explainers.attnlrp.TextClassifier`), the metric settings with its named baseline
+    (given, or the model's default: its mask token, else its unknown token, else a zero embedding) as the id that
+    stands for it, and that name; other models' settings unchanged, and None."""
+    from explainers.attnlrp import TEXT_BASELINES, TextClassifier
+
+    if not isinstance(model, TextClassifier):
+        return settings, None
+    name = settings.get("baseline", model.default_baseline())
+    if name not in TEXT_BASELINES:
+        raise ValueError(
+            f"a text model's perturbation baseline is one of {', '.join(TEXT_BASELINES)} (what a removed token's "
+            f"embedding becomes); got {name!r}"
+        )
+    return {**settings, "baseline": model.baseline_id(name)}, name
 
 
 def fit_baselines(metrics: list[Any], data: Any) -> list[Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from explainers.attnlrp import TextClassifier
 from metrics import Metric, get_metric, metric_class
 
 from .._statistics import Tau, tau_with_ci
@@ -36,6 +37,9 @@ DEFAULT_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
     ("faithfulness_correlation", {}),
     ("irof", {}),
 )
+#: a text model's panel after AbPC with each removed-token baseline its tokenizer has (mask, unk, zero), where a
+#: metric without a baseline takes the model's default one
+TEXT_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (("morf", {}), ("faithfulness_correlation", {}))
 #: added to any panel when the data has evidence masks: do the maps point at the known evidence?
 LOCALISATION_PANEL: tuple[tuple[str, dict[str, Any]], ...] = (
     ("relevance_mass", {}),
@@ -53,14 +57,18 @@ def panel_metrics(
     """The panel's metrics with their labels (e.g. ``AbPC (baseline=zero)``), built and checked before any
     study: an unknown name or setting raises ValueError. ``inputs`` (the study's tuned samples) decide what
     images get (the blur width of the objective, IROF) and define the data of the data-wide baselines; with evidence
-    ``masks`` the localisation metrics join the panel (:data:`LOCALISATION_PANEL`)."""
-    from ...search._policy import fit_baselines, objective_settings
+    ``masks`` the localisation metrics join the panel (:data:`LOCALISATION_PANEL`). A text model's default panel is
+    AbPC with each removed-token baseline it has, then :data:`TEXT_PANEL`."""
+    from ...search._policy import fit_baselines, objective_settings, text_baseline
 
     if panel is False or (isinstance(panel, (list, tuple)) and not panel):
         return []
     images = inputs.ndim == 4 and inputs.is_floating_point()
-    if panel is None or panel is True:
-        entries: list[PanelEntry] = [
+    entries: list[PanelEntry]
+    if isinstance(model, TextClassifier) and (panel is None or panel is True):
+        entries = [*(("abpc", {"baseline": name}) for name in model.available_baselines()), *TEXT_PANEL]
+    elif panel is None or panel is True:
+        entries = [
             (name, kwargs)
             for name, kwargs in DEFAULT_PANEL
             if images or (name != "irof" and kwargs.get("baseline") != "blur")
@@ -74,7 +82,7 @@ def panel_metrics(
     if masks:
         named = {entry if isinstance(entry, str) else entry[0] for entry in entries if not isinstance(entry, Metric)}
         entries += [entry for entry in LOCALISATION_PANEL if entry[0] not in named]
-    sigma = objective_settings(inputs, {}).get("blur_sigma")
+    study = objective_settings(inputs, {})  # the blur width images get, the steps short texts get
     built = []
     for entry in entries:
         if isinstance(entry, Metric):
@@ -82,9 +90,11 @@ def panel_metrics(
             continue
         name, kwargs = (entry, {}) if isinstance(entry, str) else entry
         check_panel([(name, kwargs)], masks=masks)
-        settings = dict(kwargs)
-        if settings.get("baseline") == "blur" and sigma is not None:
-            settings.setdefault("blur_sigma", sigma)
+        settings = text_baseline(model, dict(kwargs))[0]
+        if settings.get("baseline") == "blur" and "blur_sigma" in study:
+            settings.setdefault("blur_sigma", study["blur_sigma"])
+        if "n_steps" in study and "n_steps" in metric_class(name).accepted_settings():
+            settings.setdefault("n_steps", study["n_steps"])
         described = ", ".join(f"{k}={v}" for k, v in kwargs.items())
         label = metric_class(name).__name__ + (f" ({described})" if kwargs else "")
         built.append((label, get_metric(name, model, **settings)))
