@@ -10,6 +10,7 @@ from ._base import Preset
 from ._errors import PresetError, UnknownPresetError
 from .presets._digits import DIGITS
 from .presets._evidence import EVIDENCE
+from .presets._text_evidence import TEXT_EVIDENCE
 from .presets._torchvision import (
     GENERIC_DEFAULTS,
     RESNET18,
@@ -38,7 +39,7 @@ def _from_entry_point(loaded: Any) -> Preset:
 _PRESETS: Registry[Preset] = Registry(
     "preset", ENTRY_POINT_GROUP, check=_check, load=_from_entry_point, load_error=PresetError
 )
-for _builtin in (DIGITS, EVIDENCE, RESNET50, RESNET18, VGG16):
+for _builtin in (DIGITS, EVIDENCE, TEXT_EVIDENCE, RESNET50, RESNET18, VGG16):
     _PRESETS.add(_builtin.name, _builtin)
 
 

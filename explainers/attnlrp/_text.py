@@ -4,6 +4,7 @@ written into the ids themselves."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -23,10 +24,18 @@ class TextClassifier(nn.Module):
     logits (B, vocab) at each sample's last attended position.
 
     ``mask_token_id`` / ``unk_token_id`` (the tokenizer's; the config's pad token stands in for a missing mask
-    token) name the ``"mask"`` and ``"unk"`` baselines.
+    token) name the ``"mask"`` and ``"unk"`` baselines; ``vocabulary`` (each id's token as text) lets figures show
+    words.
     """
 
-    def __init__(self, model: nn.Module, *, mask_token_id: int | None = None, unk_token_id: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        mask_token_id: int | None = None,
+        unk_token_id: int | None = None,
+        vocabulary: Sequence[str] | None = None,
+    ):
         super().__init__()
         check_family(model)
         self.model = model
@@ -37,6 +46,7 @@ class TextClassifier(nn.Module):
         self.causal = _is_causal(model)
         self.num_labels = int(config.num_labels)
         self.train(model.training)  # in the model's mode: a model loaded for inference stays in eval mode
+        self.vocabulary = None if vocabulary is None else [str(token) for token in vocabulary]
 
     @property
     def n_classes(self) -> int:
@@ -62,6 +72,15 @@ class TextClassifier(nn.Module):
     def default_baseline(self) -> str:
         """The baseline a study uses where none is named: the mask token, else the unknown token, else zero."""
         return next((name for name in ("mask", "unk") if self.token_ids[name] is not None), "zero")
+
+    def words(self, ids: torch.Tensor) -> list[list[str]] | None:
+        """Each sample's tokens as text, padding dropped (None without a vocabulary)."""
+        if self.vocabulary is None:
+            return None
+        vocabulary = self.vocabulary
+        return [
+            [vocabulary[i] if 0 <= i < len(vocabulary) else "<zero>" for i in row if i >= 0] for row in ids.tolist()
+        ]
 
     def split(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ids safe to embed, the attention mask, where the zero embedding goes) of ids in this class's form."""

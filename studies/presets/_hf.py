@@ -122,4 +122,6 @@ def _text_classifier(model: nn.Module, tokenizer: Any | None) -> nn.Module:
 
     ids = {name: getattr(tokenizer, f"{name}_token_id", None) for name in ("mask", "pad", "unk")}
     mask = ids["mask"] if ids["mask"] is not None else ids["pad"]
-    return TextClassifier(model, mask_token_id=mask, unk_token_id=ids["unk"])
+    size = model.get_input_embeddings().num_embeddings  # type: ignore[operator]
+    vocabulary = None if tokenizer is None else tokenizer.convert_ids_to_tokens(list(range(size)))
+    return TextClassifier(model, mask_token_id=mask, unk_token_id=ids["unk"], vocabulary=vocabulary)

@@ -12,7 +12,7 @@ from torch import nn
 
 from explainers import evaluation_mode, save_config
 
-from ..figures._heatmaps import Row, Samples, comparison_figure, display_bounds
+from ..figures._heatmaps import Row, Samples, comparison_figure, display_bounds, sample_words
 from ..search._objective import TrialObjective, configuration_key
 from ..search._phases import announce, phase
 from ..storage._open import mask_url
@@ -185,6 +185,7 @@ class _Shown:
             display_bounds(result.space.variants.values()),
             "target" if from_predictions else "label",
             None if self.objective.masks is None else self.objective.masks[self.shown],
+            sample_words(self.model, self.x),
         )
 
 

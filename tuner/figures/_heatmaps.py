@@ -48,6 +48,7 @@ class Samples:
     bounds: tuple | None = None  # (low, high): the inputs' values of black and white, for display
     label_name: str = "label"  # "target" where the targets are the model's own predictions
     masks: torch.Tensor | None = None  # where the evidence is (bool, (N, H, W)): outlined on inputs and maps
+    words: list[list[str]] | None = None  # token ids as text (padding dropped): written under their relevance
 
     def caption(self, index: int) -> str:
         text = f"{self.label_name} {int(self.labels[index])}"
@@ -126,8 +127,21 @@ def symmetric_limit(maps: Sequence[np.ndarray]) -> float:
     return limit if limit > 0 else float(values.max(initial=0.0)) or 1.0
 
 
+def sample_words(model: Any, inputs: torch.Tensor) -> list[list[str]] | None:
+    """The shown token ids as text, where the model knows its vocabulary (a TextClassifier given one)."""
+    words = getattr(model, "words", None)
+    return words(inputs) if callable(words) and not inputs.is_floating_point() else None
+
+
 def _draw_input(ax: Axes, samples: Samples, images: np.ndarray | None, index: int) -> None:
-    if images is not None:
+    if samples.words is not None:  # the text, wrapped; the evidence words in [brackets]
+        import textwrap
+
+        evidence = samples.masks[index].tolist() if samples.masks is not None else []
+        shown = [f"[{w}]" if i < len(evidence) and evidence[i] else w for i, w in enumerate(samples.words[index])]
+        ax.text(0.0, 1.0, textwrap.fill(" ".join(shown), 28), fontsize=8, va="top", ha="left", family="monospace")
+        ax.axis("off")
+    elif images is not None:
         ax.imshow(images[index], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1, interpolation="nearest")
         _outline(ax, samples, index)
     else:
@@ -155,8 +169,9 @@ def mask_edges(mask: torch.Tensor) -> list[list[tuple[float, float]]]:
     return segments + [[(c - 0.5, r - 0.5), (c + 0.5, r - 0.5)] for r, c in horizontal]
 
 
-def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool):
-    """A relevance map (image) or bars (sequence); returns the mappable for a colour bar."""
+def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool, words: list[str] | None = None):
+    """A relevance map (image) or bars (sequence, each token's text under its bar where ``words`` are given);
+    returns the mappable for a colour bar."""
     from matplotlib.colors import Normalize
 
     plt = _pyplot()
@@ -168,6 +183,9 @@ def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool):
     ax.axhline(0, color="0.3", linewidth=0.6)
     ax.set_ylim(-limit * 1.05, limit * 1.05)
     ax.set_xlim(-0.5, len(relevance) - 0.5)
+    if words is not None:
+        ax.set_xlim(-0.5, len(words) - 0.5)
+        ax.set_xticks(np.arange(len(words)), words, rotation=90, fontsize=7)
     return plt.cm.ScalarMappable(norm=norm, cmap=CMAP)
 
 
@@ -207,7 +225,8 @@ def trial_figure(
         _bare(top, image)
         top.set_title(samples.caption(index), fontsize=12)
         bottom = fig.add_subplot(grid[1, index])
-        mappable = _draw_map(bottom, maps[index], symmetric_limit([maps[index]]), image)
+        words = None if samples.words is None else samples.words[index]
+        mappable = _draw_map(bottom, maps[index], symmetric_limit([maps[index]]), image, words)
         _outline(bottom, samples, index, width=1.2)
         _bare(bottom, image)
         if scores is not None:
@@ -244,6 +263,8 @@ def comparison_figure(
         len(rows) + 2, n + 1, width_ratios=[1.9] + [1.0] * n, height_ratios=[1] * (len(rows) + 1) + [0.12]
     )
     evidence = "green outline: the evidence mask" if samples.masks is not None and image else ""
+    if samples.masks is not None and samples.words is not None:
+        evidence = "[brackets]: the evidence words"
     _row_label(fig.add_subplot(grid[0, 0]), "input", evidence)
     for column in range(n):
         ax = fig.add_subplot(grid[0, column + 1])
@@ -255,7 +276,8 @@ def comparison_figure(
         _row_label(fig.add_subplot(grid[number, 0]), row.name, row.note)
         for column in range(n):
             ax = fig.add_subplot(grid[number, column + 1])
-            mappables[column] = _draw_map(ax, share[column], limits[column], image)
+            words = None if samples.words is None else samples.words[column]
+            mappables[column] = _draw_map(ax, share[column], limits[column], image, words)
             _outline(ax, samples, column, width=1.2)
             _bare(ax, image)
             if row.scores is not None:

@@ -19,7 +19,7 @@ from explainers import evaluation_mode
 from metrics import Metric
 from registry import first_line
 
-from ..figures._heatmaps import Samples, display_bounds, distinct_labels, trial_figure
+from ..figures._heatmaps import Samples, display_bounds, distinct_labels, sample_words, trial_figure
 from ._budget import Admission, Budget
 from ._fair import in_stage
 from ._interrupt import raise_if_received
@@ -292,6 +292,7 @@ class TrialObjective:
                 display_bounds(self.space.variants.values()),
                 "target" if targets_from == "prediction" else "label",
                 None if self.masks is None else self.masks[self.shown],
+                sample_words(model, x),
             )
         return self._figure_samples
 

@@ -90,10 +90,11 @@ def panel_metrics(
             continue
         name, kwargs = (entry, {}) if isinstance(entry, str) else entry
         check_panel([(name, kwargs)], masks=masks)
-        settings = text_baseline(model, dict(kwargs))[0]
+        accepted = metric_class(name).accepted_settings()
+        settings = text_baseline(model, dict(kwargs))[0] if "baseline" in accepted else dict(kwargs)
         if settings.get("baseline") == "blur" and "blur_sigma" in study:
             settings.setdefault("blur_sigma", study["blur_sigma"])
-        if "n_steps" in study and "n_steps" in metric_class(name).accepted_settings():
+        if "n_steps" in study and "n_steps" in accepted:
             settings.setdefault("n_steps", study["n_steps"])
         described = ", ".join(f"{k}={v}" for k, v in kwargs.items())
         label = metric_class(name).__name__ + (f" ({described})" if kwargs else "")
