@@ -4,6 +4,7 @@ baseline in embedding space (padding never), LRPAttn searched by tune() and by `
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -217,3 +218,12 @@ def test_an_unsupported_hf_family_is_refused_by_the_preset(tmp_path) -> None:
 
     with pytest.raises(PresetError, match="'opt' model; the AttnLRP rules cover"):
         model_preset(f"hf:{tmp_path}")
+
+
+def test_without_the_hf_extra_an_hf_model_is_one_line(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if transformers were not installed
+    for model in ("hf:./anything", "text-evidence"):
+        argv = ["run", "--model", model, "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--out", str(tmp_path / "o")]
+        assert main(argv) == 2
+        assert 'need the hf extra: pip install -e ".[hf]"' in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()

@@ -7,11 +7,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models import VisionTransformer
 
 from .._tunable import Tunable, Tunables
 from .._variants import LOG_UNIT_INTERVAL
 from ._groups import layer_groups
-from ._hf import check_family, image_relevance, text_relevance
+from ._hf import check_family, image_logits, image_relevance, text_relevance
 from ._mode import ATTENTION_RULES, check_attention_rule
 from ._text import TextClassifier
 
@@ -94,6 +95,8 @@ class LRPAttn:
         """Classes of a classifier, the vocabulary of a language model."""
         if isinstance(self.model, TextClassifier):
             return self.model.n_classes
+        if isinstance(self.hf_model, VisionTransformer):
+            return int(self.hf_model.heads[-1].out_features)
         config: Any = self.hf_model.config
         return int(config.vocab_size if type(self.hf_model).__name__.endswith("ForCausalLM") else config.num_labels)
 
@@ -148,7 +151,7 @@ class LRPAttn:
     def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """The logits the relevance explains: of pixels, or of token ids through a :class:`TextClassifier`."""
         if inputs.is_floating_point():
-            return self.hf_model(pixel_values=inputs).logits
+            return image_logits(self.hf_model, inputs)
         model = self.model if isinstance(self.model, TextClassifier) else TextClassifier(self.hf_model)
         return model(inputs)
 

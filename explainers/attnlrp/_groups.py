@@ -5,18 +5,22 @@ last, one block a single group."""
 
 from __future__ import annotations
 
+from typing import cast
+
+import torch
 from torch import nn
 
 #: a dense layer of a block belongs to the attention where its name within the block holds one of these
 ATTENTION_NAMES = ("attn", "attention")
 
 
-def transformer_blocks(model: nn.Module) -> nn.ModuleList | None:
-    """The model's repeated blocks: its longest ``nn.ModuleList`` of modules of one type (None without one)."""
+def transformer_blocks(model: nn.Module) -> nn.ModuleList | nn.Sequential | None:
+    """The model's repeated blocks: its longest ``nn.ModuleList`` (or ``nn.Sequential``, as torchvision's encoder
+    layers) of modules of one type (None without one)."""
     lists = [
         module
         for module in model.modules()
-        if isinstance(module, nn.ModuleList) and len(module) and len({type(block) for block in module}) == 1
+        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) and len({type(b) for b in module}) == 1
     ]
     return max(lists, key=len) if lists else None
 
@@ -33,12 +37,19 @@ def depth_names(n_blocks: int) -> list[str]:
 
 
 def dense_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The dense layers of ``module`` with their names: ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2)."""
+    """The dense layers of ``module`` with their names: ``nn.Linear``, transformers' ``Conv1D`` (GPT-2), and the
+    packed input projection of ``nn.MultiheadAttention`` (torchvision's ViT; its output projection is a Linear)."""
     return [
         (name, layer)
         for name, layer in module.named_modules()
-        if isinstance(layer, nn.Linear) or type(layer).__name__ == "Conv1D"
+        if isinstance(layer, (nn.Linear, nn.MultiheadAttention)) or type(layer).__name__ == "Conv1D"
     ]
+
+
+def dense_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight of a dense layer (of a multi-head attention, its packed input projection)."""
+    weight = layer.in_proj_weight if isinstance(layer, nn.MultiheadAttention) else layer.weight
+    return cast(torch.Tensor, weight)
 
 
 def layer_groups(model: nn.Module) -> dict[str, list[nn.Module]]:

@@ -9,12 +9,16 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from torchvision.models import VisionTransformer
 
 from .._model_state import evaluation_mode
 from ._models import Attribution, attention_rules
 
-#: the model families (``config.model_type``) whose operations the rules cover, each proven to conserve relevance;
-#: per family, the parameters added to the activations as constants (reported, per sample), by the end of their name
+#: torchvision's ViT (``torchvision.models.VisionTransformer``), by the name its family goes by here
+TORCHVISION_VIT = "torchvision_vit"
+#: the model families (``config.model_type``, and torchvision's ViT) whose operations the rules cover, each proven
+#: to conserve relevance; per family, the parameters added to the activations as constants (reported, per sample),
+#: by the end of their name
 FAMILIES: dict[str, tuple[str, ...]] = {
     "bert": (),
     "distilbert": (),
@@ -25,6 +29,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "mistral": (),
     "gemma": (),
     "vit": ("embeddings.cls_token", "embeddings.position_embeddings"),
+    TORCHVISION_VIT: ("class_token", "encoder.pos_embedding"),
 }
 
 
@@ -33,8 +38,11 @@ class UnsupportedFamilyError(ValueError):
 
 
 def check_family(model: nn.Module) -> str:
-    """The model's family (``config.model_type``); a one-line error for a family the rules do not cover."""
+    """The model's family (``config.model_type``, or :data:`TORCHVISION_VIT`); a one-line error for a family the
+    rules do not cover."""
     family = getattr(getattr(model, "config", None), "model_type", None)
+    if isinstance(model, VisionTransformer):
+        family = TORCHVISION_VIT
     if family not in FAMILIES:
         supported = ", ".join(sorted(FAMILIES))
         raise UnsupportedFamilyError(
@@ -86,15 +94,23 @@ def image_relevance(
     attention: str = "attnlrp",
     gammas: dict[nn.Module, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-    """(relevance per pixel (B, C, H, W), the relevance absorbed per sample by part, the explained logits (B,))."""
+    """(relevance per pixel (B, C, H, W), the relevance absorbed per sample by part, the explained logits (B,)) of a
+    Hugging Face image classifier or torchvision's ViT."""
     check_family(model)
     with evaluation_mode(model):
         pixels = pixel_values.detach().requires_grad_(True)
         with _attribution(model, len(pixels), epsilon, attention, gammas) as record:
-            chosen = _chosen(model(pixel_values=pixels).logits, targets)
+            chosen = _chosen(image_logits(model, pixels), targets)
         gradients = _gradients(chosen, pixels, record)
     relevance = pixels * gradients.pop("")
     return relevance.detach(), record.absorbed(gradients), chosen.detach()
+
+
+def image_logits(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """The class logits of an image model: a Hugging Face model's ``.logits``, a torchvision model's output."""
+    if isinstance(model, VisionTransformer):
+        return model(pixels)
+    return model(pixel_values=pixels).logits
 
 
 @contextlib.contextmanager

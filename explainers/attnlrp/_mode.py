@@ -144,6 +144,41 @@ class AttnLRPMode(TorchFunctionMode):
         weights = self.softmax(F.softmax, (scores, -1), {})
         return self.product(torch.matmul, (weights, value), {})
 
+    def attention_module(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        """``nn.MultiheadAttention`` (torchvision's ViT) as its parts: the packed input projection, the attention
+        (:meth:`attention_product`) and the output projection, each through this mode's rules. Returns no attention
+        weights."""
+        values = dict(zip(_MHA_ARGUMENTS, args), **kwargs)
+        unsupported = [name for name in _MHA_UNSUPPORTED if values.get(name) not in (None, False)]
+        if unsupported:
+            used = ", ".join(unsupported)
+            raise ValueError(f"AttnLRP covers nn.MultiheadAttention with one packed projection; this one uses {used}")
+        query, key, value = values["query"], values["key"], values["value"]  # (L, N, E)
+        heads, (length, batch, width) = values["num_heads"], query.shape
+        weights = values["in_proj_weight"].chunk(3)
+        biases = (None,) * 3 if values["in_proj_bias"] is None else values["in_proj_bias"].chunk(3)
+        gamma = self.gammas.get(id(values["in_proj_weight"]))
+        if gamma is not None:  # the packed projection's gamma on each of its three parts
+            self.gammas.update({id(weight): gamma for weight in weights})
+        with self:  # the parts through this mode's rules
+            q, k, v = (F.linear(x, w, b) for x, w, b in zip((query, key, value), weights, biases))
+            q, k, v = (x.reshape(x.shape[0], batch, heads, width // heads).permute(1, 2, 0, 3) for x in (q, k, v))
+            mask = values.get("attn_mask")
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=bool(values.get("is_causal")))
+            out = out.permute(2, 0, 1, 3).reshape(length, batch, width)
+            out = F.linear(out, values["out_proj_weight"], values["out_proj_bias"])
+        return out, None
+
+
+#: ``F.multi_head_attention_forward``'s arguments in order, and those AttnLRP's decomposition does not cover
+_MHA_ARGUMENTS = (
+    "query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias", "bias_k", "bias_v",
+    "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias", "training", "key_padding_mask", "need_weights",
+    "attn_mask", "use_separate_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "static_k", "static_v",
+    "average_attn_weights", "is_causal",
+)  # fmt: skip
+_MHA_UNSUPPORTED = ("bias_k", "bias_v", "add_zero_attn", "key_padding_mask", "use_separate_proj_weight", "static_k")
+
 
 def _argument(args: tuple, kwargs: dict, index: int, name: str) -> Any:
     return args[index] if len(args) > index else kwargs.get(name)
@@ -164,6 +199,7 @@ def _handlers() -> dict[Callable, Callable]:
     activations = (F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, torch.tanh, torch.Tensor.tanh, F.tanh)
     table.update({func: AttnLRPMode.activation for func in activations})
     table[F.scaled_dot_product_attention] = AttnLRPMode.attention_product
+    table[F.multi_head_attention_forward] = AttnLRPMode.attention_module
     return table
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
 
 import torch
 from torch import nn
 
 from ._functions import IdentityRule
+from ._groups import dense_weight
 from ._mode import AttnLRPMode
 
 #: torch's element-wise activation modules (transformers' own are recognised by their module, see below)
@@ -60,7 +60,7 @@ def attention_rules(
     "cp"). ``constants``: modules whose outputs are constants added to the activations (position and token-type
     embeddings), reported by name; ``gammas``: dense layers that take the gamma rule instead of epsilon, with their
     gamma. Everything is undone on leaving, also on error."""
-    by_weight = {cast(torch.Tensor, layer.weight): gamma for layer, gamma in (gammas or {}).items()}
+    by_weight = {dense_weight(layer): gamma for layer, gamma in (gammas or {}).items()}
     record = Attribution(AttnLRPMode(epsilon, attention, by_weight), batch_size)
     frozen = [parameter for parameter in model.parameters() if parameter.requires_grad]
     handles = [module.register_forward_hook(_identity_rule) for module in model.modules() if is_activation(module)]

@@ -23,11 +23,21 @@ TASKS = {
 }
 
 
+def import_transformers() -> Any:
+    """The ``transformers`` module, or a one-line PresetError naming the extra that installs it."""
+    try:
+        import transformers
+    except ImportError:
+        raise PresetError('Hugging Face models need the hf extra: pip install -e ".[hf]"') from None
+    return transformers
+
+
 def hf_preset(source: str) -> Preset:
     """The preset of ``hf:`` + ``source`` (a folder or a model id in the local cache); a one-line PresetError for a
     missing model, an unknown task or a family the AttnLRP rules do not cover, before any weights are read."""
     from explainers.attnlrp import FAMILIES
 
+    import_transformers()
     config = _config(source)
     task = _task(config, source)
     if config.model_type not in FAMILIES:

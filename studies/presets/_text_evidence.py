@@ -13,6 +13,7 @@ from .._base import Data, Preset
 from ..loading._text import label_indices, read_texts, token_ids
 from ..loading._weights import apply_state_dict, cache_dir, read_state_dict
 from ._cache import cached_model
+from ._hf import import_transformers
 from ._text_evidence_model import (
     RECIPE_HASH,
     TOKEN,
@@ -34,6 +35,7 @@ def cached_text_evidence_model() -> tuple[nn.Module, dict]:
 
 def load_text_evidence_model(weights: str | None, device: torch.device) -> nn.Module:
     """The classifier: trained and cached (None/DEFAULT), random ("none"), or from a state dict PATH."""
+    import_transformers()  # a missing extra is one line, before the cache is read
     spec = "DEFAULT" if weights is None else str(weights)
     if spec.lower() == "none":
         return build_text_evidence_model()

@@ -68,11 +68,11 @@ def make_sentences(n: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
 
 def build_text_evidence_model() -> nn.Module:
     """The untrained classifier: a 2-layer BERT (hidden 32) on the task's vocabulary, as a TextClassifier."""
-    import transformers
-
     from explainers.attnlrp import TextClassifier
 
-    config = transformers.BertConfig(  # type: ignore[call-arg]  # num_labels: PretrainedConfig's keyword
+    from ._hf import import_transformers
+
+    config = import_transformers().BertConfig(
         vocab_size=len(VOCABULARY),
         num_labels=2,
         max_position_embeddings=32,
@@ -81,7 +81,7 @@ def build_text_evidence_model() -> nn.Module:
         pad_token_id=TOKEN["[PAD]"],
         **RECIPE["model"],
     )
-    model = transformers.BertForSequenceClassification(config).eval()
+    model = import_transformers().BertForSequenceClassification(config).eval()
     return TextClassifier(model, mask_token_id=TOKEN["[MASK]"], unk_token_id=TOKEN["[UNK]"], vocabulary=VOCABULARY)
 
 

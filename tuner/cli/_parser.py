@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from explainers.attnlrp import TEXT_BASELINES
 from metrics import BASELINES
 
 from ..evidence.panel._scoring import DEFAULT_PANEL_BUDGET, DEFAULT_PANEL_MIN_SECONDS
@@ -157,8 +158,9 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--baseline",
-        choices=BASELINES,
-        help="what a perturbed feature becomes (default: the preset's, a blur for images; see README)",
+        choices=list(dict.fromkeys((*BASELINES, *TEXT_BASELINES))),
+        help="what a perturbed feature becomes (default: the preset's, a blur for images, the mask token for text; "
+        "see docs/objective.md); an hf: text model takes mask, unk or zero",
     )
     run.add_argument(
         "--metric-kwargs",
