@@ -103,7 +103,7 @@ def memory_child(name: str, kind: str, batch: int, length: int) -> None:
 
 def memory(name: str, batch: int, length: int) -> dict[str, dict[str, float]]:
     results = {}
-    for kind in ("gradient", "LRPAttn (attnlrp)", "LRPAttn (cp)"):
+    for kind in ("gradient", "input gradient", "LRPAttn (attnlrp)", "LRPAttn (cp)"):
         command = [sys.executable, __file__, "--memory-child", name, kind, "--batch", str(batch)]
         command += ["--length", str(length)]
         output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE).stdout
