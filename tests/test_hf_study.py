@@ -227,3 +227,24 @@ def test_without_the_hf_extra_an_hf_model_is_one_line(monkeypatch, tmp_path, cap
         assert main(argv) == 2
         assert 'need the hf extra: pip install -e ".[hf]"' in capsys.readouterr().err
     assert not (tmp_path / "x.db").exists()
+
+
+def test_command_line_tunes_a_saved_hf_image_classifier(tmp_path, capsys) -> None:
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, num_labels=3, architectures=["ViTForImageClassification"], **SHAPE
+    )
+    transformers.ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    processor = {"size": {"height": 32, "width": 32}, "image_mean": [0.4, 0.4, 0.4], "image_std": [0.2, 0.2, 0.2]}
+    (tmp_path / "vit" / "preprocessor_config.json").write_text(json.dumps(processor))
+    from studies import model_preset
+
+    preset = model_preset(f"hf:{tmp_path / 'vit'}")
+    images, _ = preset.load_data(n_samples=2)  # the sample photographs, as the processor says
+    assert images.shape == (2, 3, 32, 32)
+    assert torch.allclose(preset.low, torch.full((1, 3, 1, 1), -2.0))  # (0 - 0.4) / 0.2
+    out = tmp_path / "out"
+    storage = f"sqlite:///{tmp_path / 'vit.db'}"
+    code = main(["run", "--model", f"hf:{tmp_path / 'vit'}", "--n-trials", "3", "--n-samples", "3", "--out", str(out),
+                 "--storage", storage, "--no-progress", "--no-panel", "--no-baselines"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert "LRPAttn" in (out / "best.json").read_text()

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from explainers import DEFAULT_EXPLAINERS, LRPBase, evaluation_mode
-from explainers.attnlrp import LRPAttn, TextClassifier
+from explainers.attnlrp import ImageClassifier, LRPAttn, TextClassifier
 from metrics import Metric, get_metric, metric_class
 
 from ._options import Budget, Objective, Report, Search, Storage
@@ -255,9 +255,10 @@ def _metric(metric: str | Metric, model: nn.Module, kwargs: dict[str, Any]) -> M
 
 
 def explainer_classes(explainer_cls: ExplainerClasses, model: nn.Module) -> list[Any]:
-    """The classes a study searches: those given, else the four LRP variants (:class:`LRPAttn` for a text model)."""
+    """The classes a study searches: those given, else the four LRP variants (:class:`LRPAttn` for a Hugging Face
+    model wrapped for a study)."""
     if explainer_cls is None:
-        return [LRPAttn] if isinstance(model, TextClassifier) else list(DEFAULT_EXPLAINERS)
+        return [LRPAttn] if isinstance(model, (TextClassifier, ImageClassifier)) else list(DEFAULT_EXPLAINERS)
     return list(explainer_cls) if isinstance(explainer_cls, (list, tuple)) else [explainer_cls]
 
 

@@ -4,6 +4,7 @@ model whose operations they cover: Hugging Face transformers (BERT, GPT-2, LLaMA
 from ._explainer import LRPAttn
 from ._groups import layer_groups
 from ._hf import FAMILIES, UnsupportedFamilyError, check_family, image_relevance, text_relevance
+from ._image import ImageClassifier
 from ._mode import ATTENTION_RULES, AttnLRPMode
 from ._models import attention_rules
 from ._text import TEXT_BASELINES, TextClassifier
@@ -11,6 +12,7 @@ from ._text import TEXT_BASELINES, TextClassifier
 __all__ = [
     "ATTENTION_RULES",
     "FAMILIES",
+    "ImageClassifier",
     "AttnLRPMode",
     "LRPAttn",
     "TEXT_BASELINES",

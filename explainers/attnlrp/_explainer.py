@@ -13,6 +13,7 @@ from .._tunable import Tunable, Tunables
 from .._variants import LOG_UNIT_INTERVAL
 from ._groups import layer_groups
 from ._hf import check_family, image_logits, image_relevance, text_relevance
+from ._image import ImageClassifier
 from ._mode import ATTENTION_RULES, check_attention_rule
 from ._text import TextClassifier
 
@@ -21,17 +22,18 @@ GAMMA = "gamma_"
 
 
 class LRPAttn:
-    """AttnLRP :cite:p:`achtibat2024attnlrp` on a Hugging Face transformer (the families of
+    """AttnLRP :cite:p:`achtibat2024attnlrp` on a Hugging Face transformer or torchvision's ViT (the families of
     :data:`~explainers.attnlrp.FAMILIES`).
 
     ``epsilon``: the epsilon rule's stabilizer on the dense layers; ``attention``: ``"attnlrp"`` (the softmax's
     Taylor rule) or ``"cp"`` (CP-LRP, the attention weights held constant); ``gamma``: layer group -> the gamma of
-    its dense layers (the gamma rule instead of epsilon there), the groups of :func:`layer_groups` (attention and MLP
-    by depth), set one by one through ``set_kwargs(gamma_<group>=...)``; a group without one keeps epsilon, which
-    the gamma rule at the search space's lower bound (1e-6) equals within 1e-6. :meth:`attribute` returns one
+    its dense layers (the gamma rule instead of epsilon there), the groups of :func:`layer_groups` (attention and
+    MLP by depth), set one by one through ``set_kwargs(gamma_<group>=...)``; a group without one keeps epsilon,
+    which the gamma rule at the search space's lower bound (1e-6) equals within 1e-6. :meth:`attribute` returns one
     relevance per token for token ids, per pixel for images; :attr:`last_absorbed` names what the last
     attribution's relevance lost on the way, per sample (the softmax's bias terms, position embeddings, a class
-    token). ``model`` is the Hugging Face model or a :class:`TextClassifier` of it (the form ``tune()`` takes).
+    token). ``model`` is the model itself, or a :class:`TextClassifier` or :class:`ImageClassifier` of it (the
+    forms ``tune()`` takes).
     """
 
     PARAMETERS = ("epsilon", "attention", "gamma")
@@ -44,7 +46,7 @@ class LRPAttn:
         attention: str = "attnlrp",
         gamma: dict[str, float] | None = None,
     ) -> None:
-        self.hf_model = model.model if isinstance(model, TextClassifier) else model
+        self.hf_model = model.model if isinstance(model, (TextClassifier, ImageClassifier)) else model
         check_family(self.hf_model)
         check_attention_rule(attention)
         self.model, self.epsilon, self.attention = model, float(epsilon), attention

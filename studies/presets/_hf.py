@@ -1,9 +1,12 @@
-"""``hf:PATH_OR_ID``: a Hugging Face text model (sequence classification, or a causal language model explaining its
-predicted next token) from a folder saved with ``save_pretrained`` or from the local Hugging Face cache, never the
-network; its data a text file (:mod:`studies.loading._text`) tokenized by the model's own tokenizer."""
+"""``hf:PATH_OR_ID``: a Hugging Face model (sequence classification, a causal language model explaining its predicted
+next token, or image classification) from a folder saved with ``save_pretrained`` or from the local Hugging Face
+cache, never the network; a text model's data is a text file (:mod:`studies.loading._text`) tokenized by its own
+tokenizer, an image model's an image folder (or the sample photographs) preprocessed as its image processor says."""
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from torch import nn
 
 from .._base import Data, Preset
 from .._errors import DataError, PresetError, WeightsError
+from ..loading._preprocessing import Preprocessing, load_images
 from ..loading._text import label_indices, read_texts, token_ids
 
 HF_PREFIX = "hf:"
@@ -20,6 +24,7 @@ TASKS = {
     "ForSequenceClassification": "sequence classification",
     "ForCausalLM": "causal language model",
     "LMHeadModel": "causal language model",
+    "ForImageClassification": "image classification",
 }
 
 
@@ -43,6 +48,8 @@ def hf_preset(source: str) -> Preset:
     if config.model_type not in FAMILIES:
         covered = ", ".join(sorted(FAMILIES))
         raise PresetError(f"{HF_PREFIX}{source} is a {config.model_type!r} model; the AttnLRP rules cover {covered}")
+    if task == "image classification":
+        return _image_preset(source, config)
     loaded: dict[str, Any] = {}
 
     def model(weights: str | None, device: torch.device) -> nn.Module:
@@ -80,6 +87,38 @@ def hf_preset(source: str) -> Preset:
     )
 
 
+def _image_preset(source: str, config: Any) -> Preset:
+    """An image classifier: images resized and normalised as its saved image processor says (without one: the
+    config's image size, mean and std 0.5, as ViT's processor)."""
+    from explainers.attnlrp import ImageClassifier
+
+    processor = _json(Path(source) / "preprocessor_config.json")
+    size = processor.get("size", {})
+    side = int(size.get("height", size.get("shortest_edge", config.image_size)) if isinstance(size, dict) else size)
+    mean = tuple(processor.get("image_mean", (0.5,) * config.num_channels))
+    std = tuple(processor.get("image_std", (0.5,) * config.num_channels))
+    preprocessing = Preprocessing(resize=side, crop=side, mean=mean, std=std)
+    low, high = preprocessing.bounds()
+
+    def model(weights: str | None, device: torch.device) -> nn.Module:
+        return ImageClassifier(_hf_model(source, config, "image classification", weights)).to(device)
+
+    return Preset(
+        name=f"{HF_PREFIX}{source}",
+        description=f"Hugging Face {config.model_type} image classification from {source} ({preprocessing.describe()})",
+        model=model,
+        data=partial(load_images, preprocessing),
+        low=low,
+        high=high,
+        defaults={"batch_size": 4},
+    )
+
+
+def _json(path: Path) -> dict:
+    """A JSON file's object, {} where there is none."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _config(source: str) -> Any:
     from transformers import AutoConfig
 
@@ -101,15 +140,16 @@ def _task(config: Any, source: str) -> str:
             return task
     raise PresetError(
         f"{HF_PREFIX}{source} is a {architecture or 'headless'} model; a study explains "
-        "...ForSequenceClassification and ...ForCausalLM models"
+        "...ForSequenceClassification, ...ForCausalLM and ...ForImageClassification models"
     )
 
 
 def _hf_model(source: str, config: Any, task: str, weights: str | None) -> nn.Module:
     """The model with its saved weights, or (``weights="none"``) random weights drawn from the config."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForSequenceClassification
 
-    auto = AutoModelForCausalLM if task == "causal language model" else AutoModelForSequenceClassification
+    autos = {"causal language model": AutoModelForCausalLM, "image classification": AutoModelForImageClassification}
+    auto = autos.get(task, AutoModelForSequenceClassification)
     if weights == "none":
         return auto.from_config(config).eval()
     if weights not in (None, "DEFAULT"):
