@@ -1,7 +1,8 @@
-"""AttnLRP and CP-LRP on torchvision's ViT through the same mechanism as on Hugging Face models: its
-``nn.MultiheadAttention`` computed as its parts, the class token and position embedding reported per sample. With
+"""AttnLRP and CP-LRP on torchvision's ViT, Swin and MaxViT through the same mechanism as on Hugging Face models:
+ViT's ``nn.MultiheadAttention`` computed as its parts, its class token and position embedding reported per sample,
+the relative position biases and shifted-window masks added to Swin's and MaxViT's attention scores reported. With
 biases zeroed, in float64, the pixels' relevance plus what is absorbed equals the explained logit; a tuning study
-searches LRPAttn on it beside the zennit variants (which hold the attention weights constant, as CP-LRP)."""
+searches LRPAttn on them beside the zennit variants (which hold the attention weights constant, as CP-LRP)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import VisionTransformer
+from torchvision.models import MaxVit, SwinTransformer, VisionTransformer
 
 from explainers.attnlrp import LRPAttn, image_relevance, layer_groups
 from explainers.attnlrp._mode import AttnLRPMode
@@ -36,6 +37,32 @@ def _vit(zero_biases: bool = True) -> VisionTransformer:
     return model.double().eval()
 
 
+def _windowed(name: str) -> nn.Module:
+    """A tiny Swin (two stages, shifted windows) or MaxViT (two stages), biases and BatchNorm means zeroed, the
+    relative position bias tables drawn wide."""
+    torch.manual_seed(0)
+    if name == "swin":
+        model: nn.Module = SwinTransformer(
+            patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=[4, 4], num_classes=5
+        )
+    else:
+        model = MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[8, 16],
+                       block_layers=[1, 1], head_dim=4, stochastic_depth_prob=0.0, num_classes=5)  # fmt: skip
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(getattr(module, "bias", None), torch.Tensor):
+                module.bias.zero_()
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.zero_()
+                module.running_var.uniform_(0.5, 2.0)
+        for parameter_name, parameter in model.named_parameters():
+            if "relative_position_bias_table" in parameter_name:
+                parameter.normal_()
+            elif parameter.dim() > 1 and name == "swin":
+                parameter.mul_(3)
+    return model.double().eval()
+
+
 def _images(n: int = 3) -> torch.Tensor:
     return torch.randn(n, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 
@@ -51,6 +78,35 @@ def test_torchvision_vit_conserves_relevance(attention: str) -> None:
     assert ("softmax bias" in absorbed) == (attention == "attnlrp")
     assert float(relevance.flatten(1).abs().sum(1).min()) > 0.1 * float(logits.abs().min())
     assert float((relevance.abs() > 1e-9).double().mean()) > 0.9
+
+
+@pytest.mark.parametrize("attention", ["attnlrp", "cp"])
+@pytest.mark.parametrize("name", ["swin", "maxvit"])
+def test_swin_and_maxvit_conserve_relevance(name: str, attention: str) -> None:
+    model, x = _windowed(name), _images(2)
+    targets = model(x).argmax(1)
+    relevance, absorbed, logits = image_relevance(model, x, targets, epsilon=1e-12, attention=attention)
+    total = relevance.flatten(1).sum(1) + sum(absorbed.values(), torch.zeros_like(logits))
+    assert torch.allclose(total, logits, rtol=1e-4)
+    assert ("added constants" in absorbed) == (attention == "attnlrp")  # CP-LRP: no gradient reaches the scores
+    assert float(relevance.flatten(1).abs().sum(1).min()) > 0.1 * float(logits.abs().min())
+    assert float((relevance.abs() > 1e-12).double().mean()) > 0.9
+    assert len(LRPAttn(model).groups) >= 2
+
+
+def test_swin_without_its_added_constants_reported_fails_the_check(monkeypatch) -> None:
+    """The relative position bias and window mask added as plain additions: their relevance is lost."""
+    model, x = _windowed("swin"), _images(2)
+    targets = model(x).argmax(1)
+    handlers = {
+        func: handler
+        for func, handler in AttnLRPMode.__torch_function__.__globals__["_HANDLERS"].items()
+        if handler is not AttnLRPMode.add
+    }
+    monkeypatch.setitem(AttnLRPMode.__torch_function__.__globals__, "_HANDLERS", handlers)
+    relevance, absorbed, logits = image_relevance(model, x, targets, epsilon=1e-12)
+    total = relevance.flatten(1).sum(1) + sum(absorbed.values(), torch.zeros_like(logits))
+    assert not torch.allclose(total, logits, rtol=1e-3)
 
 
 def test_without_its_attention_rules_the_check_fails(monkeypatch) -> None:

@@ -7,12 +7,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models import VisionTransformer
 
 from .._tunable import Tunable, Tunables
 from .._variants import LOG_UNIT_INTERVAL
 from ._groups import layer_groups
-from ._hf import check_family, image_logits, image_relevance, text_relevance
+from ._hf import TORCHVISION, check_family, image_logits, image_relevance, text_relevance
 from ._image import ImageClassifier
 from ._mode import ATTENTION_RULES, check_attention_rule
 from ._text import TextClassifier
@@ -97,8 +96,8 @@ class LRPAttn:
         """Classes of a classifier, the vocabulary of a language model."""
         if isinstance(self.model, TextClassifier):
             return self.model.n_classes
-        if isinstance(self.hf_model, VisionTransformer):
-            return int(self.hf_model.heads[-1].out_features)
+        if type(self.hf_model) in TORCHVISION:  # the last Linear of a torchvision classifier is its head
+            return int([m for m in self.hf_model.modules() if isinstance(m, nn.Linear)][-1].out_features)
         config: Any = self.hf_model.config
         return int(config.vocab_size if type(self.hf_model).__name__.endswith("ForCausalLM") else config.num_labels)
 

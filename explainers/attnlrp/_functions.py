@@ -5,6 +5,7 @@ pass gives the explanation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -89,16 +90,16 @@ class IdentityRule(Function):
 
 class SoftmaxRule(Function):
     """``softmax(x)``; its own gradient, which in this form is the softmax's Taylor rule with its bias term,
-    R_x = x (R - s sum R) :cite:p:`achtibat2024attnlrp`. The relevance the bias term absorbs (sum R_s - sum R_x) is
-    added per sample to ``absorbed`` (a list of one tensor per call)."""
+    R_x = x (R - s sum R) :cite:p:`achtibat2024attnlrp`. The relevance the bias term absorbs (R_s - R_x, element-wise)
+    is handed to ``keep``."""
 
     @staticmethod
     def forward(
-        ctx: Any, x: torch.Tensor, dim: int, dtype: torch.dtype | None, absorbed: list[torch.Tensor] | None
+        ctx: Any, x: torch.Tensor, dim: int, dtype: torch.dtype | None, keep: Callable[[torch.Tensor], None] | None
     ) -> torch.Tensor:
         s = torch.softmax(x, dim, dtype=dtype)
         ctx.save_for_backward(x, s)
-        ctx.dim, ctx.absorbed = dim, absorbed
+        ctx.dim, ctx.keep = dim, keep
         return s
 
     @staticmethod
@@ -106,7 +107,27 @@ class SoftmaxRule(Function):
         x, s = ctx.saved_tensors
         weighted = s * gradient
         gradient_x = (weighted - s * weighted.sum(ctx.dim, keepdim=True)).to(x.dtype)
-        if ctx.absorbed is not None:
-            lost = weighted.to(x.dtype) - x * gradient_x
-            ctx.absorbed.append(lost.flatten(1).sum(1) if lost.dim() > 1 else lost.sum().reshape(1))
+        if ctx.keep is not None:
+            ctx.keep(weighted.to(x.dtype) - x * gradient_x)
         return gradient_x, None, None, None
+
+
+class AddedConstant(Function):
+    """``x + constant``, its gradient passed to x unchanged; the constant's relevance (its value times the gradient,
+    which LRP-0 gives it) handed to ``keep``, so that it is reported rather than lost: a relative position bias or a
+    shifted window's mask added to attention scores."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, constant: torch.Tensor, keep: Callable[[torch.Tensor], None]
+    ) -> torch.Tensor:
+        out = x + constant
+        ctx.save_for_backward(constant)
+        ctx.keep, ctx.shape = keep, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, gradient: torch.Tensor) -> tuple:
+        (constant,) = ctx.saved_tensors
+        ctx.keep(constant.to(gradient.dtype) * gradient)
+        return gradient.sum_to_size(ctx.shape), None, None

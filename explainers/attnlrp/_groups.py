@@ -10,19 +10,28 @@ from typing import cast
 import torch
 from torch import nn
 
-#: a dense layer of a block belongs to the attention where its name within the block holds one of these
+#: a dense layer of a block belongs to the attention where the innermost part of its name (within the block) that
+#: holds one of these words holds an attention word (``window_attention.mlp_layer.1`` is MLP), else to the MLP
 ATTENTION_NAMES = ("attn", "attention")
+MLP_NAMES = ("mlp",)
 
 
-def transformer_blocks(model: nn.Module) -> nn.ModuleList | nn.Sequential | None:
-    """The model's repeated blocks: its longest ``nn.ModuleList`` (or ``nn.Sequential``, as torchvision's encoder
-    layers) of modules of one type (None without one)."""
+def transformer_blocks(model: nn.Module) -> list[nn.Module]:
+    """The model's repeated blocks, in order: the type of its longest ``nn.ModuleList`` (or ``nn.Sequential``, as
+    torchvision's encoder layers) of modules of one type that hold dense layers, and every module of that type (the
+    blocks of all of a Swin's stages); empty without one."""
     lists = [
         module
         for module in model.modules()
-        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) and len({type(b) for b in module}) == 1
+        if isinstance(module, (nn.ModuleList, nn.Sequential))
+        and len(module)
+        and len({type(b) for b in module}) == 1
+        and dense_layers(next(iter(module)))  # blocks hold dense layers (not a stem of convolutions)
     ]
-    return max(lists, key=len) if lists else None
+    if not lists:
+        return []
+    block = type(next(iter(max(lists, key=len))))
+    return [module for module in model.modules() if type(module) is block]
 
 
 def depth_names(n_blocks: int) -> list[str]:
@@ -56,11 +65,19 @@ def layer_groups(model: nn.Module) -> dict[str, list[nn.Module]]:
     """Group name (``attention_first``, ``mlp_last``, ...) -> the dense layers in it, in the order of the blocks;
     empty groups left out. Dense layers outside the blocks (embedding projections, the head) are in no group."""
     blocks = transformer_blocks(model)
-    if blocks is None:
-        return {}
     groups: dict[str, list[nn.Module]] = {}
     for block, depth in zip(blocks, depth_names(len(blocks))):
         for name, layer in dense_layers(block):
-            part = "attention" if any(word in name.lower() for word in ATTENTION_NAMES) else "mlp"
+            part = _part(name)
             groups.setdefault(f"{part}_{depth}", []).append(layer)
     return groups
+
+
+def _part(name: str) -> str:
+    """``attention`` or ``mlp``: the innermost part of a layer's name that says which (MLP where none does)."""
+    for piece in reversed(name.lower().split(".")):
+        if any(word in piece for word in MLP_NAMES):
+            return "mlp"
+        if any(word in piece for word in ATTENTION_NAMES):
+            return "attention"
+    return "mlp"

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torchvision.models import VisionTransformer
+from torchvision.models import MaxVit, SwinTransformer, VisionTransformer
 
 from .._model_state import evaluation_mode
 from ._models import Attribution, attention_rules
 
-#: torchvision's ViT (``torchvision.models.VisionTransformer``), by the name its family goes by here
+#: torchvision's transformers, by the name their family goes by here
 TORCHVISION_VIT = "torchvision_vit"
+TORCHVISION = {VisionTransformer: TORCHVISION_VIT, SwinTransformer: "torchvision_swin", MaxVit: "torchvision_maxvit"}
 #: the model families (``config.model_type``, and torchvision's ViT) whose operations the rules cover, each proven
 #: to conserve relevance; per family, the parameters added to the activations as constants (reported, per sample),
 #: by the end of their name
@@ -30,6 +31,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "gemma": (),
     "vit": ("embeddings.cls_token", "embeddings.position_embeddings"),
     TORCHVISION_VIT: ("class_token", "encoder.pos_embedding"),
+    "torchvision_swin": (),
+    "torchvision_maxvit": (),
 }
 
 
@@ -38,11 +41,10 @@ class UnsupportedFamilyError(ValueError):
 
 
 def check_family(model: nn.Module) -> str:
-    """The model's family (``config.model_type``, or :data:`TORCHVISION_VIT`); a one-line error for a family the
+    """The model's family (``config.model_type``, or one of :data:`TORCHVISION`); a one-line error for a family the
     rules do not cover."""
     family = getattr(getattr(model, "config", None), "model_type", None)
-    if isinstance(model, VisionTransformer):
-        family = TORCHVISION_VIT
+    family = TORCHVISION.get(type(model), family)
     if family not in FAMILIES:
         supported = ", ".join(sorted(FAMILIES))
         raise UnsupportedFamilyError(
@@ -108,7 +110,7 @@ def image_relevance(
 
 def image_logits(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
     """The class logits of an image model: a Hugging Face model's ``.logits``, a torchvision model's output."""
-    if isinstance(model, VisionTransformer):
+    if type(model) in TORCHVISION:
         return model(pixels)
     return model(pixel_values=pixels).logits
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ._functions import Divide, EpsilonShare, GammaRule, IdentityRule, SoftmaxRule
+from ._functions import AddedConstant, Divide, EpsilonShare, GammaRule, IdentityRule, SoftmaxRule
 
 #: the attention rules: AttnLRP's softmax rule, or CP-LRP's attention weights held constant
 ATTENTION_RULES = ("attnlrp", "cp")
@@ -47,14 +47,31 @@ class AttnLRPMode(TorchFunctionMode):
     softmax's bias term absorbs goes to ``absorbed`` (one tensor per softmax call, one value per sample)."""
 
     def __init__(
-        self, epsilon: float = 1e-6, attention: str = "attnlrp", gammas: dict[torch.Tensor, float] | None = None
+        self,
+        epsilon: float = 1e-6,
+        attention: str = "attnlrp",
+        gammas: dict[torch.Tensor, float] | None = None,
+        batch_size: int | None = None,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
-        self.epsilon, self.attention = epsilon, attention
+        self.epsilon, self.attention, self.batch_size = epsilon, attention, batch_size
         #: the gamma of a dense layer, by the identity of its weight tensor (the others take epsilon)
         self.gammas = {id(weight): gamma for weight, gamma in (gammas or {}).items()}
+        #: per sample, the relevance the softmax's bias terms absorbed (one tensor per call) and the constants added
+        #: to activations took (one tensor per addition)
         self.absorbed: list[torch.Tensor] = []
+        self.added: list[torch.Tensor] = []
+
+    def per_sample(self, relevance: torch.Tensor) -> torch.Tensor:
+        """Relevance summed per sample: over all but the first dimension, whose length is the batch size or a
+        multiple of it with each sample's rows together (a batch of windows, as Swin's)."""
+        if relevance.dim() == 0:
+            return relevance.reshape(1)
+        rows = self.batch_size or len(relevance)
+        if len(relevance) % rows:
+            raise ValueError(f"cannot tell the samples apart in a tensor of shape {tuple(relevance.shape)}")
+        return relevance.reshape(rows, -1).sum(1)
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
@@ -95,7 +112,17 @@ class AttnLRPMode(TorchFunctionMode):
             raise ValueError("softmax without dim: give the dimension explicitly to explain this model")
         if self.attention == "cp":
             return func(*args, **kwargs).detach()
-        return SoftmaxRule.apply(x, dim, dtype, self.absorbed)
+        return SoftmaxRule.apply(x, dim, dtype, lambda lost: self.absorbed.append(self.per_sample(lost)))
+
+    def add(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        """An addition of a constant tensor to an activation: the constant's relevance reported
+        (:class:`AddedConstant`)."""
+        if len(args) != 2 or kwargs or not all(isinstance(arg, torch.Tensor) for arg in args):
+            return func(*args, **kwargs)
+        (x, constant) = args if _active(args[0]) else args[::-1]
+        if not _active(x) or _active(constant):
+            return func(*args, **kwargs)
+        return AddedConstant.apply(x, constant, lambda taken: self.added.append(self.per_sample(taken)))
 
     def layer_norm(self, func: Callable, args: tuple, kwargs: dict) -> Any:
         names = ("input", "normalized_shape", "weight", "bias", "eps")
@@ -196,10 +223,13 @@ def _handlers() -> dict[Callable, Callable]:
     table.update({func: AttnLRPMode.softmax for func in (F.softmax, torch.softmax, torch.Tensor.softmax)})
     table[F.layer_norm] = AttnLRPMode.layer_norm
     table.update({func: AttnLRPMode.constant_factor for func in (torch.rsqrt, torch.Tensor.rsqrt)})
-    activations = (F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, torch.tanh, torch.Tensor.tanh, F.tanh)
+    activations: tuple[Callable, ...] = (F.gelu, F.silu, F.relu, torch.relu, torch.Tensor.relu, torch.tanh, F.tanh)
+    activations += (torch.Tensor.tanh, torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid)
     table.update({func: AttnLRPMode.activation for func in activations})
     table[F.scaled_dot_product_attention] = AttnLRPMode.attention_product
     table[F.multi_head_attention_forward] = AttnLRPMode.attention_module
+    additions = (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__)
+    table.update({func: AttnLRPMode.add for func in additions})
     return table
 
 

@@ -16,7 +16,10 @@ from ._groups import dense_weight
 from ._mode import AttnLRPMode
 
 #: torch's element-wise activation modules (transformers' own are recognised by their module, see below)
-_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.ReLU, nn.Tanh, nn.Mish, nn.LeakyReLU, nn.ELU, nn.Hardswish, nn.ReLU6)
+_ACTIVATIONS = (
+    nn.GELU, nn.SiLU, nn.ReLU, nn.Tanh, nn.Mish, nn.LeakyReLU, nn.ELU, nn.Hardswish, nn.ReLU6,
+    nn.Sigmoid, nn.Hardsigmoid,
+)  # fmt: skip
 
 
 def is_activation(module: nn.Module) -> bool:
@@ -35,11 +38,14 @@ class Attribution:
     constants: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def absorbed(self, gradients: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per sample, the relevance each reported part absorbed: the softmax's bias terms, summed over its calls, and
-        each constant's share (its value times its gradient, from ``gradients`` by name)."""
+        """Per sample, the relevance each reported part absorbed: the softmax's bias terms, summed over its calls,
+        the constant tensors added to activations (relative position biases, window masks), and each constant's share
+        (its value times its gradient, from ``gradients`` by name)."""
         parts: dict[str, torch.Tensor] = {}
         if self.mode.absorbed:
             parts["softmax bias"] = torch.stack(self.mode.absorbed).sum(0)
+        if self.mode.added:
+            parts["added constants"] = torch.stack(self.mode.added).sum(0)
         for name, constant in self.constants.items():
             gradient = gradients.get(name)
             if gradient is not None:
@@ -61,7 +67,7 @@ def attention_rules(
     embeddings), reported by name; ``gammas``: dense layers that take the gamma rule instead of epsilon, with their
     gamma. Everything is undone on leaving, also on error."""
     by_weight = {dense_weight(layer): gamma for layer, gamma in (gammas or {}).items()}
-    record = Attribution(AttnLRPMode(epsilon, attention, by_weight), batch_size)
+    record = Attribution(AttnLRPMode(epsilon, attention, by_weight, batch_size), batch_size)
     frozen = [parameter for parameter in model.parameters() if parameter.requires_grad]
     handles = [module.register_forward_hook(_identity_rule) for module in model.modules() if is_activation(module)]
     for name, module in (constants or {}).items():
