@@ -175,6 +175,21 @@ def test_text_files_are_read_and_padded(tmp_path) -> None:
     assert ids.tolist() == [[97, 98, 99], [100, -1, -1]]
 
 
+def test_command_line_tunes_a_saved_hf_model_on_a_text_file(saved_bert, tmp_path, capsys) -> None:
+    """One text a line, no labels: the model's predictions are explained; the verdict is printed and the heatmaps
+    figure written."""
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("\n".join(f"the {word} film was good" for word in WORDS))
+    out = tmp_path / "out"
+    code = main(["run", "--model", f"hf:{saved_bert}", "--data", str(sentences), "--n-trials", "3", "--n-samples",
+                 "6", "--storage", f"sqlite:///{tmp_path / 'txt.db'}", "--out", str(out), "--no-progress",
+                 "--no-panel"])  # fmt: skip
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "verdict on 6 held-out samples" in printed.out and "LRPAttn default" in printed.out
+    assert (out / "heatmaps.png").stat().st_size > 10_000
+
+
 def test_command_line_tunes_a_saved_hf_model_on_a_csv(saved_bert, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     code = main(["run", "--model", f"hf:{saved_bert}", "--data", str(saved_bert / "texts.csv"), "--n-trials", "4",
@@ -191,20 +206,37 @@ def test_command_line_tunes_a_saved_hf_model_on_a_csv(saved_bert, tmp_path, caps
     "model, data, message",
     [
         ("hf:{tmp}/missing", None, "no Hugging Face model at"),
+        ("hf:{tmp}/folder", None, "no Hugging Face model at"),  # a folder that is not a model
         ("hf:{bert}", "{bert}/missing.csv", "does not exist"),
         ("hf:{bert}", "{tmp}/labels.csv", "neither class indices nor names"),
+        ("hf:{bert}", "{tmp}/unlabelled.csv", "has no label field"),
+        ("hf:{bert}", "{tmp}/empty.txt", "holds no text"),
+        ("hf:{bert}", "{tmp}/latin1.txt", "is not UTF-8 text"),
         ("hf:{bert}", None, "has no data of its own"),
+        ("hf:{bare}", "{tmp}/sentences.txt", "has no tokenizer: save one beside the model"),
     ],
 )
 def test_command_line_refuses_bad_hf_input_in_one_line(saved_bert, tmp_path, capsys, model, data, message) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("not a model")
     (tmp_path / "labels.csv").write_text("text,label\nthe cat,happy\n")
-    argv = ["run", "--model", model.format(tmp=tmp_path, bert=saved_bert), "--out", str(tmp_path / "out"),
+    (tmp_path / "unlabelled.csv").write_text("text,mood\nthe cat,1\n")
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "latin1.txt").write_bytes("the caf\xe9 film".encode("latin-1"))
+    (tmp_path / "sentences.txt").write_text("the cat sat\n")
+    bare = tmp_path / "bare"  # the model without its tokenizer
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((saved_bert / name).read_bytes())
+    names = {"tmp": tmp_path, "bert": saved_bert, "bare": bare}
+    argv = ["run", "--model", model.format(**names), "--out", str(tmp_path / "out"),
             "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--no-progress"]  # fmt: skip
     if data is not None:
-        argv += ["--data", data.format(tmp=tmp_path, bert=saved_bert)]
+        argv += ["--data", data.format(**names)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
     assert not (tmp_path / "x.db").exists() and not (tmp_path / "out").exists()
 
 

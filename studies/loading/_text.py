@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,27 +26,30 @@ def read_texts(path: Path) -> tuple[list[str], list[str] | None]:
     suffix = path.suffix.lower()
     if suffix not in TEXT_EXTENSIONS:
         raise DataError(f"{path.name}: a text model reads {', '.join(TEXT_EXTENSIONS)} files, not {suffix or 'this'}")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
     if suffix == ".txt":
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = [line.strip() for line in content.splitlines() if line.strip()]
         labels = None
     else:
-        rows = _csv_rows(path) if suffix == ".csv" else _jsonl_rows(path)
+        rows = _csv_rows(path, content) if suffix == ".csv" else _jsonl_rows(path, content)
         texts, labels = [str(row["text"]) for row in rows], [str(row["label"]) for row in rows]
     if not texts:
         raise DataError(f"{path} holds no text")
     return texts, labels
 
 
-def _csv_rows(path: Path) -> list[Mapping[str, object]]:
-    with path.open(newline="", encoding="utf-8") as file:
-        rows: list[Mapping[str, object]] = list(csv.DictReader(file))
+def _csv_rows(path: Path, content: str) -> list[Mapping[str, object]]:
+    rows: list[Mapping[str, object]] = list(csv.DictReader(io.StringIO(content)))
     _check_columns(path, rows[0].keys() if rows else [])
     return rows
 
 
-def _jsonl_rows(path: Path) -> list[Mapping[str, object]]:
+def _jsonl_rows(path: Path, content: str) -> list[Mapping[str, object]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(content.splitlines(), 1):
         if line.strip():
             try:
                 row = json.loads(line)

@@ -157,10 +157,19 @@ def _hf_model(source: str, config: Any, task: str, weights: str | None) -> nn.Mo
     return auto.from_pretrained(source, local_files_only=True).eval()
 
 
+#: the files one of which a folder with a saved tokenizer holds (transformers would otherwise build an empty one)
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+)  # fmt: skip
+
+
 def _tokenizer(source: str) -> Any | None:
     """The model's tokenizer, None where the folder has none."""
     from transformers import AutoTokenizer
 
+    folder = Path(source)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return None
     try:
         return AutoTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError):

@@ -179,14 +179,32 @@ def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool, words:
     if image:
         return ax.imshow(relevance, cmap=CMAP, norm=norm, interpolation="nearest")
     colours = plt.get_cmap(CMAP)(norm(relevance))
+    if words is not None:  # the text, each token on its relevance's colour
+        _draw_tokens(ax, words, colours)
+        return plt.cm.ScalarMappable(norm=norm, cmap=CMAP)
     ax.bar(np.arange(len(relevance)), relevance, color=colours, width=1.0, edgecolor="0.3", linewidth=0.3)
     ax.axhline(0, color="0.3", linewidth=0.6)
     ax.set_ylim(-limit * 1.05, limit * 1.05)
     ax.set_xlim(-0.5, len(relevance) - 0.5)
-    if words is not None:
-        ax.set_xlim(-0.5, len(words) - 0.5)
-        ax.set_xticks(np.arange(len(words)), words, rotation=90, fontsize=7)
     return plt.cm.ScalarMappable(norm=norm, cmap=CMAP)
+
+
+#: characters per line of a token map (monospace, so a word's place follows from the characters before it)
+TOKEN_LINE = 30
+
+
+def _draw_tokens(ax: Axes, words: list[str], colours: np.ndarray) -> None:
+    """The tokens as wrapped monospace text, each on a box of its colour."""
+    column, line = 0, 0
+    for word, colour in zip(words, colours):
+        if column and column + len(word) > TOKEN_LINE:
+            column, line = 0, line + 1
+        ax.text(column / TOKEN_LINE, 1 - 0.075 * line, word, fontsize=7, family="monospace", va="top", ha="left",
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": colour, "edgecolor": "none"})  # fmt: skip
+        column += len(word) + 1
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
 
 
 def _bare(ax: Axes, image: bool) -> None:
