@@ -11,7 +11,7 @@ itself, which says how much of the evidence a faithfulness objective leaves to g
   planted evidence words; baseline: its mask token);
 - a random-weight LLaMA-style causal language model (4 layers, hidden 64, vocabulary 256, Hugging Face's default
   initialisation, seed 0) explaining its predicted next token on random token sequences of 24 (baseline: zero, as
-  LLaMA's tokenizer has no mask token).
+  the model comes without a tokenizer).
 
     python benchmarks/hf_tuning.py --save benchmarks/RESULTS-hf_tuning.json
     python benchmarks/hf_tuning.py --n-trials 8 --n-samples 16 --n-holdout 32      # a smoke run

@@ -1,8 +1,8 @@
 """What ``--model`` and its options name, as one Preset whose name tells models apart.
 
 ``--model`` is a registered preset (``digits``), a torchvision classification architecture
-(``efficientnet_b0``), an import path (``package.module:callable``, ``file.py:callable``) or a Hugging Face text
-model (``hf:PATH_OR_ID``); ``--weights``,
+(``efficientnet_b0``), an import path (``package.module:callable``, ``file.py:callable``) or a Hugging Face model
+(``hf:PATH_OR_ID``); ``--weights``,
 ``--input-size``, ``--mean``, ``--std`` and ``--num-classes`` complete it. The preset's name is
 ``<model>@<weights>`` (plus the overrides), so that two models never share a default study name.
 """
@@ -54,7 +54,9 @@ def model_preset(
     given = any(v is not None for v in (input_size, mean, std))
     if model.startswith(HF_PREFIX):
         if given or num_classes is not None:
-            raise PresetError("--input-size, --mean, --std and --num-classes do not apply to a Hugging Face text model")
+            raise PresetError(
+                "--input-size, --mean, --std and --num-classes do not apply to a Hugging Face model (hf:)"
+            )
         label = model if weights is None else f"{model}@{_weights_tag(weights)}"
         return _bound(hf_preset(model.removeprefix(HF_PREFIX)), weights, label)
     registered = registered_preset(model)

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models import MaxVit, SwinTransformer, VisionTransformer
+from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformerBlockV2
 
-from explainers.attnlrp import LRPAttn, image_relevance, layer_groups
+from explainers.attnlrp import LRPAttn, UnsupportedFamilyError, image_relevance, layer_groups
 from explainers.attnlrp._mode import AttnLRPMode
 from tuner import Budget, Report, tune
 
@@ -151,3 +152,10 @@ def test_a_study_searches_lrpattn_on_torchvision_vit() -> None:
     assert {trial.params["attention"] for trial in result.study.trials} == {"attnlrp", "cp"}
     assert isinstance(result.best_explainer, LRPAttn)
     assert result.summary()["best (held-out)"].notna().all()
+
+
+def test_swin_v2s_cosine_attention_is_refused() -> None:
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2], num_heads=[2], window_size=[4, 4],
+                            num_classes=5, block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2)  # fmt: skip
+    with pytest.raises(UnsupportedFamilyError, match="'torchvision_swin_v2'"):
+        LRPAttn(model)

@@ -280,3 +280,15 @@ def test_command_line_tunes_a_saved_hf_image_classifier(tmp_path, capsys) -> Non
                  "--storage", storage, "--no-progress", "--no-panel", "--no-baselines"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert "LRPAttn" in (out / "best.json").read_text()
+
+
+def test_texts_are_cut_at_the_models_positions(saved_bert, tmp_path) -> None:
+    from studies import get_preset, model_preset
+
+    long_text = " ".join(["the film was good"] * 40)  # 160 words
+    (tmp_path / "long.txt").write_text(long_text + "\nthe cat\n")
+    ids, _ = get_preset("text-evidence").load_data(tmp_path / "long.txt")
+    assert ids.shape[1] == 32  # the known-answer BERT has 32 positions
+    config = json.loads((saved_bert / "config.json").read_text())
+    ids, _ = model_preset(f"hf:{saved_bert}").load_data(tmp_path / "long.txt")
+    assert ids.shape[1] == min(128, config["max_position_embeddings"]) and (ids[1] < 0).any()

@@ -14,15 +14,15 @@ from ._groups import layer_groups
 from ._hf import TORCHVISION, check_family, image_logits, image_relevance, text_relevance
 from ._image import ImageClassifier
 from ._mode import ATTENTION_RULES, check_attention_rule
-from ._text import TextClassifier
+from ._text import TextClassifier, is_causal
 
 #: the prefix of a layer group's gamma tunable (``gamma_attention_first``, ``gamma_mlp_last``, ...)
 GAMMA = "gamma_"
 
 
 class LRPAttn:
-    """AttnLRP :cite:p:`achtibat2024attnlrp` on a Hugging Face transformer or torchvision's ViT (the families of
-    :data:`~explainers.attnlrp.FAMILIES`).
+    """AttnLRP :cite:p:`achtibat2024attnlrp` on a Hugging Face transformer or torchvision's ViT, Swin or MaxViT
+    (the families of :data:`~explainers.attnlrp.FAMILIES`).
 
     ``epsilon``: the epsilon rule's stabilizer on the dense layers; ``attention``: ``"attnlrp"`` (the softmax's
     Taylor rule) or ``"cp"`` (CP-LRP, the attention weights held constant); ``gamma``: layer group -> the gamma of
@@ -99,7 +99,7 @@ class LRPAttn:
         if type(self.hf_model) in TORCHVISION:  # the last Linear of a torchvision classifier is its head
             return int([m for m in self.hf_model.modules() if isinstance(m, nn.Linear)][-1].out_features)
         config: Any = self.hf_model.config
-        return int(config.vocab_size if type(self.hf_model).__name__.endswith("ForCausalLM") else config.num_labels)
+        return int(config.vocab_size if is_causal(self.hf_model) else config.num_labels)
 
     # -- values ----------------------------------------------------------------------------------------
     def parameters(self) -> dict[str, Any]:

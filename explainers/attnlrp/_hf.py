@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 from torchvision.models import MaxVit, SwinTransformer, VisionTransformer
+from torchvision.models.swin_transformer import ShiftedWindowAttentionV2
 
 from .._model_state import evaluation_mode
 from ._models import Attribution, attention_rules
@@ -45,11 +46,11 @@ def check_family(model: nn.Module) -> str:
     rules do not cover."""
     family = getattr(getattr(model, "config", None), "model_type", None)
     family = TORCHVISION.get(type(model), family)
+    if any(isinstance(module, ShiftedWindowAttentionV2) for module in model.modules()):
+        family = "torchvision_swin_v2"  # cosine attention (a normalised query and key, a learnt scale): no rule
     if family not in FAMILIES:
         supported = ", ".join(sorted(FAMILIES))
-        raise UnsupportedFamilyError(
-            f"AttnLRP is not proven on Hugging Face model type {family!r}; supported: {supported}"
-        )
+        raise UnsupportedFamilyError(f"AttnLRP is not proven on the model family {family!r}; supported: {supported}")
     return family
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._hf import check_family
+from ._hf import check_family, image_logits
 
 
 class ImageClassifier(nn.Module):
@@ -26,4 +26,4 @@ class ImageClassifier(nn.Module):
         return int(config.num_labels)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values).logits
+        return image_logits(self.model, pixel_values)

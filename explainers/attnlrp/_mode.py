@@ -9,9 +9,11 @@ activation from a constant.
 - ``softmax``: its Taylor rule with the bias term, whose relevance is recorded (AttnLRP), or no relevance through it
   at all (CP-LRP: the attention weights held constant);
 - ``layer_norm`` and ``rsqrt`` (RMSNorm): the normalising factor held constant;
-- element-wise activations (``gelu``, ``silu``, ``relu``, ``tanh``): the identity rule;
+- element-wise activations (``gelu``, ``silu``, ``relu``, ``tanh``, ``sigmoid``): the identity rule;
 - ``scaled_dot_product_attention``: computed as its parts (query-key product, softmax, attention-value product),
-  each with its rule.
+  each with its rule; ``multi_head_attention_forward`` (``nn.MultiheadAttention``) likewise, projections included;
+- ``add`` of a constant tensor to an activation (a relative position bias, a window mask): the constant's relevance
+  recorded, per sample.
 """
 
 from __future__ import annotations
@@ -194,6 +196,9 @@ class AttnLRPMode(TorchFunctionMode):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=bool(values.get("is_causal")))
             out = out.permute(2, 0, 1, 3).reshape(length, batch, width)
             out = F.linear(out, values["out_proj_weight"], values["out_proj_bias"])
+        if gamma is not None:  # the parts' ids are free for other tensors once they are gone
+            for weight in weights:
+                self.gammas.pop(id(weight), None)
         return out, None
 
 

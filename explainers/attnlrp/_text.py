@@ -43,7 +43,7 @@ class TextClassifier(nn.Module):
         self.vocab_size = int(model.get_input_embeddings().num_embeddings)  # type: ignore[operator]
         pad = getattr(config, "pad_token_id", None)
         self.token_ids = {"mask": mask_token_id if mask_token_id is not None else pad, "unk": unk_token_id}
-        self.causal = _is_causal(model)
+        self.causal = is_causal(model)
         self.num_labels = int(config.num_labels)
         self.train(model.training)  # in the model's mode: a model loaded for inference stays in eval mode
         self.vocabulary = None if vocabulary is None else [str(token) for token in vocabulary]
@@ -111,7 +111,7 @@ def check_ids(ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError("a sample is all padding (negative ids): give each sample at least one token")
 
 
-def _is_causal(model: nn.Module) -> bool:
+def is_causal(model: nn.Module) -> bool:
     """A language model head (``...ForCausalLM``, GPT-2's ``LMHeadModel``) rather than a classifier."""
     name = type(model).__name__
     return name.endswith("ForCausalLM") or name.endswith("LMHeadModel")

@@ -15,7 +15,8 @@ from torch import Tensor
 from .._errors import DataError
 
 TEXT_EXTENSIONS = (".txt", ".csv", ".jsonl")
-#: tokens per text at most (longer texts are cut): the length the attribution benchmarks measure
+#: tokens per text at most (longer texts are cut; fewer where the model has fewer positions): the length the
+#: attribution benchmarks measure
 MAX_TOKENS = 128
 
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
-from ..loading._weights import apply_state_dict, save_atomically
+from ..loading._weights import apply_state_dict, read_state_dict, save_atomically
 
 try:
     import fcntl
@@ -103,3 +103,16 @@ def cached_tensors(
     except OSError:
         pass
     return tensors
+
+
+def embedded_model(
+    weights: str | None, build: Callable[[], nn.Module], cached: Callable[[], tuple[Model, dict]]
+) -> nn.Module:
+    """An embedded preset's model by ``weights``: trained and cached (None or DEFAULT, ``cached()``), random
+    (``"none"``, ``build()``), or from a state dict PATH."""
+    spec = "DEFAULT" if weights is None else str(weights)
+    if spec.lower() == "none":
+        return build()
+    if spec.upper() == "DEFAULT":
+        return cached()[0]
+    return apply_state_dict(build(), read_state_dict(spec), spec)

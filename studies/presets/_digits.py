@@ -22,19 +22,14 @@ from torch import Tensor, nn
 from .._base import Data, Preset, bounds_from_normalization
 from ..loading._images import load_image_folder
 from ..loading._masks import nearest_mask
-from ..loading._weights import apply_state_dict, read_state_dict
+from ._cache import embedded_model
 from ._digits_cache import cached_digits_model, held_out_digits
 from ._digits_model import RECIPE, build_digits_model, preprocess
 
 
 def load_digits_model(weights: str | None, device: torch.device) -> nn.Module:
     """Return the digits ResNet: trained and cached (None/DEFAULT), random ("none"), or from a state dict PATH."""
-    spec = "DEFAULT" if weights is None else str(weights)
-    if spec.lower() == "none":
-        return build_digits_model()
-    if spec.upper() == "DEFAULT":
-        return cached_digits_model()[0]
-    return apply_state_dict(build_digits_model(), read_state_dict(spec), spec)
+    return embedded_model(weights, build_digits_model, cached_digits_model)
 
 
 def _image_to_pixels(image: Image.Image) -> Tensor:

@@ -19,8 +19,8 @@ from torchvision.models.resnet import ResNet
 from .._base import Data, Preset, bounds_from_normalization
 from ..loading._images import load_image_folder
 from ..loading._masks import nearest_mask
-from ..loading._weights import apply_state_dict, cache_dir, read_state_dict
-from ._cache import cached_model, cached_tensors
+from ..loading._weights import cache_dir
+from ._cache import cached_model, cached_tensors, embedded_model
 from ._evidence_model import (
     RECIPE,
     RECIPE_HASH,
@@ -61,12 +61,7 @@ def held_out_evidence() -> tuple[Tensor, Tensor, Tensor]:
 
 def load_evidence_model(weights: str | None, device: torch.device) -> nn.Module:
     """Return the evidence ResNet: trained and cached (None/DEFAULT), random ("none"), or from a state dict PATH."""
-    spec = "DEFAULT" if weights is None else str(weights)
-    if spec.lower() == "none":
-        return build_evidence_model()
-    if spec.upper() == "DEFAULT":
-        return cached_evidence_model()[0]
-    return apply_state_dict(build_evidence_model(), read_state_dict(spec), spec)
+    return embedded_model(weights, build_evidence_model, cached_evidence_model)
 
 
 def _image_to_pixels(image: Image.Image) -> Tensor:

@@ -16,7 +16,7 @@ from torch import nn
 from .._base import Data, Preset
 from .._errors import DataError, PresetError, WeightsError
 from ..loading._preprocessing import Preprocessing, load_images
-from ..loading._text import label_indices, read_texts, token_ids
+from ..loading._text import MAX_TOKENS, label_indices, read_texts, token_ids
 
 HF_PREFIX = "hf:"
 #: the head classes of the tasks read from a config's ``architectures``, by the end of the class name
@@ -66,7 +66,7 @@ def hf_preset(source: str) -> Preset:
             raise DataError(
                 f"{HF_PREFIX}{source} has no tokenizer: save one beside the model (tokenizer.save_pretrained)"
             )
-        ids = token_ids(texts, lambda text: list(tokenizer(text)["input_ids"]))
+        ids = token_ids(texts, lambda text: list(tokenizer(text)["input_ids"]), max_tokens(config))
         if labels is None:
             return ids, None
         if task == "causal language model":
@@ -117,6 +117,15 @@ def _image_preset(source: str, config: Any) -> Preset:
 def _json(path: Path) -> dict:
     """A JSON file's object, {} where there is none."""
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def max_tokens(config: Any) -> int:
+    """Tokens per text at most: :data:`MAX_TOKENS`, or fewer where the model has fewer positions (RoBERTa's
+    positions start after its padding index)."""
+    positions = getattr(config, "max_position_embeddings", None) or MAX_TOKENS
+    if config.model_type == "roberta":
+        positions -= (config.pad_token_id or 0) + 1
+    return min(MAX_TOKENS, positions)
 
 
 def _config(source: str) -> Any:

@@ -11,10 +11,11 @@ from torch import nn
 
 from .._base import Data, Preset
 from ..loading._text import label_indices, read_texts, token_ids
-from ..loading._weights import apply_state_dict, cache_dir, read_state_dict
-from ._cache import cached_model
+from ..loading._weights import cache_dir
+from ._cache import cached_model, embedded_model
 from ._hf import import_transformers
 from ._text_evidence_model import (
+    MAX_POSITIONS,
     RECIPE_HASH,
     TOKEN,
     build_text_evidence_model,
@@ -36,12 +37,7 @@ def cached_text_evidence_model() -> tuple[nn.Module, dict]:
 def load_text_evidence_model(weights: str | None, device: torch.device) -> nn.Module:
     """The classifier: trained and cached (None/DEFAULT), random ("none"), or from a state dict PATH."""
     import_transformers()  # a missing extra is one line, before the cache is read
-    spec = "DEFAULT" if weights is None else str(weights)
-    if spec.lower() == "none":
-        return build_text_evidence_model()
-    if spec.upper() == "DEFAULT":
-        return cached_text_evidence_model()[0]
-    return apply_state_dict(build_text_evidence_model(), read_state_dict(spec), spec)
+    return embedded_model(weights, build_text_evidence_model, cached_text_evidence_model)
 
 
 def _tokenize(text: str) -> list[int]:
@@ -55,7 +51,7 @@ def load_text_evidence_data(data_dir: Path | None, n_samples: int | None) -> Dat
     if data_dir is not None:
         texts, labels = read_texts(data_dir)
         texts = texts[:n_samples] if n_samples else texts
-        ids = token_ids(texts, _tokenize)
+        ids = token_ids(texts, _tokenize, MAX_POSITIONS)
         return ids, None if labels is None else label_indices(labels[: len(ids)], None, 2)
     held_ids, held_labels, held_masks = held_out_sentences()
     return held_ids[:n_samples], held_labels[:n_samples], held_masks[:n_samples]

@@ -40,6 +40,8 @@ RECIPE: dict[str, Any] = {
     "model": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64},
     "seed": 0,
 }
+#: the model's positions: the longest text it reads (a sentence is at most 16 tokens)
+MAX_POSITIONS = 32
 RECIPE_HASH = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -75,7 +77,7 @@ def build_text_evidence_model() -> nn.Module:
     config = import_transformers().BertConfig(
         vocab_size=len(VOCABULARY),
         num_labels=2,
-        max_position_embeddings=32,
+        max_position_embeddings=MAX_POSITIONS,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
         pad_token_id=TOKEN["[PAD]"],

@@ -117,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
         "--model",
         help="a preset (default: the embedded digits ResNet), any torchvision classifier (efficientnet_b0, "
         "vit_b_16, ...), your own: package.module:callable or path/to/file.py:callable returning an nn.Module, or a "
-        "Hugging Face text model: hf:PATH_OR_ID (a save_pretrained folder or the local cache)",
+        "Hugging Face model: hf:PATH_OR_ID (a save_pretrained folder or the local cache)",
     )
     run.add_argument(
         "--weights",
@@ -160,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
         "--baseline",
         choices=list(dict.fromkeys((*BASELINES, *TEXT_BASELINES))),
         help="what a perturbed feature becomes (default: the preset's, a blur for images, the mask token for text; "
-        "see docs/objective.md); an hf: text model takes mask, unk or zero",
+        "see docs/objective.md); a Hugging Face text model takes mask, unk or zero",
     )
     run.add_argument(
         "--metric-kwargs",

@@ -48,7 +48,7 @@ class Samples:
     bounds: tuple | None = None  # (low, high): the inputs' values of black and white, for display
     label_name: str = "label"  # "target" where the targets are the model's own predictions
     masks: torch.Tensor | None = None  # where the evidence is (bool, (N, H, W)): outlined on inputs and maps
-    words: list[list[str]] | None = None  # token ids as text (padding dropped): written under their relevance
+    words: list[list[str]] | None = None  # token ids as text (padding dropped): drawn on their relevance's colour
 
     def caption(self, index: int) -> str:
         text = f"{self.label_name} {int(self.labels[index])}"
@@ -139,7 +139,9 @@ def _draw_input(ax: Axes, samples: Samples, images: np.ndarray | None, index: in
 
         evidence = samples.masks[index].tolist() if samples.masks is not None else []
         shown = [f"[{w}]" if i < len(evidence) and evidence[i] else w for i, w in enumerate(samples.words[index])]
-        ax.text(0.0, 1.0, textwrap.fill(" ".join(shown), 28), fontsize=8, va="top", ha="left", family="monospace")
+        lines = textwrap.wrap(" ".join(shown), 28)
+        text = "\n".join(lines[:INPUT_LINES]) + (" ..." if len(lines) > INPUT_LINES else "")
+        ax.text(0.0, 1.0, text, fontsize=8, va="top", ha="left", family="monospace")
         ax.axis("off")
     elif images is not None:
         ax.imshow(images[index], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1, interpolation="nearest")
@@ -170,8 +172,8 @@ def mask_edges(mask: torch.Tensor) -> list[list[tuple[float, float]]]:
 
 
 def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool, words: list[str] | None = None):
-    """A relevance map (image) or bars (sequence, each token's text under its bar where ``words`` are given);
-    returns the mappable for a colour bar."""
+    """A relevance map (image), bars (sequence), or the tokens on their relevance's colour where ``words`` are
+    given; returns the mappable for a colour bar."""
     from matplotlib.colors import Normalize
 
     plt = _pyplot()
@@ -189,19 +191,28 @@ def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool, words:
     return plt.cm.ScalarMappable(norm=norm, cmap=CMAP)
 
 
+#: lines of a text shown in the input row (the whole text is in each map)
+INPUT_LINES = 10
 #: characters per line of a token map (monospace, so a word's place follows from the characters before it)
 TOKEN_LINE = 30
 
 
 def _draw_tokens(ax: Axes, words: list[str], colours: np.ndarray) -> None:
-    """The tokens as wrapped monospace text, each on a box of its colour."""
-    column, line = 0, 0
-    for word, colour in zip(words, colours):
-        if column and column + len(word) > TOKEN_LINE:
-            column, line = 0, line + 1
-        ax.text(column / TOKEN_LINE, 1 - 0.075 * line, word, fontsize=7, family="monospace", va="top", ha="left",
+    """The tokens as wrapped monospace text, each on a box of its colour; a long text in smaller type (more
+    characters a line, lines closer), so that it stays in its panel."""
+    for size in np.arange(7.0, 2.5, -0.5):
+        per_line, step = TOKEN_LINE * 7 / size, 0.075 * size / 7
+        places, column, line = [], 0, 0
+        for word in words:
+            if column and column + len(word) > per_line:
+                column, line = 0, line + 1
+            places.append((column, line))
+            column += len(word) + 1
+        if (line + 1) * step <= 1:
+            break
+    for word, colour, (column, line) in zip(words, colours, places):
+        ax.text(column / per_line, 1 - step * line, word, fontsize=size, family="monospace", va="top", ha="left",
                 bbox={"boxstyle": "square,pad=0.1", "facecolor": colour, "edgecolor": "none"})  # fmt: skip
-        column += len(word) + 1
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.axis("off")
