@@ -146,10 +146,10 @@ def test_lrp_attn_is_a_value_with_a_search_space() -> None:
     assert tunables["attention"].choices == ("attnlrp", "cp")
     assert tunables["gamma_mlp_last"].bounds == (1e-6, 1.0) and tunables["gamma_mlp_last"].log
     tuned = explainer.set_kwargs(epsilon=0.01, gamma_mlp_last=0.25, attention="cp")
-    assert tuned.settings() == {"epsilon": 0.01, "attention": "cp", "gamma": {"mlp_last": 0.25}}
-    assert explainer.settings() == {"epsilon": 1e-6, "attention": "attnlrp", "gamma": {}}  # unchanged
+    assert tuned.settings() == {"epsilon": 0.01, "attention": "cp", "gamma": {"mlp_last": 0.25}, "seed": "sign"}
+    assert explainer.settings() == {"epsilon": 1e-6, "attention": "attnlrp", "gamma": {}, "seed": "sign"}  # unchanged
     assert tuned.copy().settings() == tuned.settings() and tuned.copy() is not tuned
-    with pytest.raises(TypeError, match="valid parameters are: epsilon, attention, gamma, gamma_attention_first"):
+    with pytest.raises(TypeError, match="valid parameters are: epsilon, attention, gamma, seed, gamma_attention_first"):
         explainer.set_kwargs(alpha=1.0)
     with pytest.raises(ValueError, match="no layer group mlp_middle"):
         explainer.set_kwargs(gamma_mlp_middle=0.1)
@@ -167,6 +167,27 @@ def test_gamma_on_a_layer_group_changes_the_relevance_and_conserves(family: str)
     with torch.no_grad():
         output = model(input_ids=input_ids).logits
     logits = (output[:, -1] if output.dim() == 3 else output).gather(1, targets[:, None]).squeeze(1)
-    _check_conservation(relevance, gamma.last_absorbed, logits)
+    _check_conservation(relevance, gamma.last_absorbed, logits.sign())  # the sign seed: relevance sums to ±1
     reference = plain.attribute(input_ids, targets)
     assert float((relevance - reference).abs().max()) > 1e-3 * float(reference.abs().max())  # gamma did act
+
+
+def test_the_seed_is_what_relevance_sums_to() -> None:
+    """As for the LRP variants: ±1 (sign, the default), the logit, or 1 (one_hot); the same map scaled per sample."""
+    model = _text_model("llama")
+    input_ids = torch.randint(3, VOCAB, (BATCH, LENGTH), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        output = model(input_ids=input_ids).logits[:, -1]  # the next token's
+    targets = torch.stack([output[0].argmax(), output[1].argmin(), output[2].argmax()])
+    logits = output.gather(1, targets[:, None]).squeeze(1)
+    assert (logits < 0).any() and (logits > 0).any()  # both signs, so sign and one_hot differ
+    totals = {}
+    for seed in ("sign", "logit", "one_hot"):
+        explainer = LRPAttn(model, seed=seed)
+        relevance = explainer.attribute(input_ids, targets)
+        totals[seed] = relevance.sum(1) + sum(explainer.last_absorbed.values(), torch.zeros_like(logits))
+    assert torch.allclose(totals["sign"], logits.sign(), rtol=1e-4)
+    assert torch.allclose(totals["logit"], logits, rtol=1e-4)
+    assert torch.allclose(totals["one_hot"], torch.ones_like(logits), rtol=1e-4)
+    with pytest.raises(ValueError, match="seed must be one of 'sign', 'logit', 'one_hot'"):
+        LRPAttn(model, seed="unit")

@@ -134,7 +134,7 @@ def test_gamma_on_the_attention_projections_changes_the_map_and_conserves() -> N
     assert not torch.allclose(a, b, rtol=1e-3)
     logits = model(x).gather(1, targets[:, None]).squeeze(1)
     total = b.flatten(1).sum(1) + sum(gamma.last_absorbed.values())
-    assert torch.allclose(total, logits, rtol=1e-4)
+    assert torch.allclose(total, logits.sign(), rtol=1e-4)  # the sign seed: ±1
 
 
 def test_an_attention_the_decomposition_does_not_cover_is_refused() -> None:

@@ -110,7 +110,7 @@ def test_lrpattn_on_padded_text_conserves_and_gives_padding_nothing() -> None:
     assert torch.all(relevance[ids < 0] == 0)
     absorbed = sum(explainer.last_absorbed.values(), torch.zeros(len(ids), dtype=torch.float64))
     explained = logits.gather(1, targets[:, None]).squeeze(1)  # the logit at each sample's last token
-    assert torch.allclose(relevance.sum(1) + absorbed, explained, rtol=1e-4)
+    assert torch.allclose(relevance.sum(1) + absorbed, explained.sign(), rtol=1e-4)  # the sign seed: ±1
     assert float((relevance[ids >= 0].abs() > 1e-8).double().mean()) > 0.9
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._base import SEEDS
 from .._tunable import Tunable, Tunables
 from .._variants import LOG_UNIT_INTERVAL
 from ._groups import layer_groups
@@ -31,11 +32,12 @@ class LRPAttn:
     which the gamma rule at the search space's lower bound (1e-6) equals within 1e-6. :meth:`attribute` returns one
     relevance per token for token ids, per pixel for images; :attr:`last_absorbed` names what the last
     attribution's relevance lost on the way, per sample (the softmax's bias terms, position embeddings, a class
-    token). ``model`` is the model itself, or a :class:`TextClassifier` or :class:`ImageClassifier` of it (the
-    forms ``tune()`` takes).
+    token). ``seed`` is what the relevance sums to with what was absorbed, as for the LRP variants: ``"sign"`` ±1 (the
+    sign of the explained logit), ``"logit"`` the logit, ``"one_hot"`` 1. ``model`` is the model itself, or a
+    :class:`TextClassifier` or :class:`ImageClassifier` of it (the forms ``tune()`` takes).
     """
 
-    PARAMETERS = ("epsilon", "attention", "gamma")
+    PARAMETERS = ("epsilon", "attention", "gamma", "seed")
 
     def __init__(
         self,
@@ -44,7 +46,11 @@ class LRPAttn:
         epsilon: float = 1e-6,
         attention: str = "attnlrp",
         gamma: dict[str, float] | None = None,
+        seed: str = "sign",
     ) -> None:
+        if seed not in SEEDS:
+            raise ValueError(f"seed must be one of {', '.join(map(repr, SEEDS))}, got {seed!r}")
+        self.seed = seed
         self.hf_model = model.model if isinstance(model, (TextClassifier, ImageClassifier)) else model
         check_family(self.hf_model)
         check_attention_rule(attention)
@@ -104,7 +110,13 @@ class LRPAttn:
     # -- values ----------------------------------------------------------------------------------------
     def parameters(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this explainer."""
-        return {"model": self.model, "epsilon": self.epsilon, "attention": self.attention, "gamma": dict(self.gamma)}
+        return {
+            "model": self.model,
+            "epsilon": self.epsilon,
+            "attention": self.attention,
+            "gamma": dict(self.gamma),
+            "seed": self.seed,
+        }
 
     def settings(self) -> dict[str, Any]:
         """The parameters without the model: what a study records beside each trial."""
@@ -172,7 +184,7 @@ class LRPAttn:
         }
         targets = torch.as_tensor(targets).reshape(-1)
         if inputs.is_floating_point():
-            relevance, absorbed, _ = image_relevance(
+            relevance, absorbed, logits = image_relevance(
                 self.hf_model, inputs, targets, self.epsilon, self.attention, gammas
             )
         else:
@@ -180,8 +192,18 @@ class LRPAttn:
                 inputs, attention_mask, zero = self.model.split(inputs)
                 if zero.any():
                     raise ValueError("the zero-embedding id is a perturbation baseline, not a token to explain")
-            relevance, absorbed, _ = text_relevance(
+            relevance, absorbed, logits = text_relevance(
                 self.hf_model, inputs, targets, attention_mask, self.epsilon, self.attention, gammas
             )
-        self.last_absorbed = absorbed
-        return relevance
+        scale = _seed_scale(logits, self.seed)  # the rules are linear in the relevance put in
+        self.last_absorbed = {name: part * scale for name, part in absorbed.items()}
+        return relevance * scale.reshape(-1, *(1,) * (relevance.dim() - 1))
+
+
+def _seed_scale(logits: torch.Tensor, seed: str) -> torch.Tensor:
+    """Per sample, what turns relevance that sums to the logit into relevance that sums to the seed: 1 (``"logit"``),
+    1 / |logit| (``"sign"``: ±1) or 1 / logit (``"one_hot"``: 1); 0 where the logit is 0."""
+    if seed == "logit":
+        return torch.ones_like(logits)
+    divisor = logits.abs() if seed == "sign" else logits
+    return torch.where(logits == 0, 0.0, 1.0 / torch.where(logits == 0, 1.0, divisor))
