@@ -292,3 +292,18 @@ def test_texts_are_cut_at_the_models_positions(saved_bert, tmp_path) -> None:
     config = json.loads((saved_bert / "config.json").read_text())
     ids, _ = model_preset(f"hf:{saved_bert}").load_data(tmp_path / "long.txt")
     assert ids.shape[1] == min(128, config["max_position_embeddings"]) and (ids[1] < 0).any()
+
+
+def test_weights_none_draws_the_model_from_its_config_with_the_seed(saved_bert) -> None:
+    from studies import model_preset
+
+    saved = model_preset(f"hf:{saved_bert}").load_model()
+    random = model_preset(f"hf:{saved_bert}", weights="none")
+    first, again, other = random.load_model(seed=1), random.load_model(seed=1), random.load_model(seed=2)
+
+    def weight(model):
+        return model.model.bert.encoder.layer[0].attention.self.query.weight
+
+    assert torch.equal(weight(first), weight(again))
+    assert not torch.equal(weight(first), weight(other)) and not torch.equal(weight(first), weight(saved))
+    assert random.name.endswith("@none")
