@@ -193,15 +193,17 @@ def _draw_map(ax: Axes, relevance: np.ndarray, limit: float, image: bool, words:
 
 #: lines of a text shown in the input row (the whole text is in each map)
 INPUT_LINES = 10
-#: characters per line of a token map (monospace, so a word's place follows from the characters before it)
-TOKEN_LINE = 30
+#: the width of a monospace character in ems (DejaVu Sans Mono's 0.6, a little more for the boxes' padding): a
+#: token's place follows from the characters before it
+MONOSPACE_WIDTH = 0.66
 
 
 def _draw_tokens(ax: Axes, words: list[str], colours: np.ndarray) -> None:
     """The tokens as wrapped monospace text, each on a box of its colour; a long text in smaller type (more
     characters a line, lines closer), so that it stays in its panel."""
+    width = ax.get_position().width * ax.figure.get_figwidth() * 72  # the panel's width in points
     for size in np.arange(7.0, 2.5, -0.5):
-        per_line, step = TOKEN_LINE * 7 / size, 0.075 * size / 7
+        per_line, step = max(8.0, width / (MONOSPACE_WIDTH * size)), 0.075 * size / 7
         places, column, line = [], 0, 0
         for word in words:
             if column and column + len(word) > per_line:
