@@ -201,7 +201,9 @@ MONOSPACE_WIDTH = 0.66
 def _draw_tokens(ax: Axes, words: list[str], colours: np.ndarray) -> None:
     """The tokens as wrapped monospace text, each on a box of its colour; a long text in smaller type (more
     characters a line, lines closer), so that it stays in its panel."""
-    width = ax.get_position().width * ax.figure.get_figwidth() * 72  # the panel's width in points
+    figure = ax.get_figure(root=True)
+    assert figure is not None, "a token map is drawn on an axes of a figure"
+    width = ax.get_position().width * figure.get_figwidth() * 72  # the panel's width in points
     for size in np.arange(7.0, 2.5, -0.5):
         per_line, step = max(8.0, width / (MONOSPACE_WIDTH * size)), 0.075 * size / 7
         places, column, line = [], 0, 0
