@@ -6,7 +6,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 
@@ -20,6 +21,21 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - start, result
+
+
+def interleaved_medians(
+    runs: Mapping[str, Callable[[], object]], repeats: int, warm_up: bool = True
+) -> dict[str, float]:
+    """Median seconds of each run over ``repeats`` rounds, every round running each once in turn (so all see the same
+    conditions); each run once before, untimed, where ``warm_up``."""
+    if warm_up:
+        for run in runs.values():
+            run()
+    seconds: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(repeats):
+        for label, run in runs.items():
+            seconds[label].append(timed(run)[0])
+    return {label: median(values) for label, values in seconds.items()}
 
 
 def median(values: Iterable[float]) -> float:
@@ -64,3 +80,11 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: its peak) in MiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")

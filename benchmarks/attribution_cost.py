@@ -28,7 +28,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from _timing import machine, median, table, timed
+from _timing import interleaved_medians, machine, status_mib, table
 from zoo import build, input_size, photos
 
 from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
@@ -81,13 +81,7 @@ def timing(name: str, size: int, batch: int, repeats: int) -> dict[str, float]:
     with torch.no_grad():
         targets = model(images).argmax(1)
     runs = {**gradient_runs(model, images, targets), **attribution_runs(model, images, targets)}
-    for run in runs.values():  # warm-up
-        run()
-    seconds: dict[str, list[float]] = {label: [] for label in runs}
-    for _ in range(repeats):
-        for label, run in runs.items():
-            seconds[label].append(timed(run)[0])
-    return {label: median(values) for label, values in seconds.items()}
+    return interleaved_medians(runs, repeats)
 
 
 #: five configurations of a variant: every tunable at each of these values
@@ -111,11 +105,8 @@ def shared_forward(name: str, size: int, batch: int, repeats: int) -> dict[str, 
             "shared": lambda e=explainer, c=configurations: e.attribute_many(c, images, targets),
             "separate": lambda es=explainers: [e.attribute(images, targets) for e in es],
         }
-        seconds: dict[str, list[float]] = {"shared": [], "separate": []}
-        for _ in range(repeats):
-            for key, run in runs.items():
-                seconds[key].append(timed(run)[0])
-        ratios[label] = median(seconds["shared"]) / median(seconds["separate"])
+        seconds = interleaved_medians(runs, repeats, warm_up=False)
+        ratios[label] = seconds["shared"] / seconds["separate"]
     return ratios
 
 
@@ -160,14 +151,6 @@ def equality(name: str) -> dict[str, object]:
     return record
 
 
-def _status_mib(field: str) -> float:
-    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: its peak) in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def memory_child(kind: str, size: int, batch: int) -> None:
     """In a fresh process: ResNet-50 and its inputs, the peak reset (Linux's clear_refs), then one run of ``kind``;
     prints the resident memory before the run and its peak during it (MiB)."""
@@ -177,9 +160,9 @@ def memory_child(kind: str, size: int, batch: int) -> None:
         targets = model(images).argmax(1)
     runs = {**gradient_runs(model, images, targets), **attribution_runs(model, images, targets)}
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the resident memory now
-    before = _status_mib("VmRSS")
+    before = status_mib("VmRSS")
     runs[kind]()
-    print(json.dumps({"before": before, "after": _status_mib("VmHWM")}))
+    print(json.dumps({"before": before, "after": status_mib("VmHWM")}))
 
 
 def memory(size: int, batch: int) -> dict[str, dict[str, float]]:

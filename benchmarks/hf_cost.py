@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from _timing import machine, median, table, timed
+from _timing import interleaved_medians, machine, status_mib, table
 
 from explainers.attnlrp import LRPAttn, TextClassifier
 
@@ -75,30 +75,16 @@ def runs(model: TextClassifier, ids: torch.Tensor, targets: torch.Tensor) -> dic
 
 def timing(name: str, batch: int, length: int, repeats: int) -> dict[str, float]:
     model, ids, targets = setup(name, batch, length)
-    labelled = runs(model, ids, targets)
-    for run in labelled.values():  # warm-up
-        run()
-    seconds: dict[str, list[float]] = {label: [] for label in labelled}
-    for _ in range(repeats):
-        for label, run in labelled.items():
-            seconds[label].append(timed(run)[0])
-    return {label: median(values) for label, values in seconds.items()}
-
-
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    return interleaved_medians(runs(model, ids, targets), repeats)
 
 
 def memory_child(name: str, kind: str, batch: int, length: int) -> None:
     """In a fresh process: the model and its inputs, the peak reset, one run of ``kind``; prints MiB before/peak."""
     run = runs(*setup(name, batch, length))[kind]
     Path("/proc/self/clear_refs").write_text("5")
-    before = _status_mib("VmRSS")
+    before = status_mib("VmRSS")
     run()
-    print(json.dumps({"before": before, "after": _status_mib("VmHWM")}))
+    print(json.dumps({"before": before, "after": status_mib("VmHWM")}))
 
 
 def memory(name: str, batch: int, length: int) -> dict[str, dict[str, float]]:
