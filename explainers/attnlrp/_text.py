@@ -23,9 +23,9 @@ class TextClassifier(nn.Module):
     embedding (the ``"zero"`` baseline). Returns the class logits (B, classes), or a language model's next-token
     logits (B, vocab) at each sample's last attended position.
 
-    ``mask_token_id`` / ``unk_token_id`` (the tokenizer's; the config's pad token stands in for a missing mask
-    token) name the ``"mask"`` and ``"unk"`` baselines; ``vocabulary`` (each id's token as text) lets figures show
-    words.
+    ``mask_token_id`` / ``unk_token_id`` (the tokenizer's) name the ``"mask"`` and ``"unk"`` baselines; the pad
+    token (``pad_token_id``, else the config's) stands in for a missing mask token. ``vocabulary`` (each id's token
+    as text) lets figures show words.
     """
 
     def __init__(
@@ -34,6 +34,7 @@ class TextClassifier(nn.Module):
         *,
         mask_token_id: int | None = None,
         unk_token_id: int | None = None,
+        pad_token_id: int | None = None,
         vocabulary: Sequence[str] | None = None,
     ):
         super().__init__()
@@ -41,7 +42,7 @@ class TextClassifier(nn.Module):
         self.model = model
         config: Any = model.config
         self.vocab_size = int(model.get_input_embeddings().num_embeddings)  # type: ignore[operator]
-        pad = getattr(config, "pad_token_id", None)
+        pad = pad_token_id if pad_token_id is not None else getattr(config, "pad_token_id", None)
         self.token_ids = {"mask": mask_token_id if mask_token_id is not None else pad, "unk": unk_token_id}
         self.causal = is_causal(model)
         self.num_labels = int(config.num_labels)

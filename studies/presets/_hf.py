@@ -19,6 +19,8 @@ from ..loading._preprocessing import Preprocessing, load_images
 from ..loading._text import MAX_TOKENS, label_indices, read_texts, token_ids
 
 HF_PREFIX = "hf:"
+#: a text preset's input bounds: token ids have none, and no LRPAttn rule reads them
+NO_BOUNDS = torch.zeros(1, 1, 1, 1)
 #: the head classes of the tasks read from a config's ``architectures``, by the end of the class name
 TASKS = {
     "ForSequenceClassification": "sequence classification",
@@ -76,14 +78,13 @@ def hf_preset(source: str) -> Preset:
             )
         return ids, label_indices(labels[: len(ids)], getattr(config, "label2id", None), config.num_labels)
 
-    no_bounds = torch.zeros(1, 1, 1, 1)  # token ids have no pixel bounds; no LRPAttn rule reads them
     return Preset(
         name=f"{HF_PREFIX}{source}",
         description=f"Hugging Face {config.model_type} {task} from {source}",
         model=model,
         data=data,
-        low=no_bounds,
-        high=no_bounds,
+        low=NO_BOUNDS,
+        high=NO_BOUNDS,
     )
 
 
@@ -188,8 +189,7 @@ def _tokenizer(source: str) -> Any | None:
 def _text_classifier(model: nn.Module, tokenizer: Any | None) -> nn.Module:
     from explainers.attnlrp import TextClassifier
 
-    ids = {name: getattr(tokenizer, f"{name}_token_id", None) for name in ("mask", "pad", "unk")}
-    mask = ids["mask"] if ids["mask"] is not None else ids["pad"]
+    ids = {f"{name}_token_id": getattr(tokenizer, f"{name}_token_id", None) for name in ("mask", "pad", "unk")}
     size = model.get_input_embeddings().num_embeddings  # type: ignore[operator]
     vocabulary = None if tokenizer is None else tokenizer.convert_ids_to_tokens(list(range(size)))
-    return TextClassifier(model, mask_token_id=mask, unk_token_id=ids["unk"], vocabulary=vocabulary)
+    return TextClassifier(model, **ids, vocabulary=vocabulary)

@@ -13,7 +13,7 @@ from .._base import Data, Preset
 from ..loading._text import label_indices, read_texts, token_ids
 from ..loading._weights import cache_dir
 from ._cache import cached_model, embedded_model
-from ._hf import import_transformers
+from ._hf import NO_BOUNDS, import_transformers
 from ._text_evidence_model import (
     MAX_POSITIONS,
     RECIPE_HASH,
@@ -57,15 +57,13 @@ def load_text_evidence_data(data_dir: Path | None, n_samples: int | None) -> Dat
     return held_ids[:n_samples], held_labels[:n_samples], held_masks[:n_samples]
 
 
-_NO_BOUNDS = torch.zeros(1, 1, 1, 1)  # token ids have no pixel bounds
-
 TEXT_EVIDENCE = Preset(
     name="text-evidence",
     description="a 2-layer BERT trained on synthetic sentences whose label is decided by planted evidence words, "
     "with the evidence known (masks)",
     model=load_text_evidence_model,
     data=load_text_evidence_data,
-    low=_NO_BOUNDS,
-    high=_NO_BOUNDS,
+    low=NO_BOUNDS,
+    high=NO_BOUNDS,
     defaults={"n_samples": 64, "n_trials": 40, "batch_size": 32},
 )
