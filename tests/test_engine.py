@@ -157,3 +157,26 @@ def test_configurations_share_one_forward(family: str) -> None:
     for one, other in zip(shared, separate):
         assert relative_error(one, other) <= 1e-12
     assert relative_error(separate[0], separate[1]) > 1e-3  # the configurations differ, so the check could fail
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("bounds", ["numbers", "per-channel", "per-pixel"])
+def test_box_rule_equals_the_zennit_hook(groups: int, bounds: str) -> None:
+    """The first layer's z-box rule with the bounds a user may give (numbers, a tensor per channel, one per pixel
+    and sample) on a plain and a grouped convolution."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, groups=groups), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 8 * 8, 5),
+    ).double().eval()  # fmt: skip
+    inputs = torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    targets = model(inputs).argmax(1)
+    spread = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).view(1, 3, 1, 1)
+    low, high = {
+        "numbers": (-3.0, 3.0),
+        "per-channel": (-spread, spread),
+        "per-pixel": (inputs.min() - torch.rand_like(inputs), inputs.max() + torch.rand_like(inputs)),
+    }[bounds]
+    relevance, reference = both_paths(LRPEpsilonGammaBox(model, low=low, high=high), inputs, targets)
+    assert float((reference != 0).double().mean()) > 0.9
+    assert relative_error(relevance, reference) <= TOLERANCE

@@ -369,6 +369,26 @@ def test_fast_gamma_equals_zennit_gamma(kind, signed, gamma, zero_params):
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("kind", list(DIRECT_LAYERS))
+def test_fast_gamma_without_relevance_where_z_is_negative(kind, monkeypatch):
+    """Where no relevance reaches a neuron with z < 0 (a layer only a ReLU reads), the pass through the
+    negative-boosted weights is left out and the result is still zennit's; with relevance there, it runs."""
+    layer, x, relevance = direct_case(kind, signed=False)
+    with torch.no_grad():
+        output = layer(x)
+    assert bool((output < 0).any()) and bool((output > 0).any())
+    calls = []
+    direct = _gamma.direct_input_gradient
+    monkeypatch.setattr(_gamma, "direct_input_gradient", lambda *args: calls.append(1) or direct(*args))
+    for seed_relevance, passes in ((relevance * (output > 0), 1), (relevance, 2)):
+        calls.clear()
+        ours = relevance_of(FastGamma(gamma=0.25, stabilizer=1e-6), layer, x, seed_relevance)
+        theirs = relevance_of(Gamma(gamma=0.25, stabilizer=1e-6), layer, x, seed_relevance)
+        assert len(calls) == passes
+        assert float(theirs.abs().amax()) > 0
+        torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize(
     "stabilizer", [Stabilizer(1e-3, clip=True), lambda z: z + 1e-6 * (z >= 0).to(z) * 2 - 1e-6], ids=["clip", "fn"]
 )

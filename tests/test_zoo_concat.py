@@ -15,7 +15,9 @@ from torchvision.models.googlenet import InceptionAux as GoogLeNetInceptionAux
 from torchvision.models.inception import InceptionA, InceptionAux
 from torchvision.models.resnet import Bottleneck, ResNet
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonPlus
+from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
+import explainers._base
 import explainers.canonizers._registry as canonizers_module
 from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonPlus, LRPLayerwise, LRPUniformEpsilon
 from explainers._conservation import conservation_model, relevance_sums
@@ -282,3 +284,21 @@ def test_aux_logits_change_nothing_in_eval_mode(builder, size):
 def test_concatenating_models_are_covered():
     for family in ("densenet", "googlenet", "inception_v3"):
         check_supported(prepared(family)[0])
+
+
+@pytest.mark.parametrize("family", ["resnet", "resnext", "vgg"])
+def test_resnet_and_vgg_canonizers_equal_zennits(family, monkeypatch):
+    """ResNet blocks split their add through :class:`ResNetBlockCanonizer` and VGGs merge BatchNorm sequentially:
+    every variant's relevance (biases and BatchNorm shifts kept) is that of zennit's ResNet and VGG canonizers."""
+    build, size = FAMILIES[family]
+    torch.manual_seed(0)
+    model = batch_norms_randomised(build())
+    inputs = torch.randn(2, 3, size, size, dtype=torch.float64)
+    targets = torch.tensor([1, 7])
+    ours = {name: make(model).attribute(inputs, targets) for name, make in zoo_variants().items()}
+    zennits = ResNetCanonizer if family != "vgg" else VGGCanonizer
+    monkeypatch.setattr(explainers._base, "default_canonizers", lambda model: [zennits()])
+    for name, make in zoo_variants().items():
+        reference = make(model).attribute(inputs, targets)
+        assert reference.abs().amax() > 0
+        torch.testing.assert_close(ours[name], reference, rtol=1e-9, atol=1e-12 * float(reference.abs().amax()))

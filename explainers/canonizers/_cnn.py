@@ -1,4 +1,4 @@
-"""Canonizers for torchvision's convolutional blocks beyond ResNet and VGG (residual adds, gates, layer scale).
+"""Canonizers for torchvision's convolutional blocks (residual adds, gates, layer scale).
 
 Under a zennit composite, what flows backward between hooked modules is relevance, so arithmetic a block's forward
 does outside its submodules must say how it passes relevance on (the pattern of zennit's
@@ -27,6 +27,7 @@ from torchvision.models import (
     mobilenetv2,
     mobilenetv3,
     regnet,
+    resnet,
 )
 from torchvision.ops import SqueezeExcitation
 from zennit.canonizers import AttributeCanonizer
@@ -70,6 +71,24 @@ class BlockCanonizer(AttributeCanonizer):
 
     def copy(self) -> BlockCanonizer:
         return self.__class__()
+
+
+@register_canonizer(resnet.BasicBlock, resnet.Bottleneck)
+class ResNetBlockCanonizer(BlockCanonizer):
+    """ResNet's basic and bottleneck blocks :cite:p:`he2016deep`: ``relu(downsample(x) + branch(x))``, the add
+    through a Sum, as zennit's ResNet canonizers (same layers, same order), with the terms stacked along a new first
+    dimension (:func:`~explainers.canonizers._parts.term_sum`) rather than zennit's last."""
+
+    block_type = (resnet.BasicBlock, resnet.Bottleneck)
+
+    @staticmethod
+    def forward(block: resnet.BasicBlock | resnet.Bottleneck, x: torch.Tensor) -> torch.Tensor:
+        out = block.relu(block.bn1(block.conv1(x)))
+        out = block.bn2(block.conv2(out))
+        if isinstance(block, resnet.Bottleneck):
+            out = block.bn3(block.conv3(block.relu(out)))
+        shortcut = x if block.downsample is None else block.downsample(x)
+        return block.relu(residual(block, shortcut, out))
 
 
 @register_canonizer(SqueezeExcitation)

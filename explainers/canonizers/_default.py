@@ -1,12 +1,11 @@
-"""The canonizers a model gets: one for the model's family (zennit's ResNet or VGG canonizer, else BatchNorm merged
-where it follows its linear layer), then every registered canonizer whose module types the model contains."""
+"""The canonizers a model gets: BatchNorm merged into its linear layer (zennit's sequential merge for ResNets and VGGs,
+else where it follows its linear layer), then every registered canonizer whose module types the model contains."""
 
 from __future__ import annotations
 
 from torch import nn
 from torchvision.models import VGG, ResNet
-from zennit.canonizers import Canonizer
-from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
 
 from . import _registry
 from ._attention import AttentionCanonizer, EncoderCanonizer, TransformerLayerCanonizer, check_attention
@@ -20,17 +19,15 @@ SEQUENCE_CANONIZERS = (AttentionCanonizer, TransformerLayerCanonizer, EncoderCan
 def default_canonizers(model: nn.Module) -> list[Canonizer]:
     """Fresh canonizers that make ``model`` fit for LRP.
 
-    torchvision ResNets get zennit's ResNetCanonizer (relevance split at every residual add instead of doubling),
-    VGGs the VGGCanonizer, anything else :class:`AdjacentMergeBatchNorm`; then the registered canonizers of the
-    blocks the model contains, in registration order (vision blocks, then attention, transformer and recurrent
-    layers). Raises ``NotImplementedError`` for sequence-module options the rules do not cover, before anything is
-    changed.
+    torchvision ResNets and VGGs get zennit's ``SequentialMergeBatchNorm`` (as zennit's ResNet and VGG canonizers),
+    anything else :class:`AdjacentMergeBatchNorm`; then the registered canonizers of the blocks the model contains
+    (a ResNet's blocks: relevance split at every residual add instead of doubling), in registration order (vision
+    blocks, then attention, transformer and recurrent layers). Raises ``NotImplementedError`` for sequence-module
+    options the rules do not cover, before anything is changed.
     """
     modules = _checked_modules(model)
-    if any(isinstance(module, ResNet) for module in modules):
-        canonizers: list[Canonizer] = [ResNetCanonizer()]
-    elif any(isinstance(module, VGG) for module in modules):
-        canonizers = [VGGCanonizer()]
+    if any(isinstance(module, (ResNet, VGG)) for module in modules):
+        canonizers: list[Canonizer] = [SequentialMergeBatchNorm()]
     else:
         canonizers = [AdjacentMergeBatchNorm()]
     return canonizers + _registered(modules, lambda factory: True)

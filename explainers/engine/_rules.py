@@ -151,8 +151,8 @@ class AlphaBetaRule(EngineRule):
     def relevance(self, module, input, stored, relevance):
         weight, bias = weight_and_bias(module, self.zero_params)
         w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
-        positive = contributions(stored, module, input, weight, bias)
-        negative = contributions(stored, module, input, weight, bias, positive=False)
+        positive = contributions(stored, module, input, weight, bias, w_plus)
+        negative = contributions(stored, module, input, weight, bias, w_minus, positive=False)
         x_minus = None if nonnegative_input(stored, input) else input.clamp(max=0)
         x_plus = input if x_minus is None else input.clamp(min=0)
         share_positive, share_negative = self._shares(relevance, positive, negative)
@@ -189,14 +189,16 @@ class AlphaBetaRule(EngineRule):
 
 class BoxRule(EngineRule):
     """zennit's ``ZBox`` on a dense layer or zero-padded convolution: z = W x - W+ low - W- high (the biases
-    b - b+ - b- cancel), R_i = x_i (W^T s)_i - low_i (W+^T s)_i - high_i (W-^T s)_i with s = R / stab(z)."""
+    b - b+ - b- cancel), R_i = x_i (W^T s)_i - low_i (W+^T s)_i - high_i (W-^T s)_i with s = R / stab(z). Bounds
+    alike for every sample (the usual per-channel ones) pass through the layer once, not once per sample; the three
+    gradients are one pass through the three weights side by side (where the layer has one group)."""
 
     def __init__(self, hook: ZBox) -> None:
         self.hook = hook
         self.zero_params = hook.param_modifiers[0].zero_params
 
     def relevance(self, module, input, stored, relevance):
-        low, high = (modifier(input) for modifier in self.hook.input_modifiers[1:])
+        low, high = (_per_sample(modifier(input)) for modifier in self.hook.input_modifiers[1:])
         weight, bias = weight_and_bias(module, self.zero_params)
         w_plus, w_minus, b_plus, b_minus = _signed_parts(weight, bias)
         outputs = [
@@ -205,10 +207,29 @@ class BoxRule(EngineRule):
             modified_forward(module, high, w_minus, b_minus),
         ]
         share = self.hook.gradient_mapper(relevance, outputs)[0]
-        result = input * direct_input_gradient(module, input, weight, share)
-        result.addcmul_(low, direct_input_gradient(module, input, w_plus, share), value=-1.0)
-        result.addcmul_(high, direct_input_gradient(module, input, w_minus, share), value=-1.0)
+        if getattr(module, "groups", 1) == 1:
+            channel = -1 if isinstance(module, nn.Linear) else 1
+            shape = list(input.shape)
+            shape[channel] *= 3
+            stacked = input.new_empty(shape)  # only its shape is read
+            weights = torch.cat([weight, w_plus, w_minus], dim=1)
+            gradients = direct_input_gradient(module, stacked, weights, share).chunk(3, channel)
+            gradient, gradient_plus, gradient_minus = gradients
+        else:
+            gradient, gradient_plus, gradient_minus = (
+                direct_input_gradient(module, input, part, share) for part in (weight, w_plus, w_minus)
+            )
+        result = input * gradient
+        result.addcmul_(low, gradient_plus, value=-1.0)
+        result.addcmul_(high, gradient_minus, value=-1.0)
         return result
+
+
+def _per_sample(bound: torch.Tensor) -> torch.Tensor:
+    """``bound`` (shaped like the input), its first sample alone where every sample's is the same (it then passes
+    through the layer once and broadcasts over the batch)."""
+    first = bound[:1]
+    return first if torch.equal(bound, first.expand_as(bound)) else bound
 
 
 def _signed_parts(

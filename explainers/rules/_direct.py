@@ -150,21 +150,23 @@ def contributions(
     input: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
+    w_same: torch.Tensor | None = None,
     positive: bool = True,
 ) -> torch.Tensor:
     """z+_j = (x+ w+ + x- w-)_j + b+_j (z-plus's total, the positive part of gamma and alpha-beta), or with
     ``positive=False`` z-_j = (x+ w- + x- w+)_j + b-_j; ``bias`` None where it is zeroed. One pass on an input
     without negative values. Kept with the layer's output, so the configurations that share a forward pass compute it
-    once: callers must not change it in place."""
+    once: callers must not change it in place. ``w_same``: w+ (w- for the negative part), where the caller has it."""
     parts = stored_tensors.setdefault("parts", {})
     key = ("positive" if positive else "negative", bias is None)
     if key not in parts:
-        w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
-        w_same, w_other = (w_plus, w_minus) if positive else (w_minus, w_plus)
+        if w_same is None:
+            w_same = weight.clamp(min=0) if positive else weight.clamp(max=0)
         b_same = None if bias is None else bias.clamp(min=0) if positive else bias.clamp(max=0)
         if nonnegative_input(stored_tensors, input):
             parts[key] = modified_forward(module, input, w_same, b_same)
         else:
+            w_other = weight - w_same  # w- for the positive part, w+ for the negative one
             parts[key] = modified_forward(module, input.clamp(min=0), w_same, b_same).add_(
                 modified_forward(module, input.clamp(max=0), w_other)
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import torch
 from zennit.core import Stabilizer
@@ -73,8 +73,10 @@ class FastGamma(Gamma):
         w_plus = weight.clamp(min=0)
         # p = x+ w+ + x- w- (+ b+, where the bias is kept, added by the convolution itself)
         zeroed_bias = bias is not None and is_zeroed("bias", self.zero_params)
-        part = contributions(self.stored_tensors, module, input, weight, None if zeroed_bias else bias)
+        part = contributions(self.stored_tensors, module, input, weight, None if zeroed_bias else bias, w_plus)
         nonnegative = nonnegative_input(self.stored_tensors, input)
+        if nonnegative and self.epsilon is not None and not zeroed_bias:
+            return self._nonnegative_backward(module, input, weight, w_plus, output, part, out_grad)
         # z + gamma p and z + gamma (z - p) = lerp(p, z, 1 + gamma), the biases b + gamma b+ and b + gamma b- (or none)
         base = output - channel_view(module, bias, output) if zeroed_bias and bias is not None else output
         positive = torch.add(base, part, alpha=gamma)
@@ -102,6 +104,38 @@ class FastGamma(Gamma):
         shares = torch.add(share_positive, share_negative, alpha=flip)
         total = direct_input_gradient(module, input, weight, shares)
         return input.abs() * gradient + (2.0 + gamma) * input.clamp(max=0) * total
+
+    def _nonnegative_backward(
+        self,
+        module: torch.nn.Module,
+        input: torch.Tensor,
+        weight: torch.Tensor,
+        w_plus: torch.Tensor,
+        output: torch.Tensor,
+        part: torch.Tensor,
+        out_grad: torch.Tensor,
+    ) -> torch.Tensor:
+        """The common case (an input without negative values, the plain stabilizer, the bias kept) in fewer passes:
+        one modified total, z + gamma p where z > 0 and z + gamma (z - p) elsewhere, which has the sign of z where
+        z != 0; and no pass through the negative-boosted weights where no relevance reaches a neuron with z < 0 (a
+        layer whose output only a ReLU reads: there the next layer's input, and so its relevance, is 0)."""
+        gamma = self.gamma
+        floor = epsilon_floor(cast(float, self.epsilon), output)
+        # float indicators (several times faster than boolean masks on the CPU): -1 where z < 0, 1 where z > 0
+        negative = output.sign()
+        positive = negative.clamp(min=0)
+        negative.clamp_(max=0)
+        # z + gamma p, and z + gamma (z - p) where z < 0; then + epsilon where z >= 0 and - epsilon where z < 0 (the
+        # plain stabilizer; at z = 0 the share is 0 below, the denominator only kept away from 0)
+        total = torch.add(output, part, alpha=gamma)
+        total.addcmul_(negative, torch.add(output, part, alpha=-2.0), value=-gamma)
+        share = out_grad / total.add_(negative, alpha=2.0 * floor).add_(floor)
+        share_negative = share * negative  # the negative share with its sign flipped, subtracted below
+        gradient = direct_input_gradient(module, input, torch.add(weight, w_plus, alpha=gamma), share.mul_(positive))
+        if not (float(share_negative.amin()) == 0.0 and float(share_negative.amax()) == 0.0):  # a NaN runs the pass
+            w_negative = torch.lerp(w_plus, weight, 1.0 + gamma)
+            gradient.sub_(direct_input_gradient(module, input, w_negative, share_negative))
+        return gradient.mul_(input)
 
     def copy(self) -> FastGamma:
         """A fresh instance per module (zennit's copy would drop this rule's parameters)."""

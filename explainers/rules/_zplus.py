@@ -110,7 +110,7 @@ class ConservingZPlus(BasicHook):
         as the autograd passes, without their graphs, and without a forward pass for the fallback's z_j."""
         weight, bias = weight_and_bias(module, self.zero_params)
         w_plus = weight.clamp(min=0)
-        positive = contributions(self.stored_tensors, module, input, weight, bias)
+        positive = contributions(self.stored_tensors, module, input, weight, bias, w_plus)
         nonnegative = nonnegative_input(self.stored_tensors, input)
         if not nonnegative:
             x_plus, x_minus, w_minus = input.clamp(min=0), input.clamp(max=0), weight.clamp(max=0)
