@@ -8,7 +8,8 @@ interleaved; each as a ratio over the gradient. Then, in float64 at the zoo's sm
 per-sample max |engine - hooks| / max |hooks|, and the layers that keep a zennit hook under the engine. ``--memory``
 adds the peak resident memory of a fresh process that runs one gradient or one attribution on ResNet-50;
 ``--study`` the trials per hour of a 20-trial resnet50 preset study (``--weights none``, panel off) with the engine
-and with ``LRP_TUNER_ENGINE=off``.
+and with ``LRP_TUNER_ENGINE=off``. Every process keeps freed memory for reuse as ``python -m tuner`` does
+(:func:`explainers.engine.keep_freed_memory`), the gradient's as well; ``--default-allocator`` leaves malloc as it is.
 
     python benchmarks/attribution_cost.py --memory --study --save benchmarks/RESULTS-attribution_cost.json
     python benchmarks/attribution_cost.py --names resnet50 --repeats 3
@@ -32,7 +33,7 @@ from _timing import interleaved_medians, machine, status_mib, table
 from zoo import build, input_size, photos
 
 from explainers import LRPEpsilonAlpha2Beta1, LRPEpsilonGammaBox, LRPEpsilonPlus, LRPUniformEpsilon
-from explainers.engine import EngineComposite, zennit_hooks
+from explainers.engine import EngineComposite, keep_freed_memory, zennit_hooks
 from tuner.search._study import median_trial_seconds
 
 NAMES = ("resnet50", "vgg16", "efficientnet_b0", "mobilenet_v3_large", "densenet121", "vit_b_16", "convnext_tiny")
@@ -165,11 +166,12 @@ def memory_child(kind: str, size: int, batch: int) -> None:
     print(json.dumps({"before": before, "after": status_mib("VmHWM")}))
 
 
-def memory(size: int, batch: int) -> dict[str, dict[str, float]]:
+def memory(size: int, batch: int, default_allocator: bool) -> dict[str, dict[str, float]]:
     kinds = ["gradient", *(label for name in VARIANTS for label in (name, f"{name} (hooks)"))]
     results = {}
     for kind in kinds:
         command = [sys.executable, __file__, "--memory-child", kind, "--size", str(size), "--batch", str(batch)]
+        command += ["--default-allocator"] if default_allocator else []
         output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE).stdout
         results[kind] = json.loads(output.strip().splitlines()[-1])
     return results
@@ -193,7 +195,7 @@ def study(trials: int) -> dict[str, float]:
 
 
 def report(records: dict) -> str:
-    lines = [f"Machine: {records['machine']}", ""]
+    lines = [f"Machine: {records['machine']}; allocator: {records.get('allocator', 'malloc defaults')}", ""]
     rows = []
     for name, seconds in records["timing"].items():
         gradient = seconds["gradient"]
@@ -252,15 +254,18 @@ def main() -> None:
     parser.add_argument("--study", type=int, nargs="?", const=20, default=0, help="trials of the study comparison")
     parser.add_argument("--save", type=Path, help="write the records here (JSON)")
     parser.add_argument("--from-saved", type=Path, help="print the report of saved records")
+    parser.add_argument("--default-allocator", action="store_true", help="leave malloc's settings as they are")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("TORCH_THREADS", torch.get_num_threads())))
+    kept = not args.default_allocator and keep_freed_memory()
     if args.memory_child:
         return memory_child(args.memory_child, args.size, args.batch)
     if args.from_saved:
         print(report(json.loads(args.from_saved.read_text())))
         return None
     records: dict = {"machine": machine(), "size": args.size, "batch": args.batch, "repeats": args.repeats}
+    records["allocator"] = "freed memory kept (keep_freed_memory)" if kept else "malloc's defaults"
     records["timing"] = {}
     for name in args.names:
         records["timing"][name] = timing(name, args.size, args.batch, args.repeats)
@@ -270,7 +275,7 @@ def main() -> None:
     if not args.no_equality:
         records["equality"] = {name: equality(name) for name in args.names}
     if args.memory:
-        records["memory"] = memory(args.size, args.batch)
+        records["memory"] = memory(args.size, args.batch, args.default_allocator)
     if args.study:
         records["study"] = study(args.study)
     if args.save:

@@ -5,6 +5,8 @@ covered; and the checks catch a deliberately wrong rule."""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 
 import pytest
 import test_zoo_cnn
@@ -180,3 +182,30 @@ def test_box_rule_equals_the_zennit_hook(groups: int, bounds: str) -> None:
     relevance, reference = both_paths(LRPEpsilonGammaBox(model, low=low, high=high), inputs, targets)
     assert float((reference != 0).double().mean()) > 0.9
     assert relative_error(relevance, reference) <= TOLERANCE
+
+
+_FAULTS = """
+import resource, sys, torch
+from explainers.engine import keep_freed_memory
+kept = sys.argv[1] == "kept" and keep_freed_memory()
+torch.ones(2**24)  # 64 MiB
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    torch.ones(2**24)
+print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and Linux's fault counts")
+def test_kept_memory_serves_large_tensors_without_page_faults() -> None:
+    """Five 64 MiB tensors, each freed before the next: mapped afresh by default (a page fault per 4 KiB page), from
+    the memory the first one left with ``keep_freed_memory``."""
+    runs = {}
+    for mode in ("default", "kept"):
+        output = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True)
+        kept, faults = output.stdout.split()
+        runs[mode] = (kept == "True", int(faults))
+    assert runs["kept"][0] and not runs["default"][0]
+    pages = 5 * 2**26 // 4096
+    assert runs["default"][1] > pages / 2
+    assert runs["kept"][1] < runs["default"][1] / 4
