@@ -9,7 +9,8 @@ per-sample max |engine - hooks| / max |hooks|, and the layers that keep a zennit
 adds the peak resident memory of a fresh process that runs one gradient or one attribution on ResNet-50;
 ``--study`` the trials per hour of a 20-trial resnet50 preset study (``--weights none``, panel off) with the engine
 and with ``LRP_TUNER_ENGINE=off``. Every process keeps freed memory for reuse as ``python -m tuner`` does
-(:func:`explainers.engine.keep_freed_memory`), the gradient's as well; ``--default-allocator`` leaves malloc as it is.
+(:func:`explainers.engine.keep_freed_memory`), the gradient's as well; ``--default-allocator`` leaves malloc as it is
+for the timing and the memory (the study's ``python -m tuner`` processes keep freed memory either way).
 
     python benchmarks/attribution_cost.py --memory --study --save benchmarks/RESULTS-attribution_cost.json
     python benchmarks/attribution_cost.py --names resnet50 --repeats 3
@@ -254,7 +255,7 @@ def main() -> None:
     parser.add_argument("--study", type=int, nargs="?", const=20, default=0, help="trials of the study comparison")
     parser.add_argument("--save", type=Path, help="write the records here (JSON)")
     parser.add_argument("--from-saved", type=Path, help="print the report of saved records")
-    parser.add_argument("--default-allocator", action="store_true", help="leave malloc's settings as they are")
+    parser.add_argument("--default-allocator", action="store_true", help="malloc's defaults for timing and memory")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("TORCH_THREADS", torch.get_num_threads())))
