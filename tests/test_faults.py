@@ -159,6 +159,29 @@ def _freeze_in_first_trial(process: subprocess.Popen, storage: str) -> None:
     raise TimeoutError("trial 0 never ran")
 
 
+def test_a_signal_while_the_result_is_stored_fails_the_trial_at_once(monkeypatch):
+    """Ctrl-C (or SIGTERM) landing while Optuna stores a trial's result escapes Optuna's own handling; the trial is
+    failed at once rather than left running until its heartbeat goes stale, and the error goes on (Optuna 5.1 raises
+    an UnboundLocalError from its clean-up, the interrupt as its context)."""
+    from tuner.search._budget import Budget, optimize
+
+    study = optuna.create_study()
+    real_tell = optuna.study._optimize._tell_with_warning
+    calls = []
+
+    def interrupted_tell(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_tell(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.study._optimize, "_tell_with_warning", interrupted_tell)
+    with pytest.raises(BaseException) as raised:
+        optimize(study, lambda t: t.suggest_float("x", 0, 1), Budget(n_trials=3), show_progress_bar=False, catch=())
+    assert isinstance(raised.value, KeyboardInterrupt) or isinstance(raised.value.__context__, KeyboardInterrupt)
+    assert [trial.state for trial in study.get_trials()] == [TrialState.FAIL]
+
+
 @pytest.mark.slow  # a subprocess of the command line
 @pytest.mark.parametrize("sent, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_default_interrupted_by_ctrl_c_or_sigterm_is_run_again(sent, code, word, trained_digits, tmp_path):

@@ -132,9 +132,15 @@ def optimize(
     # the failure guard stops a study whose configurations all fail, the repeat guard one whose space is
     # exhausted, the cap one that prunes without end
     repeats = StopAfterRepeats(REPEAT_LIMIT)
+    numbers: list[int] = []  # the trials this call started
+
+    def tracked(trial: optuna.Trial) -> float | Sequence[float]:
+        numbers.append(trial.number)
+        return objective(trial)
+
     try:
         study.optimize(
-            objective,
+            tracked,
             n_trials=cap,
             timeout=timeout,
             catch=catch,
@@ -142,6 +148,9 @@ def optimize(
             show_progress_bar=False,
             gc_after_trial=False,
         )
+    except BaseException:  # Ctrl-C, SIGTERM, or an error Optuna raised while it stored a trial
+        _fail_if_left_running(study, numbers[-1:])
+        raise
     finally:
         progress.close()
     complete = counted(study)
@@ -162,6 +171,18 @@ def optimize(
             complete,
             n_trials,
         )
+
+
+def _fail_if_left_running(study: optuna.Study, numbers: list[int]) -> None:
+    """Fail the trials ``numbers`` where still running: a signal that lands while Optuna stores a trial's result
+    escapes its handling (Optuna 5.1 re-raises it as an UnboundLocalError) and would leave the trial running until
+    its heartbeat goes stale. Best effort: the storage call may itself be what the signal interrupted, and the
+    heartbeat remains the fallback."""
+    for number in numbers:
+        try:
+            study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception as error:  # the interrupt is what the caller re-raises
+            logger.debug("trial %d left running after the interrupt: %s", number, error)
 
 
 class StopAtBudget:
