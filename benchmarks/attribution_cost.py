@@ -8,9 +8,9 @@ interleaved; each as a ratio over the gradient. Then, in float64 at the zoo's sm
 per-sample max |engine - hooks| / max |hooks|, and the layers that keep a zennit hook under the engine. ``--memory``
 adds the peak resident memory of a fresh process that runs one gradient or one attribution on ResNet-50;
 ``--study`` the trials per hour of a 20-trial resnet50 preset study (``--weights none``, panel off) with the engine
-and with ``LRP_TUNER_ENGINE=off``. Every process keeps freed memory for reuse as ``python -m tuner`` does
+and with ``LRP_TUNER_ENGINE=off``. Every process keeps freed memory for reuse as ``python -m tuner run`` does
 (:func:`explainers.engine.keep_freed_memory`), the gradient's as well; ``--default-allocator`` leaves malloc as it is
-for the timing and the memory (the study's ``python -m tuner`` processes keep freed memory either way).
+for the timing and the memory (the study's ``python -m tuner run`` processes keep freed memory either way).
 
     python benchmarks/attribution_cost.py --memory --study --save benchmarks/RESULTS-attribution_cost.json
     python benchmarks/attribution_cost.py --names resnet50 --repeats 3

@@ -16,7 +16,7 @@ def keep_freed_memory() -> bool:
     """Have glibc's malloc serve allocations up to 1 GiB from its heap and keep freed memory for reuse, instead of
     mapping every large tensor afresh and unmapping it when freed. On a CPU this makes LRP attributions about 10-15 %
     faster (benchmarks/attribution_cost.py); the peak memory stays as it was, but the process does not give freed
-    memory back to the system while it runs. Process-wide, so applications call it (``python -m tuner`` does), not
+    memory back to the system while it runs. Process-wide, so applications call it (``python -m tuner run`` does), not
     the library on import. Returns False, changing nothing, where the C library is not glibc."""
     name = ctypes.util.find_library("c")
     try:

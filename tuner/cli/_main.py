@@ -12,8 +12,6 @@ from typing import Any
 
 import optuna
 
-from explainers.engine import keep_freed_memory
-
 from ..search._interrupt import RECEIVED
 from ..storage._open import (
     redact,
@@ -51,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     configure_output(verbose=getattr(args, "verbose", False))
-    keep_freed_memory()  # this process's attributions reuse freed memory (about 10-15 % faster on a CPU)
     RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _terminate)
     previous_int = signal.signal(signal.SIGINT, _interrupt)

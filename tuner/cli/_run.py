@@ -29,9 +29,12 @@ def run(args: argparse.Namespace) -> int:
 def _run_phases(args: argparse.Namespace) -> int:
     import studies
     from explainers import get_explainer
+    from explainers.engine import keep_freed_memory
 
     from .._tune import explainer_classes, tune
     from ..evidence.panel._panel import check_panel
+
+    keep_freed_memory()  # this process's attributions reuse freed memory (about 10-15 % faster on a CPU)
 
     preset = studies.model_preset(
         args.model or studies.DEFAULT_PRESET,
