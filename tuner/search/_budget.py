@@ -132,10 +132,10 @@ def optimize(
     # the failure guard stops a study whose configurations all fail, the repeat guard one whose space is
     # exhausted, the cap one that prunes without end
     repeats = StopAfterRepeats(REPEAT_LIMIT)
-    numbers: list[int] = []  # the trials this call started
+    current: list[int] = []  # the number of the trial this call runs now (or ran last)
 
     def tracked(trial: optuna.Trial) -> float | Sequence[float]:
-        numbers.append(trial.number)
+        current[:] = [trial.number]
         return objective(trial)
 
     try:
@@ -149,7 +149,8 @@ def optimize(
             gc_after_trial=False,
         )
     except BaseException:  # Ctrl-C, SIGTERM, or an error Optuna raised while it stored a trial
-        _fail_if_left_running(study, numbers[-1:])
+        if current:
+            _fail_if_left_running(study, current[0])
         raise
     finally:
         progress.close()
@@ -173,16 +174,15 @@ def optimize(
         )
 
 
-def _fail_if_left_running(study: optuna.Study, numbers: list[int]) -> None:
-    """Fail the trials ``numbers`` where still running: a signal that lands while Optuna stores a trial's result
+def _fail_if_left_running(study: optuna.Study, number: int) -> None:
+    """Fail trial ``number`` where still running: a signal that lands while Optuna stores a trial's result
     escapes its handling (Optuna 5.1 re-raises it as an UnboundLocalError) and would leave the trial running until
     its heartbeat goes stale. Best effort: the storage call may itself be what the signal interrupted, and the
     heartbeat remains the fallback."""
-    for number in numbers:
-        try:
-            study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-        except Exception as error:  # the interrupt is what the caller re-raises
-            logger.debug("trial %d left running after the interrupt: %s", number, error)
+    try:
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    except Exception as error:  # the interrupt is what the caller re-raises
+        logger.debug("trial %d left running after the interrupt: %s", number, error)
 
 
 class StopAtBudget:
