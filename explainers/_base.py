@@ -241,6 +241,11 @@ class LRPBase:
         several = several_inputs if self.layer is None else isinstance(self.layer, (list, tuple))
         return relevance if several else relevance[0]
 
+    def shares_forward(self) -> bool:
+        """Whether ``attribute_many`` may compute this explainer's relevance from a forward pass shared with other
+        configurations: relevance at the input, and ``attribute`` not overridden (a subclass's own is called)."""
+        return self.layer is None and type(self).attribute is LRPBase.attribute
+
     def attribute_many(
         self, configurations: Sequence[dict[str, Any]], inputs: Inputs, targets: torch.Tensor | int | Sequence[int]
     ) -> list[Inputs]:

@@ -431,17 +431,31 @@ def test_nan_configuration_fails_its_trial_and_the_study_goes_on(digits):
     assert result.best_trial.state == TrialState.COMPLETE
 
 
-def test_configuration_that_raises_fails_its_trial(digits, monkeypatch):
+@pytest.mark.parametrize("together", [1, 4])
+def test_configuration_that_raises_fails_its_trial(digits, monkeypatch, together):
+    """Alone, and among trials scored together: a failure in their shared pass fails only the configuration that
+    raises (each is attributed alone again), the others of its group complete."""
+    import explainers.engine._many as many
+
     model, inputs, labels = digits
     attribute = LRPUniformEpsilon.attribute
+    shared = many._shared_forward
 
     def flaky(self, x, y):
         if self.epsilon < UNSTABLE_BELOW:
             raise RuntimeError("out of memory (simulated)")
         return attribute(self, x, y)
 
+    def flaky_shared(model, composites, explainers, *args):
+        if any(e.epsilon < UNSTABLE_BELOW for e in explainers):
+            raise RuntimeError("out of memory (simulated)")
+        return shared(model, composites, explainers, *args)
+
     monkeypatch.setattr(LRPUniformEpsilon, "attribute", flaky)
-    result = run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=4, sampler="random", **FAST)
+    monkeypatch.setattr(many, "_shared_forward", flaky_shared)
+    result = run_tune(
+        LRPUniformEpsilon, model, (inputs, labels), n_trials=4, sampler="random", trials_together=together, **FAST
+    )
     failed = [t for t in result.study.trials if t.state == TrialState.FAIL]
     assert failed and all(t.params["epsilon"] < UNSTABLE_BELOW for t in failed)
     assert all(t.user_attrs["fail_reason"] == "RuntimeError: out of memory (simulated)" for t in failed)
@@ -451,8 +465,15 @@ def test_configuration_that_raises_fails_its_trial(digits, monkeypatch):
 def test_wilcoxon_prunes_clearly_worse_configurations(digits):
     """With the default batch_size (16, more than the 8 samples) the pruner still gets a point to stop at."""
     model, inputs, labels = digits
-    result = run_tune(
-        _ReversedEpsilon, model, (inputs, labels), n_trials=8, sampler="random", pruner="wilcoxon", **FAST
+    result = run_tune(  # one trial at a time: a trial scored beside the default has no complete trial to lose to
+        _ReversedEpsilon,
+        model,
+        (inputs, labels),
+        n_trials=8,
+        sampler="random",
+        pruner="wilcoxon",
+        trials_together=1,
+        **FAST,
     )
     trials = result.study.trials
     reversed_ = [t for t in trials[1:] if t.params["epsilon"] < UNSTABLE_BELOW]
@@ -569,6 +590,7 @@ def test_without_a_pruner_trials_are_scored_batch_size_at_a_time(digits, monkeyp
     seen = []
     attribute = LRPUniformEpsilon.attribute
     monkeypatch.setattr(LRPUniformEpsilon, "attribute", lambda self, x, y: seen.append(len(x)) or attribute(self, x, y))
+    FAST = {**globals()["FAST"], "trials_together": 1}  # each trial's own attributions, as ``attribute`` sees them
     run_tune(LRPUniformEpsilon, model, (inputs, labels), n_trials=2, pruner="none", n_holdout=0, batch_size=6, **FAST)
     assert seen[-2:] == [6, 2]  # the last trial: 8 samples, 6 at a time
     seen.clear()

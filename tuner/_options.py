@@ -73,8 +73,10 @@ class Objective:
 class Search:
     """How configurations are proposed and stopped: the ``sampler`` and ``pruner`` (a name or an Optuna object),
     the ``seed``, the samples per forward pass (``batch_size``), whether trials share work (``share_work``: the
-    unperturbed scores once, repeated configurations answered from the study; off for benchmarks only), and whether
-    tunables that change nothing on this model are held at their default (``drop_inert``)."""
+    unperturbed scores once, repeated configurations answered from the study; off for benchmarks only), whether
+    tunables that change nothing on this model are held at their default (``drop_inert``), and how many trials are
+    asked from the sampler at once and scored together, their attributions from one forward pass
+    (``trials_together``; 1: one at a time, each proposal informed by every earlier result)."""
 
     sampler: Sampler = "tpe"
     pruner: Pruner = "wilcoxon"
@@ -82,11 +84,13 @@ class Search:
     batch_size: int = 16
     share_work: bool = True
     drop_inert: bool = True
+    trials_together: int = 4
 
     def __post_init__(self) -> None:
         check_strategies(self.sampler, self.pruner, n_objectives=1)  # the objectives are checked by tune()
         integer("seed", self.seed, minimum=None)
         integer("batch_size", self.batch_size, minimum=1)
+        integer("trials_together", self.trials_together, minimum=1)
 
 
 @dataclass(frozen=True)

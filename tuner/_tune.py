@@ -146,6 +146,8 @@ def tune(
             budget=budget if storage.url is not None else None,
             share_work=search.share_work,
             masks=samples.masks,
+            together=search.trials_together,
+            n_trials=budget.capped(len(space.initial_params())).n_trials if space.empty else budget.n_trials,
         )
         holdout = _holdout_objective(space, metrics, samples, search.batch_size)
         enqueue_defaults(study, space, budget)

@@ -4,7 +4,7 @@ and each configuration runs its own backward with its rules set in the layers' s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -18,16 +18,28 @@ from ._composite import EngineComposite, engine_enabled
 from ._rules import EngineRule, engine_rule, has_rule
 
 
-def attribute_many(explainers: Sequence[Any], inputs: Any, targets: Any) -> list[Any]:
+def attribute_many(
+    explainers: Sequence[Any], inputs: Any, targets: Any, *, failures: Literal["raise", "return"] = "raise"
+) -> list[Any]:
     """What ``[e.attribute(inputs, targets) for e in explainers]`` returns, from one shared forward pass where the
-    explainers are of one model and the engine covers every layer that has a rule; one attribution each otherwise
-    (a layer left to a zennit hook, relevance at a layer, the engine turned off)."""
+    explainers are LRP explainers of one model and the engine covers every layer that has a rule; one attribution
+    each otherwise (a layer left to a zennit hook, relevance at a layer, the engine turned off).
+
+    ``failures="return"``: an explainer's exception is returned in its place, so that one configuration's failure
+    (NaN relevance, an error) is its own; after a shared pass that fails, each is attributed alone."""
+    if failures == "return":
+        if len(explainers) > 1:
+            try:
+                return attribute_many(explainers, inputs, targets)
+            except Exception:  # noqa: BLE001 - attributed one by one below, which tells whose failure it was
+                pass
+        return [_attribution_or_error(explainer, inputs, targets) for explainer in explainers]
     first = explainers[0] if explainers else None
     if (
         first is None
         or len(explainers) == 1
         or not engine_enabled()
-        or any(e.model is not first.model or e.layer is not None for e in explainers)
+        or any(not _shares_forward(e, first.model) for e in explainers)
     ):
         return [explainer.attribute(inputs, targets) for explainer in explainers]
     if not first.allow_unsupported:
@@ -49,6 +61,19 @@ def attribute_many(explainers: Sequence[Any], inputs: Any, targets: Any) -> list
         check_finite(relevance, explainer)
         results.append(relevance if several else relevance[0])
     return results
+
+
+def _shares_forward(explainer: Any, model: nn.Module) -> bool:
+    """An LRP explainer of ``model`` that may share its forward pass (``LRPBase.shares_forward``)."""
+    shares = getattr(explainer, "shares_forward", None)
+    return shares is not None and explainer.model is model and bool(shares())
+
+
+def _attribution_or_error(explainer: Any, inputs: Any, targets: Any) -> Any:
+    try:
+        return explainer.attribute(inputs, targets)
+    except Exception as error:  # the caller's to tell: this configuration failed
+        return error
 
 
 def _shared_forward(

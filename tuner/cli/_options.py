@@ -41,7 +41,13 @@ def options(args: argparse.Namespace, objective: Objective, settings: dict[str, 
         "budget": Budget(
             n_trials=settings["n_trials"], timeout=args.timeout, n_samples=settings["n_samples"], n_holdout=n_holdout
         ),
-        "search": Search(sampler=args.sampler, pruner=args.pruner, seed=args.seed, batch_size=settings["batch_size"]),
+        "search": Search(
+            sampler=args.sampler,
+            pruner=args.pruner,
+            seed=args.seed,
+            batch_size=settings["batch_size"],
+            trials_together=args.trials_together,
+        ),
         "report": Report(
             panel=False if args.no_panel else args.panel,
             panel_budget=0.0 if args.no_panel else args.panel_budget,

@@ -205,6 +205,14 @@ def parser() -> argparse.ArgumentParser:
         "statistics weaker",
     )
     run.add_argument("--batch-size", type=_positive, help="samples attributed at once")
+    run.add_argument(
+        "--trials-together",
+        type=_positive,
+        default=4,
+        metavar="N",
+        help="trials asked from the sampler at once and scored together, their attributions from one forward pass "
+        "(default %(default)s; 1: one at a time, each proposal informed by every earlier result)",
+    )
     run.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or journal file path")
     run.add_argument("--study-name", help="default: <model>-<metric>-<explainers>")
     run.add_argument("--sampler", default="tpe", choices=SAMPLERS.names())

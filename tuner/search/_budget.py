@@ -67,9 +67,9 @@ class Budget:
         """Whether the study already holds its ``n_trials`` counted trials."""
         return counted(study) >= self.n_trials
 
-    def admit(self, trial: optuna.Trial) -> Admission:
+    def admit(self, trial: optuna.Trial, own: Sequence[int] = ()) -> Admission:
         """Whether ``trial`` may run in a study shared by several workers (:func:`admit`)."""
-        return admit(trial, self.n_trials)
+        return admit(trial, self.n_trials, own=own)
 
     def capped(self, n_configurations: int) -> Budget:
         """This budget for a search space of only ``n_configurations`` (every tunable inert: the defaults alone)."""
@@ -88,15 +88,17 @@ class Admission(Enum):
     FULL = "the study already has its trials"
 
 
-def admit(trial: optuna.Trial, n_trials: int, *, poll_seconds: float = 0.5) -> Admission:
-    """Whether ``trial`` may run; waits while earlier running trials may still finish or turn out dead."""
+def admit(trial: optuna.Trial, n_trials: int, *, own: Sequence[int] = (), poll_seconds: float = 0.5) -> Admission:
+    """Whether ``trial`` may run; waits while earlier running trials of other processes may still finish or turn
+    out dead (``own``: the trials this process runs beside it, which count as finishing)."""
     study = trial.study
     while True:
         trials = study.get_trials(deepcopy=False)
         finished = sum(map(counts_towards_budget, trials))
-        ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+        earlier = [t for t in trials if t.state == TrialState.RUNNING and t.number < trial.number]
+        ahead = sum(t.number not in own for t in earlier)
         retries = sum(t.state == TrialState.WAITING and _is_retry(t) for t in trials)
-        if finished + ahead + retries < n_trials:
+        if finished + len(earlier) + retries < n_trials:
             return Admission.RUN
         if not ahead:
             return Admission.YIELD if retries and finished < n_trials else Admission.FULL
@@ -104,6 +106,13 @@ def admit(trial: optuna.Trial, n_trials: int, *, poll_seconds: float = 0.5) -> A
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         time.sleep(poll_seconds)
+
+
+def room(study: optuna.Study, n_trials: int) -> int:
+    """Trials the study's ``n_trials`` still leave room for beside its running and queued ones."""
+    trials = study.get_trials(deepcopy=False)
+    running = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    return n_trials - sum(map(counts_towards_budget, trials)) - running
 
 
 def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
@@ -132,11 +141,14 @@ def optimize(
     # the failure guard stops a study whose configurations all fail, the repeat guard one whose space is
     # exhausted, the cap one that prunes without end
     repeats = StopAfterRepeats(REPEAT_LIMIT)
-    current: list[int] = []  # the number of the trial this call runs now (or ran last)
+    current: list[int] = []  # the numbers of the trials this call runs now (or ran last)
 
     def tracked(trial: optuna.Trial) -> float | Sequence[float]:
         current[:] = [trial.number]
-        return objective(trial)
+        try:
+            return objective(trial)
+        finally:
+            current[:] = [trial.number, *getattr(objective, "running", ())]  # with the companions it scored
 
     try:
         study.optimize(
@@ -149,8 +161,8 @@ def optimize(
             gc_after_trial=False,
         )
     except BaseException:  # Ctrl-C, SIGTERM, or an error Optuna raised while it stored a trial
-        if current:
-            _fail_if_left_running(study, current[0])
+        for number in current:
+            _fail_if_left_running(study, number)
         raise
     finally:
         progress.close()

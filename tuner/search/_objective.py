@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import math
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from explainers import evaluation_mode
+from explainers.engine import attribute_many
 from metrics import Metric
-from registry import first_line
 
 from ..figures._heatmaps import Samples, display_bounds, distinct_labels, sample_words, trial_figure
-from ._budget import Admission, Budget
+from ..storage._heatmaps import copy_heatmaps, upload_heatmap
+from ._budget import Admission, Budget, room
 from ._fair import in_stage
 from ._interrupt import raise_if_received
 from ._space import SearchSpace
@@ -75,6 +79,8 @@ class TrialObjective:
         budget: Budget | None = None,
         share_work: bool = True,
         masks: torch.Tensor | None = None,
+        together: int = 1,
+        n_trials: int = 1,
     ):
         self.space = space
         self.metrics = list(metrics)
@@ -88,6 +94,10 @@ class TrialObjective:
         self.n_heatmaps = n_heatmaps
         self.budget = budget  # a shared study's budget: each trial is admitted only while it leaves room
         self.share_work = share_work
+        self.together = together  # trials scored together, their attributions from one forward pass per chunk
+        self.n_trials = n_trials  # the study's budget of counted trials, which the companions never exceed
+        self.running: list[int] = []  # the numbers of the trials this call scores (failed if it is interrupted)
+        self.seconds: list[float] = []  # the seconds each configuration of the last call took (its own share)
         self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
         self.shown = distinct_labels(targets, n_heatmaps)  # the figures' samples: different classes where possible
         self._figure_samples: Samples | None = None
@@ -107,13 +117,50 @@ class TrialObjective:
         return None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        if self.budget is not None:
-            admission = self.budget.admit(trial)
-            if admission is not Admission.RUN:
-                trial.set_user_attr("fail_reason", f"not run: {admission.value}")
-                if admission is Admission.FULL:
-                    trial.study.stop()
-                raise TrialFailed(admission.value)
+        """Score ``trial``; with ``together`` > 1, also up to ``together - 1`` companion trials asked from the
+        sampler now, whose attributions share the forward pass of each chunk (the companions are told here)."""
+        self.running = [trial.number]
+        self._admit(trial)
+        explainer = self._prepare(trial)
+        repeated = self._repeated(trial) if self.share_work else None
+        if repeated is not None:
+            return self._answer(trial, repeated, explainer)
+        group = [(trial, explainer), *self._companions(trial)]
+        with contextlib.ExitStack() as heartbeats:
+            for companion, _ in group[1:]:
+                heartbeat = get_heartbeat_thread(companion._trial_id, companion.study._storage)
+                heartbeats.enter_context(heartbeat)  # type: ignore[arg-type]  # a context manager, untyped
+            outcomes = self._scores_together([member for member, _ in group], [e for _, e in group])
+            if len(group) == 1:
+                return self._finish(trial, explainer, outcomes[0])
+            finished = zip(group, outcomes, self.seconds)
+            finish = [functools.partial(self._finish_in_group, *member, *result) for member, *result in finished]
+            for (companion, _), outcome in zip(group[1:], finish[1:]):
+                _tell(companion, outcome)
+        return finish[0]()
+
+    def _finish_in_group(self, trial: optuna.Trial, explainer, outcome, seconds: float) -> float | tuple[float, ...]:
+        """:meth:`_finish`, the trial's own seconds in its ``seconds`` attribute: the trials of a group overlap,
+        and Optuna's duration of each spans the whole group (:func:`tuner.search._study.own_seconds`)."""
+        began = time.perf_counter()
+        try:
+            return self._finish(trial, explainer, outcome)
+        finally:
+            trial.set_user_attr("seconds", round(seconds + time.perf_counter() - began, 3))
+
+    def _admit(self, trial: optuna.Trial) -> None:
+        """Raise TrialFailed (and stop the study where it is full) unless the budget admits ``trial``."""
+        if self.budget is None:
+            return
+        admission = self.budget.admit(trial, own=self.running)
+        if admission is not Admission.RUN:
+            trial.set_user_attr("fail_reason", f"not run: {admission.value}")
+            if admission is Admission.FULL:
+                trial.study.stop()
+            raise TrialFailed(admission.value)
+
+    def _prepare(self, trial: optuna.Trial):
+        """The trial's explainer, its description in the trial's attributes."""
         explainer = self.space.suggest(trial)
         trial.set_user_attr("explainer", type(explainer).__name__)
         trial.set_user_attr("explainer_params", explainer.settings())
@@ -121,23 +168,54 @@ class TrialObjective:
             trial.set_user_attr("search_stage", True)  # never pruned: see tuner.search._fair
         for key, value in self.trial_attrs.items():
             trial.set_user_attr(key, value)
-        repeated = self._repeated(trial) if self.share_work else None
-        if repeated is not None:
-            trial.set_user_attr("repeat_of", repeated.number)
-            if self.artifacts is not None and self.shown and not self._copy_heatmaps(repeated, trial):
-                known = repeated.intermediate_values if len(self.metrics) == 1 else {}
-                scores = [known[i] for i in self.shown] if all(i in known for i in self.shown) else None
-                shown = self._shown(explainer)  # the original's heatmaps are gone
-                self._upload_heatmaps(trial, shown, tuple(repeated.values), scores)
-            return repeated.values[0] if len(self.metrics) == 1 else tuple(repeated.values)
-        try:
-            scores, shown = self._scores(trial, explainer)
-        except optuna.TrialPruned:
-            raise
-        except Exception as error:  # any failure of a configuration is data, not a crash of the study
-            reason = f"{type(error).__name__}: {error}"
+        return explainer
+
+    def _answer(self, trial: optuna.Trial, repeated: optuna.trial.FrozenTrial, explainer):
+        """The values of ``repeated``, a finished trial with the same parameters (its heatmaps copied)."""
+        trial.set_user_attr("repeat_of", repeated.number)
+        if (
+            self.artifacts is not None
+            and self.shown
+            and not copy_heatmaps(self.artifacts, self.storage, repeated, trial)
+        ):
+            known = repeated.intermediate_values if len(self.metrics) == 1 else {}
+            scores = [known[i] for i in self.shown] if all(i in known for i in self.shown) else None
+            shown = self._shown(explainer)  # the original's heatmaps are gone
+            self._upload_heatmaps(trial, shown, tuple(repeated.values), scores)
+        return repeated.values[0] if len(self.metrics) == 1 else tuple(repeated.values)
+
+    def _companions(self, trial: optuna.Trial) -> list[tuple[optuna.Trial, Any]]:
+        """Up to ``together - 1`` more trials from the sampler (enqueued ones first), as many as the budget leaves
+        room for; a repeated configuration is answered and told at once, an unadmitted one failed."""
+        companions: list[tuple[optuna.Trial, Any]] = []
+        study = trial.study
+        for _ in range(self.together - 1):
+            if study._stop_flag or room(study, self.n_trials) <= 0:
+                break
+            companion = study.ask()
+            self.running.append(companion.number)
+            try:
+                self._admit(companion)
+                explainer = self._prepare(companion)
+            except TrialFailed as error:
+                _tell(companion, functools.partial(_raise, error))
+                break
+            repeated = self._repeated(companion) if self.share_work else None
+            if repeated is not None:
+                _tell(companion, functools.partial(self._answer, companion, repeated, explainer))
+                continue
+            companions.append((companion, explainer))
+        return companions
+
+    def _finish(self, trial: optuna.Trial, explainer, outcome) -> float | tuple[float, ...]:
+        """The trial's value(s) from its scores (its heatmaps uploaded), or its pruning or failure raised."""
+        if isinstance(outcome, optuna.TrialPruned):
+            raise outcome
+        if isinstance(outcome, Exception):  # any failure of a configuration is data, not a crash of the study
+            reason = f"{type(outcome).__name__}: {outcome}"
             trial.set_user_attr("fail_reason", reason)
-            raise TrialFailed(reason) from error
+            raise TrialFailed(reason) from outcome
+        scores, shown = outcome
         values = tuple(float(v) for v in scores.mean(1))
         if shown is not None and len(self.shown_attributions) < MAX_KEPT_FIGURES:
             self.shown_attributions[configuration_key(explainer)] = shown.detach().cpu()
@@ -164,24 +242,53 @@ class TrialObjective:
 
     def _scores(self, trial: optuna.Trial | None, explainer):
         """(metrics, B) scores and the shown samples' attributions (for the figures), in the order of ``shown``."""
-        scores, shown, start = [], {}, 0
+        (outcome,) = self._scores_together([trial], [explainer])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def _scores_together(self, trials: Sequence[optuna.Trial | None], explainers: Sequence[Any]) -> list[Any]:
+        """Per configuration, what :meth:`_scores` returns or the exception that ended it (pruned, failed); each
+        chunk's attributions come from one forward pass where the engine covers the model (``attribute_many``)."""
+        outcomes: list[Any] = [None] * len(explainers)
+        self.seconds = [0.0] * len(explainers)  # each one's metrics and share of the attributions
+        scores: list[list[torch.Tensor]] = [[] for _ in explainers]
+        shown: list[dict[int, torch.Tensor]] = [{} for _ in explainers]
+        start = 0
         for x, y in self._chunks():
-            raise_if_received()  # a Ctrl-C or SIGTERM whose exception Python swallowed ends the trial here
-            attributions = per_input_feature(explainer.attribute(x, y), x)
-            rows = []
-            for index, (metric, reference) in enumerate(zip(self.metrics, self.references)):
+            raise_if_received()  # a Ctrl-C or SIGTERM whose exception Python swallowed ends the trials here
+            active = [i for i, outcome in enumerate(outcomes) if outcome is None]
+            began = time.perf_counter()
+            attributed = attribute_many([explainers[i] for i in active], x, y, failures="return")
+            share = (time.perf_counter() - began) / max(1, len(active))
+            for i, attributions in zip(active, attributed):
                 began = time.perf_counter()
-                rows.append(self._evaluate(metric, reference, x, y, attributions, start))
-                self.metric_seconds[index] += time.perf_counter() - began
-            self.metric_samples += len(x)
-            chunk = torch.stack(rows)
-            scores.append(chunk)
-            shown.update({i: attributions[i - start] for i in self.shown if start <= i < start + len(x)})
-            if trial is not None and len(self.metrics) == 1:
-                self._report(trial, torch.cat(scores, dim=1)[0], start)
+                try:
+                    if isinstance(attributions, Exception):
+                        raise attributions
+                    attributions = per_input_feature(attributions, x)
+                    rows = []
+                    for index, (metric, reference) in enumerate(zip(self.metrics, self.references)):
+                        metric_began = time.perf_counter()
+                        rows.append(self._evaluate(metric, reference, x, y, attributions, start))
+                        self.metric_seconds[index] += time.perf_counter() - metric_began
+                    self.metric_samples += len(x)
+                    scores[i].append(torch.stack(rows))
+                    shown[i].update({j: attributions[j - start] for j in self.shown if start <= j < start + len(x)})
+                    trial = trials[i]
+                    if trial is not None and len(self.metrics) == 1:
+                        self._report(trial, torch.cat(scores[i], dim=1)[0], start)
+                except Exception as error:  # pruned or failed: this configuration stops, the others go on
+                    outcomes[i] = error
+                self.seconds[i] += share + time.perf_counter() - began
             start += len(x)
         raise_if_received()
-        return torch.cat(scores, dim=1), torch.stack([shown[i] for i in self.shown]) if shown else None
+        return [
+            outcome
+            if outcome is not None
+            else (torch.cat(scored, dim=1), torch.stack([kept[j] for j in self.shown]) if kept else None)
+            for outcome, scored, kept in zip(outcomes, scores, shown)
+        ]
 
     def _evaluate(self, metric, reference, x, y, attributions, start) -> torch.Tensor:
         """One chunk's scores (the chunk starts at sample ``start``): with its slice of the reference scores and,
@@ -220,29 +327,6 @@ class TrialObjective:
                 return other
         return None
 
-    def _copy_heatmaps(self, source: optuna.trial.FrozenTrial, trial: optuna.Trial) -> bool:
-        """A repeated configuration shows the heatmaps of the trial that answered it; False (after a warning
-        that names it) when such a heatmap is missing: a moved, deleted or copied storage never blocks a study."""
-        assert self.artifacts is not None, "heatmaps are copied only where artifacts are stored"
-        for meta in optuna.artifacts.get_all_artifact_meta(source, storage=self.storage):
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / meta.filename
-                try:
-                    optuna.artifacts.download_artifact(
-                        artifact_store=self.artifacts, artifact_id=meta.artifact_id, file_path=str(path)
-                    )
-                except (optuna.artifacts.exceptions.ArtifactNotFound, OSError) as error:
-                    logger.warning(
-                        "heatmap %s of trial %d is missing (%s); trial %d draws its own",
-                        meta.artifact_id,
-                        source.number,
-                        first_line(error),
-                        trial.number,
-                    )
-                    return False
-                self._upload(trial, path, meta.mimetype)
-        return True
-
     def _upload_heatmaps(
         self,
         trial: optuna.Trial,
@@ -275,7 +359,7 @@ class TrialObjective:
                 score_name=names[0],
                 details=details,
             )
-            self._upload(trial, path, "image/png")
+            upload_heatmap(self.artifacts, trial, path, "image/png")
 
     def _samples(self, targets_from: str) -> Samples:
         """The shown samples with the model's predictions (one forward pass, once per study)."""
@@ -296,12 +380,19 @@ class TrialObjective:
             )
         return self._figure_samples
 
-    def _upload(self, trial: optuna.Trial, path: Path, mimetype: str) -> None:
-        """Store one heatmap; an artifact folder that cannot be written is a warning, never a failed trial."""
-        assert self.artifacts is not None, "heatmaps are uploaded only where artifacts are stored"
-        try:
-            optuna.artifacts.upload_artifact(
-                artifact_store=self.artifacts, file_path=str(path), study_or_trial=trial, mimetype=mimetype
-            )
-        except OSError as error:
-            logger.warning("heatmap of trial %d not stored: %s", trial.number, first_line(error))
+
+def _tell(trial: optuna.Trial, outcome: Callable[[], float | tuple[float, ...]]) -> None:
+    """Tell the study a companion trial's result: its value(s), or pruned or failed as ``outcome()`` raises."""
+    study = trial.study
+    try:
+        values = outcome()
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except TrialFailed:
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, values)
+
+
+def _raise(error: Exception) -> float:
+    raise error

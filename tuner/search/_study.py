@@ -193,16 +193,22 @@ def study_note(study: optuna.Study, n_samples: int) -> str:
     return "\n\n".join(sections)
 
 
+def own_seconds(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The seconds ``trial`` itself took: its ``seconds`` attribute where it was scored with others (their
+    durations overlap), else its duration; None for a trial that has not finished."""
+    seconds = trial.user_attrs.get("seconds")
+    if isinstance(seconds, (int, float)):
+        return float(seconds)
+    return trial.duration.total_seconds() if trial.duration else None
+
+
 def trial_seconds(study: optuna.Study) -> float:
     """The seconds the study's finished trials took, all workers together."""
-    return sum(t.duration.total_seconds() for t in study.get_trials(deepcopy=False) if t.duration)
+    return sum(filter(None, map(own_seconds, study.get_trials(deepcopy=False))))
 
 
 def median_trial_seconds(study: optuna.Study) -> float:
     """The median time of a complete trial that scored its configuration (not a repeat): a trial-equivalent."""
-    times = sorted(
-        t.duration.total_seconds()
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.duration and "repeat_of" not in t.user_attrs
-    )
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    times = sorted(filter(None, (own_seconds(t) for t in trials if "repeat_of" not in t.user_attrs)))
     return statistics.median(times) if times else math.nan
