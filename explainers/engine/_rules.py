@@ -18,6 +18,7 @@ from zennit.types import Activation, AvgPool, BatchNorm
 from ..canonizers import AttentionValues
 from ..rules import ConservingAlphaBeta, ConservingLayerNorm, ConservingZPlus, FastGamma, NoRule, PerCall
 from ..rules._direct import (
+    both_parts,
     contributions,
     direct_input_gradient,
     epsilon_floor,
@@ -151,9 +152,17 @@ class AlphaBetaRule(EngineRule):
     def relevance(self, module, input, stored, relevance):
         weight, bias = weight_and_bias(module, self.zero_params)
         w_plus, w_minus = weight.clamp(min=0), weight.clamp(max=0)
+        nonnegative = nonnegative_input(stored, input)
+        stacked = nonnegative and getattr(module, "groups", 1) == 1
+        if stacked:  # both parts in one pass: w+ and w- side by side as the outputs of one layer
+            both_parts(stored, module, input, w_plus, w_minus, bias)
         positive = contributions(stored, module, input, weight, bias, w_plus)
         negative = contributions(stored, module, input, weight, bias, w_minus, positive=False)
-        x_minus = None if nonnegative_input(stored, input) else input.clamp(max=0)
+        if stacked:  # one pass back through w+ and w- side by side: the sum of both gradients
+            channel = -1 if isinstance(module, nn.Linear) else 1
+            shares = torch.cat(self._shares(relevance, positive, negative), dim=channel)
+            return input * direct_input_gradient(module, input, torch.cat([w_plus, w_minus]), shares)
+        x_minus = None if nonnegative else input.clamp(max=0)
         x_plus = input if x_minus is None else input.clamp(min=0)
         share_positive, share_negative = self._shares(relevance, positive, negative)
         gradient_plus = direct_input_gradient(module, input, w_plus, share_positive)

@@ -167,10 +167,47 @@ def contributions(
             parts[key] = modified_forward(module, input, w_same, b_same)
         else:
             w_other = weight - w_same  # w- for the positive part, w+ for the negative one
-            parts[key] = modified_forward(module, input.clamp(min=0), w_same, b_same).add_(
-                modified_forward(module, input.clamp(max=0), w_other)
-            )
+            parts[key] = signed_forward(module, input, w_same, w_other, b_same)
     return parts[key]
+
+
+def signed_forward(
+    module: torch.nn.Module, input: torch.Tensor, w_plus: torch.Tensor, w_minus: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """x+ through ``w_plus`` plus x- through ``w_minus`` (and ``bias``): on a dense layer or a convolution with one
+    group, one pass of x+ and x- side by side as inputs (up to twice as fast as two passes on the CPU)."""
+    if getattr(module, "groups", 1) != 1:
+        return modified_forward(module, input.clamp(min=0), w_plus, bias).add_(
+            modified_forward(module, input.clamp(max=0), w_minus)
+        )
+    channel = -1 if isinstance(module, torch.nn.Linear) else 1
+    shape = list(input.shape)
+    shape[channel] *= 2
+    both = input.new_empty(shape)
+    torch.clamp(input, min=0, out=both.narrow(channel, 0, input.shape[channel]))
+    torch.clamp(input, max=0, out=both.narrow(channel, input.shape[channel], input.shape[channel]))
+    return modified_forward(module, both, torch.cat([w_plus, w_minus], dim=1), bias)
+
+
+def both_parts(
+    stored_tensors: dict,
+    module: torch.nn.Module,
+    input: torch.Tensor,
+    w_plus: torch.Tensor,
+    w_minus: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> None:
+    """Keep z+ and z- of an input without negative values (:func:`contributions`) from one pass of the layer
+    (a convolution with one group, or a dense layer), w+ and w- side by side as its outputs; none kept twice."""
+    parts = stored_tensors.setdefault("parts", {})
+    keys = [("positive", bias is None), ("negative", bias is None)]
+    if all(key in parts for key in keys):
+        return
+    both = None if bias is None else torch.cat([bias.clamp(min=0), bias.clamp(max=0)])
+    output = modified_forward(module, input, torch.cat([w_plus, w_minus]), both)
+    channel = -1 if isinstance(module, torch.nn.Linear) else 1
+    for key, part in zip(keys, output.chunk(2, channel)):
+        parts.setdefault(key, part)
 
 
 def nonnegative_input(stored_tensors: dict, input: torch.Tensor) -> bool:
