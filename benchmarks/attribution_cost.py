@@ -8,9 +8,11 @@ interleaved; each as a ratio over the gradient. Then, in float64 at the zoo's sm
 per-sample max |engine - hooks| / max |hooks|, and the layers that keep a zennit hook under the engine. ``--memory``
 adds the peak resident memory of a fresh process that runs one gradient or one attribution on ResNet-50;
 ``--study`` the trials per hour of a 20-trial resnet50 preset study (``--weights none``, panel off) with the engine
-and with ``LRP_TUNER_ENGINE=off``. Every process keeps freed memory for reuse as ``python -m tuner run`` does
-(:func:`explainers.engine.keep_freed_memory`), the gradient's as well; ``--default-allocator`` leaves malloc as it is
-for the timing and the memory (the study's ``python -m tuner run`` processes keep freed memory either way).
+and with ``LRP_TUNER_ENGINE=off`` (trials scored four together, the default), and with the engine one trial at a
+time (a trial's own seconds: ``tuner.search._study.own_seconds``). Every process keeps freed memory for reuse as
+``python -m tuner run`` does (:func:`explainers.engine.keep_freed_memory`), the gradient's as well;
+``--default-allocator`` leaves malloc as it is for the timing and the memory (the study's ``python -m tuner run``
+processes keep freed memory either way).
 
     python benchmarks/attribution_cost.py --memory --study --save benchmarks/RESULTS-attribution_cost.json
     python benchmarks/attribution_cost.py --names resnet50 --repeats 3
@@ -178,14 +180,23 @@ def memory(size: int, batch: int, default_allocator: bool) -> dict[str, dict[str
     return results
 
 
-def study(trials: int) -> dict[str, float]:
-    """Trials per hour of the resnet50 preset study with the engine and with zennit's hooks (panel off)."""
+STUDY_RUNS = {  # label: (LRP_TUNER_ENGINE, --trials-together)
+    "engine": ("on", 4),
+    "hooks": ("off", 4),
+    "engine, one trial at a time": ("on", 1),
+}
+
+
+def study(trials: int) -> dict[str, dict[str, float]]:
+    """Trials per hour of the resnet50 preset study (panel off) with the engine and with zennit's hooks, trials
+    scored four together (the default); and with the engine, one trial at a time (``--trials-together 1``)."""
     results = {}
-    for label, setting in (("engine", "on"), ("hooks", "off")):
+    for label, (setting, together) in STUDY_RUNS.items():
         with tempfile.TemporaryDirectory() as folder:
             storage = f"sqlite:///{folder}/study.db"
             command = [sys.executable, "-m", "tuner", "run", "--model", "resnet50", "--weights", "none", "--no-panel"]
             command += ["--n-trials", str(trials), "--storage", storage, "--study-name", "cost"]
+            command += ["--trials-together", str(together)]
             environment = {**os.environ, "LRP_TUNER_ENGINE": setting}
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True, env=environment, cwd=HERE.parent)
@@ -234,13 +245,21 @@ def report(records: dict) -> str:
         lines += ["Peak resident memory of a fresh process, ResNet-50 (MiB; the run's growth over the loaded model):"]
         lines += ["", table(["run", "peak", "over gradient", "growth"], rows), ""]
     if records.get("study"):
-        engine, hooks = records["study"]["engine"], records["study"]["hooks"]
+        runs = records["study"]
+        engine, hooks = runs["engine"], runs["hooks"]
         lines += [
-            f"resnet50 preset, --weights none, panel off: {engine['trials per hour']:.0f} trials per hour with the "
-            f"engine, {hooks['trials per hour']:.0f} with zennit's hooks "
+            f"resnet50 preset, --weights none, panel off, trials scored four together: {engine['trials per hour']:.0f} "
+            f"trials per hour with the engine, {hooks['trials per hour']:.0f} with zennit's hooks "
             f"({engine['trials per hour'] / hooks['trials per hour']:.2f}×; median trial "
             f"{engine['median trial seconds']:.2f} s vs {hooks['median trial seconds']:.2f} s)."
         ]
+        alone = runs.get("engine, one trial at a time")
+        if alone:
+            lines += [
+                f"With the engine, one trial at a time: {alone['trials per hour']:.0f} trials per hour (median trial "
+                f"{alone['median trial seconds']:.2f} s); four together: "
+                f"{engine['trials per hour'] / alone['trials per hour']:.2f}× that."
+            ]
     return "\n".join(lines)
 
 
