@@ -41,8 +41,11 @@ def register_pruner(name: str) -> Callable[[PrunerFactory], PrunerFactory]:
 
 @register_sampler("tpe")
 def _tpe(space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
-    """Multivariate TPE, grouped when the space has several explainers' branches (the default)."""
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.several, n_startup_trials=5)
+    """Multivariate TPE, grouped when the space has several explainers' branches (the default); with a constant liar,
+    so that trials asked together (or by other workers) while others run are not proposed next to them."""
+    return optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, group=space.several, n_startup_trials=5, constant_liar=True
+    )
 
 
 @register_sampler("random")
