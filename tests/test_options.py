@@ -38,6 +38,8 @@ def test_tune_takes_grouped_options_after_its_three_positional_arguments():
         (lambda: Search(sampler="tpee"), ValueError, "unknown sampler"),
         (lambda: Search(pruner=object()), TypeError, "pruner must be a name"),
         (lambda: Search(batch_size=0), ValueError, "batch_size"),
+        (lambda: Search(trials_together=0), ValueError, "trials_together must be at least 1"),
+        (lambda: Search(trials_together=True), TypeError, "trials_together must be an integer"),
         (lambda: Report(n_heatmaps=-1), ValueError, "n_heatmaps"),
         (lambda: Report(panel=[("abcp", {})]), ValueError, "panel: unknown metric 'abcp'; did you mean 'abpc'"),
         (lambda: Storage(heartbeat_interval=0), ValueError, "heartbeat_interval"),
