@@ -19,6 +19,7 @@ from ..canonizers import AttentionValues
 from ..rules import ConservingAlphaBeta, ConservingLayerNorm, ConservingZPlus, FastGamma, NoRule, PerCall
 from ..rules._direct import (
     both_parts,
+    channel_dim,
     contributions,
     direct_input_gradient,
     epsilon_floor,
@@ -159,8 +160,7 @@ class AlphaBetaRule(EngineRule):
         positive = contributions(stored, module, input, weight, bias, w_plus)
         negative = contributions(stored, module, input, weight, bias, w_minus, positive=False)
         if stacked:  # one pass back through w+ and w- side by side: the sum of both gradients
-            channel = -1 if isinstance(module, nn.Linear) else 1
-            shares = torch.cat(self._shares(relevance, positive, negative), dim=channel)
+            shares = torch.cat(self._shares(relevance, positive, negative), dim=channel_dim(module))
             return input * direct_input_gradient(module, input, torch.cat([w_plus, w_minus]), shares)
         x_minus = None if nonnegative else input.clamp(max=0)
         x_plus = input if x_minus is None else input.clamp(min=0)
@@ -217,7 +217,7 @@ class BoxRule(EngineRule):
         ]
         share = self.hook.gradient_mapper(relevance, outputs)[0]
         if getattr(module, "groups", 1) == 1:
-            channel = -1 if isinstance(module, nn.Linear) else 1
+            channel = channel_dim(module)
             shape = list(input.shape)
             shape[channel] *= 3
             stacked = input.new_empty(shape)  # only its shape is read

@@ -51,9 +51,14 @@ def epsilon_floor(epsilon: float, like: torch.Tensor) -> float:
     return max(epsilon, torch.finfo(like.dtype).tiny)
 
 
+def channel_dim(module: torch.nn.Module) -> int:
+    """The dimension of a layer's input and output channels: 1 on a convolution, the last on a dense layer."""
+    return -1 if isinstance(module, torch.nn.Linear) else 1
+
+
 def per_channel(module: torch.nn.Module, tensor: torch.Tensor, reduce: Callable) -> torch.Tensor:
     """``tensor`` (a layer's output) reduced over every dimension but the channels (a dense layer's: the last)."""
-    channel = tensor.dim() - 1 if isinstance(module, torch.nn.Linear) else 1
+    channel = channel_dim(module) % tensor.dim()
     dims = tuple(dim for dim in range(tensor.dim()) if dim != channel)
     return reduce(tensor, dims) if dims else tensor
 
@@ -158,7 +163,7 @@ def contributions(
     without negative values. Kept with the layer's output, so the configurations that share a forward pass compute it
     once: callers must not change it in place. ``w_same``: w+ (w- for the negative part), where the caller has it."""
     parts = stored_tensors.setdefault("parts", {})
-    key = ("positive" if positive else "negative", bias is None)
+    key = _part_key(positive, bias)
     if key not in parts:
         if w_same is None:
             w_same = weight.clamp(min=0) if positive else weight.clamp(max=0)
@@ -180,7 +185,7 @@ def signed_forward(
         return modified_forward(module, input.clamp(min=0), w_plus, bias).add_(
             modified_forward(module, input.clamp(max=0), w_minus)
         )
-    channel = -1 if isinstance(module, torch.nn.Linear) else 1
+    channel = channel_dim(module)
     shape = list(input.shape)
     shape[channel] *= 2
     both = input.new_empty(shape)
@@ -200,14 +205,18 @@ def both_parts(
     """Keep z+ and z- of an input without negative values (:func:`contributions`) from one pass of the layer
     (a convolution with one group, or a dense layer), w+ and w- side by side as its outputs; none kept twice."""
     parts = stored_tensors.setdefault("parts", {})
-    keys = [("positive", bias is None), ("negative", bias is None)]
+    keys = [_part_key(True, bias), _part_key(False, bias)]
     if all(key in parts for key in keys):
         return
     both = None if bias is None else torch.cat([bias.clamp(min=0), bias.clamp(max=0)])
     output = modified_forward(module, input, torch.cat([w_plus, w_minus]), both)
-    channel = -1 if isinstance(module, torch.nn.Linear) else 1
-    for key, part in zip(keys, output.chunk(2, channel)):
+    for key, part in zip(keys, output.chunk(2, channel_dim(module))):
         parts.setdefault(key, part)
+
+
+def _part_key(positive: bool, bias: torch.Tensor | None) -> tuple[str, bool]:
+    """Where z+ (or z-) is kept with the layer's output: by its sign and whether its bias is zeroed."""
+    return ("positive" if positive else "negative", bias is None)
 
 
 def nonnegative_input(stored_tensors: dict, input: torch.Tensor) -> bool:

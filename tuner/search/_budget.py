@@ -148,7 +148,7 @@ def optimize(
         try:
             return objective(trial)
         finally:
-            current[:] = [trial.number, *getattr(objective, "running", ())]  # with the companions it scored
+            current[:] = dict.fromkeys([trial.number, *getattr(objective, "running", ())])  # and its companions
 
     try:
         study.optimize(

@@ -97,7 +97,6 @@ class TrialObjective:
         self.together = together  # trials scored together, their attributions from one forward pass per chunk
         self.n_trials = n_trials  # the study's budget of counted trials, which the companions never exceed
         self.running: list[int] = []  # the numbers of the trials this call scores (failed if it is interrupted)
-        self.seconds: list[float] = []  # the seconds each configuration of the last call took (its own share)
         self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
         self.shown = distinct_labels(targets, n_heatmaps)  # the figures' samples: different classes where possible
         self._figure_samples: Samples | None = None
@@ -130,14 +129,12 @@ class TrialObjective:
             for companion, _ in group[1:]:
                 heartbeat = get_heartbeat_thread(companion._trial_id, companion.study._storage)
                 heartbeats.enter_context(heartbeat)  # type: ignore[arg-type]  # a context manager, untyped
-            outcomes = self._scores_together([member for member, _ in group], [e for _, e in group])
+            outcomes, seconds = self._scores_together([member for member, _ in group], [e for _, e in group])
             if len(group) == 1:
                 return self._finish(trial, explainer, outcomes[0])
-            finished = zip(group, outcomes, self.seconds)
-            finish = [functools.partial(self._finish_in_group, *member, *result) for member, *result in finished]
-            for (companion, _), outcome in zip(group[1:], finish[1:]):
-                _tell(companion, outcome)
-        return finish[0]()
+            for (companion, chosen), outcome, spent in list(zip(group, outcomes, seconds))[1:]:
+                _tell(companion, functools.partial(self._finish_in_group, companion, chosen, outcome, spent))
+        return self._finish_in_group(trial, explainer, outcomes[0], seconds[0])
 
     def _finish_in_group(self, trial: optuna.Trial, explainer, outcome, seconds: float) -> float | tuple[float, ...]:
         """:meth:`_finish`, the trial's own seconds in its ``seconds`` attribute: the trials of a group overlap,
@@ -242,25 +239,30 @@ class TrialObjective:
 
     def _scores(self, trial: optuna.Trial | None, explainer):
         """(metrics, B) scores and the shown samples' attributions (for the figures), in the order of ``shown``."""
-        (outcome,) = self._scores_together([trial], [explainer])
+        (outcome,), _ = self._scores_together([trial], [explainer])
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def _scores_together(self, trials: Sequence[optuna.Trial | None], explainers: Sequence[Any]) -> list[Any]:
-        """Per configuration, what :meth:`_scores` returns or the exception that ended it (pruned, failed); each
-        chunk's attributions come from one forward pass where the engine covers the model (``attribute_many``)."""
+    def _scores_together(
+        self, trials: Sequence[optuna.Trial | None], explainers: Sequence[Any]
+    ) -> tuple[list[Any], list[float]]:
+        """Per configuration, what :meth:`_scores` returns or the exception that ended it (pruned, failed), and the
+        seconds it took (its metrics and its share of the attributions); each chunk's attributions come from one
+        forward pass where the engine covers the model (``attribute_many``)."""
         outcomes: list[Any] = [None] * len(explainers)
-        self.seconds = [0.0] * len(explainers)  # each one's metrics and share of the attributions
+        seconds = [0.0] * len(explainers)
         scores: list[list[torch.Tensor]] = [[] for _ in explainers]
         shown: list[dict[int, torch.Tensor]] = [{} for _ in explainers]
         start = 0
         for x, y in self._chunks():
             raise_if_received()  # a Ctrl-C or SIGTERM whose exception Python swallowed ends the trials here
             active = [i for i, outcome in enumerate(outcomes) if outcome is None]
+            if not active:  # every configuration pruned or failed: no chunk left to score
+                break
             began = time.perf_counter()
             attributed = attribute_many([explainers[i] for i in active], x, y, failures="return")
-            share = (time.perf_counter() - began) / max(1, len(active))
+            share = (time.perf_counter() - began) / len(active)
             for i, attributions in zip(active, attributed):
                 began = time.perf_counter()
                 try:
@@ -280,15 +282,13 @@ class TrialObjective:
                         self._report(trial, torch.cat(scores[i], dim=1)[0], start)
                 except Exception as error:  # pruned or failed: this configuration stops, the others go on
                     outcomes[i] = error
-                self.seconds[i] += share + time.perf_counter() - began
+                seconds[i] += share + time.perf_counter() - began
             start += len(x)
         raise_if_received()
-        return [
-            outcome
-            if outcome is not None
-            else (torch.cat(scored, dim=1), torch.stack([kept[j] for j in self.shown]) if kept else None)
-            for outcome, scored, kept in zip(outcomes, scores, shown)
-        ]
+        for i, (scored, kept) in enumerate(zip(scores, shown)):
+            if outcomes[i] is None:
+                outcomes[i] = (torch.cat(scored, dim=1), torch.stack([kept[j] for j in self.shown]) if kept else None)
+        return outcomes, seconds
 
     def _evaluate(self, metric, reference, x, y, attributions, start) -> torch.Tensor:
         """One chunk's scores (the chunk starts at sample ``start``): with its slice of the reference scores and,
