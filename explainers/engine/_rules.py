@@ -29,6 +29,8 @@ from ..rules._direct import (
     modified_total,
     nonnegative_input,
     plain_epsilon,
+    signed_input_gradient,
+    split_signs,
     stabilized,
     weight_and_bias,
 )
@@ -143,8 +145,9 @@ class AttentionValuesRule(EngineRule):
 class AlphaBetaRule(EngineRule):
     """:class:`~explainers.rules.ConservingAlphaBeta`'s four passes, computed directly: x+ through w+ and x- through
     w- (the positive part), x+ through w- and x- through w+ (the negative part); two of each on an input without
-    negative values, where the x- passes are exactly 0. With a plain stabilizer the shares take a few element-wise
-    passes (float indicators of the parts that are not empty) instead of the rule's masks."""
+    negative values, where the x- passes are exactly 0, and on a layer with one group x+ and x- side by side as the
+    inputs of one pass. With a plain stabilizer the shares take a few element-wise passes (float indicators of the
+    parts that are not empty) instead of the rule's masks."""
 
     def __init__(self, hook: ConservingAlphaBeta) -> None:
         self.hook = hook
@@ -157,23 +160,18 @@ class AlphaBetaRule(EngineRule):
         stacked = nonnegative and getattr(module, "groups", 1) == 1
         if stacked:  # both parts in one pass: w+ and w- side by side as the outputs of one layer
             both_parts(stored, module, input, w_plus, w_minus, bias)
-        positive = contributions(stored, module, input, weight, bias, w_plus)
-        negative = contributions(stored, module, input, weight, bias, w_minus, positive=False)
-        if stacked:  # one pass back through w+ and w- side by side: the sum of both gradients
-            shares = torch.cat(self._shares(relevance, positive, negative), dim=channel_dim(module))
-            return input * direct_input_gradient(module, input, torch.cat([w_plus, w_minus]), shares)
-        x_minus = None if nonnegative else input.clamp(max=0)
-        x_plus = input if x_minus is None else input.clamp(min=0)
+        signs = None if nonnegative else split_signs(module, input)
+        positive = contributions(stored, module, input, weight, bias, w_plus, signs=signs)
+        negative = contributions(stored, module, input, weight, bias, w_minus, positive=False, signs=signs)
         share_positive, share_negative = self._shares(relevance, positive, negative)
+        if signs is not None:  # x+ w+ and x- w- take the positive share, x+ w- and x- w+ the negative one
+            result = signed_input_gradient(module, input, signs, w_plus, w_minus, share_positive)
+            return result.add_(signed_input_gradient(module, input, signs, w_minus, w_plus, share_negative))
+        if stacked:  # one pass back through w+ and w- side by side: the sum of both gradients
+            shares = torch.cat([share_positive, share_negative], dim=channel_dim(module))
+            return input * direct_input_gradient(module, input, torch.cat([w_plus, w_minus]), shares)
         gradient_plus = direct_input_gradient(module, input, w_plus, share_positive)
-        gradient_minus = direct_input_gradient(module, input, w_minus, share_negative)
-        if x_minus is None:
-            return input * gradient_plus.add_(gradient_minus)
-        result = x_plus * gradient_plus
-        result.addcmul_(x_plus, gradient_minus)
-        result.addcmul_(x_minus, direct_input_gradient(module, input, w_minus, share_positive))
-        result.addcmul_(x_minus, direct_input_gradient(module, input, w_plus, share_negative))
-        return result
+        return input * gradient_plus.add_(direct_input_gradient(module, input, w_minus, share_negative))
 
     def _shares(
         self, relevance: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor

@@ -17,6 +17,8 @@ from ._direct import (
     nonnegative_input,
     per_channel,
     plain_epsilon,
+    signed_input_gradient,
+    split_signs,
     store_output,
     takes_direct_path,
     weight_and_bias,
@@ -110,17 +112,14 @@ class ConservingZPlus(BasicHook):
         as the autograd passes, without their graphs, and without a forward pass for the fallback's z_j."""
         weight, bias = weight_and_bias(module, self.zero_params)
         w_plus = weight.clamp(min=0)
-        positive = contributions(self.stored_tensors, module, input, weight, bias, w_plus)
         nonnegative = nonnegative_input(self.stored_tensors, input)
-        if not nonnegative:
-            x_plus, x_minus, w_minus = input.clamp(min=0), input.clamp(max=0), weight.clamp(max=0)
+        signs = None if nonnegative else split_signs(module, input)
+        positive = contributions(self.stored_tensors, module, input, weight, bias, w_plus, signs=signs)
         empty, held, share = self._positive_share(module, positive, out_grad)
-        gradient = direct_input_gradient(module, input, w_plus, share)
-        if nonnegative:
-            relevance = input * gradient
+        if signs is None:
+            relevance = input * direct_input_gradient(module, input, w_plus, share)
         else:
-            relevance = x_plus * gradient
-            relevance.addcmul_(x_minus, direct_input_gradient(module, input, w_minus, share))
+            relevance = signed_input_gradient(module, input, signs, w_plus, weight.clamp(max=0), share)
         if empty is not None and held is not None:
             total = modified_total(self.stored_tensors, module, input, bias)
             self._lrp0_at(module, input, weight, total, empty, held, out_grad, relevance)
