@@ -442,3 +442,16 @@ def test_a_study_in_the_former_default_storage_is_pointed_out(tmp_path, monkeypa
     (tmp_path / "lrp-tuner-out").mkdir()
     (tmp_path / "lrp-tuner-out" / "tuner.db").write_bytes(b"")
     assert former_default_note(DEFAULT_STORAGE) is None  # the new default is in use already
+
+
+def test_a_signal_inside_signals_deferred_is_delivered_at_its_end():
+    """A Ctrl-C while a companion trial is asked for is held until the trial is tracked, then raised as usual."""
+    from tuner.search._interrupt import signals_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("after the signal")
+    assert steps == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back

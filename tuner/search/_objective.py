@@ -26,7 +26,7 @@ from ..figures._heatmaps import Samples, display_bounds, distinct_labels, sample
 from ..storage._heatmaps import copy_heatmaps, upload_heatmap
 from ._budget import Admission, Budget, room
 from ._fair import in_stage
-from ._interrupt import raise_if_received
+from ._interrupt import raise_if_received, signals_deferred
 from ._space import SearchSpace
 
 logger = logging.getLogger("tuner")
@@ -189,8 +189,9 @@ class TrialObjective:
         for _ in range(self.together - 1):
             if study._stop_flag or room(study, self.n_trials) <= 0:
                 break
-            companion = study.ask()
-            self.running.append(companion.number)
+            with signals_deferred():  # a companion created but not yet tracked would be left running
+                companion = study.ask()
+                self.running.append(companion.number)
             try:
                 self._admit(companion)
                 explainer = self._prepare(companion)
