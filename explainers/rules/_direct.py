@@ -193,11 +193,10 @@ def split_signs(module: torch.nn.Module, input: torch.Tensor) -> Signs:
     if getattr(module, "groups", 1) != 1:
         return Signs(None, input.clamp(min=0), input.clamp(max=0))
     channel = channel_dim(module)
-    channels = input.shape[channel]
     shape = list(input.shape)
     shape[channel] *= 2
     both = input.new_empty(shape)
-    plus, minus = both.narrow(channel, 0, channels), both.narrow(channel, channels, channels)
+    plus, minus = both.chunk(2, channel)
     torch.clamp(input, min=0, out=plus)
     torch.clamp(input, max=0, out=minus)
     return Signs(both, plus, minus)
@@ -226,12 +225,11 @@ def signed_input_gradient(
     if signs.both is None:
         result = signs.plus * direct_input_gradient(module, input, w_plus, grad_output)
         return result.addcmul_(signs.minus, direct_input_gradient(module, input, w_minus, grad_output))
-    channel = channel_dim(module)
-    channels = input.shape[channel]
     weights = torch.cat([w_plus, w_minus], dim=1)
-    gradient = direct_input_gradient(module, signs.both, weights, grad_output)
-    result = signs.plus * gradient.narrow(channel, 0, channels)
-    return result.addcmul_(signs.minus, gradient.narrow(channel, channels, channels))
+    gradient_plus, gradient_minus = direct_input_gradient(module, signs.both, weights, grad_output).chunk(
+        2, channel_dim(module)
+    )
+    return (signs.plus * gradient_plus).addcmul_(signs.minus, gradient_minus)
 
 
 def both_parts(
