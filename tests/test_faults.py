@@ -455,3 +455,77 @@ def test_a_signal_inside_signals_deferred_is_delivered_at_its_end():
             steps.append("after the signal")
     assert steps == ["after the signal"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+
+
+def test_a_signal_inside_a_storage_call_of_the_trial_loop_waits_for_a_safe_point(monkeypatch):
+    """A Ctrl-C landing inside a storage call (here: while Optuna creates a trial) is held: the call and the
+    objective's bookkeeping complete, the trial is then failed (not left running) and no other trial is created."""
+    from tuner.search._budget import Budget, optimize
+
+    study = optuna.create_study()
+    real_init = optuna.trial.Trial.__init__
+    created = []
+
+    def interrupted_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)  # the trial exists in the storage, running
+        created.append(1)
+        if len(created) == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    steps = []
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("seen", len(trial.study.get_trials()))  # storage calls with the signal held
+        steps.append("stored")
+        return x
+
+    monkeypatch.setattr(optuna.trial.Trial, "__init__", interrupted_init)
+    with pytest.raises(KeyboardInterrupt):
+        optimize(study, objective, Budget(n_trials=3), show_progress_bar=False, catch=())
+    assert steps == ["stored"]
+    assert [(trial.state, trial.user_attrs) for trial in study.get_trials()] == [(TrialState.FAIL, {"seen": 1})]
+    assert "ask" not in vars(study)  # Optuna's own ask is back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_signal_in_the_computation_stops_the_trial_at_once_and_fails_it():
+    """Inside signals_allowed (attributions, metrics) a Ctrl-C raises where it lands; the trial is failed."""
+    from tuner.search._budget import Budget, optimize
+    from tuner.search._interrupt import signals_allowed
+
+    study = optuna.create_study()
+    steps = []
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        with signals_allowed():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("after the signal")
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize(study, objective, Budget(n_trials=3), show_progress_bar=False, catch=())
+    assert steps == [] and [trial.state for trial in study.get_trials()] == [TrialState.FAIL]
+
+
+def test_signals_allowed_delivers_the_held_signals_first_and_a_repeated_signal_is_not_held():
+    from tuner.search._interrupt import signals_allowed, signals_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("held")
+            with signals_allowed():
+                steps.append("not reached")
+    assert steps == ["held"]
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("held again")
+            signal.raise_signal(signal.SIGINT)  # the user insists
+            steps.append("not reached")
+    assert steps == ["held", "held again"]
+    with signals_allowed():  # outside a signals_deferred block: nothing to deliver, nothing changed
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ._fair import counts_towards_budget, is_repeat
+from ._interrupt import deliver_held, signals_allowed, signals_deferred
 from ._progress import TrialProgress
 
 logger = logging.getLogger("tuner")
@@ -105,7 +106,8 @@ def admit(trial: optuna.Trial, n_trials: int, *, own: Sequence[int] = (), poll_s
         with warnings.catch_warnings():  # fail_stale_trials is "experimental"; it does nothing without heartbeats
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        time.sleep(poll_seconds)
+        with signals_allowed():
+            time.sleep(poll_seconds)
 
 
 def room(study: optuna.Study, n_trials: int) -> int:
@@ -142,29 +144,42 @@ def optimize(
     # exhausted, the cap one that prunes without end
     repeats = StopAfterRepeats(REPEAT_LIMIT)
     current: list[int] = []  # the numbers of the trials this call runs now (or ran last)
+    asked = study.ask
+
+    def ask_tracked(*args: Any, **kwargs: Any) -> optuna.Trial:
+        """Optuna's ask (also a companion's), after the signals held so far and with the new trial tracked."""
+        deliver_held()  # before a trial is created: stopping here loses nothing
+        trial = asked(*args, **kwargs)
+        current.append(trial.number)
+        return trial
 
     def tracked(trial: optuna.Trial) -> float | Sequence[float]:
         current[:] = [trial.number]
         try:
-            return objective(trial)
+            value = objective(trial)
+            deliver_held()  # a signal held during the trial's bookkeeping fails it, as one in its computation does
+            return value
         finally:
             current[:] = dict.fromkeys([trial.number, *getattr(objective, "running", ())])  # and its companions
 
+    study.ask = ask_tracked  # type: ignore[method-assign]  # Optuna's trial loop calls study.ask()
     try:
-        study.optimize(
-            tracked,
-            n_trials=cap,
-            timeout=timeout,
-            catch=catch,
-            callbacks=[StopAtBudget(n_trials), StopAfterFailures(limit=max(10, remaining)), repeats, progress],
-            show_progress_bar=False,
-            gc_after_trial=False,
-        )
+        with signals_deferred():  # a signal stops the computation, never a storage call (see _interrupt)
+            study.optimize(
+                tracked,
+                n_trials=cap,
+                timeout=timeout,
+                catch=catch,
+                callbacks=[StopAtBudget(n_trials), StopAfterFailures(limit=max(10, remaining)), repeats, progress],
+                show_progress_bar=False,
+                gc_after_trial=False,
+            )
     except BaseException:  # Ctrl-C, SIGTERM, or an error Optuna raised while it stored a trial
         for number in current:
             _fail_if_left_running(study, number)
         raise
     finally:
+        del study.ask  # the class's method again
         progress.close()
     complete = counted(study)
     if complete >= n_trials or repeats.stopped:

@@ -26,7 +26,7 @@ from ..figures._heatmaps import Samples, display_bounds, distinct_labels, sample
 from ..storage._heatmaps import copy_heatmaps, upload_heatmap
 from ._budget import Admission, Budget, room
 from ._fair import in_stage
-from ._interrupt import raise_if_received, signals_deferred
+from ._interrupt import raise_if_received, signals_allowed
 from ._space import SearchSpace
 
 logger = logging.getLogger("tuner")
@@ -189,9 +189,8 @@ class TrialObjective:
         for _ in range(self.together - 1):
             if study._stop_flag or room(study, self.n_trials) <= 0:
                 break
-            with signals_deferred():  # a companion created but not yet tracked would be left running
-                companion = study.ask()
-                self.running.append(companion.number)
+            companion = study.ask()
+            self.running.append(companion.number)
             try:
                 self._admit(companion)
                 explainer = self._prepare(companion)
@@ -262,7 +261,8 @@ class TrialObjective:
             if not active:  # every configuration pruned or failed: no chunk left to score
                 break
             began = time.perf_counter()
-            attributed = attribute_many([explainers[i] for i in active], x, y, failures="return")
+            with signals_allowed():  # the computation: a Ctrl-C may stop it anywhere (see _interrupt)
+                attributed = attribute_many([explainers[i] for i in active], x, y, failures="return")
             share = (time.perf_counter() - began) / len(active)
             for i, attributions in zip(active, attributed):
                 began = time.perf_counter()
@@ -273,7 +273,8 @@ class TrialObjective:
                     rows = []
                     for index, (metric, reference) in enumerate(zip(self.metrics, self.references)):
                         metric_began = time.perf_counter()
-                        rows.append(self._evaluate(metric, reference, x, y, attributions, start))
+                        with signals_allowed():
+                            rows.append(self._evaluate(metric, reference, x, y, attributions, start))
                         self.metric_seconds[index] += time.perf_counter() - metric_began
                     self.metric_samples += len(x)
                     scores[i].append(torch.stack(rows))
