@@ -445,7 +445,7 @@ def test_a_study_in_the_former_default_storage_is_pointed_out(tmp_path, monkeypa
 
 
 def test_a_signal_inside_signals_deferred_is_delivered_at_its_end():
-    """A Ctrl-C while a companion trial is asked for is held until the trial is tracked, then raised as usual."""
+    """A Ctrl-C inside the block (the trial loop's storage calls) is held until its end, then raised as usual."""
     from tuner.search._interrupt import signals_deferred
 
     steps = []

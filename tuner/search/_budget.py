@@ -202,9 +202,9 @@ def optimize(
 
 
 def _fail_if_left_running(study: optuna.Study, number: int) -> None:
-    """Fail trial ``number`` where still running: a signal that lands while Optuna stores a trial's result
-    escapes its handling (Optuna 5.1 re-raises it as an UnboundLocalError) and would leave the trial running until
-    its heartbeat goes stale. Best effort: the storage call may itself be what the signal interrupted, and the
+    """Fail trial ``number`` where still running: an interrupt raised while Optuna stores a trial's result (signals
+    are held there, but ``tune()`` may run outside the main thread) escapes its handling (Optuna 5.1 re-raises it as
+    an UnboundLocalError) and would leave the trial running until its heartbeat goes stale. Best effort: the
     heartbeat remains the fallback."""
     try:
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
