@@ -154,13 +154,10 @@ def optimize(
         return trial
 
     def tracked(trial: optuna.Trial) -> float | Sequence[float]:
-        current[:] = [trial.number]
-        try:
-            value = objective(trial)
-            deliver_held()  # a signal held during the trial's bookkeeping fails it, as one in its computation does
-            return value
-        finally:
-            current[:] = dict.fromkeys([trial.number, *getattr(objective, "running", ())])  # and its companions
+        current[:] = [trial.number]  # its companions are added as they are asked for
+        value = objective(trial)
+        deliver_held()  # a signal held during the trial's bookkeeping fails it, as one in its computation does
+        return value
 
     study.ask = ask_tracked  # type: ignore[method-assign]  # Optuna's trial loop calls study.ask()
     try:
