@@ -58,3 +58,26 @@ def test_every_input_kind_gives_readable_figures(kind, tmp_path):
     path = comparison_figure(samples, rows, tmp_path / "heatmaps.png", title="t")
     with Image.open(path) as image:
         assert image.width >= 800 and image.height > 300
+
+
+@pytest.mark.parametrize("n", [1, 4, 8])
+@pytest.mark.parametrize("aspect", [0.5, 1.0, 2.0])
+def test_a_trial_figures_image_panels_keep_the_images_shape_and_never_overlap(n, aspect):
+    import matplotlib.pyplot as plt
+
+    from tuner.figures._heatmaps import _image_panels
+
+    fig = plt.figure(figsize=(10, 10))
+    tops, maps, bars, details = _image_panels(fig, n, aspect)
+    panels = [*tops, *maps, *bars]
+    boxes = [ax.get_position() for ax in [*panels, details]]
+    assert all(0 <= b.x0 < b.x1 <= 1 and 0 <= b.y0 < b.y1 <= 0.9 for b in boxes)  # inside, under the title
+    for ax in [*tops, *maps]:  # the axes have the image's shape, so it fills them (a square figure)
+        box = ax.get_position()
+        assert box.height == pytest.approx(aspect * box.width)
+    for i, first in enumerate(panels):
+        for second in panels[i + 1 :]:
+            a, b = first.get_position(), second.get_position()
+            assert min(a.x1, b.x1) <= max(a.x0, b.x0) or min(a.y1, b.y1) <= max(a.y0, b.y0)
+    assert details.get_position().y1 < min(bar.get_position().y0 for bar in bars)  # the details under the bars
+    plt.close(fig)
