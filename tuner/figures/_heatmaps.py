@@ -20,6 +20,7 @@ import torch
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _pyplot() -> Any:
@@ -249,6 +250,7 @@ def trial_figure(
     image = is_image(samples.inputs)
     images = display_images(samples.inputs, samples.bounds) if image else None
     maps = relevance_maps(attributions)
+    caption_size = min(12.0, 50 / n)  # "target 713, predicted 713" fits its column
     if images is not None:
         fig = _pyplot().figure(figsize=(10, 10), dpi=DPI)
         fig.suptitle(title, fontsize=15, y=0.995, va="top")
@@ -258,22 +260,21 @@ def trial_figure(
         fig.suptitle(title, fontsize=15)
         grid = fig.add_gridspec(3, n, height_ratios=[1.0, 1.2, 0.8])
         below = grid[1, :].subgridspec(2, n, hspace=0.06, height_ratios=[1.0, 0.04])  # maps, colour bars
-        tops, bottoms = (
-            [fig.add_subplot(grid[0, i]) for i in range(n)],
-            [fig.add_subplot(below[0, i]) for i in range(n)],
-        )
-        bars, text = [fig.add_subplot(below[1, i]) for i in range(n)], fig.add_subplot(grid[2, :])
+        tops = [fig.add_subplot(grid[0, i]) for i in range(n)]
+        bottoms = [fig.add_subplot(below[0, i]) for i in range(n)]
+        bars = [fig.add_subplot(below[1, i]) for i in range(n)]
+        text = fig.add_subplot(grid[2, :])
     for index in range(len(samples.inputs)):
         top, bottom = tops[index], bottoms[index]
         _draw_input(top, samples, images, index)
         _bare(top, image)
-        top.set_title(samples.caption(index), fontsize=12)
+        top.set_title(samples.caption(index), fontsize=caption_size)
         words = None if samples.words is None else samples.words[index]
         mappable = _draw_map(bottom, maps[index], symmetric_limit([maps[index]]), image, words)
         _outline(bottom, samples, index, width=1.2)
         _bare(bottom, image)
         if scores is not None:
-            bottom.set_title(f"{score_name} {scores[index]:.3f}", fontsize=12)
+            bottom.set_title(f"{score_name} {scores[index]:.3f}", fontsize=caption_size)
         bar = fig.colorbar(mappable, cax=bars[index], orientation="horizontal")
         bar.ax.tick_params(labelsize=9, rotation=30)
         _scientific(bar)
@@ -285,7 +286,7 @@ def trial_figure(
     return _save(fig, path)
 
 
-def _image_panels(fig, n: int, aspect: float) -> tuple[list[Axes], list[Axes], list[Axes], Axes]:
+def _image_panels(fig: Figure, n: int, aspect: float) -> tuple[list[Axes], list[Axes], list[Axes], Axes]:
     """The axes of a trial figure of ``n`` images of ``aspect`` (height over width), placed by arithmetic: the
     images as large as the columns and the two rows allow, the maps on their colour bars, the details below.
     matplotlib's constrained layout would find the same places at as much cost again as drawing the figure, and
