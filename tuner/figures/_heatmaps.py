@@ -292,17 +292,17 @@ def _image_panels(fig: Figure, n: int, aspect: float) -> tuple[list[Axes], list[
     matplotlib's constrained layout would find the same places at as much cost again as drawing the figure, and
     every trial draws one."""
     top, lowest, gap = 0.895, 0.2, 0.01  # under the two-line title; above the details; between columns
-    caption, bar, bar_labels = 0.045, 0.02, 0.07  # a map's score above it; its colour bar and the bar's ticks
+    caption, bar, bar_gap, bar_labels = 0.045, 0.02, 0.008, 0.07  # a map's score; its colour bar, gap, ticks
     width = (1 - 2 * 0.005 - (n - 1) * gap) / n
-    height = min(width * aspect, (top - lowest - caption - 0.008 - bar - bar_labels) / 2)
+    height = min(width * aspect, (top - lowest - caption - bar_gap - bar - bar_labels) / 2)
     width = height / aspect
     left = (1 - n * width - (n - 1) * gap) / 2  # centred where the rows limit the images' size
     columns = [left + i * (width + gap) for i in range(n)]
     map_bottom = top - 2 * height - caption
     tops = [fig.add_axes((x, top - height, width, height)) for x in columns]
     maps = [fig.add_axes((x, map_bottom, width, height)) for x in columns]
-    bars = [fig.add_axes((x, map_bottom - 0.008 - bar, width, bar)) for x in columns]
-    details_top = map_bottom - 0.008 - bar - bar_labels
+    bars = [fig.add_axes((x, map_bottom - bar_gap - bar, width, bar)) for x in columns]
+    details_top = map_bottom - bar_gap - bar - bar_labels
     return tops, maps, bars, fig.add_axes((0.0, 0.0, 1.0, details_top))
 
 

@@ -96,7 +96,7 @@ class TrialObjective:
         self.share_work = share_work
         self.together = together  # trials scored together, their attributions from one forward pass per chunk
         self.n_trials = n_trials  # the study's budget of counted trials, which the companions never exceed
-        self.running: list[int] = []  # the numbers of the trials this call scores (failed if it is interrupted)
+        self.running: list[int] = []  # the numbers of the trials this call scores (the budget counts them its own)
         self.references = [self._reference(metric) if share_work else None for metric in self.metrics]
         self.shown = distinct_labels(targets, n_heatmaps)  # the figures' samples: different classes where possible
         self._figure_samples: Samples | None = None
